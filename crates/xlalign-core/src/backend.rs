@@ -1,0 +1,41 @@
+//! The seam between the model math and where it runs. The CPU backend ([`crate::cpu`]) and
+//! the WebGPU backend (crate `xlalign-gpu`) both implement [`Backend`]; everything above it
+//! (pooling, windowing, alignment) is written once.
+//!
+//! Methods are `async` because WebGPU in the browser can only wait by yielding to the event
+//! loop; the CPU backend's futures are ready at once.
+
+use ndarray::Array2;
+
+use crate::error::Result;
+
+/// What runs the encoder, for display ("WebGPU on NVIDIA …", "CPU, 2 threads").
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BackendInfo {
+    /// `cpu` or `webgpu`.
+    pub kind: String,
+    /// Device or adapter name.
+    pub device: String,
+    /// Why this backend was chosen (e.g. why a fallback happened); empty when asked for.
+    pub reason: String,
+}
+
+/// Hidden states kept from one forward pass.
+///
+/// Layer numbering: 0 is the embedding output (after its LayerNorm), `i` the output of the
+/// i-th transformer block (1-based), so `config.layers` is the last hidden state.
+#[derive(Clone, Debug)]
+pub struct ForwardOutput {
+    /// One `[seq_len, hidden]` matrix per requested layer, in request order.
+    pub layers: Vec<Array2<f32>>,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    fn info(&self) -> BackendInfo;
+
+    /// Runs the encoder on a batch of id sequences (each already wrapped in `<s> … </s>` and
+    /// at most `max_positions` long) and returns the requested layers for each sequence.
+    /// Only the blocks up to the highest requested layer are computed.
+    async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>>;
+}

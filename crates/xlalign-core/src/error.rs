@@ -1,0 +1,36 @@
+//! One error type for the whole core, with messages a user can act on.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The model file is not a GGUF file, is truncated, or is internally inconsistent.
+    #[error("invalid model file: {0}")]
+    Format(String),
+    /// The file is valid GGUF but not a model this project can run (wrong architecture, shapes, types).
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    /// A tensor the architecture needs is absent.
+    #[error("model file has no tensor `{0}`")]
+    MissingTensor(String),
+    /// A metadata key the architecture needs is absent or has the wrong type.
+    #[error("model file metadata: {0}")]
+    Metadata(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// Input text or options the caller can fix.
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error("backend: {0}")]
+    Backend(String),
+    #[error("I/O: {0}")]
+    Io(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}

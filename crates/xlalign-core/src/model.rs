@@ -1,0 +1,290 @@
+//! The encoder as described by a GGUF file: architecture hyper-parameters, weights, the
+//! tokenizer and per-model defaults, all read from the file (nothing model-specific is a
+//! constant in code).
+//!
+//! Tensor names and metadata keys follow llama.cpp's BERT conventions
+//! (`token_embd.weight`, `blk.N.attn_q.weight`, `bert.embedding_length`, ...); keys llama.cpp
+//! has no name for live under `xlalign.*`.
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::tensor::{DType, Tensor};
+use crate::tokenize::TextTokenizer;
+
+/// Metadata keys, in one place so the converter and the loader agree.
+pub mod keys {
+    pub const ARCHITECTURE: &str = "general.architecture";
+    pub const NAME: &str = "general.name";
+    pub const LICENSE: &str = "general.license";
+    pub const SOURCE: &str = "general.source.url";
+    pub const FILE_TYPE: &str = "general.file_type";
+    pub const CONTEXT_LENGTH: &str = "bert.context_length";
+    pub const EMBEDDING_LENGTH: &str = "bert.embedding_length";
+    pub const FEED_FORWARD_LENGTH: &str = "bert.feed_forward_length";
+    pub const BLOCK_COUNT: &str = "bert.block_count";
+    pub const HEAD_COUNT: &str = "bert.attention.head_count";
+    pub const LAYER_NORM_EPS: &str = "bert.attention.layer_norm_epsilon";
+    pub const CAUSAL: &str = "bert.attention.causal";
+    /// llama.cpp pooling types: 0 none, 1 mean, 2 cls.
+    pub const POOLING_TYPE: &str = "bert.pooling_type";
+    pub const TOKEN_TYPE_COUNT: &str = "tokenizer.ggml.token_type_count";
+    pub const TOKENIZER_MODEL: &str = "tokenizer.ggml.model";
+    pub const BOS_ID: &str = "tokenizer.ggml.bos_token_id";
+    pub const EOS_ID: &str = "tokenizer.ggml.eos_token_id";
+    pub const PAD_ID: &str = "tokenizer.ggml.padding_token_id";
+    pub const UNK_ID: &str = "tokenizer.ggml.unknown_token_id";
+    pub const HF_TOKENIZER_JSON: &str = "tokenizer.huggingface.json";
+    /// `gelu` (exact erf form) or `gelu_tanh`.
+    pub const HIDDEN_ACT: &str = "xlalign.hidden_act";
+    /// Position id of the first token (0 for BERT; XLM-R checkpoints are converted by dropping
+    /// the unused rows, as llama.cpp does, so they store 0 too).
+    pub const POSITION_OFFSET: &str = "xlalign.position_offset";
+    pub const PREFIX_PASSAGE: &str = "xlalign.prefix.passage";
+    pub const PREFIX_QUERY: &str = "xlalign.prefix.query";
+    pub const ALIGN_LAYER: &str = "xlalign.align.layer";
+    pub const ALIGN_METHOD: &str = "xlalign.align.method";
+    pub const ALIGN_THRESHOLD: &str = "xlalign.align.threshold";
+
+    pub fn layer(i: usize, t: &str) -> String {
+        format!("blk.{i}.{t}")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `0.5·x·(1 + erf(x/√2))`, as Hugging Face's `gelu`.
+    GeluErf,
+    /// The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// Mean over all tokens, `<s>` and `</s>` included.
+    Mean,
+    /// The first token's vector.
+    Cls,
+}
+
+/// Hyper-parameters of a post-LayerNorm BERT-style encoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncoderConfig {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub ff: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+    pub layer_norm_eps: f32,
+    pub activation: Activation,
+    pub position_offset: usize,
+    pub pooling: Pooling,
+}
+
+impl EncoderConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+
+    /// Content tokens that fit one window between `<s>` and `</s>`.
+    pub fn max_content_tokens(&self) -> usize {
+        self.max_positions.saturating_sub(self.position_offset + 2)
+    }
+
+    fn from_gguf(f: &GgufFile) -> Result<EncoderConfig> {
+        let arch = f.get_str(keys::ARCHITECTURE)?;
+        if arch != "bert" {
+            return Err(Error::Unsupported(format!(
+                "architecture `{arch}` (this build runs `bert` encoders, XLM-R included)"
+            )));
+        }
+        let u = |k: &str| -> Result<usize> { Ok(f.get_u64(k)? as usize) };
+        let activation = match f.get(keys::HIDDEN_ACT).and_then(|v| v.as_str()).unwrap_or("gelu") {
+            "gelu" => Activation::GeluErf,
+            "gelu_tanh" | "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+            other => return Err(Error::Unsupported(format!("activation `{other}`"))),
+        };
+        let pooling = match f.get(keys::POOLING_TYPE).and_then(|v| v.as_u64()).unwrap_or(1) {
+            1 => Pooling::Mean,
+            2 => Pooling::Cls,
+            other => return Err(Error::Unsupported(format!("pooling type {other} (1 = mean, 2 = cls)"))),
+        };
+        if f.get(keys::CAUSAL).and_then(|v| v.as_bool()).unwrap_or(false) {
+            return Err(Error::Unsupported("causal attention (this is an encoder runtime)".into()));
+        }
+        let token_embd = f.info("token_embd.weight").ok_or_else(|| Error::MissingTensor("token_embd.weight".into()))?;
+        let cfg = EncoderConfig {
+            hidden: u(keys::EMBEDDING_LENGTH)?,
+            layers: u(keys::BLOCK_COUNT)?,
+            heads: u(keys::HEAD_COUNT)?,
+            ff: u(keys::FEED_FORWARD_LENGTH)?,
+            vocab: token_embd.shape[0],
+            max_positions: u(keys::CONTEXT_LENGTH)?,
+            type_vocab: f.get(keys::TOKEN_TYPE_COUNT).and_then(|v| v.as_u64()).unwrap_or(2) as usize,
+            layer_norm_eps: f.get_f64(keys::LAYER_NORM_EPS)? as f32,
+            activation,
+            position_offset: f.get(keys::POSITION_OFFSET).and_then(|v| v.as_u64()).unwrap_or(0) as usize,
+            pooling,
+        };
+        if cfg.hidden == 0 || cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+            return Err(Error::Unsupported(format!(
+                "hidden size {} is not divisible by {} heads",
+                cfg.hidden, cfg.heads
+            )));
+        }
+        if cfg.layers == 0 || cfg.ff == 0 || cfg.max_positions <= cfg.position_offset + 2 {
+            return Err(Error::Unsupported(format!("implausible configuration {cfg:?}")));
+        }
+        Ok(cfg)
+    }
+}
+
+/// `y = x·Wᵀ + b` with `W` as `[out, in]`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Vec<f32>,
+}
+
+impl Linear {
+    pub fn out_features(&self) -> usize {
+        self.weight.shape[0]
+    }
+    pub fn in_features(&self) -> usize {
+        self.weight.shape[1]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EncoderLayer {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub attn_output: Linear,
+    pub attn_norm: LayerNorm,
+    pub ffn_up: Linear,
+    pub ffn_down: Linear,
+    pub output_norm: LayerNorm,
+}
+
+/// All weights. Large matrices stay in their stored type; small vectors are f32.
+#[derive(Clone, Debug)]
+pub struct EncoderWeights {
+    /// `[vocab, hidden]`, any supported type; rows are dequantised on lookup.
+    pub token_embd: Tensor,
+    /// `[max_positions, hidden]`, f32.
+    pub position_embd: Vec<f32>,
+    /// `[type_vocab, hidden]`, f32.
+    pub token_types: Vec<f32>,
+    pub embd_norm: LayerNorm,
+    pub layers: Vec<EncoderLayer>,
+}
+
+impl EncoderWeights {
+    fn from_gguf(f: &GgufFile, c: &EncoderConfig) -> Result<EncoderWeights> {
+        let t = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let t = f.tensor(name)?;
+            t.expect_shape(shape)?;
+            Ok(t)
+        };
+        let vec = |name: &str, n: usize| -> Result<Vec<f32>> { Ok(t(name, &[n])?.to_f32_vec()) };
+        let norm = |prefix: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm { weight: vec(&format!("{prefix}.weight"), c.hidden)?, bias: vec(&format!("{prefix}.bias"), c.hidden)? })
+        };
+        let linear = |prefix: &str, out: usize, inp: usize| -> Result<Linear> {
+            let weight = t(&format!("{prefix}.weight"), &[out, inp])?;
+            if weight.dtype.is_quantized() && inp % crate::tensor::QK != 0 {
+                return Err(Error::Unsupported(format!("`{prefix}.weight` is quantised but its rows are not whole blocks")));
+            }
+            Ok(Linear { weight, bias: vec(&format!("{prefix}.bias"), out)? })
+        };
+        let token_embd = f.tensor("token_embd.weight")?;
+        token_embd.expect_shape(&[c.vocab, c.hidden])?;
+        let layers = (0..c.layers)
+            .map(|i| {
+                let p = |n: &str| keys::layer(i, n);
+                Ok(EncoderLayer {
+                    query: linear(&p("attn_q"), c.hidden, c.hidden)?,
+                    key: linear(&p("attn_k"), c.hidden, c.hidden)?,
+                    value: linear(&p("attn_v"), c.hidden, c.hidden)?,
+                    attn_output: linear(&p("attn_output"), c.hidden, c.hidden)?,
+                    attn_norm: norm(&p("attn_output_norm"))?,
+                    ffn_up: linear(&p("ffn_up"), c.ff, c.hidden)?,
+                    ffn_down: linear(&p("ffn_down"), c.hidden, c.ff)?,
+                    output_norm: norm(&p("layer_output_norm"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let position_embd = t("position_embd.weight", &[c.max_positions, c.hidden])?.to_f32_vec();
+        let token_types = t("token_types.weight", &[c.type_vocab, c.hidden])?.to_f32_vec();
+        Ok(EncoderWeights { token_embd, position_embd, token_types, embd_norm: norm("token_embd_norm")?, layers })
+    }
+}
+
+/// Settings a model file recommends for alignment and embedding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDefaults {
+    pub passage_prefix: String,
+    pub query_prefix: String,
+    pub align_layer: usize,
+    pub align_method: String,
+    pub align_threshold: f32,
+}
+
+/// A loaded model: everything needed to go from text to vectors.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub name: String,
+    pub config: EncoderConfig,
+    pub weights: EncoderWeights,
+    pub tokenizer: TextTokenizer,
+    pub defaults: ModelDefaults,
+    /// Dominant storage type of the matrices (for `info`).
+    pub weight_type: DType,
+    pub file_len: usize,
+}
+
+impl Model {
+    /// Parses and validates a GGUF model held in memory (or memory-mapped).
+    pub fn from_bytes(bytes: Bytes) -> Result<Model> {
+        Model::from_gguf(&GgufFile::parse(bytes)?)
+    }
+
+    pub fn from_gguf(f: &GgufFile) -> Result<Model> {
+        let config = EncoderConfig::from_gguf(f)?;
+        let weights = EncoderWeights::from_gguf(f, &config)?;
+        let json = f.get_str(keys::HF_TOKENIZER_JSON).map_err(|_| {
+            Error::Tokenizer(format!("the model file has no `{}` entry", keys::HF_TOKENIZER_JSON))
+        })?;
+        let tokenizer = TextTokenizer::from_json(json.as_bytes(), f)?;
+        let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let align_layer = f.get(keys::ALIGN_LAYER).and_then(|v| v.as_u64()).map(|v| v as usize);
+        let defaults = ModelDefaults {
+            passage_prefix: s(keys::PREFIX_PASSAGE),
+            query_prefix: s(keys::PREFIX_QUERY),
+            // Without a recommendation, a layer a bit past the middle aligns best for most encoders.
+            align_layer: align_layer.unwrap_or((config.layers * 2).div_ceil(3)).min(config.layers),
+            align_method: f.get(keys::ALIGN_METHOD).and_then(|v| v.as_str()).unwrap_or("softmax").to_string(),
+            align_threshold: f.get(keys::ALIGN_THRESHOLD).and_then(|v| v.as_f64()).unwrap_or(0.3) as f32,
+        };
+        let weight_type = weights.layers.first().map(|l| l.query.weight.dtype).unwrap_or(weights.token_embd.dtype);
+        Ok(Model {
+            name: f.get(keys::NAME).and_then(|v| v.as_str()).unwrap_or("unnamed").to_string(),
+            config,
+            weights,
+            tokenizer,
+            defaults,
+            weight_type,
+            file_len: f.file_len(),
+        })
+    }
+}
