@@ -1,1 +1,43 @@
-fn main() {}
+//! `xlalign`: the native command line for research use — model conversion, embeddings,
+//! word alignment, AER evaluation and benchmarks.
+
+mod cmd;
+mod load;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xlalign", version, about = "Cross-lingual word alignment and sentence similarity with multilingual encoders")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a model into xlalign's GGUF file.
+    Convert(cmd::convert::Args),
+    /// Print a model file's architecture, tensor types and size.
+    Info(cmd::info::Args),
+    /// Embed sentences (one per line) and print JSON lines.
+    Embed(cmd::embed::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert(a) => cmd::convert::run(a),
+        Command::Info(a) => cmd::info::run(a),
+        Command::Embed(a) => cmd::embed::run(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // One line, the whole cause chain: errors are for people, not backtraces.
+            let msg = format!("{e:#}");
+            eprintln!("error: {}", msg.replace('\n', " "));
+            std::process::exit(1);
+        }
+    }
+}
