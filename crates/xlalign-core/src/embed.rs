@@ -70,6 +70,103 @@ pub fn windows(ids: &[u32], max_content: usize, bos: u32, eos: u32) -> Vec<(Vec<
         .collect()
 }
 
+/// Hidden states of one tokenised text, windows stitched back together.
+#[derive(Clone, Debug)]
+pub struct TextStates {
+    /// One `[n_tokens, hidden]` matrix per requested layer (rows match the text's tokens:
+    /// the first window's `<s>`, every content token, the last window's `</s>`).
+    pub layers: Vec<Array2<f32>>,
+    /// Pooled, L2-normalised vector; present when the last layer was requested.
+    pub pooled: Option<Vec<f32>>,
+}
+
+/// Runs the backend on already tokenised texts (all their windows in one batch) and returns
+/// the requested layers per text. The pooled vector is computed when `layers` contains the
+/// last layer.
+pub async fn encode_tokenized<B: Backend>(
+    model: &Model,
+    backend: &B,
+    texts: &[&Tokenized],
+    layers: &[usize],
+) -> Result<Vec<TextStates>> {
+    let cfg = &model.config;
+    if let Some(&l) = layers.iter().find(|&&l| l > cfg.layers) {
+        return Err(Error::Input(format!("layer {l} does not exist (the model has layers 0..={})", cfg.layers)));
+    }
+    let tok = &model.tokenizer;
+    let mut all = Vec::new();
+    let mut owner = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        for w in windows(&t.ids, cfg.max_content_tokens(), tok.bos, tok.eos) {
+            all.push(w);
+            owner.push(i);
+        }
+    }
+    let seqs: Vec<&[u32]> = all.iter().map(|(w, _)| w.as_slice()).collect();
+    let outs = if seqs.is_empty() { Vec::new() } else { backend.forward(&seqs, layers).await? };
+    if outs.len() != seqs.len() || outs.iter().any(|o| o.layers.len() != layers.len()) {
+        return Err(Error::Backend(format!("backend returned {} results for {} sequences", outs.len(), seqs.len())));
+    }
+    let last = layers.iter().position(|&l| l == cfg.layers);
+
+    let mut result = Vec::with_capacity(texts.len());
+    let mut k = 0;
+    for i in 0..texts.len() {
+        let mut pooled = vec![0f32; cfg.hidden];
+        let mut weight_sum = 0f32;
+        let mut parts: Vec<Vec<Array2<f32>>> = vec![Vec::new(); layers.len()];
+        let first = k;
+        while k < owner.len() && owner[k] == i {
+            let (w, n_content) = &all[k];
+            if let Some(li) = last {
+                let m = &outs[k].layers[li];
+                let window_vec: Vec<f32> = match cfg.pooling {
+                    Pooling::Mean => m.mean_axis(Axis(0)).expect("non-empty window").to_vec(),
+                    Pooling::Cls => m.row(0).to_vec(),
+                };
+                // A window without content (an empty text) still counts once.
+                let wt = (*n_content).max(1) as f32;
+                for (p, v) in pooled.iter_mut().zip(&window_vec) {
+                    *p += wt * v;
+                }
+                weight_sum += wt;
+            }
+            let n = w.len();
+            let lo = if k == first { 0 } else { 1 };
+            let hi = if k + 1 == owner.len() || owner[k + 1] != i { n } else { n - 1 };
+            for (part, m) in parts.iter_mut().zip(&outs[k].layers) {
+                part.push(m.slice(s![lo..hi, ..]).to_owned());
+            }
+            k += 1;
+        }
+        let pooled = last.map(|_| {
+            pooled.iter_mut().for_each(|p| *p /= weight_sum);
+            l2_normalize(&mut pooled);
+            pooled
+        });
+        let layers = parts
+            .into_iter()
+            .map(|p| {
+                if p.len() == 1 {
+                    return Ok(p.into_iter().next().unwrap());
+                }
+                let views: Vec<_> = p.iter().map(|a| a.view()).collect();
+                concatenate(Axis(0), &views).map_err(|e| Error::Backend(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        result.push(TextStates { layers, pooled });
+    }
+    Ok(result)
+}
+
+/// Refuses texts too large to process, before any work is done.
+pub fn check_text(t: &str) -> Result<()> {
+    if t.len() > MAX_TEXT_BYTES {
+        return Err(Error::Input(format!("text of {} bytes is over the {} byte limit", t.len(), MAX_TEXT_BYTES)));
+    }
+    Ok(())
+}
+
 /// Embeds a batch of texts. `layer` asks for that layer's token vectors as well; the encoder
 /// still runs to the last layer because pooling uses it.
 pub async fn embed_texts<B: Backend>(
@@ -79,89 +176,26 @@ pub async fn embed_texts<B: Backend>(
     prefix: Prefix,
     layer: Option<usize>,
 ) -> Result<Vec<Embedded>> {
-    let cfg = &model.config;
-    if let Some(l) = layer {
-        if l > cfg.layers {
-            return Err(Error::Input(format!("layer {l} does not exist (the model has layers 0..={})", cfg.layers)));
-        }
-    }
-    let tok = &model.tokenizer;
-    let mut tokenized = Vec::with_capacity(texts.len());
-    for t in texts {
-        if t.len() > MAX_TEXT_BYTES {
-            return Err(Error::Input(format!(
-                "text of {} bytes is over the {} byte limit",
-                t.len(),
-                MAX_TEXT_BYTES
-            )));
-        }
-        tokenized.push(tok.encode(t, prefix.text(model))?);
-    }
-    // All windows of all texts go to the backend as one batch.
-    let mut all = Vec::new();
-    let mut owner = Vec::new();
-    for (i, t) in tokenized.iter().enumerate() {
-        for w in windows(&t.ids, cfg.max_content_tokens(), tok.bos, tok.eos) {
-            all.push(w);
-            owner.push(i);
-        }
-    }
-    let mut want = vec![cfg.layers];
-    if let Some(l) = layer {
-        if l != cfg.layers {
-            want.push(l);
-        }
-    }
-    let seqs: Vec<&[u32]> = all.iter().map(|(w, _)| w.as_slice()).collect();
-    let outs = backend.forward(&seqs, &want).await?;
-    if outs.len() != seqs.len() {
-        return Err(Error::Backend(format!("backend returned {} results for {} sequences", outs.len(), seqs.len())));
-    }
-
-    let mut result = Vec::with_capacity(texts.len());
-    let mut k = 0;
-    for (i, t) in tokenized.into_iter().enumerate() {
-        let mut pooled = vec![0f32; cfg.hidden];
-        let mut weight_sum = 0f32;
-        let mut layer_parts: Vec<Array2<f32>> = Vec::new();
-        let first = k;
-        while k < owner.len() && owner[k] == i {
-            let (w, n_content) = &all[k];
-            let last = &outs[k].layers[0];
-            let window_vec: Vec<f32> = match cfg.pooling {
-                Pooling::Mean => last.mean_axis(Axis(0)).expect("non-empty window").to_vec(),
-                Pooling::Cls => last.row(0).to_vec(),
-            };
-            // A window without content (empty text) still counts once.
-            let wt = (*n_content).max(1) as f32;
-            for (p, v) in pooled.iter_mut().zip(&window_vec) {
-                *p += wt * v;
-            }
-            weight_sum += wt;
-            if layer.is_some() {
-                let m = outs[k].layers.last().unwrap();
-                let n = w.len();
-                let is_first = k == first;
-                let is_last = k + 1 == owner.len() || owner[k + 1] != i;
-                let lo = if is_first { 0 } else { 1 };
-                let hi = if is_last { n } else { n - 1 };
-                layer_parts.push(m.slice(s![lo..hi, ..]).to_owned());
-            }
-            k += 1;
-        }
-        for p in &mut pooled {
-            *p /= weight_sum;
-        }
-        l2_normalize(&mut pooled);
-        let layer = if layer.is_some() {
-            let views: Vec<_> = layer_parts.iter().map(|a| a.view()).collect();
-            Some(concatenate(Axis(0), &views).map_err(|e| Error::Backend(e.to_string()))?)
-        } else {
-            None
-        };
-        result.push(Embedded { tokenized: t, embedding: pooled, layer });
-    }
-    Ok(result)
+    let tokenized = texts
+        .iter()
+        .map(|t| {
+            check_text(t)?;
+            model.tokenizer.encode(t, prefix.text(model))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut want = vec![model.config.layers];
+    want.extend(layer.filter(|&l| l != model.config.layers));
+    let refs: Vec<&Tokenized> = tokenized.iter().collect();
+    let states = encode_tokenized(model, backend, &refs, &want).await?;
+    Ok(tokenized
+        .into_iter()
+        .zip(states)
+        .map(|(t, mut s)| Embedded {
+            tokenized: t,
+            embedding: s.pooled.take().expect("last layer requested"),
+            layer: layer.map(|_| s.layers.pop().expect("requested layer")),
+        })
+        .collect())
 }
 
 /// Divides by the L2 norm (squared norm clamped to 1e-12, as the reference does).

@@ -8,7 +8,7 @@
 mod read;
 mod write;
 
-pub use read::{GgufFile, TensorInfo};
+pub use read::{GgufFile, GgufHeader, TensorInfo};
 pub use write::GgufWriter;
 
 /// `"GGUF"` read as a little-endian u32.

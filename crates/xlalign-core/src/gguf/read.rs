@@ -122,10 +122,24 @@ impl<'a> Cursor<'a> {
     }
 }
 
-impl GgufFile {
-    /// Parses the header and tensor directory and checks every tensor lies inside the file.
-    pub fn parse(bytes: Bytes) -> Result<GgufFile> {
-        let mut c = Cursor { buf: &bytes, pos: 0 };
+/// The header and tensor directory alone, parsed from the first bytes of a file whose total
+/// length is known — what a progressive download needs before the tensor data arrives.
+#[derive(Clone, Debug)]
+pub struct GgufHeader {
+    pub version: u32,
+    pub metadata: BTreeMap<String, Value>,
+    pub tensors: Vec<TensorInfo>,
+    /// Absolute offset where tensor data begins (= bytes needed to parse the header, aligned).
+    pub data_offset: usize,
+    pub file_len: usize,
+}
+
+impl GgufHeader {
+    /// Parses from `prefix` (the file's first bytes); tensor ranges are checked against
+    /// `file_len`. A prefix that ends inside the header gives a "truncated" error: fetch more.
+    pub fn parse(prefix: &[u8], file_len: usize) -> Result<GgufHeader> {
+        let bytes = prefix;
+        let mut c = Cursor { buf: bytes, pos: 0 };
         let magic = c.take(4, "the magic number").map_err(|_| {
             Error::Format("file is too short to be a GGUF model (fewer than 4 bytes)".into())
         })?;
@@ -204,19 +218,27 @@ impl GgufFile {
                 return Err(Error::Format(format!("tensor `{name}` offset {rel} is not aligned to {alignment}")));
             }
             let n_bytes = byte_len(dtype, &shape).map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
-            let start = data_offset.checked_add(rel).filter(|&s| s <= bytes.len() as u64);
-            let end = start.and_then(|s| s.checked_add(n_bytes as u64)).filter(|&e| e <= bytes.len() as u64);
+            let start = data_offset.checked_add(rel).filter(|&s| s <= file_len as u64);
+            let end = start.and_then(|s| s.checked_add(n_bytes as u64)).filter(|&e| e <= file_len as u64);
             let (Some(start), Some(_)) = (start, end) else {
                 return Err(Error::Format(format!(
                     "tensor `{name}` ({n_bytes} bytes at {}) runs past the end of the file ({} bytes); is it truncated?",
                     data_offset.saturating_add(rel),
-                    bytes.len()
+                    file_len
                 )));
             };
             tensors.push(TensorInfo { name, dtype, shape, offset: start as usize, n_bytes });
         }
 
-        Ok(GgufFile { version, metadata, tensors, data_offset: data_offset as usize, bytes })
+        Ok(GgufHeader { version, metadata, tensors, data_offset: data_offset as usize, file_len })
+    }
+}
+
+impl GgufFile {
+    /// Parses the header and tensor directory and checks every tensor lies inside the file.
+    pub fn parse(bytes: Bytes) -> Result<GgufFile> {
+        let h = GgufHeader::parse(&bytes, bytes.len())?;
+        Ok(GgufFile { version: h.version, metadata: h.metadata, tensors: h.tensors, data_offset: h.data_offset, bytes })
     }
 
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
