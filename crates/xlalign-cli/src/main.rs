@@ -1,7 +1,9 @@
 //! `xlalign`: the native command line for research use — model conversion, embeddings,
 //! word alignment, AER evaluation and benchmarks.
 
+mod backend;
 mod cmd;
+mod input;
 mod load;
 mod progress;
 
