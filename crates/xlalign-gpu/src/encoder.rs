@@ -1,0 +1,606 @@
+//! The encoder forward pass on the GPU: [`GpuBackend`].
+//!
+//! A batch of sequences is padded to `[batch, longest]`; each sequence's length is the
+//! attention mask (padding keys are never attended to). Every block up to the highest
+//! requested layer is recorded into one command buffer and submitted once; the hidden
+//! states of the requested layers are copied into one staging buffer inside that same
+//! submission, read back once, and un-padded on the host. Batches too large for the
+//! device's buffer limits (or for [`GpuBackend::max_tokens_per_pass`]) are split into
+//! several such passes, grouping sequences of similar length to waste less on padding.
+//!
+//! Activation buffers and their bind groups are built once and reused; they are rebuilt
+//! only when a larger batch arrives.
+
+use std::sync::{Arc, Mutex};
+
+use ndarray::Array2;
+
+use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput};
+use xlalign_core::error::{Error, Result};
+use xlalign_core::model::{Activation, Model, Pooling};
+
+use crate::context::{ErrorScopes, GpuContext};
+use crate::kernels::{
+    bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams, MatmulParams,
+    PoolParams, UniformSlots, ATTENTION_Q_TILE, MAX_HEAD_DIM,
+};
+use crate::weights::{GpuMatrix, GpuNorm, GpuWeights};
+
+/// Default cap on padded tokens (batch × longest sequence) per submission: bounds GPU
+/// memory (≈ 20 KB of activations per token for the default model) and keeps a browser
+/// tab responsive. [`GpuBackend::set_max_tokens_per_pass`] changes it.
+pub const DEFAULT_MAX_TOKENS_PER_PASS: usize = 8192;
+
+/// The WebGPU implementation of [`Backend`].
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    model: Arc<Model>,
+    weights: GpuWeights,
+    workspace: Mutex<Option<Workspace>>,
+    /// Readback buffers waiting for reuse.
+    staging: Mutex<Vec<wgpu::Buffer>>,
+    limit_tokens: usize,
+    max_tokens: usize,
+    reason: String,
+}
+
+impl std::fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuBackend").field("adapter", &self.ctx.describe()).field("model", &self.model.name).finish()
+    }
+}
+
+/// What one pass reads back.
+#[derive(Clone, Copy)]
+enum Readback<'a> {
+    /// Hidden states of these layers (sorted, distinct).
+    Layers(&'a [usize]),
+    /// Pooled, L2-normalised sentence vectors after the last layer.
+    Pooled,
+}
+
+impl GpuBackend {
+    /// Opens the default WebGPU adapter and uploads the model to it.
+    pub async fn new(model: Arc<Model>) -> Result<GpuBackend> {
+        let ctx = GpuContext::new().await?;
+        GpuBackend::with_context(ctx, model).await
+    }
+
+    /// Uploads the model to an already opened device (shared, e.g., with the aligner).
+    pub async fn with_context(ctx: Arc<GpuContext>, model: Arc<Model>) -> Result<GpuBackend> {
+        let cfg = &model.config;
+        let head_dim = cfg.head_dim() as u32;
+        if head_dim > MAX_HEAD_DIM {
+            return Err(Error::Unsupported(format!(
+                "attention heads of {head_dim} dimensions (the WebGPU kernels take up to {MAX_HEAD_DIM})"
+            )));
+        }
+        let scopes = ErrorScopes::push(&ctx.device);
+        let weights = GpuWeights::upload(&ctx, &model);
+        // Compile every pipeline variant the model needs now, so a shader or driver problem
+        // surfaces at load time.
+        if let Ok(w) = &weights {
+            let k = &ctx.kernels;
+            k.embed(w.table_type);
+            k.attention(head_dim);
+            let act = activation_epilogue(cfg.activation);
+            for l in &w.layers {
+                k.matmul(l.qkv.wtype, Epilogue::None);
+                k.matmul(l.attn_output.wtype, Epilogue::None);
+                k.matmul(l.ffn_up.wtype, act);
+                k.matmul(l.ffn_down.wtype, Epilogue::None);
+            }
+        }
+        scopes.check("uploading the model").await?;
+        let weights = weights?;
+
+        // Padded tokens per pass: the largest activation ([tokens, max(ff, 3·hidden)] f32)
+        // must fit one storage binding, the per-row kernels launch one workgroup per token
+        // along one dispatch dimension, and the readback of every layer must fit one buffer.
+        let widest = cfg.ff.max(3 * cfg.hidden) as u64 * 4;
+        let by_binding = ctx.max_binding_bytes() / widest;
+        let by_dispatch = ctx.limits.max_compute_workgroups_per_dimension as u64;
+        let by_staging = ctx.limits.max_buffer_size / ((cfg.layers as u64 + 1) * cfg.hidden as u64 * 4);
+        let limit_tokens = by_binding.min(by_dispatch).min(by_staging) as usize;
+        if limit_tokens == 0 {
+            return Err(Error::Backend(format!(
+                "the WebGPU adapter's buffer limits ({} bytes per binding) are too small for one token of this model",
+                ctx.max_binding_bytes()
+            )));
+        }
+        Ok(GpuBackend {
+            ctx,
+            model,
+            weights,
+            workspace: Mutex::new(None),
+            staging: Mutex::new(Vec::new()),
+            limit_tokens,
+            max_tokens: limit_tokens.min(DEFAULT_MAX_TOKENS_PER_PASS),
+            reason: String::new(),
+        })
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Sets the explanation [`Backend::info`] reports (used by [`crate::select`]).
+    pub fn set_reason(&mut self, reason: impl Into<String>) {
+        self.reason = reason.into();
+    }
+
+    /// Padded tokens (sequences × longest sequence) per submission.
+    pub fn max_tokens_per_pass(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Changes the per-submission token budget; clamped to what the device limits allow
+    /// and to at least one full-length sequence where the limits permit it.
+    pub fn set_max_tokens_per_pass(&mut self, tokens: usize) {
+        let floor = self.model.config.max_positions.min(self.limit_tokens);
+        self.max_tokens = tokens.max(floor).min(self.limit_tokens);
+    }
+
+    /// Runs all blocks and returns one pooled, L2-normalised vector per sequence (mean over
+    /// the sequence's tokens, or its first token, as the model's pooling says). Pooling runs
+    /// on the GPU, so only `hidden` floats per sequence come back.
+    pub async fn forward_pooled(&self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        self.validate(sequences, &[])?;
+        let h = self.model.config.hidden;
+        let mut out = vec![Vec::new(); sequences.len()];
+        for chunk in self.chunks(sequences) {
+            let (data, _) = self.run_chunk(sequences, &chunk, Readback::Pooled, 1).await?;
+            for (r, &si) in chunk.iter().enumerate() {
+                out[si] = data[r * h..(r + 1) * h].to_vec();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Timing hook: runs the forward pass on the batch `repeats` times back to back (one
+    /// submission each) and reads back only the last result, so that the time spent is
+    /// the GPU's, not the readback's. Returns the padded and the real token counts of one
+    /// repetition.
+    pub async fn run_repeated(&self, sequences: &[&[u32]], layers: &[usize], repeats: usize) -> Result<(usize, usize)> {
+        self.validate(sequences, layers)?;
+        let mut slots = layers.to_vec();
+        slots.sort_unstable();
+        slots.dedup();
+        if slots.is_empty() {
+            slots.push(self.model.config.layers);
+        }
+        let mut padded = 0;
+        for chunk in self.chunks(sequences) {
+            let (_, lmax) = self.run_chunk(sequences, &chunk, Readback::Layers(&slots), repeats.max(1)).await?;
+            padded += lmax * chunk.len();
+        }
+        Ok((padded, sequences.iter().map(|s| s.len()).sum()))
+    }
+
+    fn validate(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<()> {
+        let cfg = &self.model.config;
+        if let Some(l) = layers.iter().find(|&&l| l > cfg.layers) {
+            return Err(Error::Input(format!("layer {l} does not exist (the model has layers 0..={})", cfg.layers)));
+        }
+        let max_len = cfg.max_positions - cfg.position_offset;
+        for (i, s) in sequences.iter().enumerate() {
+            if s.is_empty() {
+                return Err(Error::Input(format!("sequence {i} is empty (it needs at least <s> and </s>)")));
+            }
+            if s.len() > max_len {
+                return Err(Error::Input(format!(
+                    "sequence {i} has {} tokens, the model takes at most {max_len}",
+                    s.len()
+                )));
+            }
+            if s.len() > self.max_tokens {
+                return Err(Error::Backend(format!(
+                    "sequence {i} has {} tokens, the WebGPU device's limits allow {} per pass",
+                    s.len(),
+                    self.max_tokens
+                )));
+            }
+            if let Some(id) = s.iter().find(|&&id| id as usize >= cfg.vocab) {
+                return Err(Error::Input(format!(
+                    "token id {id} in sequence {i} is outside the vocabulary of {}",
+                    cfg.vocab
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Groups sequence indices into passes of at most `max_tokens` padded tokens, longest
+    /// first so that each pass holds sequences of similar length.
+    fn chunks(&self, sequences: &[&[u32]]) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(sequences[i].len()));
+        let mut chunks: Vec<Vec<usize>> = Vec::new();
+        let mut current: Vec<usize> = Vec::new();
+        let mut lmax = 0;
+        for i in order {
+            let len = sequences[i].len();
+            let longest = lmax.max(len);
+            if !current.is_empty() && longest * (current.len() + 1) > self.max_tokens {
+                chunks.push(std::mem::take(&mut current));
+                lmax = 0;
+            }
+            lmax = lmax.max(len);
+            current.push(i);
+        }
+        if !current.is_empty() {
+            chunks.push(current);
+        }
+        chunks
+    }
+
+    /// Runs one padded pass (`repeats` times) and returns the staging data and the padded
+    /// length.
+    async fn run_chunk(
+        &self,
+        sequences: &[&[u32]],
+        idx: &[usize],
+        readback: Readback<'_>,
+        repeats: usize,
+    ) -> Result<(Vec<f32>, usize)> {
+        let cfg = &self.model.config;
+        let h = cfg.hidden;
+        let b = idx.len();
+        let lmax = idx.iter().map(|&i| sequences[i].len()).max().unwrap_or(1);
+        let m = b * lmax;
+        let mut ids = vec![0u32; m];
+        let mut lens = vec![0u32; b];
+        for (r, &i) in idx.iter().enumerate() {
+            ids[r * lmax..r * lmax + sequences[i].len()].copy_from_slice(sequences[i]);
+            lens[r] = sequences[i].len() as u32;
+        }
+        let out_floats = match readback {
+            Readback::Layers(slots) => slots.len() * m * h,
+            Readback::Pooled => b * h,
+        };
+        let out_bytes = (out_floats * 4) as u64;
+
+        let scopes = ErrorScopes::push(&self.ctx.device);
+        let staging = self.take_staging(out_bytes);
+        {
+            let mut guard = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.as_ref().is_none_or(|w| w.tokens < m) {
+                // Grow in steps so that a slowly rising batch size does not rebuild every call.
+                let tokens = m.next_power_of_two().clamp(256, self.limit_tokens.max(m));
+                *guard = None;
+                *guard = Some(Workspace::new(&self.ctx, &self.model, &self.weights, tokens));
+            }
+            let ws = guard.as_ref().expect("just built");
+            let q = &self.ctx.queue;
+            q.write_buffer(&ws.params, 0, uniforms(&self.model, &self.weights, m, b, lmax).0.bytes());
+            q.write_buffer(&ws.ids, 0, bytemuck::cast_slice(&ids));
+            q.write_buffer(&ws.lens, 0, bytemuck::cast_slice(&lens));
+            for _ in 0..repeats {
+                let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("encoder forward"),
+                });
+                self.record(ws, &mut enc, &staging, b, lmax, readback);
+                q.submit([enc.finish()]);
+            }
+        }
+        scopes.check("running the encoder").await?;
+        let data = self.ctx.read_back(&staging, out_bytes).await;
+        self.staging.lock().unwrap_or_else(|e| e.into_inner()).push(staging);
+        if let Some(e) = self.ctx.take_uncaptured() {
+            return Err(Error::Backend(format!("GPU error while running the encoder: {e}")));
+        }
+        Ok((data?, lmax))
+    }
+
+    fn take_staging(&self, bytes: u64) -> wgpu::Buffer {
+        let mut pool = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = pool.iter().position(|b| b.size() >= bytes) {
+            return pool.swap_remove(pos);
+        }
+        // Buffers too small for this call are dropped rather than kept forever.
+        pool.clear();
+        self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Records the whole pass: embeddings, blocks up to the last needed, and the copies of
+    /// the requested outputs into `staging`.
+    fn record(
+        &self,
+        ws: &Workspace,
+        enc: &mut wgpu::CommandEncoder,
+        staging: &wgpu::Buffer,
+        b: usize,
+        lmax: usize,
+        readback: Readback<'_>,
+    ) {
+        let cfg = &self.model.config;
+        let k = &self.ctx.kernels;
+        let m = (b * lmax) as u32;
+        let layer_bytes = (b * lmax * cfg.hidden * 4) as u64;
+        let (slots, upto): (&[usize], usize) = match readback {
+            Readback::Layers(s) => (s, s.last().copied().unwrap_or(0)),
+            Readback::Pooled => (&[], cfg.layers),
+        };
+        let copy_if_requested = |enc: &mut wgpu::CommandEncoder, layer: usize| {
+            if let Some(s) = slots.iter().position(|&l| l == layer) {
+                enc.copy_buffer_to_buffer(&ws.x, 0, staging, s as u64 * layer_bytes, layer_bytes);
+            }
+        };
+        let layernorm = k.layernorm();
+        let matmul = |pass: &mut wgpu::ComputePass<'_>, w: &GpuMatrix, group: &wgpu::BindGroup, epi: Epilogue| {
+            pass.set_pipeline(&k.matmul(w.wtype, epi));
+            pass.set_bind_group(0, group, &[]);
+            let (gx, gy) = matmul_groups(m, w.rows as u32);
+            pass.dispatch_workgroups(gx, gy, 1);
+        };
+        let norm = |pass: &mut wgpu::ComputePass<'_>, group: &wgpu::BindGroup| {
+            pass.set_pipeline(&layernorm);
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(m, 1, 1);
+        };
+
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("embeddings"), timestamp_writes: None });
+            pass.set_pipeline(&k.embed(self.weights.table_type));
+            for group in &ws.groups.embed {
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(m, 1, 1);
+            }
+            norm(&mut pass, &ws.groups.embd_norm);
+        }
+        copy_if_requested(enc, 0);
+
+        let attention = k.attention(cfg.head_dim() as u32);
+        let act = activation_epilogue(cfg.activation);
+        for (l, (w, g)) in self.weights.layers.iter().zip(&ws.groups.layers).enumerate().take(upto) {
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("block"), timestamp_writes: None });
+                matmul(&mut pass, &w.qkv, &g.qkv, Epilogue::None);
+                pass.set_pipeline(&attention);
+                pass.set_bind_group(0, &g.attention, &[]);
+                pass.dispatch_workgroups((lmax as u32).div_ceil(ATTENTION_Q_TILE), cfg.heads as u32, b as u32);
+                matmul(&mut pass, &w.attn_output, &g.attn_output, Epilogue::None);
+                norm(&mut pass, &g.attn_norm);
+                matmul(&mut pass, &w.ffn_up, &g.ffn_up, act);
+                matmul(&mut pass, &w.ffn_down, &g.ffn_down, Epilogue::None);
+                norm(&mut pass, &g.output_norm);
+            }
+            copy_if_requested(enc, l + 1);
+        }
+
+        if let Readback::Pooled = readback {
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pooling"), timestamp_writes: None });
+                pass.set_pipeline(&k.pool());
+                pass.set_bind_group(0, &ws.groups.pool, &[]);
+                pass.dispatch_workgroups(b as u32, 1, 1);
+            }
+            enc.copy_buffer_to_buffer(&ws.pooled, 0, staging, 0, (b * cfg.hidden * 4) as u64);
+        }
+    }
+}
+
+impl Backend for GpuBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo { kind: "webgpu".into(), device: self.ctx.describe(), reason: self.reason.clone() }
+    }
+
+    async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
+        self.validate(sequences, layers)?;
+        let h = self.model.config.hidden;
+        let mut slots = layers.to_vec();
+        slots.sort_unstable();
+        slots.dedup();
+        let mut out: Vec<ForwardOutput> = (0..sequences.len()).map(|_| ForwardOutput { layers: Vec::new() }).collect();
+        if slots.is_empty() || sequences.is_empty() {
+            return Ok(out);
+        }
+        for chunk in self.chunks(sequences) {
+            let (data, lmax) = self.run_chunk(sequences, &chunk, Readback::Layers(&slots), 1).await?;
+            let per_layer = chunk.len() * lmax * h;
+            for (r, &si) in chunk.iter().enumerate() {
+                let len = sequences[si].len();
+                for &layer in layers {
+                    let s = slots.iter().position(|&l| l == layer).expect("slot of a requested layer");
+                    let start = s * per_layer + r * lmax * h;
+                    let rows = data[start..start + len * h].to_vec();
+                    out[si].layers.push(Array2::from_shape_vec((len, h), rows).expect("len × hidden values"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn activation_epilogue(a: Activation) -> Epilogue {
+    match a {
+        Activation::GeluErf => Epilogue::GeluErf,
+        Activation::GeluTanh => Epilogue::GeluTanh,
+    }
+}
+
+/// Uniform slot offsets (fixed for a model; the values change with the batch shape).
+struct SlotOffsets {
+    embed: Vec<(u64, u64)>,
+    embd_norm: (u64, u64),
+    residual_norm: (u64, u64),
+    qkv: (u64, u64),
+    attn_output: (u64, u64),
+    ffn_up: (u64, u64),
+    ffn_down: (u64, u64),
+    attention: (u64, u64),
+    pool: (u64, u64),
+}
+
+/// All parameter blocks of a pass for `m = b · lmax` padded tokens, in a fixed order.
+fn uniforms(model: &Model, w: &GpuWeights, m: usize, b: usize, lmax: usize) -> (UniformSlots, SlotOffsets) {
+    let c = &model.config;
+    let (m, b, lmax, h) = (m as u32, b as u32, lmax as u32, c.hidden as u32);
+    let mut u = UniformSlots::default();
+    let embed = w
+        .table
+        .iter()
+        .map(|part| {
+            u.push(&EmbedParams {
+                tokens: m,
+                hidden: h,
+                seq_len: lmax,
+                pos_offset: c.position_offset as u32,
+                row_start: part.row_start,
+                row_end: part.row_end,
+                _pad: [0; 2],
+            })
+        })
+        .collect();
+    let ln = |u: &mut UniformSlots, has_residual: u32| {
+        u.push(&LayerNormParams { rows: m, n: h, eps: c.layer_norm_eps, has_residual })
+    };
+    let embd_norm = ln(&mut u, 0);
+    let residual_norm = ln(&mut u, 1);
+    let mm = |u: &mut UniformSlots, n: usize, k: usize| u.push(&MatmulParams { m, n: n as u32, k: k as u32, _pad: 0 });
+    let qkv = mm(&mut u, 3 * c.hidden, c.hidden);
+    let attn_output = mm(&mut u, c.hidden, c.hidden);
+    let ffn_up = mm(&mut u, c.ff, c.hidden);
+    let ffn_down = mm(&mut u, c.hidden, c.ff);
+    let attention = u.push(&AttentionParams {
+        batch: b,
+        seq_len: lmax,
+        heads: c.heads as u32,
+        hidden: h,
+        scale: 1.0 / (c.head_dim() as f32).sqrt(),
+        _pad: [0; 3],
+    });
+    let pool = u.push(&PoolParams {
+        batch: b,
+        seq_len: lmax,
+        hidden: h,
+        mode: match c.pooling {
+            Pooling::Mean => 0,
+            Pooling::Cls => 1,
+        },
+    });
+    (u, SlotOffsets { embed, embd_norm, residual_norm, qkv, attn_output, ffn_up, ffn_down, attention, pool })
+}
+
+/// Activation buffers for up to `tokens` padded tokens, and every bind group of a pass.
+struct Workspace {
+    tokens: usize,
+    params: wgpu::Buffer,
+    ids: wgpu::Buffer,
+    lens: wgpu::Buffer,
+    /// The hidden state, `[tokens, hidden]`; LayerNorm updates it in place.
+    x: wgpu::Buffer,
+    pooled: wgpu::Buffer,
+    groups: Groups,
+    /// Intermediate buffers, referenced only through the bind groups.
+    _scratch: [wgpu::Buffer; 4],
+}
+
+struct Groups {
+    embed: Vec<wgpu::BindGroup>,
+    embd_norm: wgpu::BindGroup,
+    layers: Vec<LayerGroups>,
+    pool: wgpu::BindGroup,
+}
+
+struct LayerGroups {
+    qkv: wgpu::BindGroup,
+    attention: wgpu::BindGroup,
+    attn_output: wgpu::BindGroup,
+    attn_norm: wgpu::BindGroup,
+    ffn_up: wgpu::BindGroup,
+    ffn_down: wgpu::BindGroup,
+    output_norm: wgpu::BindGroup,
+}
+
+impl Workspace {
+    fn new(ctx: &GpuContext, model: &Model, w: &GpuWeights, tokens: usize) -> Workspace {
+        let c = &model.config;
+        let d = &ctx.device;
+        let k = &ctx.kernels;
+        let buffer = |label: &str, floats: usize, extra: wgpu::BufferUsages| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (floats.max(1) * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
+                mapped_at_creation: false,
+            })
+        };
+        let none = wgpu::BufferUsages::empty();
+        let ids = buffer("ids", tokens, none);
+        let lens = buffer("lens", tokens, none);
+        let x = buffer("hidden", tokens * c.hidden, wgpu::BufferUsages::COPY_SRC);
+        let qkv = buffer("qkv", tokens * 3 * c.hidden, none);
+        let ctx_buf = buffer("attention context", tokens * c.hidden, none);
+        // Sub-layer outputs before the residual LayerNorm.
+        let tmp = buffer("sublayer output", tokens * c.hidden, none);
+        let ff = buffer("ffn hidden", tokens * c.ff, none);
+        let pooled = buffer("pooled", tokens * c.hidden, wgpu::BufferUsages::COPY_SRC);
+        let (template, s) = uniforms(model, w, tokens, 1, tokens);
+        let params = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("parameters"),
+            size: template.bytes().len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let u = |slot: (u64, u64)| Bind::Uniform(&params, slot.0, slot.1);
+        use Bind::Whole as W;
+        let mm = |label: &str, slot, input, mat: &GpuMatrix, output| {
+            bind_group(d, &k.matmul_layout, label, &[u(slot), W(input), W(&mat.quants), W(&mat.scales), W(&mat.bias), W(output)])
+        };
+        let ln = |label: &str, slot, norm: &GpuNorm| {
+            bind_group(d, &k.layernorm_layout, label, &[u(slot), W(&x), W(&tmp), W(&norm.weight), W(&norm.bias)])
+        };
+        let embed = w
+            .table
+            .iter()
+            .zip(&s.embed)
+            .map(|(part, slot)| {
+                bind_group(d, &k.embed_layout, "embed", &[
+                    u(*slot),
+                    W(&ids),
+                    W(&part.quants),
+                    W(&part.scales),
+                    W(&w.position),
+                    W(&w.token_type),
+                    W(&x),
+                ])
+            })
+            .collect();
+        // The embedding LayerNorm has no residual; `tmp` only fills the binding.
+        let embd_norm = ln("embd_norm", s.embd_norm, &w.embd_norm);
+        let layers = w
+            .layers
+            .iter()
+            .map(|l| LayerGroups {
+                qkv: mm("qkv", s.qkv, &x, &l.qkv, &qkv),
+                attention: bind_group(d, &k.attention_layout, "attention", &[u(s.attention), W(&qkv), W(&lens), W(&ctx_buf)]),
+                attn_output: mm("attn_output", s.attn_output, &ctx_buf, &l.attn_output, &tmp),
+                attn_norm: ln("attn_norm", s.residual_norm, &l.attn_norm),
+                ffn_up: mm("ffn_up", s.ffn_up, &x, &l.ffn_up, &ff),
+                ffn_down: mm("ffn_down", s.ffn_down, &ff, &l.ffn_down, &tmp),
+                output_norm: ln("output_norm", s.residual_norm, &l.output_norm),
+            })
+            .collect();
+        let pool = bind_group(d, &k.pool_layout, "pool", &[u(s.pool), W(&x), W(&lens), W(&pooled)]);
+        Workspace {
+            tokens,
+            params,
+            ids,
+            lens,
+            x,
+            pooled,
+            groups: Groups { embed, embd_norm, layers, pool },
+            _scratch: [qkv, ctx_buf, tmp, ff],
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! WebGPU backend for xlalign: the encoder forward pass ([`GpuBackend`]) and the alignment
+//! step ([`align`]) as WGSL compute shaders, running natively through wgpu (Vulkan, Metal,
+//! DX12) and in the browser through `navigator.gpu`.
+//!
+//! Data path: model weights are uploaded once ([`weights`], repacked so quantised blocks are
+//! word-aligned), token ids go in, and each pass runs embedding gather → LayerNorm → per
+//! block (fused q/k/v matmul → attention → output matmul → residual LayerNorm → FFN up with
+//! GELU → FFN down → residual LayerNorm), all recorded into one submission ([`encoder`]).
+//! Each kernel family is one file in `src/shaders/`; [`ops`] runs any of them alone, which
+//! is how the tests compare every kernel with a CPU twin.
+//!
+//! [`select`] picks the GPU when an adapter exists and falls back to the CPU backend
+//! otherwise, saying why.
+
+// pub mod align;
+pub mod context;
+pub mod encoder;
+pub mod kernels;
+pub mod ops;
+// pub mod select;
+pub mod weights;
+
+// pub use align::{align_on_gpu, AlignMethod, GpuLink};
+pub use context::GpuContext;
+pub use encoder::GpuBackend;
+// pub use select::{select, AnyBackend, BackendChoice};

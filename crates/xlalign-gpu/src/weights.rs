@@ -1,0 +1,281 @@
+//! Model weights on the GPU, uploaded once per model.
+//!
+//! Layout choice: GGUF's Q4_0 blocks are 18 bytes (`f16 d`, 16 nibble bytes) and Q8_0
+//! blocks 34 bytes, so block starts are not 4-byte aligned and WGSL (which only loads u32)
+//! would need unaligned double-word reads and shifts for every quant. Instead each matrix is
+//! repacked at upload into two arrays:
+//! - `quants`: the block's quant bytes, unchanged and in file order, as little-endian u32
+//!   words (4 per Q4_0 block, 8 per Q8_0 block), so word `b·4 + i` holds bytes 4i…4i+3 of
+//!   block b;
+//! - `scales`: one f32 per block (the f16 scale widened, which is exact).
+//!
+//! That costs 2 bytes per block over the file (Q4_0: 20 instead of 18 bytes per 32 weights)
+//! and makes every load an aligned word load. f16 matrices are stored as u32 pairs (element
+//! 2i in the low half), f32 matrices as their bits.
+//!
+//! The query, key and value projections of a layer are stacked into one `[3·hidden, hidden]`
+//! matrix, so one matmul produces q, k and v side by side.
+
+use half::f16;
+use wgpu::util::DeviceExt;
+
+use xlalign_core::error::{Error, Result};
+use xlalign_core::model::{EncoderLayer, LayerNorm, Linear, Model};
+use xlalign_core::tensor::{DType, Tensor, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK};
+
+use crate::context::GpuContext;
+
+/// How a matrix is stored on the GPU; the numbers are the `WT_*` codes in the shaders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightType {
+    F32 = 0,
+    F16 = 1,
+    Q8_0 = 2,
+    Q4_0 = 3,
+}
+
+impl From<DType> for WeightType {
+    fn from(d: DType) -> Self {
+        match d {
+            DType::F32 => WeightType::F32,
+            DType::F16 => WeightType::F16,
+            DType::Q8_0 => WeightType::Q8_0,
+            DType::Q4_0 => WeightType::Q4_0,
+        }
+    }
+}
+
+/// A tensor's data repacked for the shaders (see the module comment).
+pub struct Repacked {
+    pub wtype: WeightType,
+    pub quants: Vec<u32>,
+    pub scales: Vec<f32>,
+}
+
+/// Repacks raw tensor bytes of `dtype` (whole blocks for the quantised types).
+pub fn repack(dtype: DType, bytes: &[u8]) -> Repacked {
+    let f16_at = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let words = |b: &[u8]| -> Vec<u32> {
+        b.chunks(4).map(|c| {
+            let mut w = [0u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            u32::from_le_bytes(w)
+        }).collect()
+    };
+    match dtype {
+        DType::F32 | DType::F16 => Repacked { wtype: dtype.into(), quants: words(bytes), scales: Vec::new() },
+        DType::Q4_0 | DType::Q8_0 => {
+            let block = if dtype == DType::Q4_0 { Q4_0_BLOCK_BYTES } else { Q8_0_BLOCK_BYTES };
+            let n = bytes.len() / block;
+            let mut quants = Vec::with_capacity(n * (block - 2) / 4);
+            let mut scales = Vec::with_capacity(n);
+            for b in bytes.chunks_exact(block) {
+                scales.push(f16_at(b));
+                quants.extend(b[2..].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            }
+            Repacked { wtype: dtype.into(), quants, scales }
+        }
+    }
+}
+
+/// A linear layer `y = x·Wᵀ + b` ready for the matmul kernel.
+pub struct GpuMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub wtype: WeightType,
+    pub quants: wgpu::Buffer,
+    /// Block scales; a 4-byte placeholder for float matrices.
+    pub scales: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+}
+
+impl GpuMatrix {
+    /// Uploads `[rows, cols]` weights (`tensors` stacked by rows) and their bias.
+    pub fn upload(ctx: &GpuContext, label: &str, tensors: &[&Tensor], bias: &[f32]) -> Result<GpuMatrix> {
+        let first = tensors.first().ok_or_else(|| Error::Backend(format!("{label}: no weights")))?;
+        let cols = first.row_len();
+        let rows: usize = tensors.iter().map(|t| t.n_rows()).sum();
+        if tensors.iter().any(|t| t.row_len() != cols || t.shape.len() != 2) {
+            return Err(Error::Unsupported(format!("{label}: stacked matrices differ in width")));
+        }
+        if bias.len() != rows {
+            return Err(Error::Unsupported(format!("{label}: {} bias values for {rows} rows", bias.len())));
+        }
+        let same_type = tensors.iter().all(|t| t.dtype == first.dtype);
+        let mut packed = if same_type {
+            let mut acc = Repacked { wtype: first.dtype.into(), quants: Vec::new(), scales: Vec::new() };
+            for t in tensors {
+                let r = repack(t.dtype, &t.data);
+                acc.quants.extend(r.quants);
+                acc.scales.extend(r.scales);
+            }
+            acc
+        } else {
+            // Mixed storage types cannot share one kernel variant; widen to f32 (rare, and
+            // only the projections being stacked are affected).
+            let mut all = Vec::with_capacity(rows * cols);
+            for t in tensors {
+                all.extend(t.to_f32_vec());
+            }
+            Repacked { wtype: WeightType::F32, quants: bytemuck::cast_slice(&all).to_vec(), scales: Vec::new() }
+        };
+        if packed.wtype != WeightType::F32 && packed.wtype != WeightType::F16 && cols % QK != 0 {
+            return Err(Error::Unsupported(format!("{label}: quantised rows of {cols} are not whole blocks")));
+        }
+        if packed.scales.is_empty() {
+            packed.scales.push(0.0);
+        }
+        Ok(GpuMatrix {
+            rows,
+            cols,
+            wtype: packed.wtype,
+            quants: storage(ctx, &format!("{label}.quants"), bytemuck::cast_slice(&packed.quants))?,
+            scales: storage(ctx, &format!("{label}.scales"), bytemuck::cast_slice(&packed.scales))?,
+            bias: storage(ctx, &format!("{label}.bias"), bytemuck::cast_slice(bias))?,
+        })
+    }
+
+    pub fn from_linear(ctx: &GpuContext, label: &str, l: &Linear) -> Result<GpuMatrix> {
+        GpuMatrix::upload(ctx, label, &[&l.weight], &l.bias)
+    }
+}
+
+/// One row range of the word-embedding table, small enough for a storage binding.
+pub struct TablePart {
+    pub row_start: u32,
+    pub row_end: u32,
+    pub quants: wgpu::Buffer,
+    pub scales: wgpu::Buffer,
+}
+
+pub struct GpuNorm {
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+}
+
+impl GpuNorm {
+    fn upload(ctx: &GpuContext, label: &str, n: &LayerNorm) -> Result<GpuNorm> {
+        Ok(GpuNorm {
+            weight: storage(ctx, &format!("{label}.weight"), bytemuck::cast_slice(&n.weight))?,
+            bias: storage(ctx, &format!("{label}.bias"), bytemuck::cast_slice(&n.bias))?,
+        })
+    }
+}
+
+pub struct GpuLayer {
+    /// q, k and v stacked: `[3·hidden, hidden]`.
+    pub qkv: GpuMatrix,
+    pub attn_output: GpuMatrix,
+    pub attn_norm: GpuNorm,
+    pub ffn_up: GpuMatrix,
+    pub ffn_down: GpuMatrix,
+    pub output_norm: GpuNorm,
+}
+
+pub struct GpuWeights {
+    pub table_type: WeightType,
+    pub table: Vec<TablePart>,
+    pub position: wgpu::Buffer,
+    /// Row 0 of the token-type table (every token has type 0).
+    pub token_type: wgpu::Buffer,
+    pub embd_norm: GpuNorm,
+    pub layers: Vec<GpuLayer>,
+}
+
+impl GpuWeights {
+    pub fn upload(ctx: &GpuContext, model: &Model) -> Result<GpuWeights> {
+        let w = &model.weights;
+        let h = model.config.hidden;
+        let table_type: WeightType = w.token_embd.dtype.into();
+        let layers = w
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| upload_layer(ctx, i, l))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GpuWeights {
+            table_type,
+            table: upload_table(ctx, &w.token_embd, None)?,
+            position: storage(ctx, "position_embd", bytemuck::cast_slice(&w.position_embd))?,
+            token_type: storage(ctx, "token_types[0]", bytemuck::cast_slice(&w.token_types[..h.min(w.token_types.len())]))?,
+            embd_norm: GpuNorm::upload(ctx, "token_embd_norm", &w.embd_norm)?,
+            layers,
+        })
+    }
+}
+
+fn upload_layer(ctx: &GpuContext, i: usize, l: &EncoderLayer) -> Result<GpuLayer> {
+    let p = |n: &str| format!("blk.{i}.{n}");
+    let mut qkv_bias = Vec::with_capacity(l.query.bias.len() * 3);
+    qkv_bias.extend_from_slice(&l.query.bias);
+    qkv_bias.extend_from_slice(&l.key.bias);
+    qkv_bias.extend_from_slice(&l.value.bias);
+    Ok(GpuLayer {
+        qkv: GpuMatrix::upload(ctx, &p("attn_qkv"), &[&l.query.weight, &l.key.weight, &l.value.weight], &qkv_bias)?,
+        attn_output: GpuMatrix::from_linear(ctx, &p("attn_output"), &l.attn_output)?,
+        attn_norm: GpuNorm::upload(ctx, &p("attn_output_norm"), &l.attn_norm)?,
+        ffn_up: GpuMatrix::from_linear(ctx, &p("ffn_up"), &l.ffn_up)?,
+        ffn_down: GpuMatrix::from_linear(ctx, &p("ffn_down"), &l.ffn_down)?,
+        output_norm: GpuNorm::upload(ctx, &p("layer_output_norm"), &l.output_norm)?,
+    })
+}
+
+/// Splits the word table into row ranges that each fit one storage binding (or hold at most
+/// `rows_per_part` rows, which tests use to exercise the split on any device).
+pub(crate) fn upload_table(ctx: &GpuContext, t: &Tensor, rows_per_part: Option<usize>) -> Result<Vec<TablePart>> {
+    let rows = t.n_rows();
+    let row_len = t.row_len();
+    let row_bytes = t.dtype.row_bytes(row_len)?;
+    // The quant array is the larger of the two after repacking; f16 parts are packed from
+    // their own first element, so any row count works.
+    let gpu_row_bytes = match t.dtype {
+        DType::F32 => row_len * 4,
+        DType::F16 => row_len.div_ceil(2) * 4 + 4,
+        DType::Q8_0 => row_len / QK * 32,
+        DType::Q4_0 => row_len / QK * 16,
+    };
+    let max = ctx.max_binding_bytes() as usize;
+    let rows_per_part = (max / gpu_row_bytes.max(1)).min(rows_per_part.unwrap_or(rows)).max(1);
+    if gpu_row_bytes > max {
+        return Err(Error::Backend(format!(
+            "one row of `{}` needs {gpu_row_bytes} bytes, over the adapter's storage-binding limit of {max}",
+            t.name
+        )));
+    }
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + rows_per_part).min(rows);
+        let mut r = repack(t.dtype, &t.data[start * row_bytes..end * row_bytes]);
+        if r.scales.is_empty() {
+            r.scales.push(0.0);
+        }
+        let label = format!("{}[{start}..{end}]", t.name);
+        parts.push(TablePart {
+            row_start: start as u32,
+            row_end: end as u32,
+            quants: storage(ctx, &format!("{label}.quants"), bytemuck::cast_slice(&r.quants))?,
+            scales: storage(ctx, &format!("{label}.scales"), bytemuck::cast_slice(&r.scales))?,
+        });
+        start = end;
+    }
+    Ok(parts)
+}
+
+/// A read-only storage buffer holding `bytes`, checked against the binding limit.
+pub(crate) fn storage(ctx: &GpuContext, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+    let max = ctx.max_binding_bytes();
+    if bytes.len() as u64 > max {
+        return Err(Error::Backend(format!(
+            "`{label}` needs {} bytes in one GPU buffer, the adapter allows {max}; this model cannot run on this GPU",
+            bytes.len()
+        )));
+    }
+    // Zero-sized bindings are invalid; a placeholder word keeps every binding legal.
+    let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
+    Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+    }))
+}
