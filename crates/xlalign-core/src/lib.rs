@@ -7,12 +7,15 @@
 //! Compiles for `wasm32-unknown-unknown`: no threads, files or native-only crates unless the
 //! `parallel` feature is on.
 
+pub mod align;
 pub mod backend;
 pub mod cpu;
 pub mod embed;
 pub mod error;
 pub mod gguf;
 pub mod model;
+pub mod pharaoh;
+pub mod pipeline;
 pub mod tensor;
 pub mod tokenize;
 

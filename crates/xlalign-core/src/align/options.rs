@@ -1,0 +1,334 @@
+//! What to extract and how: the knobs of SimAlign and awesome-align in one serde struct, so the
+//! CLI (flags), the web UI (JSON from JavaScript) and the model file's defaults all speak the
+//! same names.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Softmax threshold that worked best for multilingual-e5-small at layer 7 (AER over five gold
+/// sets; awesome-align's own 0.001 assumes mBERT's smaller hidden norms and lets many secondary
+/// links through here).
+pub const DEFAULT_SOFTMAX_THRESHOLD: f32 = 0.3;
+/// entmax gives exact zeros, so any non-zero probability is a link (awesome-align's choice).
+pub const DEFAULT_ENTMAX_THRESHOLD: f32 = 0.0;
+
+/// How links are read off a similarity matrix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// SimAlign "inter" (ArgMax): a cell that is the maximum of its row and of its column.
+    Argmax,
+    /// SimAlign IterMax: argmax, then repeated mutual argmax over rows/columns left unaligned.
+    Itermax,
+    /// SimAlign "mwmf": maximum-weight bipartite matching (one link per row and column).
+    Match,
+    /// awesome-align: softmax over each row and each column of the dot products, keep cells
+    /// whose probability passes the threshold in both.
+    #[default]
+    Softmax,
+    /// awesome-align's sparse variant: entmax-1.5 instead of softmax.
+    Entmax,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [Method::Argmax, Method::Itermax, Method::Match, Method::Softmax, Method::Entmax];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Argmax => "argmax",
+            Method::Itermax => "itermax",
+            Method::Match => "match",
+            Method::Softmax => "softmax",
+            Method::Entmax => "entmax",
+        }
+    }
+
+    /// Softmax and entmax normalise dot products (the vectors' norms act as a temperature);
+    /// the SimAlign methods compare cosine similarities.
+    pub fn uses_dot_products(self) -> bool {
+        matches!(self, Method::Softmax | Method::Entmax)
+    }
+
+    /// The threshold used when [`AlignOptions::threshold`] is not given.
+    pub fn default_threshold(self) -> f32 {
+        match self {
+            Method::Entmax => DEFAULT_ENTMAX_THRESHOLD,
+            _ => DEFAULT_SOFTMAX_THRESHOLD,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = Error;
+
+    /// Accepts the names above, case-insensitively, plus the upstream names `inter`, `mwmf`
+    /// and `entmax15`.
+    fn from_str(s: &str) -> Result<Method> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "argmax" | "inter" => Ok(Method::Argmax),
+            "itermax" => Ok(Method::Itermax),
+            "match" | "mwmf" => Ok(Method::Match),
+            "softmax" => Ok(Method::Softmax),
+            "entmax" | "entmax15" => Ok(Method::Entmax),
+            _ => Err(Error::Input(format!(
+                "unknown alignment method `{s}` (use argmax, itermax, match, softmax or entmax)"
+            ))),
+        }
+    }
+}
+
+/// Which directions must agree for a link (argmax, softmax and entmax only; itermax and match
+/// are symmetric by construction).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Source→target and target→source agree (intersection): high precision.
+    #[default]
+    Both,
+    /// Source→target only: each source unit picks its targets (SimAlign "fwd").
+    Forward,
+    /// Target→source only (SimAlign "rev").
+    Reverse,
+    /// Either direction (union): higher recall, lower precision.
+    Union,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Both => "both",
+            Direction::Forward => "forward",
+            Direction::Reverse => "reverse",
+            Direction::Union => "union",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Direction {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Direction> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "both" | "inter" | "intersection" => Ok(Direction::Both),
+            "forward" | "fwd" => Ok(Direction::Forward),
+            "reverse" | "rev" | "backward" => Ok(Direction::Reverse),
+            "union" => Ok(Direction::Union),
+            _ => Err(Error::Input(format!("unknown direction `{s}` (use both, forward, reverse or union)"))),
+        }
+    }
+}
+
+/// The units links are extracted between.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Extract between subwords, then link two words when any of their subwords are linked
+    /// (SimAlign `token_type="bpe"`, awesome-align). Best on four of five gold sets.
+    #[default]
+    Subword,
+    /// Average each word's subword vectors first and extract between words
+    /// (SimAlign `token_type="word"`).
+    WordAverage,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Subword => "subword",
+            Level::WordAverage => "word-average",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Level {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Level> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "subword" | "bpe" => Ok(Level::Subword),
+            "word-average" | "word_average" | "wordaverage" | "word" => Ok(Level::WordAverage),
+            _ => Err(Error::Input(format!("unknown alignment level `{s}` (use subword or word-average)"))),
+        }
+    }
+}
+
+/// Everything that decides which links come out of two sets of vectors.
+///
+/// JSON form (every field optional, camelCase):
+/// `{"method":"softmax","threshold":0.3,"temperature":1,"iterations":2,"alpha":0.9,
+///   "distortion":0,"direction":"both","level":"subword"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct AlignOptions {
+    pub method: Method,
+    /// Softmax/entmax only: a link needs a probability strictly above this, in every
+    /// direction [`Self::direction`] asks for. `None` = the method's default
+    /// ([`DEFAULT_SOFTMAX_THRESHOLD`], [`DEFAULT_ENTMAX_THRESHOLD`]).
+    pub threshold: Option<f32>,
+    /// Softmax/entmax only: dot products are divided by this before normalising. 1 is
+    /// awesome-align; larger values flatten the distributions.
+    pub temperature: f32,
+    /// Itermax only: total rounds, the first being plain argmax (SimAlign's `max_count`, 2).
+    pub iterations: usize,
+    /// Itermax only: how much a cell whose row or column is already aligned is discounted in
+    /// later rounds (SimAlign's `alpha_ratio`, 0.9).
+    pub alpha: f32,
+    /// SimAlign's distortion ratio in `[0, 1]`: similarities are multiplied by
+    /// `1 − ratio·(i/(m−1) − j/(n−1))²`, favouring links near the diagonal. 0 turns it off.
+    /// For softmax/entmax the same factor multiplies the unnormalised weights (its log is
+    /// added to the logits), i.e. it acts as a position prior.
+    pub distortion: f32,
+    pub direction: Direction,
+    pub level: Level,
+}
+
+impl Default for AlignOptions {
+    fn default() -> Self {
+        AlignOptions {
+            method: Method::Softmax,
+            threshold: None,
+            temperature: 1.0,
+            iterations: 2,
+            alpha: 0.9,
+            distortion: 0.0,
+            direction: Direction::Both,
+            level: Level::Subword,
+        }
+    }
+}
+
+impl AlignOptions {
+    pub fn new(method: Method) -> Self {
+        AlignOptions { method, ..Default::default() }
+    }
+
+    /// The threshold softmax/entmax will use.
+    pub fn effective_threshold(&self) -> f32 {
+        self.threshold.unwrap_or_else(|| self.method.default_threshold())
+    }
+
+    /// Checks ranges and combinations, with messages that name the field and the fix.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(t) = self.threshold {
+            if !t.is_finite() || !(0.0..1.0).contains(&t) {
+                return Err(Error::Input(format!(
+                    "threshold must be at least 0 and below 1 (it is compared with probabilities), got {t}"
+                )));
+            }
+        }
+        if !self.temperature.is_finite() || self.temperature <= 0.0 {
+            return Err(Error::Input(format!("temperature must be a positive number, got {}", self.temperature)));
+        }
+        if self.iterations == 0 {
+            return Err(Error::Input("iterations must be at least 1 (1 = plain argmax)".into()));
+        }
+        if !self.alpha.is_finite() || !(0.0..=1.0).contains(&self.alpha) {
+            return Err(Error::Input(format!("alpha must be between 0 and 1, got {}", self.alpha)));
+        }
+        if !self.distortion.is_finite() || !(0.0..=1.0).contains(&self.distortion) {
+            return Err(Error::Input(format!("distortion must be between 0 (off) and 1, got {}", self.distortion)));
+        }
+        if matches!(self.method, Method::Itermax | Method::Match) && self.direction != Direction::Both {
+            return Err(Error::Input(format!(
+                "direction `{}` does not apply to {} (it is symmetric); use it with argmax, softmax or entmax",
+                self.direction, self.method
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_round_trip() {
+        for m in Method::ALL {
+            assert_eq!(m.name().parse::<Method>().unwrap(), m);
+            assert_eq!(m.to_string(), m.name());
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.name()));
+        }
+        assert_eq!("MWMF".parse::<Method>().unwrap(), Method::Match);
+        assert_eq!(" inter ".parse::<Method>().unwrap(), Method::Argmax);
+        let err = "bogus".parse::<Method>().unwrap_err().to_string();
+        assert!(err.contains("bogus") && err.contains("itermax"), "{err}");
+    }
+
+    #[test]
+    fn direction_and_level_parse() {
+        assert_eq!("rev".parse::<Direction>().unwrap(), Direction::Reverse);
+        assert_eq!("word-average".parse::<Level>().unwrap(), Level::WordAverage);
+        assert!("sideways".parse::<Direction>().is_err());
+        assert!("char".parse::<Level>().is_err());
+        assert_eq!(serde_json::to_string(&Level::WordAverage).unwrap(), "\"word-average\"");
+    }
+
+    #[test]
+    fn json_is_camel_case_and_partial() {
+        let o: AlignOptions = serde_json::from_str(r#"{"method":"itermax","iterations":3}"#).unwrap();
+        assert_eq!(o.method, Method::Itermax);
+        assert_eq!(o.iterations, 3);
+        assert_eq!(o.alpha, 0.9);
+        let full = serde_json::to_value(AlignOptions::default()).unwrap();
+        for key in ["method", "threshold", "temperature", "iterations", "alpha", "distortion", "direction", "level"] {
+            assert!(full.get(key).is_some(), "missing {key} in {full}");
+        }
+        let back: AlignOptions = serde_json::from_value(full).unwrap();
+        assert_eq!(back, AlignOptions::default());
+        // A typo must not be silently ignored.
+        assert!(serde_json::from_str::<AlignOptions>(r#"{"treshold":0.2}"#).is_err());
+    }
+
+    #[test]
+    fn thresholds_default_per_method() {
+        assert_eq!(AlignOptions::new(Method::Softmax).effective_threshold(), 0.3);
+        assert_eq!(AlignOptions::new(Method::Entmax).effective_threshold(), 0.0);
+        let o = AlignOptions { threshold: Some(0.1), ..AlignOptions::new(Method::Entmax) };
+        assert_eq!(o.effective_threshold(), 0.1);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert!(AlignOptions::default().validate().is_ok());
+        let bad = |o: AlignOptions, word: &str| {
+            let e = o.validate().unwrap_err();
+            assert!(matches!(e, Error::Input(_)));
+            assert!(e.to_string().contains(word), "{e}");
+        };
+        bad(AlignOptions { threshold: Some(1.0), ..Default::default() }, "threshold");
+        bad(AlignOptions { threshold: Some(f32::NAN), ..Default::default() }, "threshold");
+        bad(AlignOptions { threshold: Some(-0.1), ..Default::default() }, "threshold");
+        bad(AlignOptions { temperature: 0.0, ..Default::default() }, "temperature");
+        bad(AlignOptions { iterations: 0, ..Default::default() }, "iterations");
+        bad(AlignOptions { alpha: 1.5, ..Default::default() }, "alpha");
+        bad(AlignOptions { distortion: -0.5, ..Default::default() }, "distortion");
+        bad(AlignOptions { distortion: f32::INFINITY, ..Default::default() }, "distortion");
+        bad(AlignOptions { direction: Direction::Forward, ..AlignOptions::new(Method::Match) }, "match");
+        bad(AlignOptions { direction: Direction::Union, ..AlignOptions::new(Method::Itermax) }, "itermax");
+        assert!(AlignOptions { direction: Direction::Union, ..AlignOptions::new(Method::Argmax) }.validate().is_ok());
+    }
+}
