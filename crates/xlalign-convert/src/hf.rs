@@ -147,7 +147,11 @@ impl HfConfig {
                 .filter(|e| e.is_finite() && *e >= 0.0)
                 .ok_or_else(|| Error::Format(format!("config.json `layer_norm_eps` is {x}, expected a number")))?,
         };
-        let pad_token_id = num("pad_token_id")?.map(|p| p as u32);
+        let pad_token_id = num("pad_token_id")?
+            .map(|p| {
+                u32::try_from(p).map_err(|_| Error::Format(format!("config.json `pad_token_id` {p} is too large")))
+            })
+            .transpose()?;
         let max_positions = req("max_position_embeddings")?;
         let position_rows_dropped = match model_type {
             HfModelType::Bert => 0,
@@ -183,9 +187,13 @@ impl HfConfig {
         }
         // Room for at least one token between the start and end markers.
         if cfg.max_positions < position_rows_dropped + 3 {
+            let unused = match position_rows_dropped {
+                0 => String::new(),
+                n => format!(" once the {n} rows before padding_idx + 1 are dropped"),
+            };
             return Err(Error::Format(format!(
-                "max_position_embeddings {} leaves no room for text after the {} unused {} rows",
-                cfg.max_positions, position_rows_dropped, "position"
+                "max_position_embeddings {} leaves no room for text{unused}",
+                cfg.max_positions
             )));
         }
         Ok(cfg)
@@ -294,9 +302,9 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
     step(&mut w, Tensor::from_f32("position_embd.weight", vec![c.context_length(), h], kept)?)?;
     let types = source.read("embeddings.token_type_embeddings.weight", &[c.type_vocab, h])?;
     step(&mut w, Tensor::from_f32("token_types.weight", vec![c.type_vocab, h], &types)?)?;
-    for (src, dst) in [("weight", "weight"), ("bias", "bias")] {
-        let v = source.read(&format!("embeddings.LayerNorm.{src}"), &[h])?;
-        step(&mut w, Tensor::from_f32(format!("token_embd_norm.{dst}"), vec![h], &v)?)?;
+    for part in ["weight", "bias"] {
+        let v = source.read(&format!("embeddings.LayerNorm.{part}"), &[h])?;
+        step(&mut w, Tensor::from_f32(format!("token_embd_norm.{part}"), vec![h], &v)?)?;
     }
     for l in 0..c.layers {
         let p = format!("encoder.layer.{l}");
@@ -330,10 +338,10 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
     }
     if !fell_back.is_empty() {
         notes.push(format!(
-            "{} tensor(s) stored as f16 instead of {}: their rows ({}) are not a multiple of {QK} elements",
+            "{} tensor(s) stored as f16 instead of {} because their rows are not a multiple of {QK} elements: {}",
             fell_back.len(),
             big.name(),
-            fell_back.join(", ")
+            summarize(&fell_back)
         ));
     }
     let ignored = source.unused(c.layers)?;
