@@ -24,6 +24,14 @@ enum Command {
     Info(cmd::info::Args),
     /// Embed sentences (one per line) and print JSON lines.
     Embed(cmd::embed::Args),
+    /// Word-align sentence pairs (Pharaoh or JSON output).
+    Align(cmd::align::Args),
+    /// Score predicted alignments against gold alignments (precision, recall, F1, AER).
+    Eval(cmd::eval::Args),
+    /// Sentence similarity scores for sentence pairs.
+    Similarity(cmd::similarity::Args),
+    /// Measure load time, embedding and alignment throughput, and peak memory.
+    Bench(cmd::bench::Args),
 }
 
 fn main() {
@@ -32,6 +40,10 @@ fn main() {
         Command::Convert(a) => cmd::convert::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Embed(a) => cmd::embed::run(a),
+        Command::Align(a) => cmd::align::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Similarity(a) => cmd::similarity::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

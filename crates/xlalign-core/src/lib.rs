@@ -15,6 +15,7 @@ pub mod error;
 pub mod gguf;
 pub mod model;
 pub mod pharaoh;
+pub mod pipeline;
 pub mod tensor;
 pub mod tokenize;
 

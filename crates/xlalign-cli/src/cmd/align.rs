@@ -1,0 +1,189 @@
+//! `xlalign align`: word alignments for sentence pairs, streamed in input order.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use xlalign_core::align::{AlignOptions, Direction, Level, Method};
+use xlalign_core::pharaoh;
+use xlalign_core::pipeline::{Aligner, EncodeOptions, PairAlignment};
+
+use super::pairs::{read_pairs, PairInput, PairLine};
+use crate::{backend, load, progress};
+
+#[derive(clap::Args, Clone)]
+pub struct ExtractArgs {
+    /// Extraction method (default: the model's recommendation).
+    #[arg(long, value_parser = ["argmax", "itermax", "match", "softmax", "entmax"])]
+    pub method: Option<String>,
+    /// Hidden layer to align with (default: the model's recommendation).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// Softmax/entmax probability threshold (default: the model's recommendation).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Align subwords and lift links to words, or average subwords into words first.
+    #[arg(long, default_value = "subword", value_parser = ["subword", "word-average"])]
+    pub level: String,
+    /// Both directions must agree, or only source→target (forward) / target→source (reverse).
+    #[arg(long, default_value = "both", value_parser = ["both", "forward", "reverse"])]
+    pub direction: String,
+    /// SimAlign's distortion (position prior) ratio in [0, 1]; 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    pub distortion: f32,
+    /// Itermax rounds.
+    #[arg(long, default_value_t = 2)]
+    pub iterations: usize,
+    /// Itermax discount for already aligned rows/columns.
+    #[arg(long, default_value_t = 0.9)]
+    pub alpha: f32,
+    /// Softmax/entmax temperature.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Input words: space-separated tokens (gold-set style) or raw text.
+    #[arg(long, default_value = "pretokenized", value_parser = ["pretokenized", "raw"])]
+    pub words: String,
+}
+
+impl ExtractArgs {
+    pub fn options<B: xlalign_core::Backend>(&self, aligner: &Aligner<B>) -> Result<(EncodeOptions, AlignOptions)> {
+        let mut o = aligner.default_options();
+        if let Some(m) = &self.method {
+            let method: Method = m.parse()?;
+            if method != o.method {
+                o = AlignOptions::new(method);
+            }
+        }
+        if self.threshold.is_some() {
+            o.threshold = self.threshold;
+        }
+        o.level = self.level.parse::<Level>()?;
+        o.direction = self.direction.parse::<Direction>()?;
+        o.distortion = self.distortion;
+        o.iterations = self.iterations;
+        o.alpha = self.alpha;
+        o.temperature = self.temperature;
+        o.validate()?;
+        let enc = EncodeOptions { layer: self.layer, pretokenized: self.words == "pretokenized", ..Default::default() };
+        Ok((enc, o))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    pairs: PairInput,
+    #[command(flatten)]
+    extract: ExtractArgs,
+    /// Output: Pharaoh links (`0-0 1-2`) or one JSON object per pair.
+    #[arg(long, default_value = "pharaoh", value_parser = ["pharaoh", "json"])]
+    format: String,
+    /// Also write each link's score to this file (one line per pair, one number per link, in
+    /// the order of the links line), as awesome-align's prob file.
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Pairs per encoder batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[command(flatten)]
+    backend: backend::BackendArgs,
+}
+
+/// Runs `f` over the pairs in batches, in order; bad lines are reported on stderr and get
+/// `None`. Returns how many lines failed.
+pub fn for_each_batch<B: xlalign_core::Backend>(
+    aligner: &Aligner<B>,
+    pairs: &PairInput,
+    enc: &EncodeOptions,
+    opts: &AlignOptions,
+    batch_size: usize,
+    mut emit: impl FnMut(usize, Option<&PairAlignment>) -> Result<()>,
+) -> Result<usize> {
+    let pb = progress::bar(0, "pairs");
+    pb.set_message("aligning");
+    let mut failed = 0usize;
+    let mut line_no = 0usize;
+    let mut batch: Vec<(usize, PairLine)> = Vec::new();
+    let mut run = |batch: &mut Vec<(usize, PairLine)>, failed: &mut usize| -> Result<()> {
+        let ok: Vec<(&str, &str)> = batch.iter().filter_map(|(_, p)| p.as_ref().ok()).map(|(s, t)| (s.as_str(), t.as_str())).collect();
+        let results = pollster::block_on(aligner.align_batch(&ok, enc, opts))?;
+        let mut results = results.into_iter();
+        for (n, p) in batch.iter() {
+            let r = match p {
+                Err(e) => Err(e.clone()),
+                Ok(_) => results.next().expect("one result per pair").map_err(|e| e.to_string()),
+            };
+            match r {
+                Ok(a) => emit(*n, Some(&a))?,
+                Err(e) => {
+                    eprintln!("line {n}: {e}");
+                    *failed += 1;
+                    emit(*n, None)?;
+                }
+            }
+        }
+        pb.inc(batch.len() as u64);
+        batch.clear();
+        Ok(())
+    };
+    for p in read_pairs(pairs)? {
+        line_no += 1;
+        batch.push((line_no, p?));
+        if batch.len() >= batch_size.max(1) {
+            run(&mut batch, &mut failed)?;
+        }
+    }
+    run(&mut batch, &mut failed)?;
+    pb.finish_and_clear();
+    Ok(failed)
+}
+
+pub fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let model = Arc::new(load::load_model(args.model.as_deref())?);
+    let backend = backend::create(&model, &args.backend)?;
+    let aligner = Aligner::new(model, backend);
+    let (enc, opts) = args.extract.options(&aligner)?;
+    let mut out = open_output(args.output.as_ref())?;
+    let mut scores = args.scores.as_ref().map(|p| open_output(Some(p))).transpose()?;
+    let json = args.format == "json";
+    let failed = for_each_batch(&aligner, &args.pairs, &enc, &opts, args.batch, |_, a| {
+        match (a, json) {
+            (Some(a), true) => serde_json::to_writer(&mut out, a)?,
+            (Some(a), false) => out.write_all(pharaoh::links_line(&a.links).as_bytes())?,
+            (None, true) => out.write_all(b"null")?,
+            (None, false) => {}
+        }
+        out.write_all(b"\n")?;
+        if let Some(s) = scores.as_mut() {
+            if let Some(a) = a {
+                s.write_all(pharaoh::scores_line(&a.links).as_bytes())?;
+            }
+            s.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    if let Some(s) = scores.as_mut() {
+        s.flush()?;
+    }
+    if failed > 0 {
+        eprintln!("{failed} line(s) could not be aligned (empty output lines)");
+        return Ok(2);
+    }
+    Ok(0)
+}

@@ -1,0 +1,164 @@
+//! `xlalign bench`: load time, embedding throughput (single sentences and batches), sentence
+//! pairs aligned per second, and peak memory. Numbers go to README; nothing here asserts a
+//! speed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use xlalign_core::embed::{embed_texts, Prefix};
+use xlalign_core::pipeline::Aligner;
+use xlalign_core::Backend;
+
+use super::align::ExtractArgs;
+use crate::{backend, load};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Sentences to embed, one per line.
+    #[arg(long, default_value = "tests/data/bench-sentences.txt")]
+    sentences: PathBuf,
+    /// Source side of pairs to align (with --tgt), e.g. a gold set's .src file.
+    #[arg(long, requires = "tgt")]
+    src: Option<PathBuf>,
+    #[arg(long, requires = "src")]
+    tgt: Option<PathBuf>,
+    /// Timed repetitions (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    extract: ExtractArgs,
+    #[command(flatten)]
+    backend: backend::BackendArgs,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    backend: String,
+    model_load_ms: f64,
+    tokenizer_included: bool,
+    backend_init_ms: f64,
+    sentences: usize,
+    tokens: usize,
+    /// First call (caches, pipelines), then the best of the repeats.
+    single_cold_tokens_per_s: f64,
+    single_tokens_per_s: f64,
+    batch32_tokens_per_s: f64,
+    pairs: usize,
+    pairs_per_s: Option<f64>,
+    pair_tokens_per_s: Option<f64>,
+    peak_rss_mb: Option<f64>,
+}
+
+fn best_of<T>(n: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..n.max(1) {
+        let t = Instant::now();
+        let r = f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(r);
+    }
+    Ok((best, last.unwrap()))
+}
+
+/// Peak resident memory of this process (Linux), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let mut r = Report::default();
+    let t = Instant::now();
+    let model = Arc::new(load::load_model(args.model.as_deref())?);
+    r.model_load_ms = t.elapsed().as_secs_f64() * 1e3;
+    r.tokenizer_included = true;
+    let t = Instant::now();
+    let backend = backend::create(&model, &args.backend)?;
+    r.backend_init_ms = t.elapsed().as_secs_f64() * 1e3;
+    r.backend = backend.info().device;
+
+    let text = std::fs::read_to_string(&args.sentences)
+        .with_context(|| format!("cannot read {} (run from the repository root or pass --sentences)", args.sentences.display()))?;
+    let sentences: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    anyhow::ensure!(!sentences.is_empty(), "{} has no sentences", args.sentences.display());
+    r.sentences = sentences.len();
+    let prefix = Prefix::Passage;
+    r.tokens = sentences
+        .iter()
+        .map(|s| model.tokenizer.encode(s, prefix.text(&model)).map(|t| t.len()))
+        .sum::<Result<usize, _>>()?;
+    let tokens = r.tokens as f64;
+
+    let one_by_one = || -> Result<()> {
+        for s in &sentences {
+            pollster::block_on(embed_texts(&model, &backend, &[s], prefix, None))?;
+        }
+        Ok(())
+    };
+    let t = Instant::now();
+    one_by_one()?;
+    r.single_cold_tokens_per_s = tokens / t.elapsed().as_secs_f64();
+    let (secs, _) = best_of(args.repeat, one_by_one)?;
+    r.single_tokens_per_s = tokens / secs;
+    let (secs, _) = best_of(args.repeat, || {
+        for chunk in sentences.chunks(32) {
+            pollster::block_on(embed_texts(&model, &backend, chunk, prefix, None))?;
+        }
+        Ok(())
+    })?;
+    r.batch32_tokens_per_s = tokens / secs;
+
+    if let (Some(src), Some(tgt)) = (&args.src, &args.tgt) {
+        let s = std::fs::read_to_string(src).with_context(|| format!("cannot read {}", src.display()))?;
+        let t = std::fs::read_to_string(tgt).with_context(|| format!("cannot read {}", tgt.display()))?;
+        let pairs: Vec<(&str, &str)> = s.lines().zip(t.lines()).collect();
+        let aligner = Aligner::new(model.clone(), backend);
+        let (enc, opts) = args.extract.options(&aligner)?;
+        let n_tokens: usize = pairs
+            .iter()
+            .map(|(a, b)| {
+                let p = &model.defaults.passage_prefix;
+                Ok(model.tokenizer.encode(a, p)?.len() + model.tokenizer.encode(b, p)?.len())
+            })
+            .sum::<xlalign_core::Result<usize>>()?;
+        let (secs, _) = best_of(args.repeat.min(2), || {
+            for chunk in pairs.chunks(32) {
+                pollster::block_on(aligner.align_batch(chunk, &enc, &opts))?;
+            }
+            Ok(())
+        })?;
+        r.pairs = pairs.len();
+        r.pairs_per_s = Some(pairs.len() as f64 / secs);
+        r.pair_tokens_per_s = Some(n_tokens as f64 / secs);
+    }
+    r.peak_rss_mb = peak_rss_mb();
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(0);
+    }
+    println!("backend:                {}", r.backend);
+    println!("model load:             {:.1} ms (mmap + validation + tokenizer build)", r.model_load_ms);
+    println!("backend init:           {:.1} ms", r.backend_init_ms);
+    println!("sentences:              {} ({} tokens with prefix and specials)", r.sentences, r.tokens);
+    println!("embed, one at a time:   {:.0} tokens/s (cold {:.0})", r.single_tokens_per_s, r.single_cold_tokens_per_s);
+    println!("embed, batches of 32:   {:.0} tokens/s", r.batch32_tokens_per_s);
+    if let Some(p) = r.pairs_per_s {
+        println!("align, batches of 32:   {:.1} pairs/s ({} pairs, {:.0} tokens/s)", p, r.pairs, r.pair_tokens_per_s.unwrap_or(0.0));
+    }
+    if let Some(m) = r.peak_rss_mb {
+        println!("peak memory (RSS):      {m:.0} MB");
+    }
+    Ok(0)
+}

@@ -1,0 +1,58 @@
+//! Reading sentence pairs: two parallel files (`--src`/`--tgt`) or one file of
+//! `source ||| target` lines (fast_align / awesome-align format), stdin by default.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::input;
+
+#[derive(clap::Args, Clone)]
+pub struct PairInput {
+    /// Source sentences, one per line (use with --tgt).
+    #[arg(long, requires = "tgt", conflicts_with = "input")]
+    pub src: Option<PathBuf>,
+    /// Target sentences, one per line, parallel to --src.
+    #[arg(long, requires = "src", conflicts_with = "input")]
+    pub tgt: Option<PathBuf>,
+    /// `source ||| target` lines (default: stdin).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
+/// A pair read from the input, or why that line could not be read as one.
+pub type PairLine = std::result::Result<(String, String), String>;
+
+/// Yields pairs in input order, one per input line. A line that is not a pair (no `|||`, too
+/// many `|||`) is an `Err` for that line only; unreadable input or files of different line
+/// counts stop the iteration with an error.
+pub fn read_pairs(p: &PairInput) -> Result<Box<dyn Iterator<Item = Result<PairLine>>>> {
+    if let (Some(s), Some(t)) = (&p.src, &p.tgt) {
+        let src = input::lines(input::open(Some(s))?, s.display().to_string());
+        let mut tgt = input::lines(input::open(Some(t))?, t.display().to_string());
+        let (sn, tn) = (s.display().to_string(), t.display().to_string());
+        let mut src = src.fuse();
+        let mut n = 0usize;
+        return Ok(Box::new(std::iter::from_fn(move || {
+            n += 1;
+            match (src.next(), tgt.next()) {
+                (None, None) => None,
+                (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
+                (Some(Ok(a)), Some(Ok(b))) => Some(Ok(Ok((a, b)))),
+                (Some(_), None) => Some(Err(anyhow::anyhow!("{tn} has fewer lines than {sn} (ends before line {n})"))),
+                (None, Some(_)) => Some(Err(anyhow::anyhow!("{sn} has fewer lines than {tn} (ends before line {n})"))),
+            }
+        })));
+    }
+    let name = p.input.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdin".into());
+    let lines = input::lines(input::open(p.input.as_deref())?, name);
+    Ok(Box::new(lines.map(|l| {
+        l.map(|l| {
+            let parts: Vec<&str> = l.split(" ||| ").collect();
+            match parts.as_slice() {
+                [s, t] => Ok((s.trim().to_string(), t.trim().to_string())),
+                _ => Err(format!("expected `source ||| target`, found {} `|||` separators", parts.len() - 1)),
+            }
+        })
+    })))
+}
