@@ -12,15 +12,15 @@
 //! [`select`] picks the GPU when an adapter exists and falls back to the CPU backend
 //! otherwise, saying why.
 
-// pub mod align;
+pub mod align;
 pub mod context;
 pub mod encoder;
 pub mod kernels;
 pub mod ops;
-// pub mod select;
+pub mod select;
 pub mod weights;
 
-// pub use align::{align_on_gpu, AlignMethod, GpuLink};
+pub use align::{align_on_gpu, AlignMethod, GpuLink, Similarity};
 pub use context::GpuContext;
 pub use encoder::GpuBackend;
-// pub use select::{select, AnyBackend, BackendChoice};
+pub use select::{select, AnyBackend, BackendChoice};

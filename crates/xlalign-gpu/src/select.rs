@@ -1,0 +1,106 @@
+//! Choosing where the encoder runs: the GPU when a WebGPU adapter exists, the CPU otherwise,
+//! with the reason recorded in [`Backend::info`].
+
+use std::sync::Arc;
+
+use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput};
+use xlalign_core::cpu::CpuBackend;
+use xlalign_core::error::{Error, Result};
+use xlalign_core::Model;
+
+use crate::context::GpuContext;
+use crate::encoder::GpuBackend;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// The GPU if a WebGPU adapter exists (software adapters included), else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl BackendChoice {
+    pub fn parse(s: &str) -> Result<BackendChoice> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(BackendChoice::Auto),
+            "cpu" => Ok(BackendChoice::Cpu),
+            "gpu" | "webgpu" => Ok(BackendChoice::Gpu),
+            other => Err(Error::Input(format!("unknown backend `{other}` (use auto, cpu or gpu)"))),
+        }
+    }
+}
+
+/// Either backend behind one type, so callers need no generics.
+#[derive(Debug)]
+pub enum AnyBackend {
+    /// The CPU backend and why it was chosen.
+    Cpu { backend: CpuBackend, reason: String },
+    /// The GPU backend (it carries its own reason, see [`GpuBackend::set_reason`]).
+    Gpu(GpuBackend),
+}
+
+impl AnyBackend {
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, AnyBackend::Gpu(_))
+    }
+
+    pub fn as_gpu(&self) -> Option<&GpuBackend> {
+        match self {
+            AnyBackend::Gpu(g) => Some(g),
+            AnyBackend::Cpu { .. } => None,
+        }
+    }
+}
+
+impl Backend for AnyBackend {
+    fn info(&self) -> BackendInfo {
+        match self {
+            AnyBackend::Cpu { backend, reason } => BackendInfo { reason: reason.clone(), ..backend.info() },
+            AnyBackend::Gpu(g) => g.info(),
+        }
+    }
+
+    async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
+        match self {
+            AnyBackend::Cpu { backend, .. } => backend.forward(sequences, layers).await,
+            AnyBackend::Gpu(g) => g.forward(sequences, layers).await,
+        }
+    }
+}
+
+/// Opens the backend `choice` asks for. `Auto` takes the GPU whenever a WebGPU adapter
+/// opens (saying so when it is a software one, such as lavapipe or SwiftShader, which may
+/// be slower than the CPU backend) and otherwise falls back to the CPU with the reason.
+/// `Gpu` fails if no GPU backend can be made; `Cpu` never touches WebGPU.
+pub async fn select(model: Arc<Model>, choice: BackendChoice) -> Result<AnyBackend> {
+    let cpu = |reason: String| -> Result<AnyBackend> {
+        Ok(AnyBackend::Cpu { backend: CpuBackend::new(&model)?, reason })
+    };
+    if choice == BackendChoice::Cpu {
+        return cpu(String::new());
+    }
+    let opened = match GpuContext::open().await {
+        Ok(ctx) => GpuBackend::with_context(ctx, model.clone()).await,
+        Err(no) => Err(Error::Backend(no.0)),
+    };
+    match (opened, choice) {
+        (Ok(mut g), _) => {
+            let software = g.context().is_software();
+            let reason = match (choice, software) {
+                (BackendChoice::Gpu, _) => String::new(),
+                (_, false) => "WebGPU adapter found".to_string(),
+                (_, true) => "WebGPU adapter found (a software adapter: it runs on the CPU)".to_string(),
+            };
+            g.set_reason(reason);
+            Ok(AnyBackend::Gpu(g))
+        }
+        (Err(e), BackendChoice::Gpu) => Err(e),
+        (Err(e), _) => {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("backend: ").unwrap_or(&msg);
+            cpu(msg.to_string())
+        }
+    }
+}
