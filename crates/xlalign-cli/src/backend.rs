@@ -5,28 +5,40 @@ use std::sync::Arc;
 use anyhow::Result;
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::Model;
+use xlalign_gpu::{AnyBackend, BackendChoice};
 
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
-    /// Where the encoder runs.
-    #[arg(long, default_value = "cpu", value_parser = ["auto", "cpu", "gpu"])]
+    /// Where the encoder runs: a WebGPU adapter (Vulkan/Metal/DX12) when there is a hardware
+    /// one (`auto`), always the GPU (`gpu`, errors without one), or the CPU.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "gpu"])]
     pub backend: String,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
 }
 
-pub type SelectedBackend = CpuBackend;
+pub type SelectedBackend = AnyBackend;
 
 pub fn create(model: &Arc<Model>, args: &BackendArgs) -> Result<SelectedBackend> {
-    match args.backend.as_str() {
-        "cpu" | "auto" => {
-            let cpu = CpuBackend::new(model)?;
-            Ok(match args.threads {
-                Some(n) => cpu.with_threads(n.max(1))?,
-                None => cpu,
-            })
-        }
-        other => anyhow::bail!("backend `{other}` is not available in this build"),
+    let choice = BackendChoice::parse(&args.backend)?;
+    let cpu = |reason: String| -> Result<AnyBackend> {
+        let backend = CpuBackend::new(model)?;
+        let backend = match args.threads {
+            Some(n) => backend.with_threads(n.max(1))?,
+            None => backend,
+        };
+        Ok(AnyBackend::Cpu { backend, reason })
+    };
+    if choice == BackendChoice::Cpu {
+        return cpu("asked for".into());
+    }
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Mesa's Vulkan drivers complain on stderr without it; any private directory will do.
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    match pollster::block_on(xlalign_gpu::select(model.clone(), choice))? {
+        AnyBackend::Cpu { reason, .. } => cpu(reason),
+        gpu => Ok(gpu),
     }
 }

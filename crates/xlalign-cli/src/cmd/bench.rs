@@ -86,7 +86,8 @@ pub fn run(args: Args) -> Result<i32> {
     let t = Instant::now();
     let backend = backend::create(&model, &args.backend)?;
     r.backend_init_ms = t.elapsed().as_secs_f64() * 1e3;
-    r.backend = backend.info().device;
+    let info = backend.info();
+    r.backend = if info.reason.is_empty() { info.device } else { format!("{} ({})", info.device, info.reason) };
 
     let text = std::fs::read_to_string(&args.sentences)
         .with_context(|| format!("cannot read {} (run from the repository root or pass --sentences)", args.sentences.display()))?;
