@@ -86,15 +86,18 @@ pub fn align_words(
     let mut word_similarity = Array2::<f32>::zeros((n_src, n_tgt));
     let mut seen = Array2::<bool>::from_elem((n_src, n_tgt), false);
     for ((r, c), &v) in cos.indexed_iter() {
-        let (ws, wt) = (src_units.word[r], tgt_units.word[c]);
-        let cell = &mut word_similarity[[ws, wt]];
-        if !seen[[ws, wt]] || v > *cell {
-            *cell = v;
-            seen[[ws, wt]] = true;
+        for &ws in &src_units.words[r] {
+            for &wt in &tgt_units.words[c] {
+                let cell = &mut word_similarity[[ws, wt]];
+                if !seen[[ws, wt]] || v > *cell {
+                    *cell = v;
+                    seen[[ws, wt]] = true;
+                }
+            }
         }
     }
 
-    let links = lift(&unit_links, &src_units.word, &tgt_units.word);
+    let links = lift(&unit_links, &src_units.words, &tgt_units.words);
     let subword_similarity = (opts.level == Level::Subword).then(|| SubwordSimilarity {
         matrix: cos,
         src_tokens: src_units.token,
@@ -115,17 +118,17 @@ fn check_side(vectors: ArrayView2<f32>, map: &WordMap, side: &str) -> Result<()>
     check_finite(vectors, &format!("{side} vectors"))
 }
 
-/// The rows extraction works on, and the word (and, at subword level, token) of each.
+/// The rows extraction works on, the word(s) of each, and at subword level its token.
 struct Units {
     vectors: Array2<f32>,
-    word: Vec<usize>,
+    words: Vec<Vec<usize>>,
     token: Vec<usize>,
 }
 
 fn subword_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
-    let (token, word): (Vec<usize>, Vec<usize>) =
-        map.word_of.iter().enumerate().filter_map(|(t, w)| w.map(|w| (t, w))).unzip();
-    Units { vectors: vectors.select(Axis(0), &token), word, token }
+    let (token, words): (Vec<usize>, Vec<Vec<usize>>) =
+        map.words_of_tokens().into_iter().enumerate().filter(|(_, ws)| !ws.is_empty()).unzip();
+    Units { vectors: vectors.select(Axis(0), &token), words, token }
 }
 
 fn word_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
@@ -136,7 +139,7 @@ fn word_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
         let mean: Array1<f32> = vectors.select(Axis(0), &subwords[w]).mean_axis(Axis(0)).expect("non-empty");
         out.row_mut(row).assign(&mean);
     }
-    Units { vectors: out, word: covered, token: Vec::new() }
+    Units { vectors: out, words: covered.into_iter().map(|w| vec![w]).collect(), token: Vec::new() }
 }
 
 /// Cosine similarity of every row of `a` with every row of `b`; 0 where a vector is zero.
@@ -158,10 +161,14 @@ pub fn cosine_matrix(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
 
 /// Unit links → word links: a word pair is linked when any of its unit pairs is; score and
 /// probability are the largest among those.
-fn lift(units: &[UnitLink], src_word: &[usize], tgt_word: &[usize]) -> Vec<WordLink> {
+fn lift(units: &[UnitLink], src_words: &[Vec<usize>], tgt_words: &[Vec<usize>]) -> Vec<WordLink> {
     let mut links: Vec<WordLink> = units
         .iter()
-        .map(|u| WordLink { src: src_word[u.row], tgt: tgt_word[u.col], score: u.score, prob: u.prob })
+        .flat_map(|u| {
+            src_words[u.row].iter().flat_map(move |&src| {
+                tgt_words[u.col].iter().map(move |&tgt| WordLink { src, tgt, score: u.score, prob: u.prob })
+            })
+        })
         .collect();
     links.sort_by_key(|l| (l.src, l.tgt));
     links.dedup_by(|later, kept| {
@@ -185,7 +192,7 @@ mod tests {
     use ndarray::array;
 
     fn map(word_of: &[Option<usize>], n_words: usize) -> WordMap {
-        WordMap { word_of: word_of.to_vec(), n_words }
+        WordMap { word_of: word_of.to_vec(), shared: Vec::new(), n_words }
     }
 
     fn pairs(a: &Alignment) -> Vec<(usize, usize)> {
@@ -327,6 +334,26 @@ mod tests {
         let b = array![[1.0f32, 0.0], [0.0, 2.0]];
         let c = cosine_matrix(a.view(), b.view());
         assert_eq!(c, array![[0.0, 0.0], [1.0, 0.0]]);
+    }
+
+    #[test]
+    fn shared_tokens_link_every_word_they_span() {
+        let (src, _, tgt, tm) = example();
+        // Source token 4 (groß) spans words 1 and 2, as a CJK piece over two gold words would.
+        let sm =
+            WordMap { word_of: vec![None, Some(0), Some(0), None, Some(1), None], shared: vec![(4, 2)], n_words: 3 };
+        let a = align_words(src.view(), tgt.view(), &sm, &tm, &AlignOptions::new(Method::Argmax)).unwrap();
+        assert_eq!(pairs(&a), vec![(0, 0), (1, 1), (2, 1)]);
+        assert_eq!(a.links[1].score, a.links[2].score);
+        assert_eq!(a.word_similarity.row(1), a.word_similarity.row(2));
+        // At word-average level both words get the shared token's vector.
+        let o = AlignOptions { level: Level::WordAverage, ..AlignOptions::new(Method::Argmax) };
+        let a = align_words(src.view(), tgt.view(), &sm, &tm, &o).unwrap();
+        assert_eq!(a.word_similarity.row(1), a.word_similarity.row(2));
+        assert!(a.word_similarity[[2, 1]] > 0.99);
+        // A shared entry pointing past the words is refused.
+        let bad = WordMap { shared: vec![(4, 7)], ..sm };
+        assert!(align_words(src.view(), tgt.view(), &bad, &tm, &AlignOptions::default()).is_err());
     }
 
     #[test]

@@ -198,7 +198,10 @@ pub struct AlignOptions {
     /// SimAlign's distortion ratio in `[0, 1]`: similarities are multiplied by
     /// `1 − ratio·(i/(m−1) − j/(n−1))²`, favouring links near the diagonal. 0 turns it off.
     /// For softmax/entmax the same factor multiplies the unnormalised weights (its log is
-    /// added to the logits), i.e. it acts as a position prior.
+    /// added to the logits), i.e. it acts as a position prior. Measured at 0.5 (layer 7): no
+    /// change for softmax (the log-factor is small next to dot products of vectors with norm
+    /// ≈ 9), ±0.5 AER for argmax on the European sets, 8 points worse on English–Hindi, whose
+    /// word order differs; hence off by default.
     pub distortion: f32,
     pub direction: Direction,
     pub level: Level,
