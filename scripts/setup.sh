@@ -42,7 +42,7 @@ setup_apt() {
     info "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     timed as_root apt-get update -qq
-    timed as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+    timed as_root apt-get install -y -q "${missing[@]}"
 }
 
 # --- 2. Rust target and tools --------------------------------------------------------------------

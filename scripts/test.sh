@@ -4,6 +4,7 @@
 # if any failed.
 #
 # env: XLALIGN_SKIP_SETUP=1  do not run scripts/setup.sh first (tools and model already there)
+#      exported for the tests: XLALIGN_MODEL (default model), XLALIGN_BIN (release CLI binary)
 #      XLALIGN_CACHE, CARGO_TARGET_DIR  see scripts/lib.sh
 
 # shellcheck source=scripts/lib.sh
@@ -15,6 +16,9 @@ if [[ ${XLALIGN_SKIP_SETUP:-0} != 1 ]]; then
 fi
 
 export XLALIGN_MODEL="${XLALIGN_MODEL:-$XLALIGN_DEFAULT_MODEL}"
+# The CLI setup built; it lives in the cargo target folder in the cache, not in ./target, so
+# tests that run it (tests/python) are told where.
+export XLALIGN_BIN
 # wgpu/Vulkan loaders complain on every start when this is unset (CI, ssh sessions).
 cleanup_files=()
 trap 'rm -rf "${cleanup_files[@]}"' EXIT
