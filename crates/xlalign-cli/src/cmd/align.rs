@@ -38,9 +38,9 @@ pub struct ExtractArgs {
     /// Itermax discount for already aligned rows/columns.
     #[arg(long, default_value_t = 0.9)]
     pub alpha: f32,
-    /// Softmax/entmax temperature.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
+    /// Softmax/entmax temperature (default: the model's recommendation; 1 is awesome-align's).
+    #[arg(long)]
+    pub temperature: Option<f32>,
     /// Input words: space-separated tokens (gold-set style) or raw text.
     #[arg(long, default_value = "pretokenized", value_parser = ["pretokenized", "raw"])]
     pub words: String,
@@ -63,7 +63,9 @@ impl ExtractArgs {
         o.distortion = self.distortion;
         o.iterations = self.iterations;
         o.alpha = self.alpha;
-        o.temperature = self.temperature;
+        if let Some(t) = self.temperature {
+            o.temperature = t;
+        }
         o.validate()?;
         let enc = EncodeOptions { layer: self.layer, pretokenized: self.words == "pretokenized", ..Default::default() };
         Ok((enc, o))

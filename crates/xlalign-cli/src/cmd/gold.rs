@@ -109,6 +109,9 @@ pub fn describe(o: &AlignOptions) -> String {
     let mut s = o.method.name().to_string();
     if o.method.uses_dot_products() {
         s.push_str(&format!(" {}", o.effective_threshold()));
+        if o.temperature != 1.0 {
+            s.push_str(&format!(" T{}", o.temperature));
+        }
     }
     if o.level != xlalign_core::align::Level::Subword {
         s.push_str(&format!(" {}", o.level.name()));

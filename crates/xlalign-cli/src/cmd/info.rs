@@ -34,8 +34,8 @@ pub fn run(args: Args) -> Result<i32> {
     println!("tokenizer:     {} pieces, bos {} eos {} pad {} unk {}", model.tokenizer.vocab_size(), model.tokenizer.bos, model.tokenizer.eos, model.tokenizer.pad, model.tokenizer.unk);
     println!("prefixes:      passage {:?}, query {:?}", model.defaults.passage_prefix, model.defaults.query_prefix);
     println!(
-        "alignment:     layer {}, method {}, threshold {}",
-        model.defaults.align_layer, model.defaults.align_method, model.defaults.align_threshold
+        "alignment:     layer {}, method {}, threshold {}, temperature {}",
+        model.defaults.align_layer, model.defaults.align_method, model.defaults.align_threshold, model.defaults.align_temperature
     );
     let mut by_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for t in &file.tensors {
