@@ -1,0 +1,119 @@
+//! Which instruction set the kernels run on, chosen once per backend.
+//!
+//! An [`Isa`] value can only be obtained for an instruction set this CPU supports, so holding
+//! one is the proof the `unsafe` SIMD entry points need.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Scalar,
+    /// x86-64 AVX2 + FMA: int8 dot products with `vpmaddubsw`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
+    /// AVX2 plus AVX-VNNI: `vpdpbusd` replaces the maddubs/madd pair.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    AvxVnni,
+    /// WebAssembly 128-bit SIMD (compile-time: the module is built with `+simd128`).
+    #[cfg_attr(
+        not(all(target_arch = "wasm32", target_feature = "simd128")),
+        allow(dead_code)
+    )]
+    Simd128,
+}
+
+/// An instruction set the kernels can use on this machine.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Isa(Kind);
+
+impl Isa {
+    /// Plain Rust; the reference every SIMD kernel is tested against.
+    pub const fn scalar() -> Isa {
+        Isa(Kind::Scalar)
+    }
+
+    /// The fastest instruction set this CPU (or wasm build) supports.
+    pub fn best() -> Isa {
+        *Isa::available().last().expect("scalar is always available")
+    }
+
+    /// Every supported instruction set, slowest first (scalar first).
+    pub fn available() -> Vec<Isa> {
+        #[allow(unused_mut)] // nothing to add on targets without SIMD kernels
+        let mut v = vec![Isa::scalar()];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                v.push(Isa(Kind::Avx2));
+                if is_x86_feature_detected!("avxvnni") {
+                    v.push(Isa(Kind::AvxVnni));
+                }
+            }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        v.push(Isa(Kind::Simd128));
+        v
+    }
+
+    /// Looks an instruction set up by name (`scalar`, `avx2`, `avxvnni`, `simd128`); `None`
+    /// if the name is unknown or this machine lacks it.
+    pub fn by_name(name: &str) -> Option<Isa> {
+        Isa::available().into_iter().find(|i| i.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Kind::Scalar => "scalar",
+            Kind::Avx2 => "avx2",
+            Kind::AvxVnni => "avxvnni",
+            Kind::Simd128 => "simd128",
+        }
+    }
+
+    pub(crate) fn is_scalar(self) -> bool {
+        self.0 == Kind::Scalar
+    }
+
+    /// AVX2 + FMA are usable (true for the VNNI level too).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn has_avx2(self) -> bool {
+        matches!(self.0, Kind::Avx2 | Kind::AvxVnni)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn has_avxvnni(self) -> bool {
+        self.0 == Kind::AvxVnni
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub(crate) fn has_simd128(self) -> bool {
+        self.0 == Kind::Simd128
+    }
+}
+
+impl fmt::Debug for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_is_always_first_and_names_round_trip() {
+        let all = Isa::available();
+        assert_eq!(all[0], Isa::scalar());
+        for isa in all {
+            assert_eq!(Isa::by_name(isa.name()), Some(isa));
+        }
+        assert_eq!(Isa::by_name("no-such-isa"), None);
+    }
+}
