@@ -29,6 +29,8 @@ setup_apt() {
     # Chromium + driver run the browser tests; lavapipe (mesa) + libvulkan give native wgpu a device.
     [[ $WEB == 1 ]] && want+=(chromium chromium-driver)
     want+=(mesa-vulkan-drivers libvulkan1)
+    # The browser tests poll their local test server with curl; minimal images lack it.
+    [[ $WEB == 1 ]] && want+=(curl)
     for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
     if ((${#missing[@]} == 0)); then
         skip "${want[*]}"
