@@ -24,7 +24,7 @@ pub const MATMUL_TILE_K: u32 = 32;
 /// Matmul threads: WG_X along columns, WG_Y along rows; each owns a
 /// (TILE_M / WG_Y) × (TILE_N / WG_X) register block.
 pub const MATMUL_WG_X: u32 = 16;
-pub const MATMUL_WG_Y: u32 = 16;
+pub const MATMUL_WG_Y: u32 = 8;
 /// Threads per row for LayerNorm (a power of two, for the tree reduction).
 pub const LAYERNORM_WG: u32 = 128;
 /// Threads per token for the embedding gather.

@@ -6,8 +6,7 @@
 // Tiling: a workgroup of WG_X × WG_Y threads owns a TILE_M × TILE_N block of y. For each
 // TILE_K-wide slice of k (one quantisation block) it stages the x tile and the dequantised
 // W tile in workgroup memory, so every weight is read and dequantised once per workgroup
-// instead of once per output; each thread then accumulates a
-// (TILE_M / WG_Y) × (TILE_N / WG_X) register block. Rows and columns beyond m / n are
+// instead of once per output; each thread then accumulates a 4 × 4 register block. Rows and columns beyond m / n are
 // loaded as zeros and never written, so any m and n work; quantised weights need k to be a
 // whole number of blocks (checked on the Rust side), float weights any k.
 
@@ -28,8 +27,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
 const THREADS: u32 = WG_X * WG_Y;
-const ROWS_PER_THREAD: u32 = TILE_M / WG_Y;
-const COLS_PER_THREAD: u32 = TILE_N / WG_X;
 // One padding column keeps threads that read different rows off the same memory bank.
 const STRIDE: u32 = TILE_K + 1u;
 
@@ -117,18 +114,44 @@ fn load_w_tile(col0: u32, k0: u32, tid: u32) {
     }
 }
 
+fn epilogue(v: f32) -> f32 {
+    if (EPILOGUE == EPI_GELU_ERF) {
+        return gelu_erf(v);
+    } else if (EPILOGUE == EPI_GELU_TANH) {
+        return gelu_tanh(v);
+    }
+    return v;
+}
+
+// Writes one thread's row r (4 columns, WG_X apart) with bias and epilogue.
+fn store_row(r: u32, c0: u32, acc: vec4<f32>) {
+    if (r >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let c = c0 + j * WG_X;
+        if (c < p.n) {
+            y[r * p.n + c] = epilogue(acc[j] + bias[c]);
+        }
+    }
+}
+
+// The register block is four rows (WG_Y apart) by four columns (WG_X apart, the lanes of a
+// vec4), held in four named vec4 accumulators: dynamically indexed per-thread arrays end
+// up in memory on some implementations (CPU ones in particular).
+const_assert TILE_M == 4u * WG_Y;
+const_assert TILE_N == 4u * WG_X;
+
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let col0 = wg.x * TILE_N;
     let row0 = wg.y * TILE_M;
     let tid = lid.y * WG_X + lid.x;
 
-    var acc: array<array<f32, COLS_PER_THREAD>, ROWS_PER_THREAD>;
-    for (var i = 0u; i < ROWS_PER_THREAD; i++) {
-        for (var j = 0u; j < COLS_PER_THREAD; j++) {
-            acc[i][j] = 0.0;
-        }
-    }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
 
     for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
         for (var idx = tid; idx < TILE_M * TILE_K; idx += THREADS) {
@@ -145,37 +168,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         load_w_tile(col0, k0, tid);
         workgroupBarrier();
 
+        let wb = lid.x * STRIDE;
+        let xb = lid.y * STRIDE;
         for (var kl = 0u; kl < TILE_K; kl++) {
-            var a: array<f32, ROWS_PER_THREAD>;
-            for (var i = 0u; i < ROWS_PER_THREAD; i++) {
-                a[i] = xs[(lid.y + i * WG_Y) * STRIDE + kl];
-            }
-            for (var j = 0u; j < COLS_PER_THREAD; j++) {
-                let b = ws[(lid.x + j * WG_X) * STRIDE + kl];
-                for (var i = 0u; i < ROWS_PER_THREAD; i++) {
-                    acc[i][j] = fma(a[i], b, acc[i][j]);
-                }
-            }
+            let b = vec4<f32>(
+                ws[wb + kl],
+                ws[wb + WG_X * STRIDE + kl],
+                ws[wb + 2u * WG_X * STRIDE + kl],
+                ws[wb + 3u * WG_X * STRIDE + kl],
+            );
+            acc0 = fma(vec4<f32>(xs[xb + kl]), b, acc0);
+            acc1 = fma(vec4<f32>(xs[xb + WG_Y * STRIDE + kl]), b, acc1);
+            acc2 = fma(vec4<f32>(xs[xb + 2u * WG_Y * STRIDE + kl]), b, acc2);
+            acc3 = fma(vec4<f32>(xs[xb + 3u * WG_Y * STRIDE + kl]), b, acc3);
         }
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < ROWS_PER_THREAD; i++) {
-        let r = row0 + lid.y + i * WG_Y;
-        if (r >= p.m) {
-            continue;
-        }
-        for (var j = 0u; j < COLS_PER_THREAD; j++) {
-            let c = col0 + lid.x + j * WG_X;
-            if (c < p.n) {
-                var v = acc[i][j] + bias[c];
-                if (EPILOGUE == EPI_GELU_ERF) {
-                    v = gelu_erf(v);
-                } else if (EPILOGUE == EPI_GELU_TANH) {
-                    v = gelu_tanh(v);
-                }
-                y[r * p.n + c] = v;
-            }
-        }
-    }
+    let r = row0 + lid.y;
+    let c = col0 + lid.x;
+    store_row(r, c, acc0);
+    store_row(r + WG_Y, c, acc1);
+    store_row(r + 2u * WG_Y, c, acc2);
+    store_row(r + 3u * WG_Y, c, acc3);
 }
