@@ -21,8 +21,8 @@ pub const MATMUL_TILE_M: u32 = 32;
 pub const MATMUL_TILE_N: u32 = 64;
 /// Reduction slice staged per step: one quantisation block.
 pub const MATMUL_TILE_K: u32 = 32;
-/// Matmul threads: WG_X along columns, WG_Y along rows; each owns a
-/// (TILE_M / WG_Y) × (TILE_N / WG_X) register block.
+/// Matmul threads: WG_X along columns, WG_Y along rows; each owns a 4 × 4 register block
+/// (the shader asserts TILE_M = 4·WG_Y and TILE_N = 4·WG_X).
 pub const MATMUL_WG_X: u32 = 16;
 pub const MATMUL_WG_Y: u32 = 8;
 /// Threads per row for LayerNorm (a power of two, for the tree reduction).
