@@ -1,57 +1,45 @@
-//! The alignment step on the GPU: similarity matrix between two sequences' token vectors,
-//! then link extraction, with only the links coming back.
+//! The alignment step on the GPU: the similarity of two sequences' token vectors and the
+//! links read off it, with only the links coming back.
 //!
-//! The similarity matrix is the matmul kernel with the target vectors as an f32 "weight"
-//! (`sim = src · tgtᵀ`); `align.wgsl` then computes per-row and per-column maxima, argmaxes
-//! and softmax denominators, and one thread per cell decides whether it is a link.
+//! This is the GPU twin of [`xlalign_core::align::methods::extract`] for the methods that
+//! decide cell by cell from row and column statistics: argmax (SimAlign) and softmax
+//! (awesome-align), with every direction, temperature and distortion setting of
+//! [`AlignOptions`]. The dot-product matrix is the matmul kernel with the target vectors as
+//! an f32 "weight" (`dot = src · tgtᵀ`); `align.wgsl` then derives cosines from the row
+//! norms, computes per-row and per-column maxima, first argmaxes and softmax denominators,
+//! and one thread per cell decides whether it is a link. Itermax, matching and entmax need
+//! sequential or sorting steps and stay on the CPU.
 
 use ndarray::ArrayView2;
 
+use xlalign_core::align::methods::UnitLink;
+use xlalign_core::align::{AlignOptions, Direction, Method};
 use xlalign_core::error::{Error, Result};
 use xlalign_core::tensor::Tensor;
 
 use crate::context::{ErrorScopes, GpuContext};
-use crate::kernels::{bind_group, matmul_groups, AlignParams, Bind, Epilogue, MatmulParams, ALIGN_EXTRACT_SIDE};
+use crate::kernels::{bind_group, matmul_groups, AlignParams, Bind, Epilogue, MatmulParams, ALIGN_EXTRACT_SIDE, UNIFORM_SLOT};
 use crate::weights::{storage, GpuMatrix};
 
-/// How links are read off the similarity matrix.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum AlignMethod {
-    /// A cell is a link when it is the maximum of both its row and its column (SimAlign's
-    /// "argmax"/intersection). Score: the similarity.
-    MutualArgmax,
-    /// Softmax over each row and over each column; a link when both probabilities exceed
-    /// `threshold` (awesome-align's extraction). Score: the smaller probability.
-    Softmax { threshold: f32 },
+/// Whether [`align_on_gpu`] runs `method` (the others are CPU-only).
+pub fn runs_on_gpu(method: Method) -> bool {
+    matches!(method, Method::Argmax | Method::Softmax)
 }
 
-/// What the similarity of two token vectors is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Similarity {
-    /// Plain dot product (what softmax extraction is tuned for).
-    Dot,
-    /// Cosine: rows are L2-normalised on upload, then dot products.
-    Cosine,
-}
-
-/// One link: source row, target row, score (see [`AlignMethod`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GpuLink {
-    pub src: usize,
-    pub tgt: usize,
-    pub score: f32,
-}
-
-/// Aligns the rows of `src` (`[n, hidden]`) with the rows of `tgt` (`[m, hidden]`) and
-/// returns the links sorted by (src, tgt). Pass only the rows that may be linked (e.g.
-/// without `<s>`, `</s>` or bare `▁` tokens); indices refer to the rows given.
+/// Aligns the rows of `src` (`[n, hidden]`, source units) with the rows of `tgt`
+/// (`[m, hidden]`) as [`xlalign_core::align::methods::extract`] would on
+/// `cosine_matrix(src, tgt)` and `src · tgtᵀ`, returning links sorted by (row, col) with
+/// their cosine and (softmax) probability.
 pub async fn align_on_gpu(
     ctx: &GpuContext,
     src: ArrayView2<'_, f32>,
     tgt: ArrayView2<'_, f32>,
-    method: AlignMethod,
-    similarity: Similarity,
-) -> Result<Vec<GpuLink>> {
+    opts: &AlignOptions,
+) -> Result<Vec<UnitLink>> {
+    opts.validate()?;
+    if !runs_on_gpu(opts.method) {
+        return Err(Error::Unsupported(format!("{} alignment runs on the CPU only", opts.method)));
+    }
     let (n, hidden) = src.dim();
     let (m, hidden_t) = tgt.dim();
     if hidden != hidden_t {
@@ -60,45 +48,25 @@ pub async fn align_on_gpu(
     if n == 0 || m == 0 {
         return Ok(Vec::new());
     }
-    if hidden == 0 {
-        return Err(Error::Input("token vectors have no dimensions".into()));
-    }
-    let threshold = match method {
-        AlignMethod::MutualArgmax => 0.0,
-        AlignMethod::Softmax { threshold } if threshold.is_finite() => threshold,
-        AlignMethod::Softmax { threshold } => {
-            return Err(Error::Input(format!("softmax threshold {threshold} is not a number")))
-        }
-    };
     let groups_max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    if n + m > groups_max || n.div_ceil(ALIGN_EXTRACT_SIDE as usize) > groups_max {
-        return Err(Error::Input(format!("{n} × {m} tokens is too large to align in one go")));
+    if n + m > groups_max {
+        return Err(Error::Input(format!("{n} × {m} units is too large to align in one go")));
     }
-    let rows = |a: ArrayView2<'_, f32>| -> Vec<f32> {
-        let mut v: Vec<f32> = a.iter().copied().collect();
-        if similarity == Similarity::Cosine {
-            for r in v.chunks_mut(hidden) {
-                let norm = r.iter().map(|x| x * x).sum::<f32>().max(1e-12).sqrt();
-                r.iter_mut().for_each(|x| *x /= norm);
-            }
-        }
-        v
-    };
-    let a = rows(src);
-    let b = rows(tgt);
-    if a.iter().chain(&b).any(|v| !v.is_finite()) {
-        return Err(Error::Input("token vectors contain NaN or infinity".into()));
+    let a: Vec<f32> = src.iter().copied().collect();
+    let b: Vec<f32> = tgt.iter().copied().collect();
+    if let Some(v) = a.iter().chain(&b).find(|v| !v.is_finite()) {
+        return Err(Error::Input(format!("token vectors contain the non-finite value {v}")));
     }
+    // Norms in f64, as the CPU's cosine matrix computes them.
+    let norms: Vec<f32> = a
+        .chunks(hidden.max(1))
+        .chain(b.chunks(hidden.max(1)))
+        .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32)
+        .collect();
 
-    // Every link of the softmax method has probability > t in its row, and a row's
-    // probabilities sum to 1, so a row holds fewer than 1/t links; argmax gives at most
-    // one per row. This bounds the link buffer without reading the count back first.
-    let per_row = match method {
-        AlignMethod::MutualArgmax => 1,
-        AlignMethod::Softmax { .. } if threshold > 0.0 => (1.0 / threshold).floor().min(m as f32) as usize + 1,
-        AlignMethod::Softmax { .. } => m,
-    };
-    let capacity = (n.min(m) * per_row).min(n * m);
+    let softmax = opts.method == Method::Softmax;
+    let threshold = opts.effective_threshold();
+    let capacity = link_bound(n, m, softmax, threshold, opts.direction);
 
     let d = &ctx.device;
     let k = &ctx.kernels;
@@ -106,9 +74,10 @@ pub async fn align_on_gpu(
     let tgt_t = Tensor::from_f32("target vectors", vec![m, hidden], &b)?;
     let tgt_mat = GpuMatrix::upload(ctx, "target vectors", &[&tgt_t], &vec![0.0; m])?;
     let src_buf = storage(ctx, "source vectors", bytemuck::cast_slice(&a))?;
+    let norms_buf = storage(ctx, "norms", bytemuck::cast_slice(&norms))?;
     let scratch = |label: &str, bytes: usize, extra: wgpu::BufferUsages| -> Result<wgpu::Buffer> {
         if bytes as u64 > ctx.max_binding_bytes() {
-            return Err(Error::Input(format!("{n} × {m} tokens is too large to align on this GPU")));
+            return Err(Error::Input(format!("{n} × {m} units is too large to align on this GPU")));
         }
         Ok(d.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -117,11 +86,11 @@ pub async fn align_on_gpu(
             mapped_at_creation: false,
         }))
     };
-    let sim = scratch("similarity", n * m * 4, wgpu::BufferUsages::empty())?;
+    let dots = scratch("dot products", n * m * 4, wgpu::BufferUsages::empty())?;
     let stats = scratch("row/column statistics", (n + m) * 16, wgpu::BufferUsages::empty())?;
-    let links = scratch("links", capacity * 12, wgpu::BufferUsages::COPY_SRC)?;
+    let links = scratch("links", capacity * 16, wgpu::BufferUsages::COPY_SRC)?;
     let counter = scratch("link count", 4, wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST)?;
-    let readback_bytes = 4 + (capacity * 12) as u64;
+    let readback_bytes = 4 + (capacity * 16) as u64;
     let readback = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("links readback"),
         size: readback_bytes,
@@ -133,37 +102,40 @@ pub async fn align_on_gpu(
     let align_params = AlignParams {
         rows: n as u32,
         cols: m as u32,
-        method: match method {
-            AlignMethod::MutualArgmax => 0,
-            AlignMethod::Softmax { .. } => 1,
+        method: softmax as u32,
+        direction: match opts.direction {
+            Direction::Both => 0,
+            Direction::Forward => 1,
+            Direction::Reverse => 2,
+            Direction::Union => 3,
         },
-        capacity: capacity as u32,
         threshold,
-        _pad: [0; 3],
+        inv_temperature: 1.0 / opts.temperature,
+        distortion: opts.distortion,
+        capacity: capacity as u32,
     };
     let params = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("align parameters"),
-        size: crate::kernels::UNIFORM_SLOT * 2,
+        size: UNIFORM_SLOT * 2,
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
     ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&mm_params));
-    ctx.queue.write_buffer(&params, crate::kernels::UNIFORM_SLOT, bytemuck::bytes_of(&align_params));
-    let mm_size = std::mem::size_of::<MatmulParams>() as u64;
-    let align_size = std::mem::size_of::<AlignParams>() as u64;
+    ctx.queue.write_buffer(&params, UNIFORM_SLOT, bytemuck::bytes_of(&align_params));
 
     use Bind::Whole as W;
-    let mm_group = bind_group(d, &k.matmul_layout, "similarity", &[
-        Bind::Uniform(&params, 0, mm_size),
+    let mm_group = bind_group(d, &k.matmul_layout, "dot products", &[
+        Bind::Uniform(&params, 0, std::mem::size_of::<MatmulParams>() as u64),
         W(&src_buf),
         W(&tgt_mat.quants),
         W(&tgt_mat.scales),
         W(&tgt_mat.bias),
-        W(&sim),
+        W(&dots),
     ]);
     let align_group = bind_group(d, &k.align_layout, "align", &[
-        Bind::Uniform(&params, crate::kernels::UNIFORM_SLOT, align_size),
-        W(&sim),
+        Bind::Uniform(&params, UNIFORM_SLOT, std::mem::size_of::<AlignParams>() as u64),
+        W(&dots),
+        W(&norms_buf),
         W(&stats),
         W(&links),
         W(&counter),
@@ -185,7 +157,7 @@ pub async fn align_on_gpu(
     }
     enc.copy_buffer_to_buffer(&counter, 0, &readback, 0, 4);
     if capacity > 0 {
-        enc.copy_buffer_to_buffer(&links, 0, &readback, 4, (capacity * 12) as u64);
+        enc.copy_buffer_to_buffer(&links, 0, &readback, 4, (capacity * 16) as u64);
     }
     ctx.queue.submit([enc.finish()]);
     scopes.check("aligning").await?;
@@ -198,10 +170,36 @@ pub async fn align_on_gpu(
     if count > capacity {
         return Err(Error::Backend(format!("{count} links found but room for {capacity} (link bound violated)")));
     }
-    let mut out: Vec<GpuLink> = data[1..1 + 3 * count]
-        .chunks_exact(3)
-        .map(|w| GpuLink { src: w[0].to_bits() as usize, tgt: w[1].to_bits() as usize, score: w[2] })
+    let mut out: Vec<UnitLink> = data[1..1 + 4 * count]
+        .chunks_exact(4)
+        .map(|w| UnitLink {
+            row: w[0].to_bits() as usize,
+            col: w[1].to_bits() as usize,
+            score: w[2],
+            prob: softmax.then_some(w[3]),
+        })
         .collect();
-    out.sort_by_key(|l| (l.src, l.tgt));
+    out.sort_by_key(|l| (l.row, l.col));
     Ok(out)
+}
+
+/// Most links the method can produce, so the link buffer is sized without reading the
+/// count back first. Argmax keeps at most one per row (forward), per column (reverse), or
+/// both; a softmax row's probabilities sum to 1, so fewer than 1/t of them exceed t.
+fn link_bound(n: usize, m: usize, softmax: bool, threshold: f32, direction: Direction) -> usize {
+    let per_unit = if !softmax {
+        1
+    } else if threshold > 0.0 {
+        // +1: the GPU's rounded probabilities may sum a hair above 1.
+        (1.0 / threshold).floor().min(n.max(m) as f32) as usize + 1
+    } else {
+        n.max(m)
+    };
+    let bound = match direction {
+        Direction::Both => n.min(m) * per_unit,
+        Direction::Forward => n * per_unit,
+        Direction::Reverse => m * per_unit,
+        Direction::Union => (n + m) * per_unit,
+    };
+    bound.min(n * m)
 }

@@ -121,11 +121,14 @@ pub struct PoolParams {
 pub struct AlignParams {
     pub rows: u32,
     pub cols: u32,
-    /// 0: mutual argmax, 1: softmax in both directions above `threshold`.
+    /// 0: argmax, 1: softmax.
     pub method: u32,
-    pub capacity: u32,
+    /// 0: both, 1: forward (rows), 2: reverse (columns), 3: union.
+    pub direction: u32,
     pub threshold: f32,
-    pub _pad: [u32; 3],
+    pub inv_temperature: f32,
+    pub distortion: f32,
+    pub capacity: u32,
 }
 
 /// Pipelines that depend on the model are keyed by what they are specialised for.
@@ -192,7 +195,7 @@ impl Kernels {
             embed_layout: layout(device, "embed", &[Uniform, Read, Read, Read, Read, Read, ReadWrite]),
             attention_layout: layout(device, "attention", &[Uniform, Read, Read, ReadWrite]),
             pool_layout: layout(device, "pool", &[Uniform, Read, Read, ReadWrite]),
-            align_layout: layout(device, "align", &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite]),
+            align_layout: layout(device, "align", &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite]),
             pipelines: Mutex::new(HashMap::new()),
             device: device.clone(),
         };
@@ -282,14 +285,14 @@ impl Kernels {
                     "align stats".into(),
                     ALIGN_WGSL,
                     &self.align_layout,
-                    "stats",
+                    "row_col_stats",
                     vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
                 ),
                 Variant::AlignExtract => (
                     "align extract".into(),
                     ALIGN_WGSL,
                     &self.align_layout,
-                    "extract",
+                    "extract_links",
                     vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
                 ),
             };

@@ -1,0 +1,168 @@
+//! The GPU alignment step against the CPU's `align::methods::extract` on the same vectors:
+//! the same links, cosines and probabilities, for argmax and softmax with every direction,
+//! temperature and distortion, on sizes that are not multiples of the workgroup sizes.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use ndarray::Array2;
+use xlalign_core::align::methods::{extract, UnitLink};
+use xlalign_core::align::{cosine_matrix, AlignOptions, Direction, Method};
+use xlalign_gpu::align_on_gpu;
+
+/// `n` source and `m` target vectors of norm ≈ 9 (as at layer 7 of the default model);
+/// target j is a noisy copy of source j·n/m for every other j, so rows have clear peaks as
+/// well as flat ones.
+fn vectors(n: usize, m: usize, hidden: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
+    let mut rng = Rng::new(seed);
+    let src = Array2::from_shape_vec((n, hidden), rng.vec(n * hidden, -0.8, 0.8)).unwrap();
+    let mut tgt = Array2::from_shape_vec((m, hidden), rng.vec(m * hidden, -0.8, 0.8)).unwrap();
+    for j in (0..m).step_by(2) {
+        let i = j * n / m;
+        for c in 0..hidden {
+            tgt[[j, c]] = 0.7 * src[[i, c]] + 0.3 * tgt[[j, c]];
+        }
+    }
+    (src, tgt)
+}
+
+/// The value the CPU decides on for a cell, to tell near-ties from real disagreements.
+fn cpu_links(src: &Array2<f32>, tgt: &Array2<f32>, opts: &AlignOptions) -> Vec<UnitLink> {
+    let cos = cosine_matrix(src.view(), tgt.view());
+    let dot = src.dot(&tgt.t());
+    extract(cos.view(), Some(dot.view()), opts).expect("cpu extract")
+}
+
+fn check(n: usize, m: usize, hidden: usize, opts: AlignOptions, seed: u64) {
+    let Some(ctx) = gpu() else { return };
+    let (src, tgt) = vectors(n, m, hidden, seed);
+    let got = pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &opts)).expect("gpu align");
+    let want = cpu_links(&src, &tgt, &opts);
+    let key = |l: &UnitLink| (l.row, l.col);
+    let g: BTreeSet<_> = got.iter().map(key).collect();
+    let w: BTreeSet<_> = want.iter().map(key).collect();
+    assert_eq!(got.len(), g.len(), "duplicate links");
+    let sorted: Vec<_> = got.iter().map(key).collect();
+    assert!(sorted.windows(2).all(|p| p[0] < p[1]), "links not sorted");
+
+    // Cells whose fate hangs on the last bits may differ: a softmax probability within 1e-4
+    // of the threshold, or an argmax decided by less than 1e-5.
+    let cos = cosine_matrix(src.view(), tgt.view());
+    let near_tie = |(i, j): (usize, usize)| -> bool {
+        if opts.method == Method::Softmax {
+            // Recompute this cell's CPU probabilities in every direction.
+            let mut o = opts;
+            o.threshold = Some(0.0);
+            let all = cpu_links(&src, &tgt, &o);
+            let p = all.iter().find(|l| (l.row, l.col) == (i, j)).and_then(|l| l.prob).unwrap_or(0.0);
+            (p - opts.effective_threshold()).abs() < 1e-4
+        } else {
+            let gap = |vals: Vec<f32>| {
+                let mut v = vals;
+                v.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                v.len() < 2 || v[0] - v[1] < 1e-5
+            };
+            gap(cos.row(i).to_vec()) || gap(cos.column(j).to_vec())
+        }
+    };
+    for cell in g.symmetric_difference(&w) {
+        assert!(near_tie(*cell), "{opts:?} {n}×{m}: link {cell:?} only on the {}", if g.contains(cell) { "GPU" } else { "CPU" });
+    }
+    let mut agree = 0;
+    for l in &got {
+        if let Some(c) = want.iter().find(|c| key(c) == key(l)) {
+            assert!((l.score - c.score).abs() < 1e-5, "cosine of {:?}: {} vs {}", key(l), l.score, c.score);
+            match (l.prob, c.prob) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-4, "prob of {:?}: {a} vs {b}", key(l)),
+                (None, None) => {}
+                other => panic!("probability presence differs: {other:?}"),
+            }
+            agree += 1;
+        }
+    }
+    assert!(agree > 0 || want.is_empty(), "no common links");
+    eprintln!("{:?} {:?} t={:?} T={} d={} {n}×{m}: {} links, {} common", opts.method, opts.direction, opts.threshold, opts.temperature, opts.distortion, got.len(), agree);
+}
+
+fn opts(method: Method, direction: Direction, threshold: Option<f32>, temperature: f32, distortion: f32) -> AlignOptions {
+    AlignOptions { method, direction, threshold, temperature, distortion, ..AlignOptions::default() }
+}
+
+#[test]
+fn argmax_every_direction() {
+    for (k, dir) in [Direction::Both, Direction::Forward, Direction::Reverse, Direction::Union].into_iter().enumerate() {
+        check(13, 17, 384, opts(Method::Argmax, dir, None, 1.0, 0.0), 100 + k as u64);
+    }
+}
+
+#[test]
+fn argmax_with_distortion() {
+    check(19, 11, 96, opts(Method::Argmax, Direction::Both, None, 1.0, 0.5), 110);
+}
+
+#[test]
+fn softmax_every_direction_and_threshold() {
+    let mut seed = 200;
+    for dir in [Direction::Both, Direction::Forward, Direction::Reverse, Direction::Union] {
+        for t in [0.001, 0.1, 0.3] {
+            check(13, 17, 384, opts(Method::Softmax, dir, Some(t), 1.0, 0.0), seed);
+            seed += 1;
+        }
+    }
+}
+
+#[test]
+fn softmax_with_temperature_and_distortion() {
+    check(21, 9, 384, opts(Method::Softmax, Direction::Both, Some(0.1), 4.0, 0.0), 220);
+    check(21, 9, 384, opts(Method::Softmax, Direction::Both, Some(0.1), 8.0, 0.7), 221);
+    check(21, 9, 384, opts(Method::Softmax, Direction::Union, Some(0.0), 30.0, 0.0), 222);
+}
+
+#[test]
+fn sizes_beyond_one_workgroup() {
+    // More columns than the statistics workgroup has threads, and a partial extraction tile.
+    check(200, 230, 384, opts(Method::Softmax, Direction::Both, None, 1.0, 0.0), 300);
+    check(200, 230, 384, opts(Method::Argmax, Direction::Both, None, 1.0, 0.0), 301);
+}
+
+#[test]
+fn single_units_and_empty_sides() {
+    check(1, 5, 32, opts(Method::Argmax, Direction::Both, None, 1.0, 0.5), 400);
+    check(6, 1, 32, opts(Method::Softmax, Direction::Union, Some(0.2), 1.0, 0.5), 401);
+    let Some(ctx) = gpu() else { return };
+    let empty = Array2::<f32>::zeros((0, 8));
+    let some = Array2::<f32>::ones((3, 8));
+    let links = pollster::block_on(align_on_gpu(&ctx, empty.view(), some.view(), &AlignOptions::default())).unwrap();
+    assert!(links.is_empty());
+}
+
+#[test]
+fn zero_vectors_have_cosine_zero_as_on_the_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let (mut src, tgt) = vectors(5, 7, 64, 500);
+    src.row_mut(2).fill(0.0);
+    let o = opts(Method::Softmax, Direction::Both, Some(0.0), 1.0, 0.0);
+    let got = pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &o)).unwrap();
+    let row2: Vec<_> = got.iter().filter(|l| l.row == 2).collect();
+    assert_eq!(row2.len(), 7, "a zero row is uniform over 7 columns, all above threshold 0");
+    assert!(row2.iter().all(|l| l.score == 0.0));
+}
+
+#[test]
+fn unsupported_methods_and_bad_input_are_errors() {
+    let Some(ctx) = gpu() else { return };
+    let (src, tgt) = vectors(4, 4, 32, 600);
+    for m in [Method::Itermax, Method::Match, Method::Entmax] {
+        let e = pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &AlignOptions::new(m))).unwrap_err();
+        assert!(e.to_string().contains("CPU"), "{e}");
+    }
+    let narrow = Array2::<f32>::zeros((3, 16));
+    assert!(pollster::block_on(align_on_gpu(&ctx, src.view(), narrow.view(), &AlignOptions::default())).is_err());
+    let mut bad = src.clone();
+    bad[[1, 1]] = f32::NAN;
+    assert!(pollster::block_on(align_on_gpu(&ctx, bad.view(), tgt.view(), &AlignOptions::default())).is_err());
+    let o = AlignOptions { threshold: Some(1.5), ..AlignOptions::default() };
+    assert!(pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &o)).is_err());
+}
