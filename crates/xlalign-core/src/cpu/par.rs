@@ -61,3 +61,32 @@ pub(crate) fn map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Ve
     }
     (0..n).map(f).collect()
 }
+
+/// [`for_each_chunk_mut`] over three buffers holding `width_*` values per row, cut at the
+/// same rows (`chunk_rows` per piece); `f` gets the piece's first row.
+pub(crate) fn for_each_rows3<A: Send, B: Send, C: Send>(
+    chunk_rows: usize,
+    (a, wa): (&mut [A], usize),
+    (b, wb): (&mut [B], usize),
+    (c, wc): (&mut [C], usize),
+    f: impl Fn(usize, &mut [A], &mut [B], &mut [C]) + Sync + Send,
+) {
+    let n = chunk_rows.max(1);
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        if a.len() > n * wa {
+            a.par_chunks_mut(n * wa)
+                .zip(b.par_chunks_mut(n * wb))
+                .zip(c.par_chunks_mut(n * wc))
+                .enumerate()
+                .for_each(|(i, ((a, b), c))| f(i * n, a, b, c));
+            return;
+        }
+    }
+    a.chunks_mut(n * wa)
+        .zip(b.chunks_mut(n * wb))
+        .zip(c.chunks_mut(n * wc))
+        .enumerate()
+        .for_each(|(i, ((a, b), c))| f(i * n, a, b, c));
+}

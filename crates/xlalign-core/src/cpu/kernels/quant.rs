@@ -8,6 +8,7 @@
 //! (0..15) and their −8 offset is folded in afterwards as `−8·Σq`.
 
 use super::isa::Isa;
+use crate::cpu::par;
 use crate::tensor::QK;
 
 /// Rows of activations quantised in 32-value blocks.
@@ -57,18 +58,18 @@ impl Q8Rows {
         self.qs.resize(x.len(), 0);
         self.scales.resize(blocks, 0.0);
         self.sums.resize(blocks, 0);
-        #[cfg(target_arch = "x86_64")]
-        if isa.has_avx2() {
-            // SAFETY: an `Isa` with AVX2 exists only when the CPU has it; lengths set above.
-            return unsafe { avx2::quantize(x, &mut self.qs, &mut self.scales, &mut self.sums) };
-        }
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        if isa.has_simd128() {
-            // SAFETY: simd128 is enabled at compile time; lengths set above.
-            return unsafe { simd128::quantize(x, &mut self.qs, &mut self.scales, &mut self.sums) };
-        }
-        let _ = isa;
-        scalar::quantize(x, &mut self.qs, &mut self.scales, &mut self.sums)
+        let per_row = cols / QK;
+        // Rows are independent; big batches are worth splitting across threads.
+        par::for_each_rows3(
+            par::token_chunk(rows, 1),
+            (&mut self.qs, cols),
+            (&mut self.scales, per_row),
+            (&mut self.sums, per_row),
+            |r0, qs, scales, sums| {
+                let x = &x[r0 * cols..r0 * cols + qs.len()];
+                quantize_rows(isa, x, qs, scales, sums)
+            },
+        );
     }
 
     pub fn rows(&self) -> usize {
@@ -98,6 +99,23 @@ impl Q8Rows {
             .flat_map(|(q, &d)| q.iter().map(move |&v| d * v as f32))
             .collect()
     }
+}
+
+/// Quantises whole blocks: `qs` and `x` hold 32 values per entry of `scales`/`sums`.
+fn quantize_rows(isa: Isa, x: &[f32], qs: &mut [i8], scales: &mut [f32], sums: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: an `Isa` with AVX2 exists only when the CPU has it; the caller passes
+        // matching lengths.
+        return unsafe { avx2::quantize(x, qs, scales, sums) };
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if isa.has_simd128() {
+        // SAFETY: simd128 is enabled at compile time; matching lengths.
+        return unsafe { simd128::quantize(x, qs, scales, sums) };
+    }
+    let _ = isa;
+    scalar::quantize(x, qs, scales, sums)
 }
 
 /// Adding then subtracting 1.5·2^23 rounds half to even for |v| < 2^22, with plain adds
