@@ -17,7 +17,7 @@ use ndarray::Array2;
 
 use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput};
 use xlalign_core::error::{Error, Result};
-use xlalign_core::model::{Activation, Model, Pooling};
+use xlalign_core::model::{Activation, EncoderConfig, EncoderWeights, Model, Pooling};
 
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
@@ -34,7 +34,9 @@ pub const DEFAULT_MAX_TOKENS_PER_PASS: usize = 8192;
 /// The WebGPU implementation of [`Backend`].
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
-    model: Arc<Model>,
+    config: EncoderConfig,
+    /// For messages: the model's name.
+    name: String,
     weights: GpuWeights,
     workspace: Mutex<Option<Workspace>>,
     /// Readback buffers waiting for reuse.
@@ -46,7 +48,7 @@ pub struct GpuBackend {
 
 impl std::fmt::Debug for GpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuBackend").field("adapter", &self.ctx.describe()).field("model", &self.model.name).finish()
+        f.debug_struct("GpuBackend").field("adapter", &self.ctx.describe()).field("model", &self.name).finish()
     }
 }
 
@@ -68,15 +70,28 @@ impl GpuBackend {
 
     /// Uploads the model to an already opened device (shared, e.g., with the aligner).
     pub async fn with_context(ctx: Arc<GpuContext>, model: Arc<Model>) -> Result<GpuBackend> {
-        let cfg = &model.config;
+        GpuBackend::from_weights(ctx, &model.config, &model.weights, &model.name).await
+    }
+
+    /// As [`GpuBackend::with_context`], from a configuration and weights without a
+    /// tokenizer (tests build small random encoders this way). Nothing is kept on the host:
+    /// the weights live on the GPU afterwards.
+    pub async fn from_weights(
+        ctx: Arc<GpuContext>,
+        config: &EncoderConfig,
+        weights: &EncoderWeights,
+        name: &str,
+    ) -> Result<GpuBackend> {
+        let cfg = config;
         let head_dim = cfg.head_dim() as u32;
         if head_dim > MAX_HEAD_DIM {
             return Err(Error::Unsupported(format!(
                 "attention heads of {head_dim} dimensions (the WebGPU kernels take up to {MAX_HEAD_DIM})"
             )));
         }
+        check_shapes(cfg, weights)?;
         let scopes = ErrorScopes::push(&ctx.device);
-        let weights = GpuWeights::upload(&ctx, &model);
+        let weights = GpuWeights::upload(&ctx, cfg, weights);
         // Compile every pipeline variant the model needs now, so a shader or driver problem
         // surfaces at load time.
         if let Ok(w) = &weights {
@@ -110,7 +125,8 @@ impl GpuBackend {
         }
         Ok(GpuBackend {
             ctx,
-            model,
+            config: cfg.clone(),
+            name: name.to_string(),
             weights,
             workspace: Mutex::new(None),
             staging: Mutex::new(Vec::new()),
@@ -124,8 +140,8 @@ impl GpuBackend {
         &self.ctx
     }
 
-    pub fn model(&self) -> &Arc<Model> {
-        &self.model
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
     }
 
     /// Sets the explanation [`Backend::info`] reports (used by [`crate::select`]).
@@ -141,7 +157,7 @@ impl GpuBackend {
     /// Changes the per-submission token budget; clamped to what the device limits allow
     /// and to at least one full-length sequence where the limits permit it.
     pub fn set_max_tokens_per_pass(&mut self, tokens: usize) {
-        let floor = self.model.config.max_positions.min(self.limit_tokens);
+        let floor = self.config.max_positions.min(self.limit_tokens);
         self.max_tokens = tokens.max(floor).min(self.limit_tokens);
     }
 
@@ -150,7 +166,7 @@ impl GpuBackend {
     /// on the GPU, so only `hidden` floats per sequence come back.
     pub async fn forward_pooled(&self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         self.validate(sequences, &[])?;
-        let h = self.model.config.hidden;
+        let h = self.config.hidden;
         let mut out = vec![Vec::new(); sequences.len()];
         for chunk in self.chunks(sequences) {
             let (data, _) = self.run_chunk(sequences, &chunk, Readback::Pooled, 1).await?;
@@ -171,7 +187,7 @@ impl GpuBackend {
         slots.sort_unstable();
         slots.dedup();
         if slots.is_empty() {
-            slots.push(self.model.config.layers);
+            slots.push(self.config.layers);
         }
         let mut padded = 0;
         for chunk in self.chunks(sequences) {
@@ -182,7 +198,7 @@ impl GpuBackend {
     }
 
     fn validate(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<()> {
-        let cfg = &self.model.config;
+        let cfg = &self.config;
         if let Some(l) = layers.iter().find(|&&l| l > cfg.layers) {
             return Err(Error::Input(format!("layer {l} does not exist (the model has layers 0..={})", cfg.layers)));
         }
@@ -247,7 +263,7 @@ impl GpuBackend {
         readback: Readback<'_>,
         repeats: usize,
     ) -> Result<(Vec<f32>, usize)> {
-        let cfg = &self.model.config;
+        let cfg = &self.config;
         let h = cfg.hidden;
         let b = idx.len();
         let lmax = idx.iter().map(|&i| sequences[i].len()).max().unwrap_or(1);
@@ -272,11 +288,11 @@ impl GpuBackend {
                 // Grow in steps so that a slowly rising batch size does not rebuild every call.
                 let tokens = m.next_power_of_two().clamp(256, self.limit_tokens.max(m));
                 *guard = None;
-                *guard = Some(Workspace::new(&self.ctx, &self.model, &self.weights, tokens));
+                *guard = Some(Workspace::new(&self.ctx, &self.config, &self.weights, tokens));
             }
             let ws = guard.as_ref().expect("just built");
             let q = &self.ctx.queue;
-            q.write_buffer(&ws.params, 0, uniforms(&self.model, &self.weights, m, b, lmax).0.bytes());
+            q.write_buffer(&ws.params, 0, uniforms(&self.config, &self.weights, m, b, lmax).0.bytes());
             q.write_buffer(&ws.ids, 0, bytemuck::cast_slice(&ids));
             q.write_buffer(&ws.lens, 0, bytemuck::cast_slice(&lens));
             for _ in 0..repeats {
@@ -322,7 +338,7 @@ impl GpuBackend {
         lmax: usize,
         readback: Readback<'_>,
     ) {
-        let cfg = &self.model.config;
+        let cfg = &self.config;
         let k = &self.ctx.kernels;
         let m = (b * lmax) as u32;
         let layer_bytes = (b * lmax * cfg.hidden * 4) as u64;
@@ -396,7 +412,7 @@ impl Backend for GpuBackend {
 
     async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
         self.validate(sequences, layers)?;
-        let h = self.model.config.hidden;
+        let h = self.config.hidden;
         let mut slots = layers.to_vec();
         slots.sort_unstable();
         slots.dedup();
@@ -421,6 +437,53 @@ impl Backend for GpuBackend {
     }
 }
 
+/// The kernels index by the configuration, so every tensor must have the shape it implies
+/// (the model loader checks this for files; weights built in code are checked here).
+fn check_shapes(c: &EncoderConfig, w: &EncoderWeights) -> Result<()> {
+    let bad = |what: &str, got: String, want: String| {
+        Err(Error::Unsupported(format!("{what} is {got}, the configuration implies {want}")))
+    };
+    let (h, ff) = (c.hidden, c.ff);
+    if w.token_embd.shape != [c.vocab, h] {
+        return bad("token_embd", format!("{:?}", w.token_embd.shape), format!("[{}, {h}]", c.vocab));
+    }
+    if w.position_embd.len() != c.max_positions * h {
+        return bad("position_embd", w.position_embd.len().to_string(), (c.max_positions * h).to_string());
+    }
+    if w.token_types.len() < h {
+        return bad("token_types", w.token_types.len().to_string(), format!("at least {h}"));
+    }
+    if w.layers.len() != c.layers {
+        return bad("the layer list", w.layers.len().to_string(), c.layers.to_string());
+    }
+    let norms = std::iter::once(("token_embd_norm", &w.embd_norm))
+        .chain(w.layers.iter().flat_map(|l| [("attn_output_norm", &l.attn_norm), ("layer_output_norm", &l.output_norm)]));
+    for (name, n) in norms {
+        if n.weight.len() != h || n.bias.len() != h {
+            return bad(name, format!("{}/{} values", n.weight.len(), n.bias.len()), format!("{h}"));
+        }
+    }
+    for (i, l) in w.layers.iter().enumerate() {
+        for (name, lin, out, inp) in [
+            ("attn_q", &l.query, h, h),
+            ("attn_k", &l.key, h, h),
+            ("attn_v", &l.value, h, h),
+            ("attn_output", &l.attn_output, h, h),
+            ("ffn_up", &l.ffn_up, ff, h),
+            ("ffn_down", &l.ffn_down, h, ff),
+        ] {
+            if lin.weight.shape != [out, inp] || lin.bias.len() != out {
+                return bad(
+                    &format!("blk.{i}.{name}"),
+                    format!("{:?} with {} bias values", lin.weight.shape, lin.bias.len()),
+                    format!("[{out}, {inp}] with {out}"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn activation_epilogue(a: Activation) -> Epilogue {
     match a {
         Activation::GeluErf => Epilogue::GeluErf,
@@ -442,8 +505,7 @@ struct SlotOffsets {
 }
 
 /// All parameter blocks of a pass for `m = b · lmax` padded tokens, in a fixed order.
-fn uniforms(model: &Model, w: &GpuWeights, m: usize, b: usize, lmax: usize) -> (UniformSlots, SlotOffsets) {
-    let c = &model.config;
+fn uniforms(c: &EncoderConfig, w: &GpuWeights, m: usize, b: usize, lmax: usize) -> (UniformSlots, SlotOffsets) {
     let (m, b, lmax, h) = (m as u32, b as u32, lmax as u32, c.hidden as u32);
     let mut u = UniformSlots::default();
     let embed = w
@@ -523,8 +585,7 @@ struct LayerGroups {
 }
 
 impl Workspace {
-    fn new(ctx: &GpuContext, model: &Model, w: &GpuWeights, tokens: usize) -> Workspace {
-        let c = &model.config;
+    fn new(ctx: &GpuContext, c: &EncoderConfig, w: &GpuWeights, tokens: usize) -> Workspace {
         let d = &ctx.device;
         let k = &ctx.kernels;
         let buffer = |label: &str, floats: usize, extra: wgpu::BufferUsages| {
@@ -545,7 +606,7 @@ impl Workspace {
         let tmp = buffer("sublayer output", tokens * c.hidden, none);
         let ff = buffer("ffn hidden", tokens * c.ff, none);
         let pooled = buffer("pooled", tokens * c.hidden, wgpu::BufferUsages::COPY_SRC);
-        let (template, s) = uniforms(model, w, tokens, 1, tokens);
+        let (template, s) = uniforms(c, w, tokens, 1, tokens);
         let params = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("parameters"),
             size: template.bytes().len() as u64,

@@ -20,7 +20,7 @@ use half::f16;
 use wgpu::util::DeviceExt;
 
 use xlalign_core::error::{Error, Result};
-use xlalign_core::model::{EncoderLayer, LayerNorm, Linear, Model};
+use xlalign_core::model::{EncoderConfig, EncoderLayer, EncoderWeights, LayerNorm, Linear};
 use xlalign_core::tensor::{DType, Tensor, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK};
 
 use crate::context::GpuContext;
@@ -183,9 +183,8 @@ pub struct GpuWeights {
 }
 
 impl GpuWeights {
-    pub fn upload(ctx: &GpuContext, model: &Model) -> Result<GpuWeights> {
-        let w = &model.weights;
-        let h = model.config.hidden;
+    pub fn upload(ctx: &GpuContext, config: &EncoderConfig, w: &EncoderWeights) -> Result<GpuWeights> {
+        let h = config.hidden;
         let table_type: WeightType = w.token_embd.dtype.into();
         let layers = w
             .layers

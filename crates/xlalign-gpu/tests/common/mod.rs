@@ -144,3 +144,66 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
 }
+
+/// A small random encoder with the given storage type for its matrices (and word table),
+/// for whole-model tests without the model file. Sizes are deliberately not multiples of
+/// the kernels' tiles: hidden 96 in 4 heads of 24, FFN 160, 3 blocks.
+pub fn tiny_model(
+    dtype: xlalign_core::tensor::DType,
+    activation: xlalign_core::model::Activation,
+    pooling: xlalign_core::model::Pooling,
+    seed: u64,
+) -> (xlalign_core::model::EncoderConfig, xlalign_core::model::EncoderWeights) {
+    use xlalign_core::model::{EncoderConfig, EncoderLayer, EncoderWeights, LayerNorm, Linear};
+    use xlalign_core::tensor::{quantize, Tensor};
+    let c = EncoderConfig {
+        hidden: 96,
+        layers: 3,
+        heads: 4,
+        ff: 160,
+        vocab: 301,
+        max_positions: 40,
+        type_vocab: 2,
+        layer_norm_eps: 1e-12,
+        activation,
+        position_offset: 0,
+        pooling,
+    };
+    let mut rng = Rng::new(seed);
+    let mut matrix = |name: &str, rows: usize, cols: usize, scale: f32| {
+        let v = rng.vec(rows * cols, -scale, scale);
+        Tensor::new(name, dtype, vec![rows, cols], bytes::Bytes::from(quantize(dtype, &v).unwrap())).unwrap()
+    };
+    let token_embd = matrix("token_embd", c.vocab, c.hidden, 1.0);
+    let mut rng = Rng::new(seed ^ 0xABCDEF);
+    let mut norm = |rng: &mut Rng| LayerNorm { weight: rng.vec(c.hidden, 0.7, 1.3), bias: rng.vec(c.hidden, -0.2, 0.2) };
+    let (h, ff) = (c.hidden, c.ff);
+    let mut rng2 = Rng::new(seed.wrapping_mul(31));
+    let mut linear = |rng: &mut Rng, out: usize, inp: usize| {
+        let v = rng2.vec(out * inp, -1.0, 1.0).into_iter().map(|x| x / (inp as f32).sqrt() * 1.7).collect::<Vec<_>>();
+        Linear {
+            weight: Tensor::new("w", dtype, vec![out, inp], bytes::Bytes::from(quantize(dtype, &v).unwrap())).unwrap(),
+            bias: rng.vec(out, -0.1, 0.1),
+        }
+    };
+    let layers = (0..c.layers)
+        .map(|_| EncoderLayer {
+            query: linear(&mut rng, h, h),
+            key: linear(&mut rng, h, h),
+            value: linear(&mut rng, h, h),
+            attn_output: linear(&mut rng, h, h),
+            attn_norm: norm(&mut rng),
+            ffn_up: linear(&mut rng, ff, h),
+            ffn_down: linear(&mut rng, h, ff),
+            output_norm: norm(&mut rng),
+        })
+        .collect();
+    let w = EncoderWeights {
+        token_embd,
+        position_embd: rng.vec(c.max_positions * h, -0.3, 0.3),
+        token_types: rng.vec(c.type_vocab * h, -0.1, 0.1),
+        embd_norm: norm(&mut rng),
+        layers,
+    };
+    (c, w)
+}
