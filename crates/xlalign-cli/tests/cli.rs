@@ -1,0 +1,207 @@
+//! End-to-end tests of the `xlalign` binary: alignment quality on the gold-set slices in
+//! tests/data/gold, the evaluation arithmetic, and bad input (clear one-line errors, no
+//! panics, nothing lost). Uses the default model (setup converts it; see README).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model() -> PathBuf {
+    let p = std::env::var_os("XLALIGN_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("public/models/multilingual-e5-small-q4_0.gguf"));
+    assert!(p.exists(), "default model {} missing: run `bash scripts/setup.sh` first", p.display());
+    p
+}
+
+fn xlalign(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xlalign"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run xlalign");
+    // The program may exit (on an error) before reading its input: a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts a failure with a one-line `error: …` message containing `needle` and no panic.
+fn assert_clean_error(out: &Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: "), "no error line: {err}");
+    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "error does not mention `{needle}`: {err}");
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xlalign-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// AER of the default settings on the 60-pair slices must stay close to what the model
+/// reaches (measured: enfr 7.3, roen 35.8, zhen 18.9, jaen 52.1). A broken tokenisation, a
+/// wrong layer or a bad extraction moves these by several points.
+#[test]
+fn default_alignment_quality_on_gold_slices() {
+    let m = model();
+    let bounds = [("enfr", 9.0), ("roen", 37.5), ("zhen", 21.0), ("jaen", 54.5)];
+    for (set, bound) in bounds {
+        let d = repo().join("tests/data/gold").join(set);
+        let pred = tmp(&format!("{set}.pred"));
+        let out = xlalign(
+            &[
+                "align",
+                "--backend",
+                "cpu",
+                "--model",
+                m.to_str().unwrap(),
+                "--src",
+                d.join(format!("{set}.src")).to_str().unwrap(),
+                "--tgt",
+                d.join(format!("{set}.tgt")).to_str().unwrap(),
+                "-o",
+                pred.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert!(out.status.success(), "align {set}: {}", text(&out.stderr));
+        let out = xlalign(
+            &["eval", "--json", "--gold", d.join(format!("{set}.gold")).to_str().unwrap(), "--pred", pred.to_str().unwrap()],
+            b"",
+        );
+        assert!(out.status.success(), "eval {set}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let aer = v["micro"]["aer"].as_f64().unwrap() * 100.0;
+        assert_eq!(v["micro"]["counts"]["sentences"], 60);
+        assert!(aer <= bound, "{set}: AER {aer:.2} above {bound}");
+        assert!(aer > 0.0, "{set}: AER 0 is implausible for this model");
+    }
+}
+
+#[test]
+fn every_method_aligns_an_obvious_pair() {
+    let m = model();
+    for method in ["argmax", "itermax", "match", "softmax", "entmax"] {
+        let out = xlalign(
+            &["align", "--backend", "cpu", "--model", m.to_str().unwrap(), "--method", method],
+            "das Haus ist klein . ||| the house is small .\n".as_bytes(),
+        );
+        assert!(out.status.success(), "{method}: {}", text(&out.stderr));
+        let links: Vec<String> = text(&out.stdout).split_whitespace().map(str::to_string).collect();
+        for l in ["0-0", "1-1", "2-2", "3-3", "4-4"] {
+            assert!(links.contains(&l.to_string()), "{method}: {l} missing from {links:?}");
+        }
+    }
+}
+
+#[test]
+fn eval_computes_och_ney_aer() {
+    // Gold: sure 0-0, 1-1; possible 2?2. Prediction: 0-0 (sure hit), 2-2 (possible hit), 1-2 (miss).
+    let g = tmp("hand.gold");
+    let p = tmp("hand.pred");
+    std::fs::write(&g, "0-0 1-1 2?2\n0-0\n").unwrap();
+    std::fs::write(&p, "0-0 2-2 1-2\n0-0\n").unwrap();
+    let out = xlalign(&["eval", "--json", "--gold", g.to_str().unwrap(), "--pred", p.to_str().unwrap()], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &v["micro"];
+    // |A|=4, |S|=3, |A∩S|=2, |A∩P|=3: P=3/4, R=2/3, AER=1-(2+3)/(4+3)=2/7.
+    assert!((m["precision"].as_f64().unwrap() - 0.75).abs() < 1e-9);
+    assert!((m["recall"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert!((m["aer"].as_f64().unwrap() - 2.0 / 7.0).abs() < 1e-9);
+
+    std::fs::write(&p, "0-0\n").unwrap();
+    let out = xlalign(&["eval", "--gold", g.to_str().unwrap(), "--pred", p.to_str().unwrap()], b"");
+    assert_clean_error(&out, "lines");
+}
+
+#[test]
+fn bad_lines_are_reported_and_the_rest_still_aligns() {
+    let m = model();
+    let input = "a house ||| ein Haus\nno separator here\n ||| leer\nthe cat ||| die Katze\n";
+    let out = xlalign(&["align", "--backend", "cpu", "--model", m.to_str().unwrap()], input.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 4, "one output line per input line: {lines:?}");
+    assert!(!lines[0].is_empty() && lines[1].is_empty() && lines[2].is_empty() && !lines[3].is_empty(), "{lines:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn mismatched_parallel_files_are_an_error() {
+    let m = model();
+    let (s, t) = (tmp("three.src"), tmp("two.tgt"));
+    std::fs::write(&s, "a\nb\nc\n").unwrap();
+    std::fs::write(&t, "x\ny\n").unwrap();
+    let out = xlalign(
+        &["align", "--backend", "cpu", "--model", m.to_str().unwrap(), "--src", s.to_str().unwrap(), "--tgt", t.to_str().unwrap()],
+        b"",
+    );
+    assert_clean_error(&out, "fewer lines");
+}
+
+#[test]
+fn corrupt_models_give_one_line_errors() {
+    let good = std::fs::read(model()).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", vec![], "too short"),
+        ("magic", b"E5S1\x01\0\0\0 and more bytes".to_vec(), "xlalign convert"),
+        ("text", b"hello, this is not a model".to_vec(), "not a GGUF file"),
+        ("truncated-header", good[..1000].to_vec(), "truncated"),
+        ("truncated-data", good[..good.len() / 2].to_vec(), "truncated"),
+    ];
+    for (name, bytes, needle) in cases {
+        let p = tmp(&format!("{name}.gguf"));
+        std::fs::write(&p, bytes).unwrap();
+        for cmd in [&["info", p.to_str().unwrap()][..], &["embed", "--backend", "cpu", "--model", p.to_str().unwrap()][..]] {
+            let out = xlalign(cmd, b"hello\n");
+            assert_clean_error(&out, needle);
+        }
+    }
+    let out = xlalign(&["info", "/nonexistent/model.gguf"], b"");
+    assert_clean_error(&out, "cannot open");
+}
+
+#[test]
+fn embed_reports_invalid_utf8_with_its_line() {
+    let m = model();
+    let out = xlalign(&["embed", "--backend", "cpu", "--model", m.to_str().unwrap()], b"fine\nbad \xff\xfe byte\n");
+    assert_clean_error(&out, "line 2");
+}
+
+#[test]
+fn embed_outputs_layer_states_and_normalised_vectors() {
+    let m = model();
+    let out = xlalign(
+        &["embed", "--backend", "cpu", "--model", m.to_str().unwrap(), "--layer", "7"],
+        "Guten Morgen.\n\n".as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "the empty line is embedded too");
+    for v in &lines {
+        let e: Vec<f64> = serde_json::from_value(v["embedding"].clone()).unwrap();
+        assert_eq!(e.len(), 384);
+        let norm: f64 = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+        let hidden = v["hidden"].as_array().unwrap();
+        assert_eq!(hidden.len(), v["ids"].as_array().unwrap().len());
+        assert_eq!(hidden[0].as_array().unwrap().len(), 384);
+    }
+}
