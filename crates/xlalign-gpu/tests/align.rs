@@ -1,6 +1,7 @@
 //! The GPU alignment step against the CPU's `align::methods::extract` on the same vectors:
 //! the same links, cosines and probabilities, for argmax and softmax with every direction,
 //! temperature and distortion, on sizes that are not multiples of the workgroup sizes.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Every kernel against its CPU twin, on seeded random inputs with sizes that are not
 //! multiples of the workgroup or tile sizes. Runs natively on whatever WebGPU adapter is
 //! present (lavapipe in CI: `WGPU_BACKEND=vulkan XLALIGN_REQUIRE_GPU=1`).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //!
 //! Model path: env `XLALIGN_MODEL`, else `public/models/multilingual-e5-small-q4_0.gguf` in
 //! the workspace (created by the setup script); a missing model is a failure.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

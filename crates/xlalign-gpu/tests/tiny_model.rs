@@ -2,14 +2,15 @@
 //! type, both GELU forms, mean and first-token pooling, head and FFN sizes that are not
 //! multiples of the kernels' tiles, and batches mixing lengths (the padding mask). Needs no
 //! model file.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use common::*;
 use xlalign_core::backend::Backend;
 use xlalign_core::cpu::CpuBackend;
-use xlalign_core::model::{Activation, EncoderWeights, Linear, Pooling};
-use xlalign_core::tensor::{DType, Tensor};
+use xlalign_core::model::{Activation, Pooling};
+use xlalign_core::tensor::DType;
 use xlalign_gpu::GpuBackend;
 
 fn sequences(vocab: u32, seed: u64) -> Vec<Vec<u32>> {
@@ -18,24 +19,6 @@ fn sequences(vocab: u32, seed: u64) -> Vec<Vec<u32>> {
         .iter()
         .map(|&n| (0..n).map(|_| rng.below(vocab)).collect())
         .collect()
-}
-
-/// The same encoder with every matrix dequantised to f32: the CPU then computes in f32
-/// throughout (no int8 activations), which is what the GPU does with the quantised weights.
-fn dequantized(w: &EncoderWeights) -> EncoderWeights {
-    let f = |t: &Tensor| Tensor::from_f32(t.name.clone(), t.shape.clone(), &t.to_f32_vec()).unwrap();
-    let lin = |l: &Linear| Linear { weight: f(&l.weight), bias: l.bias.clone() };
-    let mut out = w.clone();
-    out.token_embd = f(&w.token_embd);
-    for (o, l) in out.layers.iter_mut().zip(&w.layers) {
-        o.query = lin(&l.query);
-        o.key = lin(&l.key);
-        o.value = lin(&l.value);
-        o.attn_output = lin(&l.attn_output);
-        o.ffn_up = lin(&l.ffn_up);
-        o.ffn_down = lin(&l.ffn_down);
-    }
-    out
 }
 
 /// Runs every layer of a random encoder on the GPU (weights as stored) and on the CPU

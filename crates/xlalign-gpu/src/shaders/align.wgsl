@@ -140,8 +140,8 @@ fn extract_links(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = (p.rows + j) * 4u;
     var fwd = false;
     var rev = false;
-    // NaN marks "no probability" (argmax) for the host.
-    var prob = bitcast<f32>(0x7fc00000u);
+    // Argmax links have no probability; the host ignores this field for them.
+    var prob = -1.0;
     if (p.method == 0u) {
         fwd = bitcast<u32>(stats[r + 1u]) == j;
         rev = bitcast<u32>(stats[c + 1u]) == i;

@@ -176,7 +176,7 @@ pub fn tiny_model(
     };
     let token_embd = matrix("token_embd", c.vocab, c.hidden, 1.0);
     let mut rng = Rng::new(seed ^ 0xABCDEF);
-    let mut norm = |rng: &mut Rng| LayerNorm { weight: rng.vec(c.hidden, 0.7, 1.3), bias: rng.vec(c.hidden, -0.2, 0.2) };
+    let norm = |rng: &mut Rng| LayerNorm { weight: rng.vec(c.hidden, 0.7, 1.3), bias: rng.vec(c.hidden, -0.2, 0.2) };
     let (h, ff) = (c.hidden, c.ff);
     let mut rng2 = Rng::new(seed.wrapping_mul(31));
     let mut linear = |rng: &mut Rng, out: usize, inp: usize| {
@@ -206,4 +206,24 @@ pub fn tiny_model(
         layers,
     };
     (c, w)
+}
+
+/// The same encoder with every matrix dequantised to f32: the CPU then computes in f32
+/// throughout (no int8 activations), which is what the GPU does with the quantised weights.
+pub fn dequantized(w: &xlalign_core::model::EncoderWeights) -> xlalign_core::model::EncoderWeights {
+    use xlalign_core::model::Linear;
+    use xlalign_core::tensor::Tensor;
+    let f = |t: &Tensor| Tensor::from_f32(t.name.clone(), t.shape.clone(), &t.to_f32_vec()).unwrap();
+    let lin = |l: &Linear| Linear { weight: f(&l.weight), bias: l.bias.clone() };
+    let mut out = w.clone();
+    out.token_embd = f(&w.token_embd);
+    for (o, l) in out.layers.iter_mut().zip(&w.layers) {
+        o.query = lin(&l.query);
+        o.key = lin(&l.key);
+        o.value = lin(&l.value);
+        o.attn_output = lin(&l.attn_output);
+        o.ffn_up = lin(&l.ffn_up);
+        o.ffn_down = lin(&l.ffn_down);
+    }
+    out
 }
