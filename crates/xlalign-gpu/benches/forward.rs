@@ -20,15 +20,27 @@ fn main() {
     let path = std::env::var_os("XLALIGN_MODEL")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("public/models/multilingual-e5-small-q4_0.gguf"));
-    let iters: usize = std::env::var("XLALIGN_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let iters: usize = std::env::var("XLALIGN_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let bytes =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let model = Arc::new(Model::from_bytes(Bytes::from(bytes)).expect("model"));
-    let text = std::fs::read_to_string(root.join("tests/data/bench-sentences.txt")).expect("bench sentences");
+    let text = std::fs::read_to_string(root.join("tests/data/bench-sentences.txt"))
+        .expect("bench sentences");
     let seqs: Vec<Vec<u32>> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .take(32)
-        .map(|t| model.tokenizer.encode(t, &model.defaults.passage_prefix).expect("tokenize").ids)
+        .map(|t| {
+            model
+                .tokenizer
+                .encode(t, &model.defaults.passage_prefix)
+                .expect("tokenize")
+                .ids
+        })
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
     let tokens: usize = refs.iter().map(|s| s.len()).sum();
@@ -37,8 +49,15 @@ fn main() {
 
     let t0 = Instant::now();
     let gpu = pollster::block_on(GpuBackend::new(model.clone())).expect("GPU backend");
-    println!("adapter: {} (model upload + pipelines: {:.2} s)", gpu.info().device, t0.elapsed().as_secs_f64());
-    println!("batch: {} sentences, {tokens} tokens ({padded} padded)", refs.len());
+    println!(
+        "adapter: {} (model upload + pipelines: {:.2} s)",
+        gpu.info().device,
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "batch: {} sentences, {tokens} tokens ({padded} padded)",
+        refs.len()
+    );
 
     let time = |label: &str, f: &dyn Fn()| {
         f(); // warm-up: grows the buffers, compiles lazily created pipelines
@@ -47,7 +66,11 @@ fn main() {
             f();
         }
         let s = t.elapsed().as_secs_f64() / iters as f64;
-        println!("{label:<34} {:>8.1} ms/batch {:>9.0} tokens/s", s * 1e3, tokens as f64 / s);
+        println!(
+            "{label:<34} {:>8.1} ms/batch {:>9.0} tokens/s",
+            s * 1e3,
+            tokens as f64 / s
+        );
     };
     time("gpu forward, last layer read back", &|| {
         pollster::block_on(gpu.forward(&refs, &last)).expect("forward");

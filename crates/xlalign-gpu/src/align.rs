@@ -18,7 +18,10 @@ use xlalign_core::error::{Error, Result};
 use xlalign_core::tensor::Tensor;
 
 use crate::context::{ErrorScopes, GpuContext};
-use crate::kernels::{bind_group, matmul_groups, AlignParams, Bind, Epilogue, MatmulParams, ALIGN_EXTRACT_SIDE, UNIFORM_SLOT};
+use crate::kernels::{
+    bind_group, matmul_groups, AlignParams, Bind, Epilogue, MatmulParams, ALIGN_EXTRACT_SIDE,
+    UNIFORM_SLOT,
+};
 use crate::weights::{storage, GpuMatrix};
 
 /// Whether [`align_on_gpu`] runs `method` (the others are CPU-only).
@@ -38,24 +41,33 @@ pub async fn align_on_gpu(
 ) -> Result<Vec<UnitLink>> {
     opts.validate()?;
     if !runs_on_gpu(opts.method) {
-        return Err(Error::Unsupported(format!("{} alignment runs on the CPU only", opts.method)));
+        return Err(Error::Unsupported(format!(
+            "{} alignment runs on the CPU only",
+            opts.method
+        )));
     }
     let (n, hidden) = src.dim();
     let (m, hidden_t) = tgt.dim();
     if hidden != hidden_t {
-        return Err(Error::Input(format!("source vectors have {hidden} dimensions, target vectors {hidden_t}")));
+        return Err(Error::Input(format!(
+            "source vectors have {hidden} dimensions, target vectors {hidden_t}"
+        )));
     }
     if n == 0 || m == 0 {
         return Ok(Vec::new());
     }
     let groups_max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     if n + m > groups_max {
-        return Err(Error::Input(format!("{n} × {m} units is too large to align in one go")));
+        return Err(Error::Input(format!(
+            "{n} × {m} units is too large to align in one go"
+        )));
     }
     let a: Vec<f32> = src.iter().copied().collect();
     let b: Vec<f32> = tgt.iter().copied().collect();
     if let Some(v) = a.iter().chain(&b).find(|v| !v.is_finite()) {
-        return Err(Error::Input(format!("token vectors contain the non-finite value {v}")));
+        return Err(Error::Input(format!(
+            "token vectors contain the non-finite value {v}"
+        )));
     }
     // Norms in f64, as the CPU's cosine matrix computes them.
     let norms: Vec<f32> = a
@@ -77,7 +89,9 @@ pub async fn align_on_gpu(
     let norms_buf = storage(ctx, "norms", bytemuck::cast_slice(&norms))?;
     let scratch = |label: &str, bytes: usize, extra: wgpu::BufferUsages| -> Result<wgpu::Buffer> {
         if bytes as u64 > ctx.max_binding_bytes() {
-            return Err(Error::Input(format!("{n} × {m} units is too large to align on this GPU")));
+            return Err(Error::Input(format!(
+                "{n} × {m} units is too large to align on this GPU"
+            )));
         }
         Ok(d.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -87,9 +101,17 @@ pub async fn align_on_gpu(
         }))
     };
     let dots = scratch("dot products", n * m * 4, wgpu::BufferUsages::empty())?;
-    let stats = scratch("row/column statistics", (n + m) * 16, wgpu::BufferUsages::empty())?;
+    let stats = scratch(
+        "row/column statistics",
+        (n + m) * 16,
+        wgpu::BufferUsages::empty(),
+    )?;
     let links = scratch("links", capacity * 16, wgpu::BufferUsages::COPY_SRC)?;
-    let counter = scratch("link count", 4, wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST)?;
+    let counter = scratch(
+        "link count",
+        4,
+        wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    )?;
     let readback_bytes = 4 + (capacity * 16) as u64;
     let readback = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("links readback"),
@@ -98,7 +120,12 @@ pub async fn align_on_gpu(
         mapped_at_creation: false,
     });
 
-    let mm_params = MatmulParams { m: n as u32, n: m as u32, k: hidden as u32, _pad: 0 };
+    let mm_params = MatmulParams {
+        m: n as u32,
+        n: m as u32,
+        k: hidden as u32,
+        _pad: 0,
+    };
     let align_params = AlignParams {
         rows: n as u32,
         cols: m as u32,
@@ -120,31 +147,52 @@ pub async fn align_on_gpu(
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    ctx.queue.write_buffer(&params, 0, bytemuck::bytes_of(&mm_params));
-    ctx.queue.write_buffer(&params, UNIFORM_SLOT, bytemuck::bytes_of(&align_params));
+    ctx.queue
+        .write_buffer(&params, 0, bytemuck::bytes_of(&mm_params));
+    ctx.queue
+        .write_buffer(&params, UNIFORM_SLOT, bytemuck::bytes_of(&align_params));
 
     use Bind::Whole as W;
-    let mm_group = bind_group(d, &k.matmul_layout, "dot products", &[
-        Bind::Uniform(&params, 0, std::mem::size_of::<MatmulParams>() as u64),
-        W(&src_buf),
-        W(&tgt_mat.quants),
-        W(&tgt_mat.scales),
-        W(&tgt_mat.bias),
-        W(&dots),
-    ]);
-    let align_group = bind_group(d, &k.align_layout, "align", &[
-        Bind::Uniform(&params, UNIFORM_SLOT, std::mem::size_of::<AlignParams>() as u64),
-        W(&dots),
-        W(&norms_buf),
-        W(&stats),
-        W(&links),
-        W(&counter),
-    ]);
+    let mm_group = bind_group(
+        d,
+        &k.matmul_layout,
+        "dot products",
+        &[
+            Bind::Uniform(&params, 0, std::mem::size_of::<MatmulParams>() as u64),
+            W(&src_buf),
+            W(&tgt_mat.quants),
+            W(&tgt_mat.scales),
+            W(&tgt_mat.bias),
+            W(&dots),
+        ],
+    );
+    let align_group = bind_group(
+        d,
+        &k.align_layout,
+        "align",
+        &[
+            Bind::Uniform(
+                &params,
+                UNIFORM_SLOT,
+                std::mem::size_of::<AlignParams>() as u64,
+            ),
+            W(&dots),
+            W(&norms_buf),
+            W(&stats),
+            W(&links),
+            W(&counter),
+        ],
+    );
 
-    let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("align") });
+    let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("align"),
+    });
     enc.clear_buffer(&counter, 0, None);
     {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("align"), timestamp_writes: None });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("align"),
+            timestamp_writes: None,
+        });
         pass.set_pipeline(&k.matmul(tgt_mat.wtype, Epilogue::None));
         pass.set_bind_group(0, &mm_group, &[]);
         let (gx, gy) = matmul_groups(n as u32, m as u32);
@@ -153,7 +201,11 @@ pub async fn align_on_gpu(
         pass.set_bind_group(0, &align_group, &[]);
         pass.dispatch_workgroups((n + m) as u32, 1, 1);
         pass.set_pipeline(&k.align_extract());
-        pass.dispatch_workgroups((m as u32).div_ceil(ALIGN_EXTRACT_SIDE), (n as u32).div_ceil(ALIGN_EXTRACT_SIDE), 1);
+        pass.dispatch_workgroups(
+            (m as u32).div_ceil(ALIGN_EXTRACT_SIDE),
+            (n as u32).div_ceil(ALIGN_EXTRACT_SIDE),
+            1,
+        );
     }
     enc.copy_buffer_to_buffer(&counter, 0, &readback, 0, 4);
     if capacity > 0 {
@@ -168,7 +220,9 @@ pub async fn align_on_gpu(
 
     let count = data[0].to_bits() as usize;
     if count > capacity {
-        return Err(Error::Backend(format!("{count} links found but room for {capacity} (link bound violated)")));
+        return Err(Error::Backend(format!(
+            "{count} links found but room for {capacity} (link bound violated)"
+        )));
     }
     let mut out: Vec<UnitLink> = data[1..1 + 4 * count]
         .chunks_exact(4)

@@ -26,7 +26,9 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext").field("adapter", &self.describe()).finish()
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.describe())
+            .finish()
     }
 }
 
@@ -42,6 +44,9 @@ impl GpuContext {
     }
 
     /// Like [`GpuContext::new`] but keeps "there is no adapter" apart from other failures.
+    // In the browser wgpu's handles are neither Send nor Sync; `Arc` keeps one API for both
+    // targets (the browser is single-threaded anyway).
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub(crate) async fn open() -> std::result::Result<Arc<GpuContext>, NoAdapter> {
         let instance = wgpu::Instance::new(instance_descriptor());
         let adapter = instance
@@ -62,7 +67,12 @@ impl GpuContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| NoAdapter(format!("the WebGPU adapter `{}` refused a device: {e}", adapter_info.name)))?;
+            .map_err(|e| {
+                NoAdapter(format!(
+                    "the WebGPU adapter `{}` refused a device: {e}",
+                    adapter_info.name
+                ))
+            })?;
 
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
@@ -78,7 +88,14 @@ impl GpuContext {
             .check("compiling the compute shaders")
             .await
             .map_err(|e| NoAdapter(e.to_string()))?;
-        Ok(Arc::new(GpuContext { device, queue, limits, kernels, adapter_info, uncaptured }))
+        Ok(Arc::new(GpuContext {
+            device,
+            queue,
+            limits,
+            kernels,
+            adapter_info,
+            uncaptured,
+        }))
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
@@ -96,7 +113,11 @@ impl GpuContext {
     /// "llvmpipe (LLVM 15.0.6, 256 bits), Vulkan, software adapter".
     pub fn describe(&self) -> String {
         let i = &self.adapter_info;
-        let name = if i.name.is_empty() { "unnamed adapter" } else { i.name.as_str() };
+        let name = if i.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            i.name.as_str()
+        };
         let kind = match i.device_type {
             wgpu::DeviceType::DiscreteGpu => "discrete GPU",
             wgpu::DeviceType::IntegratedGpu => "integrated GPU",
@@ -115,7 +136,9 @@ impl GpuContext {
 
     /// Largest buffer one storage binding may hold on this device.
     pub fn max_binding_bytes(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Errors raised outside any error scope since the last call.
@@ -166,7 +189,10 @@ fn instance_descriptor() -> wgpu::InstanceDescriptor {
 
 #[cfg(target_arch = "wasm32")]
 fn instance_descriptor() -> wgpu::InstanceDescriptor {
-    wgpu::InstanceDescriptor { backends: wgpu::Backends::BROWSER_WEBGPU, ..wgpu::InstanceDescriptor::new_without_display_handle() }
+    wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::BROWSER_WEBGPU,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    }
 }
 
 /// WebGPU's default limits (which every WebGPU adapter offers), with the buffer-size limits
@@ -175,18 +201,34 @@ fn instance_descriptor() -> wgpu::InstanceDescriptor {
 fn required_limits(adapter: &wgpu::Limits) -> std::result::Result<wgpu::Limits, String> {
     let needs = Kernels::needs();
     let checks = [
-        ("maxComputeWorkgroupStorageSize", adapter.max_compute_workgroup_storage_size, needs.workgroup_storage),
-        ("maxComputeInvocationsPerWorkgroup", adapter.max_compute_invocations_per_workgroup, needs.invocations),
-        ("maxStorageBuffersPerShaderStage", adapter.max_storage_buffers_per_shader_stage, needs.storage_buffers),
+        (
+            "maxComputeWorkgroupStorageSize",
+            adapter.max_compute_workgroup_storage_size,
+            needs.workgroup_storage,
+        ),
+        (
+            "maxComputeInvocationsPerWorkgroup",
+            adapter.max_compute_invocations_per_workgroup,
+            needs.invocations,
+        ),
+        (
+            "maxStorageBuffersPerShaderStage",
+            adapter.max_storage_buffers_per_shader_stage,
+            needs.storage_buffers,
+        ),
     ];
     for (name, have, need) in checks {
         if have < need {
-            return Err(format!("the WebGPU adapter allows {name} = {have}, the kernels need {need}"));
+            return Err(format!(
+                "the WebGPU adapter allows {name} = {have}, the kernels need {need}"
+            ));
         }
     }
     let mut l = wgpu::Limits::default();
     l.max_buffer_size = adapter.max_buffer_size.min(PREFERRED_BINDING_BYTES);
-    l.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size.min(l.max_buffer_size);
+    l.max_storage_buffer_binding_size = adapter
+        .max_storage_buffer_binding_size
+        .min(l.max_buffer_size);
     Ok(l)
 }
 
@@ -209,7 +251,9 @@ impl ErrorScopes {
         let validation = self.validation.pop();
         let oom = self.oom.pop();
         if let Some(e) = oom.await {
-            return Err(Error::Backend(format!("out of GPU memory while {what}: {e}")));
+            return Err(Error::Backend(format!(
+                "out of GPU memory while {what}: {e}"
+            )));
         }
         if let Some(e) = validation.await {
             return Err(Error::Backend(format!("GPU error while {what}: {e}")));

@@ -21,8 +21,8 @@ use xlalign_core::model::{Activation, EncoderConfig, EncoderWeights, Model, Pool
 
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
-    bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams, MatmulParams,
-    PoolParams, UniformSlots, ATTENTION_Q_TILE, MAX_HEAD_DIM,
+    bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams,
+    MatmulParams, PoolParams, UniformSlots, ATTENTION_Q_TILE, MAX_HEAD_DIM,
 };
 use crate::weights::{GpuMatrix, GpuNorm, GpuWeights};
 
@@ -48,7 +48,10 @@ pub struct GpuBackend {
 
 impl std::fmt::Debug for GpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuBackend").field("adapter", &self.ctx.describe()).field("model", &self.name).finish()
+        f.debug_struct("GpuBackend")
+            .field("adapter", &self.ctx.describe())
+            .field("model", &self.name)
+            .finish()
     }
 }
 
@@ -115,7 +118,8 @@ impl GpuBackend {
         let widest = cfg.ff.max(3 * cfg.hidden) as u64 * 4;
         let by_binding = ctx.max_binding_bytes() / widest;
         let by_dispatch = ctx.limits.max_compute_workgroups_per_dimension as u64;
-        let by_staging = ctx.limits.max_buffer_size / ((cfg.layers as u64 + 1) * cfg.hidden as u64 * 4);
+        let by_staging =
+            ctx.limits.max_buffer_size / ((cfg.layers as u64 + 1) * cfg.hidden as u64 * 4);
         let limit_tokens = by_binding.min(by_dispatch).min(by_staging) as usize;
         if limit_tokens == 0 {
             return Err(Error::Backend(format!(
@@ -169,7 +173,9 @@ impl GpuBackend {
         let h = self.config.hidden;
         let mut out = vec![Vec::new(); sequences.len()];
         for chunk in self.chunks(sequences) {
-            let (data, _) = self.run_chunk(sequences, &chunk, Readback::Pooled, 1).await?;
+            let (data, _) = self
+                .run_chunk(sequences, &chunk, Readback::Pooled, 1)
+                .await?;
             for (r, &si) in chunk.iter().enumerate() {
                 out[si] = data[r * h..(r + 1) * h].to_vec();
             }
@@ -181,7 +187,12 @@ impl GpuBackend {
     /// submission each) and reads back only the last result, so that the time spent is
     /// the GPU's, not the readback's. Returns the padded and the real token counts of one
     /// repetition.
-    pub async fn run_repeated(&self, sequences: &[&[u32]], layers: &[usize], repeats: usize) -> Result<(usize, usize)> {
+    pub async fn run_repeated(
+        &self,
+        sequences: &[&[u32]],
+        layers: &[usize],
+        repeats: usize,
+    ) -> Result<(usize, usize)> {
         self.validate(sequences, layers)?;
         let mut slots = layers.to_vec();
         slots.sort_unstable();
@@ -191,7 +202,9 @@ impl GpuBackend {
         }
         let mut padded = 0;
         for chunk in self.chunks(sequences) {
-            let (_, lmax) = self.run_chunk(sequences, &chunk, Readback::Layers(&slots), repeats.max(1)).await?;
+            let (_, lmax) = self
+                .run_chunk(sequences, &chunk, Readback::Layers(&slots), repeats.max(1))
+                .await?;
             padded += lmax * chunk.len();
         }
         Ok((padded, sequences.iter().map(|s| s.len()).sum()))
@@ -200,12 +213,17 @@ impl GpuBackend {
     fn validate(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<()> {
         let cfg = &self.config;
         if let Some(l) = layers.iter().find(|&&l| l > cfg.layers) {
-            return Err(Error::Input(format!("layer {l} does not exist (the model has layers 0..={})", cfg.layers)));
+            return Err(Error::Input(format!(
+                "layer {l} does not exist (the model has layers 0..={})",
+                cfg.layers
+            )));
         }
         let max_len = cfg.max_positions - cfg.position_offset;
         for (i, s) in sequences.iter().enumerate() {
             if s.is_empty() {
-                return Err(Error::Input(format!("sequence {i} is empty (it needs at least <s> and </s>)")));
+                return Err(Error::Input(format!(
+                    "sequence {i} is empty (it needs at least <s> and </s>)"
+                )));
             }
             if s.len() > max_len {
                 return Err(Error::Input(format!(
@@ -288,26 +306,43 @@ impl GpuBackend {
                 // Grow in steps so that a slowly rising batch size does not rebuild every call.
                 let tokens = m.next_power_of_two().clamp(256, self.limit_tokens.max(m));
                 *guard = None;
-                *guard = Some(Workspace::new(&self.ctx, &self.config, &self.weights, tokens));
+                *guard = Some(Workspace::new(
+                    &self.ctx,
+                    &self.config,
+                    &self.weights,
+                    tokens,
+                ));
             }
             let ws = guard.as_ref().expect("just built");
             let q = &self.ctx.queue;
-            q.write_buffer(&ws.params, 0, uniforms(&self.config, &self.weights, m, b, lmax).0.bytes());
+            q.write_buffer(
+                &ws.params,
+                0,
+                uniforms(&self.config, &self.weights, m, b, lmax).0.bytes(),
+            );
             q.write_buffer(&ws.ids, 0, bytemuck::cast_slice(&ids));
             q.write_buffer(&ws.lens, 0, bytemuck::cast_slice(&lens));
             for _ in 0..repeats {
-                let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("encoder forward"),
-                });
+                let mut enc =
+                    self.ctx
+                        .device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some("encoder forward"),
+                        });
                 self.record(ws, &mut enc, &staging, b, lmax, readback);
                 q.submit([enc.finish()]);
             }
         }
         scopes.check("running the encoder").await?;
         let data = self.ctx.read_back(&staging, out_bytes).await;
-        self.staging.lock().unwrap_or_else(|e| e.into_inner()).push(staging);
+        self.staging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(staging);
         if let Some(e) = self.ctx.take_uncaptured() {
-            return Err(Error::Backend(format!("GPU error while running the encoder: {e}")));
+            return Err(Error::Backend(format!(
+                "GPU error while running the encoder: {e}"
+            )));
         }
         Ok((data?, lmax))
     }
@@ -352,7 +387,10 @@ impl GpuBackend {
             }
         };
         let layernorm = k.layernorm();
-        let matmul = |pass: &mut wgpu::ComputePass<'_>, w: &GpuMatrix, group: &wgpu::BindGroup, epi: Epilogue| {
+        let matmul = |pass: &mut wgpu::ComputePass<'_>,
+                      w: &GpuMatrix,
+                      group: &wgpu::BindGroup,
+                      epi: Epilogue| {
             pass.set_pipeline(&k.matmul(w.wtype, epi));
             pass.set_bind_group(0, group, &[]);
             let (gx, gy) = matmul_groups(m, w.rows as u32);
@@ -365,7 +403,10 @@ impl GpuBackend {
         };
 
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("embeddings"), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("embeddings"),
+                timestamp_writes: None,
+            });
             pass.set_pipeline(&k.embed(self.weights.table_type));
             for group in &ws.groups.embed {
                 pass.set_bind_group(0, group, &[]);
@@ -377,13 +418,27 @@ impl GpuBackend {
 
         let attention = k.attention(cfg.head_dim() as u32);
         let act = activation_epilogue(cfg.activation);
-        for (l, (w, g)) in self.weights.layers.iter().zip(&ws.groups.layers).enumerate().take(upto) {
+        for (l, (w, g)) in self
+            .weights
+            .layers
+            .iter()
+            .zip(&ws.groups.layers)
+            .enumerate()
+            .take(upto)
+        {
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("block"), timestamp_writes: None });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("block"),
+                    timestamp_writes: None,
+                });
                 matmul(&mut pass, &w.qkv, &g.qkv, Epilogue::None);
                 pass.set_pipeline(&attention);
                 pass.set_bind_group(0, &g.attention, &[]);
-                pass.dispatch_workgroups((lmax as u32).div_ceil(ATTENTION_Q_TILE), cfg.heads as u32, b as u32);
+                pass.dispatch_workgroups(
+                    (lmax as u32).div_ceil(ATTENTION_Q_TILE),
+                    cfg.heads as u32,
+                    b as u32,
+                );
                 matmul(&mut pass, &w.attn_output, &g.attn_output, Epilogue::None);
                 norm(&mut pass, &g.attn_norm);
                 matmul(&mut pass, &w.ffn_up, &g.ffn_up, act);
@@ -395,7 +450,10 @@ impl GpuBackend {
 
         if let Readback::Pooled = readback {
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pooling"), timestamp_writes: None });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("pooling"),
+                    timestamp_writes: None,
+                });
                 pass.set_pipeline(&k.pool());
                 pass.set_bind_group(0, &ws.groups.pool, &[]);
                 pass.dispatch_workgroups(b as u32, 1, 1);
@@ -407,7 +465,11 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     fn info(&self) -> BackendInfo {
-        BackendInfo { kind: "webgpu".into(), device: self.ctx.describe(), reason: self.reason.clone() }
+        BackendInfo {
+            kind: "webgpu".into(),
+            device: self.ctx.describe(),
+            reason: self.reason.clone(),
+        }
     }
 
     async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
@@ -416,20 +478,29 @@ impl Backend for GpuBackend {
         let mut slots = layers.to_vec();
         slots.sort_unstable();
         slots.dedup();
-        let mut out: Vec<ForwardOutput> = (0..sequences.len()).map(|_| ForwardOutput { layers: Vec::new() }).collect();
+        let mut out: Vec<ForwardOutput> = (0..sequences.len())
+            .map(|_| ForwardOutput { layers: Vec::new() })
+            .collect();
         if slots.is_empty() || sequences.is_empty() {
             return Ok(out);
         }
         for chunk in self.chunks(sequences) {
-            let (data, lmax) = self.run_chunk(sequences, &chunk, Readback::Layers(&slots), 1).await?;
+            let (data, lmax) = self
+                .run_chunk(sequences, &chunk, Readback::Layers(&slots), 1)
+                .await?;
             let per_layer = chunk.len() * lmax * h;
             for (r, &si) in chunk.iter().enumerate() {
                 let len = sequences[si].len();
                 for &layer in layers {
-                    let s = slots.iter().position(|&l| l == layer).expect("slot of a requested layer");
+                    let s = slots
+                        .iter()
+                        .position(|&l| l == layer)
+                        .expect("slot of a requested layer");
                     let start = s * per_layer + r * lmax * h;
                     let rows = data[start..start + len * h].to_vec();
-                    out[si].layers.push(Array2::from_shape_vec((len, h), rows).expect("len × hidden values"));
+                    out[si]
+                        .layers
+                        .push(Array2::from_shape_vec((len, h), rows).expect("len × hidden values"));
                 }
             }
         }
@@ -441,26 +512,53 @@ impl Backend for GpuBackend {
 /// (the model loader checks this for files; weights built in code are checked here).
 fn check_shapes(c: &EncoderConfig, w: &EncoderWeights) -> Result<()> {
     let bad = |what: &str, got: String, want: String| {
-        Err(Error::Unsupported(format!("{what} is {got}, the configuration implies {want}")))
+        Err(Error::Unsupported(format!(
+            "{what} is {got}, the configuration implies {want}"
+        )))
     };
     let (h, ff) = (c.hidden, c.ff);
     if w.token_embd.shape != [c.vocab, h] {
-        return bad("token_embd", format!("{:?}", w.token_embd.shape), format!("[{}, {h}]", c.vocab));
+        return bad(
+            "token_embd",
+            format!("{:?}", w.token_embd.shape),
+            format!("[{}, {h}]", c.vocab),
+        );
     }
     if w.position_embd.len() != c.max_positions * h {
-        return bad("position_embd", w.position_embd.len().to_string(), (c.max_positions * h).to_string());
+        return bad(
+            "position_embd",
+            w.position_embd.len().to_string(),
+            (c.max_positions * h).to_string(),
+        );
     }
     if w.token_types.len() < h {
-        return bad("token_types", w.token_types.len().to_string(), format!("at least {h}"));
+        return bad(
+            "token_types",
+            w.token_types.len().to_string(),
+            format!("at least {h}"),
+        );
     }
     if w.layers.len() != c.layers {
-        return bad("the layer list", w.layers.len().to_string(), c.layers.to_string());
+        return bad(
+            "the layer list",
+            w.layers.len().to_string(),
+            c.layers.to_string(),
+        );
     }
-    let norms = std::iter::once(("token_embd_norm", &w.embd_norm))
-        .chain(w.layers.iter().flat_map(|l| [("attn_output_norm", &l.attn_norm), ("layer_output_norm", &l.output_norm)]));
+    let norms =
+        std::iter::once(("token_embd_norm", &w.embd_norm)).chain(w.layers.iter().flat_map(|l| {
+            [
+                ("attn_output_norm", &l.attn_norm),
+                ("layer_output_norm", &l.output_norm),
+            ]
+        }));
     for (name, n) in norms {
         if n.weight.len() != h || n.bias.len() != h {
-            return bad(name, format!("{}/{} values", n.weight.len(), n.bias.len()), format!("{h}"));
+            return bad(
+                name,
+                format!("{}/{} values", n.weight.len(), n.bias.len()),
+                format!("{h}"),
+            );
         }
     }
     for (i, l) in w.layers.iter().enumerate() {
@@ -505,7 +603,13 @@ struct SlotOffsets {
 }
 
 /// All parameter blocks of a pass for `m = b · lmax` padded tokens, in a fixed order.
-fn uniforms(c: &EncoderConfig, w: &GpuWeights, m: usize, b: usize, lmax: usize) -> (UniformSlots, SlotOffsets) {
+fn uniforms(
+    c: &EncoderConfig,
+    w: &GpuWeights,
+    m: usize,
+    b: usize,
+    lmax: usize,
+) -> (UniformSlots, SlotOffsets) {
     let (m, b, lmax, h) = (m as u32, b as u32, lmax as u32, c.hidden as u32);
     let mut u = UniformSlots::default();
     let embed = w
@@ -524,11 +628,23 @@ fn uniforms(c: &EncoderConfig, w: &GpuWeights, m: usize, b: usize, lmax: usize) 
         })
         .collect();
     let ln = |u: &mut UniformSlots, has_residual: u32| {
-        u.push(&LayerNormParams { rows: m, n: h, eps: c.layer_norm_eps, has_residual })
+        u.push(&LayerNormParams {
+            rows: m,
+            n: h,
+            eps: c.layer_norm_eps,
+            has_residual,
+        })
     };
     let embd_norm = ln(&mut u, 0);
     let residual_norm = ln(&mut u, 1);
-    let mm = |u: &mut UniformSlots, n: usize, k: usize| u.push(&MatmulParams { m, n: n as u32, k: k as u32, _pad: 0 });
+    let mm = |u: &mut UniformSlots, n: usize, k: usize| {
+        u.push(&MatmulParams {
+            m,
+            n: n as u32,
+            k: k as u32,
+            _pad: 0,
+        })
+    };
     let qkv = mm(&mut u, 3 * c.hidden, c.hidden);
     let attn_output = mm(&mut u, c.hidden, c.hidden);
     let ffn_up = mm(&mut u, c.ff, c.hidden);
@@ -550,7 +666,20 @@ fn uniforms(c: &EncoderConfig, w: &GpuWeights, m: usize, b: usize, lmax: usize) 
             Pooling::Cls => 1,
         },
     });
-    (u, SlotOffsets { embed, embd_norm, residual_norm, qkv, attn_output, ffn_up, ffn_down, attention, pool })
+    (
+        u,
+        SlotOffsets {
+            embed,
+            embd_norm,
+            residual_norm,
+            qkv,
+            attn_output,
+            ffn_up,
+            ffn_down,
+            attention,
+            pool,
+        },
+    )
 }
 
 /// Activation buffers for up to `tokens` padded tokens, and every bind group of a pass.
@@ -616,25 +745,47 @@ impl Workspace {
         let u = |slot: (u64, u64)| Bind::Uniform(&params, slot.0, slot.1);
         use Bind::Whole as W;
         let mm = |label: &str, slot, input, mat: &GpuMatrix, output| {
-            bind_group(d, &k.matmul_layout, label, &[u(slot), W(input), W(&mat.quants), W(&mat.scales), W(&mat.bias), W(output)])
+            bind_group(
+                d,
+                &k.matmul_layout,
+                label,
+                &[
+                    u(slot),
+                    W(input),
+                    W(&mat.quants),
+                    W(&mat.scales),
+                    W(&mat.bias),
+                    W(output),
+                ],
+            )
         };
         let ln = |label: &str, slot, norm: &GpuNorm| {
-            bind_group(d, &k.layernorm_layout, label, &[u(slot), W(&x), W(&tmp), W(&norm.weight), W(&norm.bias)])
+            bind_group(
+                d,
+                &k.layernorm_layout,
+                label,
+                &[u(slot), W(&x), W(&tmp), W(&norm.weight), W(&norm.bias)],
+            )
         };
         let embed = w
             .table
             .iter()
             .zip(&s.embed)
             .map(|(part, slot)| {
-                bind_group(d, &k.embed_layout, "embed", &[
-                    u(*slot),
-                    W(&ids),
-                    W(&part.quants),
-                    W(&part.scales),
-                    W(&w.position),
-                    W(&w.token_type),
-                    W(&x),
-                ])
+                bind_group(
+                    d,
+                    &k.embed_layout,
+                    "embed",
+                    &[
+                        u(*slot),
+                        W(&ids),
+                        W(&part.quants),
+                        W(&part.scales),
+                        W(&w.position),
+                        W(&w.token_type),
+                        W(&x),
+                    ],
+                )
             })
             .collect();
         // The embedding LayerNorm has no residual; `tmp` only fills the binding.
@@ -644,7 +795,12 @@ impl Workspace {
             .iter()
             .map(|l| LayerGroups {
                 qkv: mm("qkv", s.qkv, &x, &l.qkv, &qkv),
-                attention: bind_group(d, &k.attention_layout, "attention", &[u(s.attention), W(&qkv), W(&lens), W(&ctx_buf)]),
+                attention: bind_group(
+                    d,
+                    &k.attention_layout,
+                    "attention",
+                    &[u(s.attention), W(&qkv), W(&lens), W(&ctx_buf)],
+                ),
                 attn_output: mm("attn_output", s.attn_output, &ctx_buf, &l.attn_output, &tmp),
                 attn_norm: ln("attn_norm", s.residual_norm, &l.attn_norm),
                 ffn_up: mm("ffn_up", s.ffn_up, &x, &l.ffn_up, &ff),
@@ -652,7 +808,12 @@ impl Workspace {
                 output_norm: ln("output_norm", s.residual_norm, &l.output_norm),
             })
             .collect();
-        let pool = bind_group(d, &k.pool_layout, "pool", &[u(s.pool), W(&x), W(&lens), W(&pooled)]);
+        let pool = bind_group(
+            d,
+            &k.pool_layout,
+            "pool",
+            &[u(s.pool), W(&x), W(&lens), W(&pooled)],
+        );
         Workspace {
             tokens,
             params,
@@ -660,7 +821,12 @@ impl Workspace {
             lens,
             x,
             pooled,
-            groups: Groups { embed, embd_norm, layers, pool },
+            groups: Groups {
+                embed,
+                embd_norm,
+                layers,
+                pool,
+            },
             _scratch: [qkv, ctx_buf, tmp, ff],
         }
     }

@@ -190,12 +190,24 @@ impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Kernels {
         use Slot::*;
         let k = Kernels {
-            matmul_layout: layout(device, "matmul", &[Uniform, Read, Read, Read, Read, ReadWrite]),
+            matmul_layout: layout(
+                device,
+                "matmul",
+                &[Uniform, Read, Read, Read, Read, ReadWrite],
+            ),
             layernorm_layout: layout(device, "layernorm", &[Uniform, ReadWrite, Read, Read, Read]),
-            embed_layout: layout(device, "embed", &[Uniform, Read, Read, Read, Read, Read, ReadWrite]),
+            embed_layout: layout(
+                device,
+                "embed",
+                &[Uniform, Read, Read, Read, Read, Read, ReadWrite],
+            ),
             attention_layout: layout(device, "attention", &[Uniform, Read, Read, ReadWrite]),
             pool_layout: layout(device, "pool", &[Uniform, Read, Read, ReadWrite]),
-            align_layout: layout(device, "align", &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite]),
+            align_layout: layout(
+                device,
+                "align",
+                &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            ),
             pipelines: Mutex::new(HashMap::new()),
             device: device.clone(),
         };
@@ -229,7 +241,10 @@ impl Kernels {
 
     fn get(&self, v: Variant) -> Arc<wgpu::ComputePipeline> {
         let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        cache.entry(v).or_insert_with(|| Arc::new(self.build(v))).clone()
+        cache
+            .entry(v)
+            .or_insert_with(|| Arc::new(self.build(v)))
+            .clone()
     }
 
     fn build(&self, v: Variant) -> wgpu::ComputePipeline {
@@ -239,83 +254,103 @@ impl Kernels {
             ("WT_Q8_0", WeightType::Q8_0 as u32),
             ("WT_Q4_0", WeightType::Q4_0 as u32),
         ];
-        let (label, body, layout, entry, mut consts): (String, &str, &wgpu::BindGroupLayout, &str, Vec<(&str, u32)>) =
-            match v {
-                Variant::Matmul(wt, epi) => (
-                    format!("matmul {wt:?} {epi:?}"),
-                    MATMUL_WGSL,
-                    &self.matmul_layout,
-                    "main",
-                    vec![
-                        ("TILE_M", MATMUL_TILE_M),
-                        ("TILE_N", MATMUL_TILE_N),
-                        ("TILE_K", MATMUL_TILE_K),
-                        ("WG_X", MATMUL_WG_X),
-                        ("WG_Y", MATMUL_WG_Y),
-                        ("WEIGHT_TYPE", wt as u32),
-                        ("EPILOGUE", epi as u32),
-                        ("EPI_NONE", Epilogue::None as u32),
-                        ("EPI_GELU_ERF", Epilogue::GeluErf as u32),
-                        ("EPI_GELU_TANH", Epilogue::GeluTanh as u32),
-                    ],
-                ),
-                Variant::Embed(wt) => (
-                    format!("embed {wt:?}"),
-                    EMBED_WGSL,
-                    &self.embed_layout,
-                    "main",
-                    vec![("WG", EMBED_WG), ("TABLE_TYPE", wt as u32)],
-                ),
-                Variant::LayerNorm => {
-                    ("layernorm".into(), LAYERNORM_WGSL, &self.layernorm_layout, "main", vec![("WG", LAYERNORM_WG)])
-                }
-                Variant::Attention { head_dim } => (
-                    format!("attention d={head_dim}"),
-                    ATTENTION_WGSL,
-                    &self.attention_layout,
-                    "main",
-                    vec![
-                        ("HEAD_DIM", head_dim),
-                        ("Q_TILE", ATTENTION_Q_TILE),
-                        ("KV_TILE", attention_kv_tile(head_dim)),
-                    ],
-                ),
-                Variant::Pool => ("pool".into(), POOL_WGSL, &self.pool_layout, "main", vec![("WG", POOL_WG)]),
-                Variant::AlignStats => (
-                    "align stats".into(),
-                    ALIGN_WGSL,
-                    &self.align_layout,
-                    "row_col_stats",
-                    vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
-                ),
-                Variant::AlignExtract => (
-                    "align extract".into(),
-                    ALIGN_WGSL,
-                    &self.align_layout,
-                    "extract_links",
-                    vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
-                ),
-            };
+        let (label, body, layout, entry, mut consts): (
+            String,
+            &str,
+            &wgpu::BindGroupLayout,
+            &str,
+            Vec<(&str, u32)>,
+        ) = match v {
+            Variant::Matmul(wt, epi) => (
+                format!("matmul {wt:?} {epi:?}"),
+                MATMUL_WGSL,
+                &self.matmul_layout,
+                "main",
+                vec![
+                    ("TILE_M", MATMUL_TILE_M),
+                    ("TILE_N", MATMUL_TILE_N),
+                    ("TILE_K", MATMUL_TILE_K),
+                    ("WG_X", MATMUL_WG_X),
+                    ("WG_Y", MATMUL_WG_Y),
+                    ("WEIGHT_TYPE", wt as u32),
+                    ("EPILOGUE", epi as u32),
+                    ("EPI_NONE", Epilogue::None as u32),
+                    ("EPI_GELU_ERF", Epilogue::GeluErf as u32),
+                    ("EPI_GELU_TANH", Epilogue::GeluTanh as u32),
+                ],
+            ),
+            Variant::Embed(wt) => (
+                format!("embed {wt:?}"),
+                EMBED_WGSL,
+                &self.embed_layout,
+                "main",
+                vec![("WG", EMBED_WG), ("TABLE_TYPE", wt as u32)],
+            ),
+            Variant::LayerNorm => (
+                "layernorm".into(),
+                LAYERNORM_WGSL,
+                &self.layernorm_layout,
+                "main",
+                vec![("WG", LAYERNORM_WG)],
+            ),
+            Variant::Attention { head_dim } => (
+                format!("attention d={head_dim}"),
+                ATTENTION_WGSL,
+                &self.attention_layout,
+                "main",
+                vec![
+                    ("HEAD_DIM", head_dim),
+                    ("Q_TILE", ATTENTION_Q_TILE),
+                    ("KV_TILE", attention_kv_tile(head_dim)),
+                ],
+            ),
+            Variant::Pool => (
+                "pool".into(),
+                POOL_WGSL,
+                &self.pool_layout,
+                "main",
+                vec![("WG", POOL_WG)],
+            ),
+            Variant::AlignStats => (
+                "align stats".into(),
+                ALIGN_WGSL,
+                &self.align_layout,
+                "row_col_stats",
+                vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
+            ),
+            Variant::AlignExtract => (
+                "align extract".into(),
+                ALIGN_WGSL,
+                &self.align_layout,
+                "extract_links",
+                vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
+            ),
+        };
         if matches!(v, Variant::Matmul(..) | Variant::Embed(_)) {
             consts.extend(type_codes);
         }
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&label),
-            source: wgpu::ShaderSource::Wgsl(with_constants(body, &consts).into()),
-        });
-        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(&label),
-            bind_group_layouts: &[Some(layout)],
-            immediate_size: 0,
-        });
-        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&label),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        })
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(with_constants(body, &consts).into()),
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+        self.device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
     }
 }
 
@@ -349,7 +384,10 @@ fn layout(device: &wgpu::Device, label: &str, slots: &[Slot]) -> wgpu::BindGroup
             count: None,
         })
         .collect();
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
 }
 
 /// A buffer binding: a whole buffer, or a uniform slot of a parameter buffer.
@@ -371,15 +409,21 @@ pub(crate) fn bind_group(
             binding: i as u32,
             resource: match b {
                 Bind::Whole(buf) => buf.as_entire_binding(),
-                Bind::Uniform(buf, offset, size) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: buf,
-                    offset: *offset,
-                    size: NonZeroU64::new(*size),
-                }),
+                Bind::Uniform(buf, offset, size) => {
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: buf,
+                        offset: *offset,
+                        size: NonZeroU64::new(*size),
+                    })
+                }
             },
         })
         .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
 }
 
 /// Workgroups for a matmul producing `m × n`.

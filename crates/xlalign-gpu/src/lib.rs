@@ -24,3 +24,13 @@ pub use align::{align_on_gpu, runs_on_gpu};
 pub use context::GpuContext;
 pub use encoder::GpuBackend;
 pub use select::{select, AnyBackend, BackendChoice};
+
+// Natively the backends can be shared across threads (a server or the CLI's worker pool);
+// this fails to compile if a field ever breaks that.
+#[cfg(not(target_arch = "wasm32"))]
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<GpuContext>();
+    shareable::<GpuBackend>();
+    shareable::<AnyBackend>();
+};

@@ -8,8 +8,8 @@ use xlalign_core::tensor::Tensor;
 
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
-    bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams, MatmulParams,
-    PoolParams, ATTENTION_Q_TILE, MAX_HEAD_DIM,
+    bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams,
+    MatmulParams, PoolParams, ATTENTION_Q_TILE, MAX_HEAD_DIM,
 };
 use crate::weights::{upload_table, GpuMatrix, WeightType};
 
@@ -41,14 +41,26 @@ async fn dispatch_once(
             let (bytes, usage) = match a {
                 Arg::Uniform(b) => (*b, wgpu::BufferUsages::UNIFORM),
                 Arg::Read(b) => (*b, wgpu::BufferUsages::STORAGE),
-                Arg::Out(b) => (*b, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC),
+                Arg::Out(b) => (
+                    *b,
+                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                ),
                 Arg::Buffer(_) => return Ok(None),
             };
             if bytes.len() as u64 > max {
-                return Err(Error::Backend(format!("{} bytes exceed the storage-binding limit of {max}", bytes.len())));
+                return Err(Error::Backend(format!(
+                    "{} bytes exceed the storage-binding limit of {max}",
+                    bytes.len()
+                )));
             }
             let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
-            Ok(Some(d.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents, usage })))
+            Ok(Some(d.create_buffer_init(
+                &wgpu::util::BufferInitDescriptor {
+                    label: None,
+                    contents,
+                    usage,
+                },
+            )))
         })
         .collect::<Result<_>>()?;
     let binds: Vec<Bind<'_>> = args
@@ -61,7 +73,10 @@ async fn dispatch_once(
         })
         .collect();
     let group = bind_group(d, layout, "op", &binds);
-    let out_index = args.iter().position(|a| matches!(a, Arg::Out(_))).expect("an output argument");
+    let out_index = args
+        .iter()
+        .position(|a| matches!(a, Arg::Out(_)))
+        .expect("an output argument");
     let out = buffers[out_index].as_ref().expect("uploaded output");
     let staging = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("op readback"),
@@ -71,7 +86,10 @@ async fn dispatch_once(
     });
     let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("op") });
     {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("op"), timestamp_writes: None });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("op"),
+            timestamp_writes: None,
+        });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &group, &[]);
         for &(x, y, z) in groups {
@@ -83,25 +101,41 @@ async fn dispatch_once(
     scopes.check("running a kernel").await?;
     let data = ctx.read_back(&staging, out.size()).await?;
     if let Some(e) = ctx.take_uncaptured() {
-        return Err(Error::Backend(format!("GPU error while running a kernel: {e}")));
+        return Err(Error::Backend(format!(
+            "GPU error while running a kernel: {e}"
+        )));
     }
     Ok(data)
 }
 
 fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(Error::Input(format!("{what}: {got} values, expected {want}")));
+        return Err(Error::Input(format!(
+            "{what}: {got} values, expected {want}"
+        )));
     }
     Ok(())
 }
 
 /// `y = x·Wᵀ + b`, then `epilogue`; `x` is `[m, k]`, `w` is `[n, k]` in any stored type,
 /// the result `[m, n]`.
-pub async fn matmul(ctx: &GpuContext, x: &[f32], m: usize, w: &Tensor, bias: &[f32], epilogue: Epilogue) -> Result<Vec<f32>> {
+pub async fn matmul(
+    ctx: &GpuContext,
+    x: &[f32],
+    m: usize,
+    w: &Tensor,
+    bias: &[f32],
+    epilogue: Epilogue,
+) -> Result<Vec<f32>> {
     let (n, k) = (w.n_rows(), w.row_len());
     check_len("matmul input", x.len(), m * k)?;
     let mat = GpuMatrix::upload(ctx, "op weight", &[w], bias)?;
-    let params = MatmulParams { m: m as u32, n: n as u32, k: k as u32, _pad: 0 };
+    let params = MatmulParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        _pad: 0,
+    };
     let (gx, gy) = matmul_groups(m as u32, n as u32);
     let out = vec![0u8; m * n * 4];
     dispatch_once(
@@ -136,7 +170,10 @@ pub async fn layer_norm(
     eps: f32,
 ) -> Result<Vec<f32>> {
     if n == 0 || x.len() % n != 0 {
-        return Err(Error::Input(format!("layer_norm: {} values are not rows of {n}", x.len())));
+        return Err(Error::Input(format!(
+            "layer_norm: {} values are not rows of {n}",
+            x.len()
+        )));
     }
     check_len("layer_norm gamma", gamma.len(), n)?;
     check_len("layer_norm beta", beta.len(), n)?;
@@ -144,7 +181,12 @@ pub async fn layer_norm(
         check_len("layer_norm residual", r.len(), x.len())?;
     }
     let rows = x.len() / n;
-    let params = LayerNormParams { rows: rows as u32, n: n as u32, eps, has_residual: residual.is_some() as u32 };
+    let params = LayerNormParams {
+        rows: rows as u32,
+        n: n as u32,
+        eps,
+        has_residual: residual.is_some() as u32,
+    };
     let zero = [0f32];
     dispatch_once(
         ctx,
@@ -173,13 +215,17 @@ pub async fn attention(
     head_dim: usize,
 ) -> Result<Vec<f32>> {
     if head_dim == 0 || head_dim > MAX_HEAD_DIM as usize {
-        return Err(Error::Input(format!("attention: head size {head_dim} (1..={MAX_HEAD_DIM})")));
+        return Err(Error::Input(format!(
+            "attention: head size {head_dim} (1..={MAX_HEAD_DIM})"
+        )));
     }
     let hidden = heads * head_dim;
     let b = lens.len();
     check_len("attention qkv", qkv.len(), b * seq_len * 3 * hidden)?;
     if lens.iter().any(|&l| l == 0 || l as usize > seq_len) {
-        return Err(Error::Input("attention: every length must be in 1..=seq_len".into()));
+        return Err(Error::Input(
+            "attention: every length must be in 1..=seq_len".into(),
+        ));
     }
     let params = AttentionParams {
         batch: b as u32,
@@ -200,14 +246,20 @@ pub async fn attention(
             Arg::Read(bytemuck::cast_slice(lens)),
             Arg::Out(&out),
         ],
-        &[((seq_len as u32).div_ceil(ATTENTION_Q_TILE), heads as u32, b as u32)],
+        &[(
+            (seq_len as u32).div_ceil(ATTENTION_Q_TILE),
+            heads as u32,
+            b as u32,
+        )],
     )
     .await
 }
 
-/// Embedding gather without the LayerNorm: row `ids[t]` of `table` + `position[t % seq_len
-/// + pos_offset]` + `token_type`. `rows_per_part` forces the table to be split as it would
-/// be on a device with a small storage-binding limit.
+/// Embedding gather without the LayerNorm: row `ids[t]` of `table`, plus position row
+/// `t % seq_len + pos_offset`, plus `token_type`. `rows_per_part` forces the table to be
+/// split as it would be on a device with a small storage-binding limit.
+// The arguments are the kernel's inputs one for one; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn embed(
     ctx: &GpuContext,
     table: &Tensor,
@@ -221,7 +273,9 @@ pub async fn embed(
     let hidden = table.row_len();
     check_len("embed token_type", token_type.len(), hidden)?;
     if seq_len == 0 || ids.len() % seq_len != 0 {
-        return Err(Error::Input("embed: ids must be whole sequences of seq_len".into()));
+        return Err(Error::Input(
+            "embed: ids must be whole sequences of seq_len".into(),
+        ));
     }
     if (seq_len + pos_offset) * hidden > position.len() {
         return Err(Error::Input("embed: position table too short".into()));
@@ -265,13 +319,27 @@ pub async fn embed(
 
 /// Pooled, L2-normalised vectors of a padded batch `x` `[lens.len() · seq_len, hidden]`:
 /// the mean of each sequence's first `lens[b]` rows, or its first row.
-pub async fn pool(ctx: &GpuContext, x: &[f32], lens: &[u32], seq_len: usize, hidden: usize, first_token: bool) -> Result<Vec<f32>> {
+pub async fn pool(
+    ctx: &GpuContext,
+    x: &[f32],
+    lens: &[u32],
+    seq_len: usize,
+    hidden: usize,
+    first_token: bool,
+) -> Result<Vec<f32>> {
     let b = lens.len();
     check_len("pool input", x.len(), b * seq_len * hidden)?;
     if lens.iter().any(|&l| l == 0 || l as usize > seq_len) {
-        return Err(Error::Input("pool: every length must be in 1..=seq_len".into()));
+        return Err(Error::Input(
+            "pool: every length must be in 1..=seq_len".into(),
+        ));
     }
-    let params = PoolParams { batch: b as u32, seq_len: seq_len as u32, hidden: hidden as u32, mode: first_token as u32 };
+    let params = PoolParams {
+        batch: b as u32,
+        seq_len: seq_len as u32,
+        hidden: hidden as u32,
+        mode: first_token as u32,
+    };
     let out = vec![0u8; b * hidden * 4];
     dispatch_once(
         ctx,

@@ -27,12 +27,16 @@ impl BackendChoice {
             "auto" => Ok(BackendChoice::Auto),
             "cpu" => Ok(BackendChoice::Cpu),
             "gpu" | "webgpu" => Ok(BackendChoice::Gpu),
-            other => Err(Error::Input(format!("unknown backend `{other}` (use auto, cpu or gpu)"))),
+            other => Err(Error::Input(format!(
+                "unknown backend `{other}` (use auto, cpu or gpu)"
+            ))),
         }
     }
 }
 
 /// Either backend behind one type, so callers need no generics.
+// One value per program: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyBackend {
     /// The CPU backend and why it was chosen.
@@ -57,7 +61,10 @@ impl AnyBackend {
 impl Backend for AnyBackend {
     fn info(&self) -> BackendInfo {
         match self {
-            AnyBackend::Cpu { backend, reason } => BackendInfo { reason: reason.clone(), ..backend.info() },
+            AnyBackend::Cpu { backend, reason } => BackendInfo {
+                reason: reason.clone(),
+                ..backend.info()
+            },
             AnyBackend::Gpu(g) => g.info(),
         }
     }
@@ -76,7 +83,10 @@ impl Backend for AnyBackend {
 /// `Gpu` fails if no GPU backend can be made; `Cpu` never touches WebGPU.
 pub async fn select(model: Arc<Model>, choice: BackendChoice) -> Result<AnyBackend> {
     let cpu = |reason: String| -> Result<AnyBackend> {
-        Ok(AnyBackend::Cpu { backend: CpuBackend::new(&model)?, reason })
+        Ok(AnyBackend::Cpu {
+            backend: CpuBackend::new(&model)?,
+            reason,
+        })
     };
     if choice == BackendChoice::Cpu {
         return cpu(String::new());
@@ -91,7 +101,9 @@ pub async fn select(model: Arc<Model>, choice: BackendChoice) -> Result<AnyBacke
             let reason = match (choice, software) {
                 (BackendChoice::Gpu, _) => String::new(),
                 (_, false) => "WebGPU adapter found".to_string(),
-                (_, true) => "WebGPU adapter found (a software adapter: it runs on the CPU)".to_string(),
+                (_, true) => {
+                    "WebGPU adapter found (a software adapter: it runs on the CPU)".to_string()
+                }
             };
             g.set_reason(reason);
             Ok(AnyBackend::Gpu(g))

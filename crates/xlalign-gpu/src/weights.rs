@@ -56,24 +56,42 @@ pub struct Repacked {
 pub fn repack(dtype: DType, bytes: &[u8]) -> Repacked {
     let f16_at = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
     let words = |b: &[u8]| -> Vec<u32> {
-        b.chunks(4).map(|c| {
-            let mut w = [0u8; 4];
-            w[..c.len()].copy_from_slice(c);
-            u32::from_le_bytes(w)
-        }).collect()
+        b.chunks(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(w)
+            })
+            .collect()
     };
     match dtype {
-        DType::F32 | DType::F16 => Repacked { wtype: dtype.into(), quants: words(bytes), scales: Vec::new() },
+        DType::F32 | DType::F16 => Repacked {
+            wtype: dtype.into(),
+            quants: words(bytes),
+            scales: Vec::new(),
+        },
         DType::Q4_0 | DType::Q8_0 => {
-            let block = if dtype == DType::Q4_0 { Q4_0_BLOCK_BYTES } else { Q8_0_BLOCK_BYTES };
+            let block = if dtype == DType::Q4_0 {
+                Q4_0_BLOCK_BYTES
+            } else {
+                Q8_0_BLOCK_BYTES
+            };
             let n = bytes.len() / block;
             let mut quants = Vec::with_capacity(n * (block - 2) / 4);
             let mut scales = Vec::with_capacity(n);
             for b in bytes.chunks_exact(block) {
                 scales.push(f16_at(b));
-                quants.extend(b[2..].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                quants.extend(
+                    b[2..]
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
             }
-            Repacked { wtype: dtype.into(), quants, scales }
+            Repacked {
+                wtype: dtype.into(),
+                quants,
+                scales,
+            }
         }
     }
 }
@@ -91,19 +109,38 @@ pub struct GpuMatrix {
 
 impl GpuMatrix {
     /// Uploads `[rows, cols]` weights (`tensors` stacked by rows) and their bias.
-    pub fn upload(ctx: &GpuContext, label: &str, tensors: &[&Tensor], bias: &[f32]) -> Result<GpuMatrix> {
-        let first = tensors.first().ok_or_else(|| Error::Backend(format!("{label}: no weights")))?;
+    pub fn upload(
+        ctx: &GpuContext,
+        label: &str,
+        tensors: &[&Tensor],
+        bias: &[f32],
+    ) -> Result<GpuMatrix> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::Backend(format!("{label}: no weights")))?;
         let cols = first.row_len();
         let rows: usize = tensors.iter().map(|t| t.n_rows()).sum();
-        if tensors.iter().any(|t| t.row_len() != cols || t.shape.len() != 2) {
-            return Err(Error::Unsupported(format!("{label}: stacked matrices differ in width")));
+        if tensors
+            .iter()
+            .any(|t| t.row_len() != cols || t.shape.len() != 2)
+        {
+            return Err(Error::Unsupported(format!(
+                "{label}: stacked matrices differ in width"
+            )));
         }
         if bias.len() != rows {
-            return Err(Error::Unsupported(format!("{label}: {} bias values for {rows} rows", bias.len())));
+            return Err(Error::Unsupported(format!(
+                "{label}: {} bias values for {rows} rows",
+                bias.len()
+            )));
         }
         let same_type = tensors.iter().all(|t| t.dtype == first.dtype);
         let mut packed = if same_type {
-            let mut acc = Repacked { wtype: first.dtype.into(), quants: Vec::new(), scales: Vec::new() };
+            let mut acc = Repacked {
+                wtype: first.dtype.into(),
+                quants: Vec::new(),
+                scales: Vec::new(),
+            };
             for t in tensors {
                 let r = repack(t.dtype, &t.data);
                 acc.quants.extend(r.quants);
@@ -117,10 +154,16 @@ impl GpuMatrix {
             for t in tensors {
                 all.extend(t.to_f32_vec());
             }
-            Repacked { wtype: WeightType::F32, quants: bytemuck::cast_slice(&all).to_vec(), scales: Vec::new() }
+            Repacked {
+                wtype: WeightType::F32,
+                quants: bytemuck::cast_slice(&all).to_vec(),
+                scales: Vec::new(),
+            }
         };
         if packed.wtype != WeightType::F32 && packed.wtype != WeightType::F16 && cols % QK != 0 {
-            return Err(Error::Unsupported(format!("{label}: quantised rows of {cols} are not whole blocks")));
+            return Err(Error::Unsupported(format!(
+                "{label}: quantised rows of {cols} are not whole blocks"
+            )));
         }
         if packed.scales.is_empty() {
             packed.scales.push(0.0);
@@ -129,8 +172,16 @@ impl GpuMatrix {
             rows,
             cols,
             wtype: packed.wtype,
-            quants: storage(ctx, &format!("{label}.quants"), bytemuck::cast_slice(&packed.quants))?,
-            scales: storage(ctx, &format!("{label}.scales"), bytemuck::cast_slice(&packed.scales))?,
+            quants: storage(
+                ctx,
+                &format!("{label}.quants"),
+                bytemuck::cast_slice(&packed.quants),
+            )?,
+            scales: storage(
+                ctx,
+                &format!("{label}.scales"),
+                bytemuck::cast_slice(&packed.scales),
+            )?,
             bias: storage(ctx, &format!("{label}.bias"), bytemuck::cast_slice(bias))?,
         })
     }
@@ -156,7 +207,11 @@ pub struct GpuNorm {
 impl GpuNorm {
     fn upload(ctx: &GpuContext, label: &str, n: &LayerNorm) -> Result<GpuNorm> {
         Ok(GpuNorm {
-            weight: storage(ctx, &format!("{label}.weight"), bytemuck::cast_slice(&n.weight))?,
+            weight: storage(
+                ctx,
+                &format!("{label}.weight"),
+                bytemuck::cast_slice(&n.weight),
+            )?,
             bias: storage(ctx, &format!("{label}.bias"), bytemuck::cast_slice(&n.bias))?,
         })
     }
@@ -183,7 +238,11 @@ pub struct GpuWeights {
 }
 
 impl GpuWeights {
-    pub fn upload(ctx: &GpuContext, config: &EncoderConfig, w: &EncoderWeights) -> Result<GpuWeights> {
+    pub fn upload(
+        ctx: &GpuContext,
+        config: &EncoderConfig,
+        w: &EncoderWeights,
+    ) -> Result<GpuWeights> {
         let h = config.hidden;
         let table_type: WeightType = w.token_embd.dtype.into();
         let layers = w
@@ -196,7 +255,11 @@ impl GpuWeights {
             table_type,
             table: upload_table(ctx, &w.token_embd, None)?,
             position: storage(ctx, "position_embd", bytemuck::cast_slice(&w.position_embd))?,
-            token_type: storage(ctx, "token_types[0]", bytemuck::cast_slice(&w.token_types[..h.min(w.token_types.len())]))?,
+            token_type: storage(
+                ctx,
+                "token_types[0]",
+                bytemuck::cast_slice(&w.token_types[..h.min(w.token_types.len())]),
+            )?,
             embd_norm: GpuNorm::upload(ctx, "token_embd_norm", &w.embd_norm)?,
             layers,
         })
@@ -210,7 +273,12 @@ fn upload_layer(ctx: &GpuContext, i: usize, l: &EncoderLayer) -> Result<GpuLayer
     qkv_bias.extend_from_slice(&l.key.bias);
     qkv_bias.extend_from_slice(&l.value.bias);
     Ok(GpuLayer {
-        qkv: GpuMatrix::upload(ctx, &p("attn_qkv"), &[&l.query.weight, &l.key.weight, &l.value.weight], &qkv_bias)?,
+        qkv: GpuMatrix::upload(
+            ctx,
+            &p("attn_qkv"),
+            &[&l.query.weight, &l.key.weight, &l.value.weight],
+            &qkv_bias,
+        )?,
         attn_output: GpuMatrix::from_linear(ctx, &p("attn_output"), &l.attn_output)?,
         attn_norm: GpuNorm::upload(ctx, &p("attn_output_norm"), &l.attn_norm)?,
         ffn_up: GpuMatrix::from_linear(ctx, &p("ffn_up"), &l.ffn_up)?,
@@ -221,7 +289,11 @@ fn upload_layer(ctx: &GpuContext, i: usize, l: &EncoderLayer) -> Result<GpuLayer
 
 /// Splits the word table into row ranges that each fit one storage binding (or hold at most
 /// `rows_per_part` rows, which tests use to exercise the split on any device).
-pub(crate) fn upload_table(ctx: &GpuContext, t: &Tensor, rows_per_part: Option<usize>) -> Result<Vec<TablePart>> {
+pub(crate) fn upload_table(
+    ctx: &GpuContext,
+    t: &Tensor,
+    rows_per_part: Option<usize>,
+) -> Result<Vec<TablePart>> {
     let rows = t.n_rows();
     let row_len = t.row_len();
     let row_bytes = t.dtype.row_bytes(row_len)?;
@@ -234,7 +306,9 @@ pub(crate) fn upload_table(ctx: &GpuContext, t: &Tensor, rows_per_part: Option<u
         DType::Q4_0 => row_len / QK * 16,
     };
     let max = ctx.max_binding_bytes() as usize;
-    let rows_per_part = (max / gpu_row_bytes.max(1)).min(rows_per_part.unwrap_or(rows)).max(1);
+    let rows_per_part = (max / gpu_row_bytes.max(1))
+        .min(rows_per_part.unwrap_or(rows))
+        .max(1);
     if gpu_row_bytes > max {
         return Err(Error::Backend(format!(
             "one row of `{}` needs {gpu_row_bytes} bytes, over the adapter's storage-binding limit of {max}",
@@ -253,8 +327,16 @@ pub(crate) fn upload_table(ctx: &GpuContext, t: &Tensor, rows_per_part: Option<u
         parts.push(TablePart {
             row_start: start as u32,
             row_end: end as u32,
-            quants: storage(ctx, &format!("{label}.quants"), bytemuck::cast_slice(&r.quants))?,
-            scales: storage(ctx, &format!("{label}.scales"), bytemuck::cast_slice(&r.scales))?,
+            quants: storage(
+                ctx,
+                &format!("{label}.quants"),
+                bytemuck::cast_slice(&r.quants),
+            )?,
+            scales: storage(
+                ctx,
+                &format!("{label}.scales"),
+                bytemuck::cast_slice(&r.scales),
+            )?,
         });
         start = end;
     }
@@ -272,9 +354,11 @@ pub(crate) fn storage(ctx: &GpuContext, label: &str, bytes: &[u8]) -> Result<wgp
     }
     // Zero-sized bindings are invalid; a placeholder word keeps every binding legal.
     let contents: &[u8] = if bytes.is_empty() { &[0u8; 4] } else { bytes };
-    Ok(ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-    }))
+    Ok(ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        }))
 }

@@ -39,7 +39,8 @@ fn cpu_links(src: &Array2<f32>, tgt: &Array2<f32>, opts: &AlignOptions) -> Vec<U
 fn check(n: usize, m: usize, hidden: usize, opts: AlignOptions, seed: u64) {
     let Some(ctx) = gpu() else { return };
     let (src, tgt) = vectors(n, m, hidden, seed);
-    let got = pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &opts)).expect("gpu align");
+    let got =
+        pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &opts)).expect("gpu align");
     let want = cpu_links(&src, &tgt, &opts);
     let key = |l: &UnitLink| (l.row, l.col);
     let g: BTreeSet<_> = got.iter().map(key).collect();
@@ -57,7 +58,11 @@ fn check(n: usize, m: usize, hidden: usize, opts: AlignOptions, seed: u64) {
             let mut o = opts;
             o.threshold = Some(0.0);
             let all = cpu_links(&src, &tgt, &o);
-            let p = all.iter().find(|l| (l.row, l.col) == (i, j)).and_then(|l| l.prob).unwrap_or(0.0);
+            let p = all
+                .iter()
+                .find(|l| (l.row, l.col) == (i, j))
+                .and_then(|l| l.prob)
+                .unwrap_or(0.0);
             (p - opts.effective_threshold()).abs() < 1e-4
         } else {
             let gap = |vals: Vec<f32>| {
@@ -69,14 +74,26 @@ fn check(n: usize, m: usize, hidden: usize, opts: AlignOptions, seed: u64) {
         }
     };
     for cell in g.symmetric_difference(&w) {
-        assert!(near_tie(*cell), "{opts:?} {n}×{m}: link {cell:?} only on the {}", if g.contains(cell) { "GPU" } else { "CPU" });
+        assert!(
+            near_tie(*cell),
+            "{opts:?} {n}×{m}: link {cell:?} only on the {}",
+            if g.contains(cell) { "GPU" } else { "CPU" }
+        );
     }
     let mut agree = 0;
     for l in &got {
         if let Some(c) = want.iter().find(|c| key(c) == key(l)) {
-            assert!((l.score - c.score).abs() < 1e-5, "cosine of {:?}: {} vs {}", key(l), l.score, c.score);
+            assert!(
+                (l.score - c.score).abs() < 1e-5,
+                "cosine of {:?}: {} vs {}",
+                key(l),
+                l.score,
+                c.score
+            );
             match (l.prob, c.prob) {
-                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-4, "prob of {:?}: {a} vs {b}", key(l)),
+                (Some(a), Some(b)) => {
+                    assert!((a - b).abs() < 1e-4, "prob of {:?}: {a} vs {b}", key(l))
+                }
                 (None, None) => {}
                 other => panic!("probability presence differs: {other:?}"),
             }
@@ -84,31 +101,84 @@ fn check(n: usize, m: usize, hidden: usize, opts: AlignOptions, seed: u64) {
         }
     }
     assert!(agree > 0 || want.is_empty(), "no common links");
-    eprintln!("{:?} {:?} t={:?} T={} d={} {n}×{m}: {} links, {} common", opts.method, opts.direction, opts.threshold, opts.temperature, opts.distortion, got.len(), agree);
+    eprintln!(
+        "{:?} {:?} t={:?} T={} d={} {n}×{m}: {} links, {} common",
+        opts.method,
+        opts.direction,
+        opts.threshold,
+        opts.temperature,
+        opts.distortion,
+        got.len(),
+        agree
+    );
 }
 
-fn opts(method: Method, direction: Direction, threshold: Option<f32>, temperature: f32, distortion: f32) -> AlignOptions {
-    AlignOptions { method, direction, threshold, temperature, distortion, ..AlignOptions::default() }
+fn opts(
+    method: Method,
+    direction: Direction,
+    threshold: Option<f32>,
+    temperature: f32,
+    distortion: f32,
+) -> AlignOptions {
+    AlignOptions {
+        method,
+        direction,
+        threshold,
+        temperature,
+        distortion,
+        ..AlignOptions::default()
+    }
 }
 
 #[test]
 fn argmax_every_direction() {
-    for (k, dir) in [Direction::Both, Direction::Forward, Direction::Reverse, Direction::Union].into_iter().enumerate() {
-        check(13, 17, 384, opts(Method::Argmax, dir, None, 1.0, 0.0), 100 + k as u64);
+    for (k, dir) in [
+        Direction::Both,
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Union,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        check(
+            13,
+            17,
+            384,
+            opts(Method::Argmax, dir, None, 1.0, 0.0),
+            100 + k as u64,
+        );
     }
 }
 
 #[test]
 fn argmax_with_distortion() {
-    check(19, 11, 96, opts(Method::Argmax, Direction::Both, None, 1.0, 0.5), 110);
+    check(
+        19,
+        11,
+        96,
+        opts(Method::Argmax, Direction::Both, None, 1.0, 0.5),
+        110,
+    );
 }
 
 #[test]
 fn softmax_every_direction_and_threshold() {
     let mut seed = 200;
-    for dir in [Direction::Both, Direction::Forward, Direction::Reverse, Direction::Union] {
+    for dir in [
+        Direction::Both,
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Union,
+    ] {
         for t in [0.001, 0.1, 0.3] {
-            check(13, 17, 384, opts(Method::Softmax, dir, Some(t), 1.0, 0.0), seed);
+            check(
+                13,
+                17,
+                384,
+                opts(Method::Softmax, dir, Some(t), 1.0, 0.0),
+                seed,
+            );
             seed += 1;
         }
     }
@@ -116,26 +186,74 @@ fn softmax_every_direction_and_threshold() {
 
 #[test]
 fn softmax_with_temperature_and_distortion() {
-    check(21, 9, 384, opts(Method::Softmax, Direction::Both, Some(0.1), 4.0, 0.0), 220);
-    check(21, 9, 384, opts(Method::Softmax, Direction::Both, Some(0.1), 8.0, 0.7), 221);
-    check(21, 9, 384, opts(Method::Softmax, Direction::Union, Some(0.0), 30.0, 0.0), 222);
+    check(
+        21,
+        9,
+        384,
+        opts(Method::Softmax, Direction::Both, Some(0.1), 4.0, 0.0),
+        220,
+    );
+    check(
+        21,
+        9,
+        384,
+        opts(Method::Softmax, Direction::Both, Some(0.1), 8.0, 0.7),
+        221,
+    );
+    check(
+        21,
+        9,
+        384,
+        opts(Method::Softmax, Direction::Union, Some(0.0), 30.0, 0.0),
+        222,
+    );
 }
 
 #[test]
 fn sizes_beyond_one_workgroup() {
     // More columns than the statistics workgroup has threads, and a partial extraction tile.
-    check(200, 230, 384, opts(Method::Softmax, Direction::Both, None, 1.0, 0.0), 300);
-    check(200, 230, 384, opts(Method::Argmax, Direction::Both, None, 1.0, 0.0), 301);
+    check(
+        200,
+        230,
+        384,
+        opts(Method::Softmax, Direction::Both, None, 1.0, 0.0),
+        300,
+    );
+    check(
+        200,
+        230,
+        384,
+        opts(Method::Argmax, Direction::Both, None, 1.0, 0.0),
+        301,
+    );
 }
 
 #[test]
 fn single_units_and_empty_sides() {
-    check(1, 5, 32, opts(Method::Argmax, Direction::Both, None, 1.0, 0.5), 400);
-    check(6, 1, 32, opts(Method::Softmax, Direction::Union, Some(0.2), 1.0, 0.5), 401);
+    check(
+        1,
+        5,
+        32,
+        opts(Method::Argmax, Direction::Both, None, 1.0, 0.5),
+        400,
+    );
+    check(
+        6,
+        1,
+        32,
+        opts(Method::Softmax, Direction::Union, Some(0.2), 1.0, 0.5),
+        401,
+    );
     let Some(ctx) = gpu() else { return };
     let empty = Array2::<f32>::zeros((0, 8));
     let some = Array2::<f32>::ones((3, 8));
-    let links = pollster::block_on(align_on_gpu(&ctx, empty.view(), some.view(), &AlignOptions::default())).unwrap();
+    let links = pollster::block_on(align_on_gpu(
+        &ctx,
+        empty.view(),
+        some.view(),
+        &AlignOptions::default(),
+    ))
+    .unwrap();
     assert!(links.is_empty());
 }
 
@@ -147,7 +265,11 @@ fn zero_vectors_have_cosine_zero_as_on_the_cpu() {
     let o = opts(Method::Softmax, Direction::Both, Some(0.0), 1.0, 0.0);
     let got = pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &o)).unwrap();
     let row2: Vec<_> = got.iter().filter(|l| l.row == 2).collect();
-    assert_eq!(row2.len(), 7, "a zero row is uniform over 7 columns, all above threshold 0");
+    assert_eq!(
+        row2.len(),
+        7,
+        "a zero row is uniform over 7 columns, all above threshold 0"
+    );
     assert!(row2.iter().all(|l| l.score == 0.0));
 }
 
@@ -156,14 +278,35 @@ fn unsupported_methods_and_bad_input_are_errors() {
     let Some(ctx) = gpu() else { return };
     let (src, tgt) = vectors(4, 4, 32, 600);
     for m in [Method::Itermax, Method::Match, Method::Entmax] {
-        let e = pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &AlignOptions::new(m))).unwrap_err();
+        let e = pollster::block_on(align_on_gpu(
+            &ctx,
+            src.view(),
+            tgt.view(),
+            &AlignOptions::new(m),
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("CPU"), "{e}");
     }
     let narrow = Array2::<f32>::zeros((3, 16));
-    assert!(pollster::block_on(align_on_gpu(&ctx, src.view(), narrow.view(), &AlignOptions::default())).is_err());
+    assert!(pollster::block_on(align_on_gpu(
+        &ctx,
+        src.view(),
+        narrow.view(),
+        &AlignOptions::default()
+    ))
+    .is_err());
     let mut bad = src.clone();
     bad[[1, 1]] = f32::NAN;
-    assert!(pollster::block_on(align_on_gpu(&ctx, bad.view(), tgt.view(), &AlignOptions::default())).is_err());
-    let o = AlignOptions { threshold: Some(1.5), ..AlignOptions::default() };
+    assert!(pollster::block_on(align_on_gpu(
+        &ctx,
+        bad.view(),
+        tgt.view(),
+        &AlignOptions::default()
+    ))
+    .is_err());
+    let o = AlignOptions {
+        threshold: Some(1.5),
+        ..AlignOptions::default()
+    };
     assert!(pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &o)).is_err());
 }

@@ -25,19 +25,30 @@ fn check_matmul(dtype: DType, m: usize, k: usize, n: usize, seed: u64) {
     let x = rng.vec(m * k, -2.0, 2.0);
     let w = tensor(dtype, n, k, &rng.vec(n * k, -0.5, 0.5));
     let bias = rng.vec(n, -1.0, 1.0);
-    let got = pollster::block_on(ops::matmul(&ctx, &x, m, &w, &bias, Epilogue::None)).expect("gpu matmul");
+    let got = pollster::block_on(ops::matmul(&ctx, &x, m, &w, &bias, Epilogue::None))
+        .expect("gpu matmul");
     let (want, mag) = matmul_ref(&x, m, &w.to_f32_vec(), n, k, &bias);
     assert_eq!(got.len(), m * n);
     let mut worst = (0f32, 0usize);
     for i in 0..m * n {
         let err = (got[i] - want[i]).abs();
         let tol = 4e-6 * mag[i] + 1e-6;
-        assert!(err <= tol, "{dtype:?} {m}×{k}→{n}: y[{}][{}] = {} vs {} (err {err}, tol {tol})", i / n, i % n, got[i], want[i]);
+        assert!(
+            err <= tol,
+            "{dtype:?} {m}×{k}→{n}: y[{}][{}] = {} vs {} (err {err}, tol {tol})",
+            i / n,
+            i % n,
+            got[i],
+            want[i]
+        );
         if err / tol > worst.0 {
             worst = (err / tol, i);
         }
     }
-    eprintln!("{dtype:?} {m}×{k}→{n}: worst error {:.3} of tolerance", worst.0);
+    eprintln!(
+        "{dtype:?} {m}×{k}→{n}: worst error {:.3} of tolerance",
+        worst.0
+    );
 }
 
 #[test]
@@ -80,7 +91,19 @@ fn check_gelu(epi: Epilogue, exact: fn(f64) -> f64) {
     let Some(ctx) = gpu() else { return };
     let n = 64;
     let mut xs: Vec<f32> = (0..=2400).map(|i| -12.0 + i as f32 * 0.01).collect();
-    xs.extend([0.0, -0.0, 1e-6, -1e-6, 3.0e-3, 0.7071, -0.7071, 5.5, -5.5, 30.0, -30.0]);
+    xs.extend([
+        0.0,
+        -0.0,
+        1e-6,
+        -1e-6,
+        3.0e-3,
+        std::f32::consts::FRAC_1_SQRT_2,
+        -std::f32::consts::FRAC_1_SQRT_2,
+        5.5,
+        -5.5,
+        30.0,
+        -30.0,
+    ]);
     while xs.len() % n != 0 {
         xs.push(0.5);
     }
@@ -90,7 +113,8 @@ fn check_gelu(epi: Epilogue, exact: fn(f64) -> f64) {
         eye[i * n + i] = 1.0;
     }
     let w = Tensor::from_f32("eye", vec![n, n], &eye).unwrap();
-    let got = pollster::block_on(ops::matmul(&ctx, &xs, m, &w, &vec![0.0; n], epi)).expect("gpu gelu");
+    let got =
+        pollster::block_on(ops::matmul(&ctx, &xs, m, &w, &vec![0.0; n], epi)).expect("gpu gelu");
     let mut worst = (0f64, 0f32);
     for (g, &x) in got.iter().zip(&xs) {
         let err = (*g as f64 - exact(x as f64)).abs();
@@ -99,7 +123,12 @@ fn check_gelu(epi: Epilogue, exact: fn(f64) -> f64) {
         }
     }
     eprintln!("{epi:?}: max abs error {:.3e} at x = {}", worst.0, worst.1);
-    assert!(worst.0 <= 1e-5, "{epi:?} max abs error {} at x = {}", worst.0, worst.1);
+    assert!(
+        worst.0 <= 1e-5,
+        "{epi:?} max abs error {} at x = {}",
+        worst.0,
+        worst.1
+    );
 }
 
 #[test]
@@ -124,7 +153,11 @@ fn gelu_epilogue_applies_after_the_bias_on_quantised_weights() {
     let (lin, mag) = matmul_ref(&x, m, &w.to_f32_vec(), n, k, &bias);
     for i in 0..m * n {
         let want = gelu_exact(lin[i] as f64) as f32;
-        assert!((got[i] - want).abs() <= 4e-6 * mag[i] + 1e-5, "y[{i}] = {} vs {want}", got[i]);
+        assert!(
+            (got[i] - want).abs() <= 4e-6 * mag[i] + 1e-5,
+            "y[{i}] = {} vs {want}",
+            got[i]
+        );
     }
 }
 
@@ -133,18 +166,28 @@ fn check_layer_norm(rows: usize, n: usize, residual: bool, offset: f32, seed: u6
     let mut rng = Rng::new(seed);
     // `offset` shifts every row's mean far from zero: the one-pass E[x²] − E[x]² variance
     // would lose most digits there.
-    let x: Vec<f32> = rng.vec(rows * n, -3.0, 3.0).into_iter().map(|v| v + offset).collect();
+    let x: Vec<f32> = rng
+        .vec(rows * n, -3.0, 3.0)
+        .into_iter()
+        .map(|v| v + offset)
+        .collect();
     let r = rng.vec(rows * n, -1.0, 1.0);
     let g = rng.vec(n, 0.5, 1.5);
     let b = rng.vec(n, -0.5, 0.5);
     let eps = 1e-12;
     let res = residual.then_some(r.as_slice());
-    let got = pollster::block_on(ops::layer_norm(&ctx, &x, res, n, &g, &b, eps)).expect("gpu layernorm");
+    let got =
+        pollster::block_on(ops::layer_norm(&ctx, &x, res, n, &g, &b, eps)).expect("gpu layernorm");
     let want = layer_norm_ref(&x, res, n, &g, &b, eps);
     let (err, at) = max_abs_diff(&got, &want);
     eprintln!("layernorm {rows}×{n} residual={residual} offset={offset}: max abs error {err:.3e}");
     let tol = 2e-5 * (1.0 + offset.abs() / 3.0);
-    assert!(err <= tol, "layernorm {rows}×{n}: x[{at}] = {} vs {} (err {err})", got[at], want[at]);
+    assert!(
+        err <= tol,
+        "layernorm {rows}×{n}: x[{at}] = {} vs {} (err {err})",
+        got[at],
+        want[at]
+    );
 }
 
 #[test]
@@ -176,12 +219,21 @@ fn check_attention(lens: &[u32], seq_len: usize, heads: usize, d: usize, seed: u
             }
         }
     }
-    let got = pollster::block_on(ops::attention(&ctx, &qkv, lens, seq_len, heads, d)).expect("gpu attention");
+    let got = pollster::block_on(ops::attention(&ctx, &qkv, lens, seq_len, heads, d))
+        .expect("gpu attention");
     let want = attention_ref(&qkv, lens, seq_len, heads, d);
     let (err, at) = max_abs_diff(&got, &want);
     eprintln!("attention lens={lens:?} L={seq_len} heads={heads} d={d}: max abs error {err:.3e}");
-    assert!(got.iter().all(|v| v.is_finite()), "non-finite attention output");
-    assert!(err <= 2e-5, "attention: ctx[{at}] = {} vs {} (err {err})", got[at], want[at]);
+    assert!(
+        got.iter().all(|v| v.is_finite()),
+        "non-finite attention output"
+    );
+    assert!(
+        err <= 2e-5,
+        "attention: ctx[{at}] = {} vs {} (err {err})",
+        got[at],
+        want[at]
+    );
 }
 
 #[test]
@@ -208,7 +260,12 @@ fn attention_is_stable_for_large_scores() {
     let got = pollster::block_on(ops::attention(&ctx, &qkv, &lens, seq_len, heads, d)).unwrap();
     let want = attention_ref(&qkv, &lens, seq_len, heads, d);
     let (err, at) = max_abs_diff(&got, &want);
-    assert!(err <= 1e-3, "ctx[{at}] = {} vs {} (err {err})", got[at], want[at]);
+    assert!(
+        err <= 1e-3,
+        "ctx[{at}] = {} vs {} (err {err})",
+        got[at],
+        want[at]
+    );
 }
 
 fn check_embed(dtype: DType, vocab: usize, hidden: usize, rows_per_part: Option<usize>, seed: u64) {
@@ -218,21 +275,38 @@ fn check_embed(dtype: DType, vocab: usize, hidden: usize, rows_per_part: Option<
     let (seq_len, batch, pos_offset) = (13, 3, 2);
     let position = rng.vec((seq_len + pos_offset) * hidden, -0.1, 0.1);
     let token_type = rng.vec(hidden, -0.1, 0.1);
-    let mut ids: Vec<u32> = (0..seq_len * batch).map(|_| rng.below(vocab as u32)).collect();
+    let mut ids: Vec<u32> = (0..seq_len * batch)
+        .map(|_| rng.below(vocab as u32))
+        .collect();
     ids[0] = 0;
     ids[1] = vocab as u32 - 1;
-    let got = pollster::block_on(ops::embed(&ctx, &table, &position, &token_type, &ids, seq_len, pos_offset, rows_per_part))
-        .expect("gpu embed");
+    let got = pollster::block_on(ops::embed(
+        &ctx,
+        &table,
+        &position,
+        &token_type,
+        &ids,
+        seq_len,
+        pos_offset,
+        rows_per_part,
+    ))
+    .expect("gpu embed");
     let deq = table.to_f32_vec();
     let mut want = vec![0f32; ids.len() * hidden];
     for (t, &id) in ids.iter().enumerate() {
         let p = t % seq_len + pos_offset;
         for i in 0..hidden {
-            want[t * hidden + i] = deq[id as usize * hidden + i] + position[p * hidden + i] + token_type[i];
+            want[t * hidden + i] =
+                deq[id as usize * hidden + i] + position[p * hidden + i] + token_type[i];
         }
     }
     let (err, at) = max_abs_diff(&got, &want);
-    assert!(err <= 1e-6, "{dtype:?} embed: x[{at}] = {} vs {} (err {err})", got[at], want[at]);
+    assert!(
+        err <= 1e-6,
+        "{dtype:?} embed: x[{at}] = {} vs {} (err {err})",
+        got[at],
+        want[at]
+    );
 }
 
 #[test]
@@ -263,11 +337,17 @@ fn pooling_mean_and_first_token() {
     let mut rng = Rng::new(41);
     let x = rng.vec(lens.len() * seq_len * hidden, -1.0, 1.0);
     for first in [false, true] {
-        let got = pollster::block_on(ops::pool(&ctx, &x, &lens, seq_len, hidden, first)).expect("gpu pool");
+        let got = pollster::block_on(ops::pool(&ctx, &x, &lens, seq_len, hidden, first))
+            .expect("gpu pool");
         for (b, &len) in lens.iter().enumerate() {
             let n = if first { 1 } else { len as usize };
             let mut v: Vec<f64> = (0..hidden)
-                .map(|c| (0..n).map(|t| x[(b * seq_len + t) * hidden + c] as f64).sum::<f64>() / n as f64)
+                .map(|c| {
+                    (0..n)
+                        .map(|t| x[(b * seq_len + t) * hidden + c] as f64)
+                        .sum::<f64>()
+                        / n as f64
+                })
                 .collect();
             let norm = v.iter().map(|a| a * a).sum::<f64>().max(1e-12).sqrt();
             v.iter_mut().for_each(|a| *a /= norm);
@@ -282,7 +362,15 @@ fn pooling_mean_and_first_token() {
 fn bad_shapes_are_errors_not_panics() {
     let Some(ctx) = gpu() else { return };
     let w = Tensor::from_f32("w", vec![3, 4], &[0.0; 12]).unwrap();
-    assert!(pollster::block_on(ops::matmul(&ctx, &[0.0; 7], 2, &w, &[0.0; 3], Epilogue::None)).is_err());
+    assert!(pollster::block_on(ops::matmul(
+        &ctx,
+        &[0.0; 7],
+        2,
+        &w,
+        &[0.0; 3],
+        Epilogue::None
+    ))
+    .is_err());
     assert!(pollster::block_on(ops::attention(&ctx, &[0.0; 6], &[2], 1, 1, 1)).is_err());
     assert!(pollster::block_on(ops::pool(&ctx, &[0.0; 4], &[0], 2, 2, false)).is_err());
 }

@@ -20,7 +20,8 @@ use xlalign_gpu::{select, BackendChoice, GpuBackend};
 fn model_path() -> std::path::PathBuf {
     match std::env::var_os("XLALIGN_MODEL") {
         Some(p) => p.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../public/models/multilingual-e5-small-q4_0.gguf"),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../public/models/multilingual-e5-small-q4_0.gguf"),
     }
 }
 
@@ -50,19 +51,33 @@ fn fixture() -> Option<&'static Fixture> {
         let ctx = gpu()?;
         let path = model_path();
         let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!("cannot read the model at {} ({e}); run the setup script or set XLALIGN_MODEL", path.display())
+            panic!(
+                "cannot read the model at {} ({e}); run the setup script or set XLALIGN_MODEL",
+                path.display()
+            )
         });
         let model = Arc::new(Model::from_bytes(Bytes::from(bytes)).expect("model loads"));
-        let gpu = pollster::block_on(GpuBackend::with_context(ctx, model.clone())).expect("GPU backend");
+        let gpu =
+            pollster::block_on(GpuBackend::with_context(ctx, model.clone())).expect("GPU backend");
         let cpu = CpuBackend::new(&model).expect("CPU backend");
         let (seqs, reference) = sequences(&model);
-        Some(Fixture { model, gpu, cpu, seqs, reference })
+        Some(Fixture {
+            model,
+            gpu,
+            cpu,
+            seqs,
+            reference,
+        })
     })
     .as_ref()
 }
 
 fn floats(v: &serde_json::Value) -> Option<Vec<f32>> {
-    v.as_array().map(|a| a.iter().map(|x| x.as_f64().expect("number") as f32).collect())
+    v.as_array().map(|a| {
+        a.iter()
+            .map(|x| x.as_f64().expect("number") as f32)
+            .collect()
+    })
 }
 
 /// The reference file's sentences that fit one window (env `XLALIGN_REFERENCE`, else
@@ -78,7 +93,12 @@ fn sequences(model: &Model) -> (Vec<Vec<u32>>, Vec<Reference>) {
         let mut seqs = Vec::new();
         let mut refs = Vec::new();
         for s in v["sentences"].as_array().expect("sentences") {
-            let ids: Vec<u32> = s["ids_passage"].as_array().expect("ids_passage").iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let ids: Vec<u32> = s["ids_passage"]
+                .as_array()
+                .expect("ids_passage")
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
             if ids.len() > model.config.max_positions {
                 continue;
             }
@@ -92,12 +112,19 @@ fn sequences(model: &Model) -> (Vec<Vec<u32>>, Vec<Reference>) {
         }
         return (seqs, refs);
     }
-    let s = std::fs::read_to_string(data.join("bench-sentences.txt")).expect("tests/data/bench-sentences.txt");
+    let s = std::fs::read_to_string(data.join("bench-sentences.txt"))
+        .expect("tests/data/bench-sentences.txt");
     let seqs: Vec<Vec<u32>> = s
         .lines()
         .filter(|l| !l.trim().is_empty())
         .take(12)
-        .map(|t| model.tokenizer.encode(t, &model.defaults.passage_prefix).expect("tokenize").ids)
+        .map(|t| {
+            model
+                .tokenizer
+                .encode(t, &model.defaults.passage_prefix)
+                .expect("tokenize")
+                .ids
+        })
         .collect();
     let refs = seqs.iter().map(|_| Reference::default()).collect();
     (seqs, refs)
@@ -113,22 +140,39 @@ fn every_layer_matches_the_cpu_backend_in_one_batch() {
     let layers = all_layers(&f.model);
     let seqs: Vec<&[u32]> = f.seqs.iter().map(|s| s.as_slice()).collect();
     let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
-    assert!(lens.iter().min() != lens.iter().max(), "the batch must mix lengths to test the mask: {lens:?}");
+    assert!(
+        lens.iter().min() != lens.iter().max(),
+        "the batch must mix lengths to test the mask: {lens:?}"
+    );
     let got = pollster::block_on(f.gpu.forward(&seqs, &layers)).expect("gpu forward");
     let want = pollster::block_on(f.cpu.forward(&seqs, &layers)).expect("cpu forward");
     let mut min_per_layer = vec![1f64; layers.len()];
     for (s, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.layers.len(), layers.len());
         for (li, (gl, wl)) in g.layers.iter().zip(&w.layers).enumerate() {
-            assert_eq!(gl.dim(), (lens[s], f.model.config.hidden), "layer {li} of sequence {s}");
+            assert_eq!(
+                gl.dim(),
+                (lens[s], f.model.config.hidden),
+                "layer {li} of sequence {s}"
+            );
             for (t, (gr, wr)) in gl.rows().into_iter().zip(wl.rows()).enumerate() {
                 let c = cosine(gr.as_slice().unwrap(), wr.as_slice().unwrap());
                 min_per_layer[li] = min_per_layer[li].min(c);
-                assert!(c >= 0.999, "layer {li}, sequence {s} (len {}), token {t}: cosine {c}", lens[s]);
+                assert!(
+                    c >= 0.999,
+                    "layer {li}, sequence {s} (len {}), token {t}: cosine {c}",
+                    lens[s]
+                );
             }
         }
     }
-    eprintln!("min per-token cosine GPU vs CPU by layer: {:?}", min_per_layer.iter().map(|c| format!("{c:.6}")).collect::<Vec<_>>());
+    eprintln!(
+        "min per-token cosine GPU vs CPU by layer: {:?}",
+        min_per_layer
+            .iter()
+            .map(|c| format!("{c:.6}"))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -142,7 +186,10 @@ fn a_batch_gives_the_same_states_as_single_sequences() {
         let alone = pollster::block_on(f.gpu.forward(&[s], &layer)).unwrap();
         for (a, b) in alone[0].layers.iter().zip(&batched[i].layers) {
             let (err, _) = max_abs_diff(a.as_slice().unwrap(), b.as_slice().unwrap());
-            assert!(err < 1e-3, "sequence {i}: batched and alone differ by {err}");
+            assert!(
+                err < 1e-3,
+                "sequence {i}: batched and alone differ by {err}"
+            );
         }
     }
 }
@@ -151,17 +198,33 @@ fn a_batch_gives_the_same_states_as_single_sequences() {
 fn small_passes_give_the_same_result_as_one_pass() {
     let Some(f) = fixture() else { return };
     // Three copies of the sentences: more padded tokens than one full-length sequence.
-    let seqs: Vec<&[u32]> = f.seqs.iter().chain(&f.seqs).chain(&f.seqs).map(|s| s.as_slice()).collect();
-    let mut small = pollster::block_on(GpuBackend::with_context(f.gpu.context().clone(), f.model.clone())).unwrap();
+    let seqs: Vec<&[u32]> = f
+        .seqs
+        .iter()
+        .chain(&f.seqs)
+        .chain(&f.seqs)
+        .map(|s| s.as_slice())
+        .collect();
+    let mut small = pollster::block_on(GpuBackend::with_context(
+        f.gpu.context().clone(),
+        f.model.clone(),
+    ))
+    .unwrap();
     small.set_max_tokens_per_pass(1);
     // Clamped to one full-length sequence, so the batch needs several passes.
     assert_eq!(small.max_tokens_per_pass(), f.model.config.max_positions);
     let total: usize = seqs.len() * seqs.iter().map(|s| s.len()).max().unwrap();
-    assert!(total > small.max_tokens_per_pass(), "batch too small to split");
+    assert!(
+        total > small.max_tokens_per_pass(),
+        "batch too small to split"
+    );
     let a = pollster::block_on(small.forward(&seqs, &[3])).unwrap();
     let b = pollster::block_on(f.gpu.forward(&seqs, &[3])).unwrap();
     for (x, y) in a.iter().zip(&b) {
-        let (err, _) = max_abs_diff(x.layers[0].as_slice().unwrap(), y.layers[0].as_slice().unwrap());
+        let (err, _) = max_abs_diff(
+            x.layers[0].as_slice().unwrap(),
+            y.layers[0].as_slice().unwrap(),
+        );
         assert!(err < 1e-3, "split and single pass differ by {err}");
     }
 }
@@ -174,7 +237,10 @@ fn layers_come_back_in_request_order() {
     let some = pollster::block_on(f.gpu.forward(&s, &[5, 0, 5, 2])).unwrap();
     assert_eq!(some[0].layers.len(), 4);
     for (got, layer) in some[0].layers.iter().zip([5, 0, 5, 2]) {
-        let (err, _) = max_abs_diff(got.as_slice().unwrap(), all[0].layers[layer].as_slice().unwrap());
+        let (err, _) = max_abs_diff(
+            got.as_slice().unwrap(),
+            all[0].layers[layer].as_slice().unwrap(),
+        );
         assert!(err <= 1e-6, "layer {layer} differs by {err}");
     }
     let none = pollster::block_on(f.gpu.forward(&s, &[])).unwrap();
@@ -192,7 +258,10 @@ fn pooled_embeddings_match_the_cpu_and_the_reference() {
     for (i, p) in pooled.iter().enumerate() {
         let norm: f32 = p.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "sequence {i}: norm {norm}");
-        let mut cpu_vec = last[i].layers[0].mean_axis(ndarray::Axis(0)).unwrap().to_vec();
+        let mut cpu_vec = last[i].layers[0]
+            .mean_axis(ndarray::Axis(0))
+            .unwrap()
+            .to_vec();
         xlalign_core::embed::l2_normalize(&mut cpu_vec);
         let c = cosine(p, &cpu_vec);
         min_cpu = min_cpu.min(c);
@@ -201,7 +270,10 @@ fn pooled_embeddings_match_the_cpu_and_the_reference() {
         if let Some(r) = &f.reference[i].embedding {
             let c = cosine(p, r);
             min_ref = Some(min_ref.map_or(c, |m: f64| m.min(c)));
-            assert!(c >= 0.9999, "sequence {i}: pooled cosine vs f32 reference {c}");
+            assert!(
+                c >= 0.9999,
+                "sequence {i}: pooled cosine vs f32 reference {c}"
+            );
         }
     }
     match min_ref {
@@ -215,18 +287,19 @@ fn bad_requests_are_input_errors() {
     let Some(f) = fixture() else { return };
     let ok = f.seqs[0].as_slice();
     let n = f.model.config.layers;
-    let cases: Vec<(Vec<&[u32]>, Vec<usize>, &str)> = vec![
-        (vec![ok], vec![n + 1], "does not exist"),
-        (vec![ok, &[]], vec![1], "empty"),
-        (vec![&[0, 250037, 2]], vec![1], "vocabulary"),
-    ];
-    for (seqs, layers, needle) in cases {
-        let e = pollster::block_on(f.gpu.forward(&seqs, &layers)).expect_err(needle);
+    let out_of_vocab = [0, f.model.config.vocab as u32, 2];
+    let expect_error = |seqs: &[&[u32]], layers: &[usize], needle: &str| {
+        let e = pollster::block_on(f.gpu.forward(seqs, layers)).expect_err(needle);
         assert!(e.to_string().contains(needle), "{e}");
-    }
+    };
+    expect_error(&[ok], &[n + 1], "does not exist");
+    expect_error(&[ok, &[]], &[1], "empty");
+    expect_error(&[&out_of_vocab], &[1], "vocabulary");
     let long = vec![5u32; f.model.config.max_positions + 1];
     assert!(pollster::block_on(f.gpu.forward(&[&long], &[1])).is_err());
-    assert!(pollster::block_on(f.gpu.forward(&[], &[1])).unwrap().is_empty());
+    assert!(pollster::block_on(f.gpu.forward(&[], &[1]))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -234,8 +307,14 @@ fn auto_selection_reports_the_adapter() {
     let Some(f) = fixture() else { return };
     let b = pollster::block_on(select(f.model.clone(), BackendChoice::Auto)).expect("select");
     let info = b.info();
-    assert_eq!(info.kind, "webgpu", "an adapter exists, so auto picks it: {info:?}");
-    assert!(!info.device.is_empty() && info.reason.contains("WebGPU adapter found"), "{info:?}");
+    assert_eq!(
+        info.kind, "webgpu",
+        "an adapter exists, so auto picks it: {info:?}"
+    );
+    assert!(
+        !info.device.is_empty() && info.reason.contains("WebGPU adapter found"),
+        "{info:?}"
+    );
     if f.gpu.context().is_software() {
         assert!(info.reason.contains("software adapter"), "{info:?}");
     }
@@ -249,7 +328,9 @@ fn last_hidden_states_match_the_f32_reference() {
     // The reference's f32 path (weights dequantised, activations not quantised) is what the
     // GPU computes, so per-token agreement is much tighter than with the CPU backend.
     let Some(f) = fixture() else { return };
-    let with_states: Vec<usize> = (0..f.seqs.len()).filter(|&i| f.reference[i].last_hidden.is_some()).collect();
+    let with_states: Vec<usize> = (0..f.seqs.len())
+        .filter(|&i| f.reference[i].last_hidden.is_some())
+        .collect();
     if with_states.is_empty() {
         eprintln!("no reference hidden states (no reference file); covered by the CPU comparison");
         return;
@@ -263,7 +344,10 @@ fn last_hidden_states_match_the_f32_reference() {
         for (t, (g, w)) in o.layers[0].rows().into_iter().zip(want).enumerate() {
             let c = cosine(g.as_slice().unwrap(), w);
             min = min.min(c);
-            assert!(c >= 0.9999, "sequence {i}, token {t}: cosine {c} vs the f32 reference");
+            assert!(
+                c >= 0.9999,
+                "sequence {i}, token {t}: cosine {c} vs the f32 reference"
+            );
         }
     }
     eprintln!("last hidden state vs f32 reference: min per-token cosine {min:.7}");

@@ -24,10 +24,19 @@ fn sequences(vocab: u32, seed: u64) -> Vec<Vec<u32>> {
 /// Runs every layer of a random encoder on the GPU (weights as stored) and on the CPU
 /// (weights dequantised to f32, or as stored when `cpu_f32` is false); `min_cos` bounds the
 /// per-token cosine, `max_err` the absolute difference (LayerNorm outputs are O(1)).
-fn check(dtype: DType, activation: Activation, pooling: Pooling, cpu_f32: bool, min_cos: f64, max_err: f32, seed: u64) {
+fn check(
+    dtype: DType,
+    activation: Activation,
+    pooling: Pooling,
+    cpu_f32: bool,
+    min_cos: f64,
+    max_err: f32,
+    seed: u64,
+) {
     let Some(ctx) = gpu() else { return };
     let (cfg, w) = tiny_model(dtype, activation, pooling, seed);
-    let gpu = pollster::block_on(GpuBackend::from_weights(ctx, &cfg, &w, "tiny")).expect("gpu backend");
+    let gpu =
+        pollster::block_on(GpuBackend::from_weights(ctx, &cfg, &w, "tiny")).expect("gpu backend");
     let cpu_w = if cpu_f32 { dequantized(&w) } else { w.clone() };
     let cpu = CpuBackend::from_weights(&cfg, &cpu_w).expect("cpu backend");
     let seqs = sequences(cfg.vocab as u32, seed);
@@ -45,7 +54,10 @@ fn check(dtype: DType, activation: Activation, pooling: Pooling, cpu_f32: bool, 
                 let (err, _) = max_abs_diff(gr, cr);
                 worst_cos = worst_cos.min(cos);
                 worst_err = worst_err.max(err);
-                assert!(cos >= min_cos && err <= max_err, "{dtype:?} layer {l} seq {s} token {t}: cosine {cos}, max error {err}");
+                assert!(
+                    cos >= min_cos && err <= max_err,
+                    "{dtype:?} layer {l} seq {s} token {t}: cosine {cos}, max error {err}"
+                );
             }
         }
     }
@@ -59,7 +71,10 @@ fn check(dtype: DType, activation: Activation, pooling: Pooling, cpu_f32: bool, 
         };
         xlalign_core::embed::l2_normalize(&mut v);
         let cos = cosine(p, &v);
-        assert!(cos >= min_cos, "{dtype:?} {pooling:?} pooled seq {s}: cosine {cos}");
+        assert!(
+            cos >= min_cos,
+            "{dtype:?} {pooling:?} pooled seq {s}: cosine {cos}"
+        );
     }
     eprintln!("{dtype:?} {activation:?} {pooling:?}: min cosine {worst_cos:.7}, max abs error {worst_err:.2e}");
 }
@@ -69,29 +84,69 @@ fn check(dtype: DType, activation: Activation, pooling: Pooling, cpu_f32: bool, 
 
 #[test]
 fn f32_weights() {
-    check(DType::F32, Activation::GeluErf, Pooling::Mean, true, 0.999999, 1e-4, 1);
+    check(
+        DType::F32,
+        Activation::GeluErf,
+        Pooling::Mean,
+        true,
+        0.999999,
+        1e-4,
+        1,
+    );
 }
 
 #[test]
 fn f16_weights_with_tanh_gelu_and_first_token_pooling() {
-    check(DType::F16, Activation::GeluTanh, Pooling::Cls, true, 0.999999, 1e-4, 2);
+    check(
+        DType::F16,
+        Activation::GeluTanh,
+        Pooling::Cls,
+        true,
+        0.999999,
+        1e-4,
+        2,
+    );
 }
 
 #[test]
 fn q8_0_weights() {
-    check(DType::Q8_0, Activation::GeluErf, Pooling::Mean, true, 0.999999, 1e-4, 3);
+    check(
+        DType::Q8_0,
+        Activation::GeluErf,
+        Pooling::Mean,
+        true,
+        0.999999,
+        1e-4,
+        3,
+    );
 }
 
 #[test]
 fn q4_0_weights() {
-    check(DType::Q4_0, Activation::GeluErf, Pooling::Mean, true, 0.999999, 1e-4, 4);
+    check(
+        DType::Q4_0,
+        Activation::GeluErf,
+        Pooling::Mean,
+        true,
+        0.999999,
+        1e-4,
+        4,
+    );
 }
 
 #[test]
 fn q4_0_weights_against_the_cpu_int8_path() {
     // The CPU backend as it runs quantised models (int8 activation blocks before every
     // quantised matmul): close, not equal.
-    check(DType::Q4_0, Activation::GeluErf, Pooling::Mean, false, 0.999, 0.1, 4);
+    check(
+        DType::Q4_0,
+        Activation::GeluErf,
+        Pooling::Mean,
+        false,
+        0.999,
+        0.1,
+        4,
+    );
 }
 
 #[test]

@@ -37,7 +37,9 @@ async fn ctx() -> Arc<GpuContext> {
             web_sys_log(&format!("WebGPU adapter: {}", c.describe()));
             c
         }
-        Err(e) => panic!("no WebGPU in this browser ({e}); run with webdriver.json (--enable-unsafe-webgpu)"),
+        Err(e) => panic!(
+            "no WebGPU in this browser ({e}); run with webdriver.json (--enable-unsafe-webgpu)"
+        ),
     }
 }
 
@@ -53,13 +55,25 @@ async fn quantised_matmul_with_gelu() {
         let mut rng = Rng::new(seed);
         let x = rng.vec(m * k, -2.0, 2.0);
         let wv = rng.vec(n * k, -0.5, 0.5);
-        let w = Tensor::new("w", dtype, vec![n, k], Bytes::from(quantize(dtype, &wv).unwrap())).unwrap();
+        let w = Tensor::new(
+            "w",
+            dtype,
+            vec![n, k],
+            Bytes::from(quantize(dtype, &wv).unwrap()),
+        )
+        .unwrap();
         let bias = rng.vec(n, -1.0, 1.0);
-        let got = ops::matmul(&ctx, &x, m, &w, &bias, Epilogue::GeluErf).await.expect("gpu matmul");
+        let got = ops::matmul(&ctx, &x, m, &w, &bias, Epilogue::GeluErf)
+            .await
+            .expect("gpu matmul");
         let (lin, mag) = matmul_ref(&x, m, &w.to_f32_vec(), n, k, &bias);
         for i in 0..m * n {
             let want = gelu_exact(lin[i] as f64) as f32;
-            assert!((got[i] - want).abs() <= 4e-6 * mag[i] + 1e-5, "{dtype:?} y[{i}] = {} vs {want}", got[i]);
+            assert!(
+                (got[i] - want).abs() <= 4e-6 * mag[i] + 1e-5,
+                "{dtype:?} y[{i}] = {} vs {want}",
+                got[i]
+            );
         }
     }
 }
@@ -71,7 +85,9 @@ async fn attention_layer_norm_and_pooling() {
     let lens = [37u32, 5, 1];
     let mut rng = Rng::new(10);
     let qkv = rng.vec(lens.len() * seq_len * 3 * heads * d, -2.0, 2.0);
-    let got = ops::attention(&ctx, &qkv, &lens, seq_len, heads, d).await.expect("attention");
+    let got = ops::attention(&ctx, &qkv, &lens, seq_len, heads, d)
+        .await
+        .expect("attention");
     let (err, at) = max_abs_diff(&got, &attention_ref(&qkv, &lens, seq_len, heads, d));
     assert!(err <= 2e-5, "attention ctx[{at}] err {err}");
 
@@ -80,11 +96,22 @@ async fn attention_layer_norm_and_pooling() {
     let r = rng.vec(5 * n, -1.0, 1.0);
     let g = rng.vec(n, 0.5, 1.5);
     let b = rng.vec(n, -0.5, 0.5);
-    let got = ops::layer_norm(&ctx, &x, Some(&r), n, &g, &b, 1e-12).await.expect("layernorm");
+    let got = ops::layer_norm(&ctx, &x, Some(&r), n, &g, &b, 1e-12)
+        .await
+        .expect("layernorm");
     let (err, _) = max_abs_diff(&got, &layer_norm_ref(&x, Some(&r), n, &g, &b, 1e-12));
     assert!(err <= 2e-5, "layernorm err {err}");
 
-    let pooled = ops::pool(&ctx, &qkv[..lens.len() * seq_len * 9], &lens, seq_len, 9, false).await.expect("pool");
+    let pooled = ops::pool(
+        &ctx,
+        &qkv[..lens.len() * seq_len * 9],
+        &lens,
+        seq_len,
+        9,
+        false,
+    )
+    .await
+    .expect("pool");
     assert_eq!(pooled.len(), lens.len() * 9);
     for v in pooled.chunks(9) {
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -96,9 +123,14 @@ async fn attention_layer_norm_and_pooling() {
 async fn small_encoder_matches_the_cpu() {
     let ctx = ctx().await;
     let (cfg, w) = tiny_model(DType::Q4_0, Activation::GeluErf, Pooling::Mean, 20);
-    let gpu = GpuBackend::from_weights(ctx, &cfg, &w, "tiny").await.expect("gpu backend");
+    let gpu = GpuBackend::from_weights(ctx, &cfg, &w, "tiny")
+        .await
+        .expect("gpu backend");
     let cpu = CpuBackend::from_weights(&cfg, &dequantized(&w)).expect("cpu backend");
-    let seqs: Vec<Vec<u32>> = [3usize, 17, 40].iter().map(|&n| (0..n as u32).map(|i| (i * 7 + 1) % 301).collect()).collect();
+    let seqs: Vec<Vec<u32>> = [3usize, 17, 40]
+        .iter()
+        .map(|&n| (0..n as u32).map(|i| (i * 7 + 1) % 301).collect())
+        .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
     let layers: Vec<usize> = (0..=cfg.layers).collect();
     let got = gpu.forward(&refs, &layers).await.expect("gpu forward");
@@ -109,7 +141,10 @@ async fn small_encoder_matches_the_cpu() {
             assert!(err <= 1e-4, "layer {l} of sequence {s}: max error {err}");
         }
     }
-    web_sys_log(&format!("small encoder in the browser: {}", gpu.info().device));
+    web_sys_log(&format!(
+        "small encoder in the browser: {}",
+        gpu.info().device
+    ));
 }
 
 #[wasm_bindgen_test]
@@ -119,12 +154,21 @@ async fn alignment_matches_the_cpu() {
     let src = Array2::from_shape_vec((13, 64), rng.vec(13 * 64, -1.0, 1.0)).unwrap();
     let tgt = Array2::from_shape_vec((17, 64), rng.vec(17 * 64, -1.0, 1.0)).unwrap();
     for method in [Method::Argmax, Method::Softmax] {
-        let opts = AlignOptions { threshold: Some(0.1), ..AlignOptions::new(method) };
-        let got = align_on_gpu(&ctx, src.view(), tgt.view(), &opts).await.expect("gpu align");
+        let opts = AlignOptions {
+            threshold: Some(0.1),
+            ..AlignOptions::new(method)
+        };
+        let got = align_on_gpu(&ctx, src.view(), tgt.view(), &opts)
+            .await
+            .expect("gpu align");
         let cos = cosine_matrix(src.view(), tgt.view());
         let dot = src.dot(&tgt.t());
         let want = extract(cos.view(), Some(dot.view()), &opts).unwrap();
         let key = |l: &xlalign_core::align::UnitLink| (l.row, l.col);
-        assert_eq!(got.iter().map(key).collect::<Vec<_>>(), want.iter().map(key).collect::<Vec<_>>(), "{method:?}");
+        assert_eq!(
+            got.iter().map(key).collect::<Vec<_>>(),
+            want.iter().map(key).collect::<Vec<_>>(),
+            "{method:?}"
+        );
     }
 }

@@ -19,7 +19,9 @@ pub fn gpu() -> Option<Arc<GpuContext>> {
             if std::env::var("XLALIGN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
                 panic!("XLALIGN_REQUIRE_GPU=1 but no WebGPU device could be opened: {e}");
             }
-            eprintln!("SKIPPED: no WebGPU device ({e}); set XLALIGN_REQUIRE_GPU=1 to make this a failure");
+            eprintln!(
+                "SKIPPED: no WebGPU device ({e}); set XLALIGN_REQUIRE_GPU=1 to make this a failure"
+            );
             None
         }
     }
@@ -58,7 +60,14 @@ impl Rng {
 
 /// `y = x·Wᵀ + b` in f64 with the weights already dequantised (`w` is `[n, k]`), and the
 /// magnitude Σ|x·w| + |b| of each output, which scales the rounding error a kernel may have.
-pub fn matmul_ref(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, b: &[f32]) -> (Vec<f32>, Vec<f32>) {
+pub fn matmul_ref(
+    x: &[f32],
+    m: usize,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    b: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
     let mut y = vec![0f32; m * n];
     let mut mag = vec![0f32; m * n];
     for i in 0..m {
@@ -88,10 +97,19 @@ pub fn gelu_tanh_exact(x: f64) -> f64 {
 }
 
 /// Row-wise LayerNorm of `x + r` in f64.
-pub fn layer_norm_ref(x: &[f32], r: Option<&[f32]>, n: usize, g: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
+pub fn layer_norm_ref(
+    x: &[f32],
+    r: Option<&[f32]>,
+    n: usize,
+    g: &[f32],
+    b: &[f32],
+    eps: f32,
+) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     for (row, o) in out.chunks_mut(n).enumerate() {
-        let v: Vec<f64> = (0..n).map(|i| x[row * n + i] as f64 + r.map_or(0.0, |r| r[row * n + i] as f64)).collect();
+        let v: Vec<f64> = (0..n)
+            .map(|i| x[row * n + i] as f64 + r.map_or(0.0, |r| r[row * n + i] as f64))
+            .collect();
         let mean = v.iter().sum::<f64>() / n as f64;
         let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / n as f64;
         let inv = 1.0 / (var + eps as f64).sqrt();
@@ -103,7 +121,13 @@ pub fn layer_norm_ref(x: &[f32], r: Option<&[f32]>, n: usize, g: &[f32], b: &[f3
 }
 
 /// Masked multi-head attention over a padded batch (layout as `ops::attention`), in f64.
-pub fn attention_ref(qkv: &[f32], lens: &[u32], seq_len: usize, heads: usize, d: usize) -> Vec<f32> {
+pub fn attention_ref(
+    qkv: &[f32],
+    lens: &[u32],
+    seq_len: usize,
+    heads: usize,
+    d: usize,
+) -> Vec<f32> {
     let hidden = heads * d;
     let stride = 3 * hidden;
     let scale = 1.0 / (d as f64).sqrt();
@@ -113,8 +137,12 @@ pub fn attention_ref(qkv: &[f32], lens: &[u32], seq_len: usize, heads: usize, d:
         for h in 0..heads {
             for i in 0..seq_len {
                 let q = |c: usize| qkv[(b * seq_len + i) * stride + h * d + c] as f64;
-                let kv = |j: usize, part: usize, c: usize| qkv[(b * seq_len + j) * stride + part * hidden + h * d + c] as f64;
-                let scores: Vec<f64> = (0..len).map(|j| (0..d).map(|c| q(c) * kv(j, 1, c)).sum::<f64>() * scale).collect();
+                let kv = |j: usize, part: usize, c: usize| {
+                    qkv[(b * seq_len + j) * stride + part * hidden + h * d + c] as f64
+                };
+                let scores: Vec<f64> = (0..len)
+                    .map(|j| (0..d).map(|c| q(c) * kv(j, 1, c)).sum::<f64>() * scale)
+                    .collect();
                 let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
                 let z: f64 = e.iter().sum();
@@ -135,7 +163,10 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
         .zip(b)
         .enumerate()
         .map(|(i, (x, y))| ((x - y).abs(), i))
-        .fold((0.0, 0), |acc, v| if v.0 > acc.0 || v.0.is_nan() { v } else { acc })
+        .fold(
+            (0.0, 0),
+            |acc, v| if v.0 > acc.0 || v.0.is_nan() { v } else { acc },
+        )
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -153,7 +184,10 @@ pub fn tiny_model(
     activation: xlalign_core::model::Activation,
     pooling: xlalign_core::model::Pooling,
     seed: u64,
-) -> (xlalign_core::model::EncoderConfig, xlalign_core::model::EncoderWeights) {
+) -> (
+    xlalign_core::model::EncoderConfig,
+    xlalign_core::model::EncoderWeights,
+) {
     use xlalign_core::model::{EncoderConfig, EncoderLayer, EncoderWeights, LayerNorm, Linear};
     use xlalign_core::tensor::{quantize, Tensor};
     let c = EncoderConfig {
@@ -172,17 +206,36 @@ pub fn tiny_model(
     let mut rng = Rng::new(seed);
     let mut matrix = |name: &str, rows: usize, cols: usize, scale: f32| {
         let v = rng.vec(rows * cols, -scale, scale);
-        Tensor::new(name, dtype, vec![rows, cols], bytes::Bytes::from(quantize(dtype, &v).unwrap())).unwrap()
+        Tensor::new(
+            name,
+            dtype,
+            vec![rows, cols],
+            bytes::Bytes::from(quantize(dtype, &v).unwrap()),
+        )
+        .unwrap()
     };
     let token_embd = matrix("token_embd", c.vocab, c.hidden, 1.0);
     let mut rng = Rng::new(seed ^ 0xABCDEF);
-    let norm = |rng: &mut Rng| LayerNorm { weight: rng.vec(c.hidden, 0.7, 1.3), bias: rng.vec(c.hidden, -0.2, 0.2) };
+    let norm = |rng: &mut Rng| LayerNorm {
+        weight: rng.vec(c.hidden, 0.7, 1.3),
+        bias: rng.vec(c.hidden, -0.2, 0.2),
+    };
     let (h, ff) = (c.hidden, c.ff);
     let mut rng2 = Rng::new(seed.wrapping_mul(31));
     let mut linear = |rng: &mut Rng, out: usize, inp: usize| {
-        let v = rng2.vec(out * inp, -1.0, 1.0).into_iter().map(|x| x / (inp as f32).sqrt() * 1.7).collect::<Vec<_>>();
+        let v = rng2
+            .vec(out * inp, -1.0, 1.0)
+            .into_iter()
+            .map(|x| x / (inp as f32).sqrt() * 1.7)
+            .collect::<Vec<_>>();
         Linear {
-            weight: Tensor::new("w", dtype, vec![out, inp], bytes::Bytes::from(quantize(dtype, &v).unwrap())).unwrap(),
+            weight: Tensor::new(
+                "w",
+                dtype,
+                vec![out, inp],
+                bytes::Bytes::from(quantize(dtype, &v).unwrap()),
+            )
+            .unwrap(),
             bias: rng.vec(out, -0.1, 0.1),
         }
     };
@@ -213,8 +266,12 @@ pub fn tiny_model(
 pub fn dequantized(w: &xlalign_core::model::EncoderWeights) -> xlalign_core::model::EncoderWeights {
     use xlalign_core::model::Linear;
     use xlalign_core::tensor::Tensor;
-    let f = |t: &Tensor| Tensor::from_f32(t.name.clone(), t.shape.clone(), &t.to_f32_vec()).unwrap();
-    let lin = |l: &Linear| Linear { weight: f(&l.weight), bias: l.bias.clone() };
+    let f =
+        |t: &Tensor| Tensor::from_f32(t.name.clone(), t.shape.clone(), &t.to_f32_vec()).unwrap();
+    let lin = |l: &Linear| Linear {
+        weight: f(&l.weight),
+        bias: l.bias.clone(),
+    };
     let mut out = w.clone();
     out.token_embd = f(&w.token_embd);
     for (o, l) in out.layers.iter_mut().zip(&w.layers) {
