@@ -61,6 +61,8 @@ suite() {
 # 1. Native unit, integration and doc tests of the whole workspace.
 #    --release: same profile as the CLI build in setup.sh, so nothing is compiled twice
 #    (see README, "Tests"). --no-fail-fast: run every test binary, report all failures.
+#    The GPU tests run on Mesa's lavapipe (installed by setup) and must not skip silently.
+export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}" XLALIGN_REQUIRE_GPU="${XLALIGN_REQUIRE_GPU:-1}"
 suite "cargo test (workspace, release)" cargo test --workspace --release --no-fail-fast
 
 # 2. The core crate must keep compiling for the browser.
@@ -82,15 +84,19 @@ if [[ -d tests/python ]]; then
     suite "pytest tests/python" run_pytest
 fi
 
-# 4. Browser tests (wasm-bindgen-test in headless Chromium with WebGPU).
-#    ---- add browser suites here ----
-#    Tools are in place after setup.sh: wasm-bindgen-test-runner (~/.cargo/bin), chromedriver and
-#    chromium (/usr/bin). Sketch:
-#      export CHROMEDRIVER=/usr/bin/chromedriver
-#      export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-#      export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$XLALIGN_ROOT/<crate>/webdriver.json"  # --enable-unsafe-webgpu
-#      suite "browser tests (<crate>)" cargo test -p <crate> --target wasm32-unknown-unknown
-#    ---- end of browser suites ----
+# 4. Browser tests in headless Chromium (Debian's chromium + chromedriver; WebGPU on SwiftShader
+#    through --enable-unsafe-webgpu in each crate's webdriver.json).
+export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+suite "browser: WebGPU kernels and model (xlalign-gpu, SwiftShader)" \
+    env WASM_BINDGEN_TEST_WEBDRIVER_JSON="$XLALIGN_ROOT/crates/xlalign-gpu/webdriver.json" \
+    cargo test -p xlalign-gpu --target wasm32-unknown-unknown --test web
+if [[ -f scripts/test-browser.sh ]]; then
+    suite "browser: wasm package and JS library" bash scripts/test-browser.sh
+fi
+if [[ -f scripts/test-e2e.sh ]]; then
+    suite "browser: demo app end to end" bash scripts/test-e2e.sh
+fi
 
 echo
 step "summary (total $(elapsed))"
