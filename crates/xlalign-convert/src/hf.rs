@@ -37,6 +37,8 @@ pub struct HfOptions {
     pub align_layer: Option<usize>,
     pub align_method: Option<String>,
     pub align_threshold: Option<f32>,
+    /// Softmax temperature for the softmax alignment methods.
+    pub align_temperature: Option<f32>,
 }
 
 impl HfOptions {
@@ -49,6 +51,7 @@ impl HfOptions {
             align_layer: None,
             align_method: None,
             align_threshold: None,
+            align_temperature: None,
         }
     }
 }
@@ -271,6 +274,9 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
     if let Some(t) = opts.align_threshold {
         w.set(keys::ALIGN_THRESHOLD, t);
     }
+    if let Some(t) = opts.align_temperature {
+        w.set(keys::ALIGN_TEMPERATURE, t);
+    }
     if c.position_rows_dropped > 0 {
         notes.push(format!(
             "positions start at padding_idx + 1 = {} in this checkpoint: dropped the first {} rows of the \
@@ -367,6 +373,11 @@ fn validate_options(opts: &HfOptions, c: &HfConfig) -> Result<()> {
     if let Some(t) = opts.align_threshold {
         if !t.is_finite() {
             return Err(Error::Input(format!("alignment threshold {t} is not a finite number")));
+        }
+    }
+    if let Some(t) = opts.align_temperature {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(Error::Input(format!("alignment temperature {t} is not a positive number")));
         }
     }
     if let Some(m) = &opts.align_method {

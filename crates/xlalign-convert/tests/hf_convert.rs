@@ -477,6 +477,7 @@ fn options_become_metadata() {
         align_layer: Some(1),
         align_method: Some("argmax".into()),
         align_threshold: Some(0.25),
+        align_temperature: Some(2.5),
         ..HfOptions::new(DType::F16)
     };
     let c = convert(ck.write(), &opts).unwrap();
@@ -484,6 +485,7 @@ fn options_become_metadata() {
     let d = &m.defaults;
     assert_eq!((d.passage_prefix.as_str(), d.query_prefix.as_str()), ("passage: ", "query: "));
     assert_eq!((d.align_layer, d.align_method.as_str(), d.align_threshold), (1, "argmax", 0.25));
+    assert_eq!(d.align_temperature, 2.5);
     // Without --name, the folder's name.
     let folder = ck.path().file_name().unwrap().to_str().unwrap();
     assert_eq!(m.name, folder);
@@ -841,4 +843,7 @@ fn bad_options_are_refused() {
     let e =
         convert(ck.path(), &HfOptions { align_threshold: Some(f32::NAN), ..HfOptions::new(DType::F32) }).err().unwrap();
     assert!(e.to_string().contains("threshold"), "{e}");
+    let e =
+        convert(ck.path(), &HfOptions { align_temperature: Some(0.0), ..HfOptions::new(DType::F32) }).err().unwrap();
+    assert!(e.to_string().contains("temperature"), "{e}");
 }
