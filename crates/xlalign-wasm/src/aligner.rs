@@ -1,0 +1,257 @@
+//! The exported `Aligner` class. Each method validates its JavaScript arguments, calls the
+//! core and converts the result; nothing here knows how an encoder or an alignment works.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use js_sys::{Array, Float32Array, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use xlalign_core::embed::{cosine, embed_texts, Prefix};
+use xlalign_core::{BackendInfo, Model};
+
+use crate::engine::{self, Engine};
+use crate::error::{Code, Result, WasmError};
+use crate::fetch::Progress;
+use crate::options::{self, EmbedOptions, LoadOptions};
+use crate::source::{self, Source};
+
+/// What a loaded aligner holds. Shared with running calls, so `dispose()` during a call
+/// lets that call finish and frees the model afterwards.
+struct Loaded {
+    model: Arc<Model>,
+    engine: Engine,
+    info: BackendInfo,
+}
+
+/// A loaded model plus the backend that runs it.
+#[wasm_bindgen]
+pub struct Aligner {
+    inner: RefCell<Option<Rc<Loaded>>>,
+}
+
+#[wasm_bindgen]
+impl Aligner {
+    /// Loads a model from a URL or from its bytes.
+    ///
+    /// Options: `backend` (`"auto"` | `"webgpu"` | `"cpu"`), `onProgress({loaded, total, phase})`,
+    /// `signal` (AbortSignal), `cache` (default true), `sha256` (expected hex digest),
+    /// `progressive`, `prefetchRows`, `pageRows`.
+    #[wasm_bindgen(unchecked_return_type = "Aligner", js_name = load)]
+    pub async fn load(
+        #[wasm_bindgen(unchecked_param_type = "string | URL | Uint8Array | ArrayBuffer")]
+        source: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+    ) -> std::result::Result<Aligner, JsValue> {
+        crate::init();
+        Ok(Self::load_inner(source, options).await?)
+    }
+
+    async fn load_inner(source: JsValue, options: JsValue) -> Result<Aligner> {
+        let (opts, live) =
+            options::parse::<LoadOptions>(&options, "load options", &["onProgress", "signal"])?;
+        let mut live = live.into_iter();
+        let mut progress = Progress::new(options::function(live.next().unwrap(), "onProgress")?);
+        let signal = options::signal(live.next().unwrap())?;
+        let sha256 = opts
+            .sha256
+            .as_deref()
+            .map(source::normalize_sha256)
+            .transpose()?;
+        options::check_signal(&signal)?;
+
+        let bytes = match Source::from_js(&source)? {
+            Source::Bytes(b) => {
+                if let Some(want) = &sha256 {
+                    source::verify(&b, want, &mut progress).await?;
+                }
+                b
+            }
+            Source::Url(url) => {
+                let url = source::absolute_url(&url)?;
+                source::load_url(
+                    &url,
+                    opts.cache,
+                    sha256.as_deref(),
+                    &mut progress,
+                    signal.as_ref(),
+                )
+                .await?
+            }
+        };
+        options::check_signal(&signal)?;
+
+        let n = bytes.len() as u64;
+        progress.report("parse", 0, Some(n), true);
+        let model = Arc::new(Model::from_bytes(Bytes::from(bytes))?);
+        progress.report("backend", 0, None, true);
+        let (engine, info) = engine::create(model.clone(), opts.backend).await?;
+        progress.report("ready", n, Some(n), true);
+        Ok(Aligner {
+            inner: RefCell::new(Some(Rc::new(Loaded {
+                model,
+                engine,
+                info,
+            }))),
+        })
+    }
+
+    fn loaded(&self) -> Result<Rc<Loaded>> {
+        self.inner.borrow().clone().ok_or_else(|| {
+            WasmError::new(
+                Code::Disposed,
+                "this aligner was disposed; load the model again",
+            )
+        })
+    }
+
+    /// `{ kind: "cpu" | "webgpu", device, reason }`: what runs the encoder and why.
+    #[wasm_bindgen(getter, unchecked_return_type = "BackendInfo")]
+    pub fn backend(&self) -> std::result::Result<JsValue, JsValue> {
+        let l = self.loaded()?;
+        Ok(to_js(&l.info)?)
+    }
+
+    /// Facts about the loaded model (`name`, `hidden`, `layers`, `vocab`, `maxPositions`,
+    /// `weightType`, `fileBytes`, `defaults`).
+    #[wasm_bindgen(getter, unchecked_return_type = "ModelInfo")]
+    pub fn model(&self) -> std::result::Result<JsValue, JsValue> {
+        let l = self.loaded()?;
+        let m = &l.model;
+        let o = Object::new();
+        let set = |k: &str, v: JsValue| {
+            let _ = Reflect::set(&o, &k.into(), &v);
+        };
+        set("name", m.name.as_str().into());
+        set("hidden", (m.config.hidden as u32).into());
+        set("layers", (m.config.layers as u32).into());
+        set("heads", (m.config.heads as u32).into());
+        set("vocab", (m.config.vocab as u32).into());
+        set("maxPositions", (m.config.max_positions as u32).into());
+        set("weightType", m.weight_type.name().into());
+        set("fileBytes", (m.file_len as f64).into());
+        let d = Object::new();
+        let _ = Reflect::set(
+            &d,
+            &"alignLayer".into(),
+            &(m.defaults.align_layer as u32).into(),
+        );
+        let _ = Reflect::set(
+            &d,
+            &"alignMethod".into(),
+            &m.defaults.align_method.as_str().into(),
+        );
+        let _ = Reflect::set(
+            &d,
+            &"alignThreshold".into(),
+            &m.defaults.align_threshold.into(),
+        );
+        let _ = Reflect::set(
+            &d,
+            &"passagePrefix".into(),
+            &m.defaults.passage_prefix.as_str().into(),
+        );
+        let _ = Reflect::set(
+            &d,
+            &"queryPrefix".into(),
+            &m.defaults.query_prefix.as_str().into(),
+        );
+        set("defaults", d.into());
+        Ok(o.into())
+    }
+
+    /// Sentence embeddings (pooled, L2-normalised), one `Float32Array` per text.
+    /// Options: `prefix` (`"passage"` default, `"query"`, `"none"`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array[]>")]
+    pub fn embed(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string[]")] texts: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
+    ) -> Promise {
+        let prepared = (|| -> Result<_> {
+            let l = self.loaded()?;
+            let texts = strings(&texts, "texts")?;
+            let prefix = embed_prefix(&options)?;
+            Ok((l, texts, prefix))
+        })();
+        future_to_promise(async move {
+            let (l, texts, prefix) = prepared?;
+            let vecs = embed_all(&l, &texts, prefix).await?;
+            let out = Array::new();
+            for v in vecs {
+                out.push(&Float32Array::from(&v[..]));
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// Cosine similarity of the two texts' sentence embeddings. Options as for `embed`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn similarity(
+        &self,
+        a: JsValue,
+        b: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
+    ) -> Promise {
+        let prepared = (|| -> Result<_> {
+            let l = self.loaded()?;
+            let a = a
+                .as_string()
+                .ok_or_else(|| WasmError::input("similarity: the first text must be a string"))?;
+            let b = b
+                .as_string()
+                .ok_or_else(|| WasmError::input("similarity: the second text must be a string"))?;
+            Ok((l, vec![a, b], embed_prefix(&options)?))
+        })();
+        future_to_promise(async move {
+            let (l, texts, prefix) = prepared?;
+            let v = embed_all(&l, &texts, prefix).await?;
+            Ok(JsValue::from_f64(cosine(&v[0], &v[1]) as f64))
+        })
+    }
+
+    /// Frees the model and backend. Calls already running finish first; later calls throw.
+    pub fn dispose(&self) {
+        self.inner.borrow_mut().take();
+    }
+}
+
+async fn embed_all(l: &Loaded, texts: &[String], prefix: Prefix) -> Result<Vec<Vec<f32>>> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let out = embed_texts(&l.model, &l.engine, &refs, prefix, None).await?;
+    Ok(out.into_iter().map(|e| e.embedding).collect())
+}
+
+fn embed_prefix(options: &JsValue) -> Result<Prefix> {
+    let (o, _) = options::parse::<EmbedOptions>(options, "embed options", &[])?;
+    Ok(match o.prefix.as_deref() {
+        None => Prefix::Passage,
+        Some(p) => Prefix::parse(p)?,
+    })
+}
+
+/// An array of strings, with the offending index named when it is not one.
+pub(crate) fn strings(v: &JsValue, what: &str) -> Result<Vec<String>> {
+    if !Array::is_array(v) {
+        return Err(WasmError::input(format!(
+            "{what} must be an array of strings"
+        )));
+    }
+    Array::from(v)
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.as_string()
+                .ok_or_else(|| WasmError::input(format!("{what}[{i}] is not a string")))
+        })
+        .collect()
+}
+
+pub(crate) fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue> {
+    // Maps as plain objects, not `Map`s, so results print and JSON.stringify naturally.
+    let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    v.serialize(&s)
+        .map_err(|e| WasmError::new(Code::Backend, format!("cannot convert the result: {e}")))
+}

@@ -1,0 +1,126 @@
+//! Every failure crosses into JavaScript as a thrown `Error` whose `message` says what went
+//! wrong and whose `code` lets a caller branch without parsing text:
+//!
+//! | code          | meaning                                                        |
+//! |---------------|----------------------------------------------------------------|
+//! | `input`       | bad argument or option, text too long — fix the call            |
+//! | `model`       | the bytes are not a usable model (corrupt, truncated, unsupported) |
+//! | `network`     | the model could not be downloaded                               |
+//! | `integrity`   | downloaded or cached bytes do not match the expected SHA-256    |
+//! | `backend`     | the compute backend failed (e.g. WebGPU device lost)            |
+//! | `disposed`    | the aligner was disposed                                        |
+//! | `cancelled`   | the call was aborted through its `signal` (`name` is `AbortError`) |
+
+use std::fmt::Display;
+
+use wasm_bindgen::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    Input,
+    Model,
+    Network,
+    Integrity,
+    Backend,
+    Disposed,
+    Cancelled,
+}
+
+impl Code {
+    fn as_str(self) -> &'static str {
+        match self {
+            Code::Input => "input",
+            Code::Model => "model",
+            Code::Network => "network",
+            Code::Integrity => "integrity",
+            Code::Backend => "backend",
+            Code::Disposed => "disposed",
+            Code::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// An error on its way to JavaScript. Kept as plain Rust data until the boundary so that
+/// code below it stays testable natively.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WasmError {
+    pub code: Code,
+    pub message: String,
+}
+
+pub type Result<T, E = WasmError> = std::result::Result<T, E>;
+
+impl WasmError {
+    pub fn new(code: Code, message: impl Display) -> WasmError {
+        WasmError {
+            code,
+            message: message.to_string(),
+        }
+    }
+    pub fn input(message: impl Display) -> WasmError {
+        WasmError::new(Code::Input, message)
+    }
+    pub fn network(message: impl Display) -> WasmError {
+        WasmError::new(Code::Network, message)
+    }
+    pub fn cancelled() -> WasmError {
+        WasmError::new(Code::Cancelled, "the operation was aborted")
+    }
+}
+
+impl Display for WasmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<xlalign_core::Error> for WasmError {
+    fn from(e: xlalign_core::Error) -> Self {
+        use xlalign_core::Error as E;
+        let code = match &e {
+            E::Format(_)
+            | E::Unsupported(_)
+            | E::MissingTensor(_)
+            | E::Metadata(_)
+            | E::Tokenizer(_) => Code::Model,
+            E::Input(_) => Code::Input,
+            E::Backend(_) | E::Io(_) => Code::Backend,
+        };
+        WasmError::new(code, e)
+    }
+}
+
+impl From<WasmError> for JsValue {
+    fn from(e: WasmError) -> JsValue {
+        let err = js_sys::Error::new(&e.message);
+        if e.code == Code::Cancelled {
+            // The name DOM APIs use, so `err.name === "AbortError"` checks work as with fetch.
+            err.set_name("AbortError");
+        }
+        let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.as_str().into());
+        err.into()
+    }
+}
+
+/// Turns a value thrown by a JavaScript API into a message. `DOMException`s and `Error`s
+/// carry a `message`; anything else is stringified.
+pub fn describe_js(v: &JsValue) -> String {
+    if let Some(e) = v.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    if let Ok(m) = js_sys::Reflect::get(v, &"message".into()) {
+        if let Some(s) = m.as_string() {
+            return s;
+        }
+    }
+    v.as_string().unwrap_or_else(|| format!("{v:?}"))
+}
+
+/// True when `v` is the rejection an aborted fetch or stream read produces.
+pub fn is_abort(v: &JsValue) -> bool {
+    js_sys::Reflect::get(v, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .as_deref()
+        == Some("AbortError")
+}

@@ -1,0 +1,224 @@
+//! Downloads with progress: `fetch` plus a `ReadableStream` reader, so bytes are counted as
+//! they arrive instead of after `arrayBuffer()` resolves. Works in windows and workers
+//! (both have a global `fetch`).
+
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, ReadableStreamDefaultReader, Request, RequestInit, Response};
+
+use crate::error::{describe_js, is_abort, Result, WasmError};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(req: &Request) -> Promise;
+}
+
+/// Forwards `{ loaded, total, phase }` to the caller's `onProgress`, at most once per
+/// `STEP` bytes so a 70 MB download makes a few hundred calls, not thousands.
+pub struct Progress {
+    callback: Option<Function>,
+    last_phase: String,
+    last_loaded: f64,
+}
+
+const STEP: f64 = 256.0 * 1024.0;
+
+impl Progress {
+    pub fn new(callback: Option<Function>) -> Progress {
+        Progress {
+            callback,
+            last_phase: String::new(),
+            last_loaded: -STEP,
+        }
+    }
+
+    /// `force` reports even a small step (phase ends, final byte counts).
+    pub fn report(&mut self, phase: &str, loaded: u64, total: Option<u64>, force: bool) {
+        let Some(cb) = &self.callback else { return };
+        let loaded = loaded as f64;
+        if !force && phase == self.last_phase && loaded - self.last_loaded < STEP {
+            return;
+        }
+        self.last_phase = phase.to_string();
+        self.last_loaded = loaded;
+        let o = Object::new();
+        let _ = Reflect::set(&o, &"phase".into(), &phase.into());
+        let _ = Reflect::set(&o, &"loaded".into(), &loaded.into());
+        let _ = Reflect::set(
+            &o,
+            &"total".into(),
+            &total
+                .map(|t| JsValue::from(t as f64))
+                .unwrap_or(JsValue::NULL),
+        );
+        // A failing progress callback must not fail the download it reports on.
+        if let Err(e) = cb.call1(&JsValue::NULL, &o) {
+            web_sys::console::warn_1(
+                &format!("xlalign: onProgress threw: {}", describe_js(&e)).into(),
+            );
+        }
+    }
+}
+
+/// Sends a GET, optionally for a byte range (`end` inclusive; `None` = to the end of file).
+pub async fn get(
+    url: &str,
+    range: Option<(u64, Option<u64>)>,
+    signal: Option<&AbortSignal>,
+) -> Result<Response> {
+    let init = RequestInit::new();
+    init.set_method("GET");
+    if let Some(s) = signal {
+        init.set_signal(Some(s));
+    }
+    let req = Request::new_with_str_and_init(url, &init)
+        .map_err(|e| WasmError::input(format!("bad model URL `{url}`: {}", describe_js(&e))))?;
+    if let Some((start, end)) = range {
+        let value = match end {
+            Some(e) => format!("bytes={start}-{e}"),
+            None => format!("bytes={start}-"),
+        };
+        req.headers()
+            .set("Range", &value)
+            .map_err(|e| WasmError::network(describe_js(&e)))?;
+    }
+    let resp = JsFuture::from(global_fetch(&req))
+        .await
+        .map_err(|e| fetch_error(url, &e))?;
+    let resp: Response = resp
+        .dyn_into()
+        .map_err(|_| WasmError::network("fetch did not return a Response"))?;
+    if !resp.ok() {
+        return Err(WasmError::network(format!(
+            "GET {url}: HTTP {} {}",
+            resp.status(),
+            resp.status_text()
+        )));
+    }
+    Ok(resp)
+}
+
+fn fetch_error(url: &str, e: &JsValue) -> WasmError {
+    if is_abort(e) {
+        WasmError::cancelled()
+    } else {
+        WasmError::network(format!("cannot download {url}: {}", describe_js(e)))
+    }
+}
+
+/// `Content-Length`, when the server sent one and no content coding changes the length.
+pub fn content_length(resp: &Response) -> Option<u64> {
+    let h = resp.headers();
+    if h.get("Content-Encoding")
+        .ok()
+        .flatten()
+        .is_some_and(|v| !v.eq_ignore_ascii_case("identity"))
+    {
+        return None;
+    }
+    h.get("Content-Length").ok().flatten()?.trim().parse().ok()
+}
+
+/// `(start, end inclusive, total)` from a 206 response's `Content-Range`.
+pub fn content_range(resp: &Response) -> Option<(u64, u64, Option<u64>)> {
+    let v = resp.headers().get("Content-Range").ok().flatten()?;
+    parse_content_range(&v)
+}
+
+pub fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (span, total) = rest.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    let total = if total.trim() == "*" {
+        None
+    } else {
+        Some(total.trim().parse().ok()?)
+    };
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?, total))
+}
+
+/// A response body read chunk by chunk, so a caller can stop part-way (progressive loading
+/// reads the header and the first embedding rows, then cancels the rest).
+pub struct BodyReader {
+    reader: ReadableStreamDefaultReader,
+    pub done: bool,
+}
+
+impl BodyReader {
+    pub fn new(resp: &Response) -> Result<BodyReader> {
+        let body = resp
+            .body()
+            .ok_or_else(|| WasmError::network("the response has no body"))?;
+        let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+        Ok(BodyReader {
+            reader,
+            done: false,
+        })
+    }
+
+    /// Appends the next chunk to `out`; returns false at the end of the stream.
+    pub async fn next_into(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let r = JsFuture::from(self.reader.read()).await.map_err(|e| {
+            if is_abort(&e) {
+                WasmError::cancelled()
+            } else {
+                WasmError::network(format!("download interrupted: {}", describe_js(&e)))
+            }
+        })?;
+        if Reflect::get(&r, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true)
+        {
+            self.done = true;
+            return Ok(false);
+        }
+        let chunk: Uint8Array = Reflect::get(&r, &"value".into())
+            .map_err(|e| WasmError::network(describe_js(&e)))?
+            .dyn_into()
+            .map_err(|_| {
+                WasmError::network("the response body yielded something other than bytes")
+            })?;
+        let start = out.len();
+        out.resize(start + chunk.length() as usize, 0);
+        chunk.copy_to(&mut out[start..]);
+        Ok(true)
+    }
+
+    /// Stops the transfer; the rest of the body is never downloaded.
+    pub async fn cancel(mut self) {
+        if !self.done {
+            self.done = true;
+            let _ = JsFuture::from(self.reader.cancel()).await;
+        }
+    }
+}
+
+/// Downloads a whole body into memory with progress.
+pub async fn read_all(resp: &Response, phase: &str, progress: &mut Progress) -> Result<Vec<u8>> {
+    let total = content_length(resp);
+    // Capacity from an untrusted header is capped so a bogus length cannot exhaust memory up front.
+    let mut out = Vec::with_capacity(total.unwrap_or(0).min(1 << 30) as usize);
+    let mut reader = BodyReader::new(resp)?;
+    progress.report(phase, 0, total, true);
+    while reader.next_into(&mut out).await? {
+        let t = total.filter(|&t| t >= out.len() as u64);
+        progress.report(phase, out.len() as u64, t, false);
+    }
+    if let Some(t) = total {
+        if (out.len() as u64) < t {
+            return Err(WasmError::network(format!(
+                "download ended after {} of {t} bytes",
+                out.len()
+            )));
+        }
+    }
+    progress.report(phase, out.len() as u64, Some(out.len() as u64), true);
+    Ok(out)
+}

@@ -1,0 +1,114 @@
+//! Option objects from JavaScript. Plain fields go through serde (unknown keys are refused,
+//! so a typo like `{ backnd: "cpu" }` is an error rather than silently ignored); callbacks
+//! and `AbortSignal`s are taken out by name first because serde cannot carry them.
+
+use js_sys::{Function, Object, Reflect};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::error::{Result, WasmError};
+
+/// Splits `value` into its plain part (parsed as `T`) and the JS objects under `live_keys`.
+pub fn parse<T: DeserializeOwned + Default>(
+    value: &JsValue,
+    what: &str,
+    live_keys: &[&str],
+) -> Result<(T, Vec<JsValue>)> {
+    if value.is_undefined() || value.is_null() {
+        return Ok((T::default(), vec![JsValue::UNDEFINED; live_keys.len()]));
+    }
+    if !value.is_object() || value.is_function() || js_sys::Array::is_array(value) {
+        return Err(WasmError::input(format!("{what} must be an object")));
+    }
+    // A shallow copy, so deleting the live keys leaves the caller's object untouched.
+    let plain = Object::assign(&Object::new(), value.unchecked_ref());
+    let mut live = Vec::with_capacity(live_keys.len());
+    for k in live_keys {
+        let key = JsValue::from_str(k);
+        live.push(Reflect::get(&plain, &key).unwrap_or(JsValue::UNDEFINED));
+        let _ = Reflect::delete_property(&plain, &key);
+    }
+    // Through a JSON value because serde-wasm-bindgen only reads the fields a struct names,
+    // so `deny_unknown_fields` would never see a misspelt key.
+    let json: serde_json::Value = serde_wasm_bindgen::from_value(plain.into())
+        .map_err(|e| WasmError::input(format!("{what}: {e}")))?;
+    let parsed =
+        serde_json::from_value(json).map_err(|e| WasmError::input(format!("{what}: {e}")))?;
+    Ok((parsed, live))
+}
+
+pub fn function(v: JsValue, what: &str) -> Result<Option<Function>> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.dyn_into::<Function>()
+        .map(Some)
+        .map_err(|_| WasmError::input(format!("{what} must be a function")))
+}
+
+pub fn signal(v: JsValue) -> Result<Option<web_sys::AbortSignal>> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.dyn_into::<web_sys::AbortSignal>()
+        .map(Some)
+        .map_err(|_| WasmError::input("`signal` must be an AbortSignal"))
+}
+
+pub fn check_signal(s: &Option<web_sys::AbortSignal>) -> Result<()> {
+    match s {
+        Some(s) if s.aborted() => Err(WasmError::cancelled()),
+        _ => Ok(()),
+    }
+}
+
+/// Which compute backend to run on.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// WebGPU when the browser offers an adapter, else CPU (the reason is reported).
+    #[default]
+    Auto,
+    Webgpu,
+    Cpu,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LoadOptions {
+    pub backend: BackendChoice,
+    /// Keep downloaded models in the Cache API (URL sources only).
+    pub cache: bool,
+    /// Expected SHA-256 of the model file (hex); checked before the model is used.
+    pub sha256: Option<String>,
+    /// Become ready before the whole word-embedding table has arrived; fetch the rest in
+    /// pages with HTTP Range requests when a text needs them.
+    pub progressive: bool,
+    /// Progressive loading: rows of the embedding table fetched up front (the tokenizer's
+    /// ids are ordered by frequency, so the first rows cover most text).
+    pub prefetch_rows: Option<u32>,
+    /// Progressive loading: rows per on-demand page.
+    pub page_rows: Option<u32>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            backend: BackendChoice::Auto,
+            cache: true,
+            sha256: None,
+            progressive: false,
+            prefetch_rows: None,
+            page_rows: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct EmbedOptions {
+    /// `passage` (default), `query` or `none`.
+    pub prefix: Option<String>,
+}

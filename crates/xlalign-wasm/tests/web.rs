@@ -1,0 +1,462 @@
+//! Browser tests (headless Chromium through wasm-bindgen-test-runner). Run them with
+//! `scripts/test-browser.sh`, which starts `tests/browser/serve.py` to serve the model and
+//! the reference data and passes its address in at compile time:
+//!   XLALIGN_TEST_MODEL_URL  URL of the GGUF model
+//!   XLALIGN_TEST_DATA_URL   URL of the folder holding e5-small-q4-reference.json
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+use xlalign_wasm::Aligner;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn model_url() -> &'static str {
+    option_env!("XLALIGN_TEST_MODEL_URL")
+        .expect("XLALIGN_TEST_MODEL_URL was not set at build time: run scripts/test-browser.sh (it serves the model)")
+}
+
+fn data_url(file: &str) -> String {
+    let base = option_env!("XLALIGN_TEST_DATA_URL")
+        .expect("XLALIGN_TEST_DATA_URL was not set at build time: run scripts/test-browser.sh");
+    format!("{}/{file}", base.trim_end_matches('/'))
+}
+
+async fn fetch_response(url: &str) -> web_sys::Response {
+    let fetch: Function = Reflect::get(&js_sys::global(), &"fetch".into())
+        .unwrap()
+        .unchecked_into();
+    let p: Promise = fetch
+        .call1(&JsValue::NULL, &url.into())
+        .unwrap()
+        .unchecked_into();
+    let r: web_sys::Response = JsFuture::from(p)
+        .await
+        .unwrap_or_else(|e| panic!("fetch {url}: {e:?}"))
+        .unchecked_into();
+    assert!(
+        r.ok(),
+        "GET {url}: HTTP {} (is the test server serving it?)",
+        r.status()
+    );
+    r
+}
+
+async fn fetch_bytes(url: &str) -> Uint8Array {
+    let r = fetch_response(url).await;
+    Uint8Array::new(&JsFuture::from(r.array_buffer().unwrap()).await.unwrap())
+}
+
+async fn fetch_json(url: &str) -> serde_json::Value {
+    let r = fetch_response(url).await;
+    let text = JsFuture::from(r.text().unwrap())
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+thread_local! {
+    static MODEL_BYTES: RefCell<Option<Uint8Array>> = const { RefCell::new(None) };
+    static CPU: RefCell<Option<Rc<Aligner>>> = const { RefCell::new(None) };
+}
+
+async fn model_bytes() -> Uint8Array {
+    if let Some(b) = MODEL_BYTES.with(|m| m.borrow().clone()) {
+        return b;
+    }
+    let b = fetch_bytes(model_url()).await;
+    MODEL_BYTES.with(|m| *m.borrow_mut() = Some(b.clone()));
+    b
+}
+
+fn opts(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &(*k).into(), v).unwrap();
+    }
+    o.into()
+}
+
+/// One CPU aligner shared by the tests (loading parses a 76 MB file).
+async fn cpu() -> Rc<Aligner> {
+    if let Some(a) = CPU.with(|c| c.borrow().clone()) {
+        return a;
+    }
+    let bytes = model_bytes().await;
+    let a = Rc::new(
+        Aligner::load(bytes.into(), opts(&[("backend", "cpu".into())]))
+            .await
+            .expect("load from bytes"),
+    );
+    CPU.with(|c| *c.borrow_mut() = Some(a.clone()));
+    a
+}
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &k.into()).unwrap()
+}
+
+/// The value a rejected call threw must be an `Error` with a message and the given `code`.
+fn assert_js_error(e: JsValue, code: &str, needle: &str) {
+    let err = e
+        .dyn_ref::<js_sys::Error>()
+        .unwrap_or_else(|| panic!("thrown value is not an Error: {e:?}"));
+    let msg = String::from(err.message());
+    assert!(!msg.is_empty(), "error without a message");
+    assert_eq!(
+        get(&e, "code").as_string().as_deref(),
+        Some(code),
+        "code of error `{msg}`"
+    );
+    assert!(
+        msg.to_lowercase().contains(&needle.to_lowercase()),
+        "message `{msg}` does not mention `{needle}`"
+    );
+}
+
+async fn rejects(p: Promise) -> JsValue {
+    match JsFuture::from(p).await {
+        Ok(v) => panic!("expected a rejection, got {v:?}"),
+        Err(e) => e,
+    }
+}
+
+async fn embed(a: &Aligner, texts: &[&str]) -> Vec<Vec<f32>> {
+    let arr: Array = texts.iter().map(|t| JsValue::from_str(t)).collect();
+    let out = JsFuture::from(a.embed(arr.into(), JsValue::UNDEFINED))
+        .await
+        .expect("embed");
+    Array::from(&out)
+        .iter()
+        .map(|v| v.unchecked_into::<Float32Array>().to_vec())
+        .collect()
+}
+
+async fn yield_to_browser() {
+    let p = Promise::new(&mut |resolve, _| {
+        let set_timeout: Function = Reflect::get(&js_sys::global(), &"setTimeout".into())
+            .unwrap()
+            .unchecked_into();
+        set_timeout
+            .call2(&JsValue::NULL, &resolve, &0.into())
+            .unwrap();
+    });
+    JsFuture::from(p).await.unwrap();
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[wasm_bindgen_test]
+async fn loads_from_bytes_and_reports_model_facts() {
+    let a = cpu().await;
+    let m = a.model().unwrap();
+    assert_eq!(get(&m, "hidden").as_f64(), Some(384.0));
+    assert_eq!(get(&m, "layers").as_f64(), Some(12.0));
+    assert_eq!(get(&m, "vocab").as_f64(), Some(250037.0));
+    assert_eq!(
+        get(&m, "fileBytes").as_f64(),
+        Some(model_bytes().await.length() as f64)
+    );
+    let b = a.backend().unwrap();
+    assert_eq!(get(&b, "kind").as_string().as_deref(), Some("cpu"));
+    assert!(!get(&b, "device").as_string().unwrap().is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn loads_from_an_array_buffer_too() {
+    let bytes = model_bytes().await;
+    let a = Aligner::load(bytes.buffer().into(), opts(&[("backend", "cpu".into())]))
+        .await
+        .expect("load from ArrayBuffer");
+    assert_eq!(get(&a.model().unwrap(), "hidden").as_f64(), Some(384.0));
+    a.dispose();
+}
+
+#[wasm_bindgen_test]
+async fn loads_from_url_streaming_progress_then_from_the_cache() {
+    JsFuture::from(js_clear_cache()).await.unwrap();
+    let events = Array::new();
+    let ev = events.clone();
+    let cb = Closure::<dyn FnMut(JsValue)>::new(move |p: JsValue| {
+        ev.push(&p);
+    });
+    let o = opts(&[
+        ("backend", "cpu".into()),
+        ("onProgress", cb.as_ref().clone()),
+    ]);
+    let a = Aligner::load(model_url().into(), o)
+        .await
+        .expect("load from URL");
+    let size = model_bytes().await.length() as f64;
+    let downloads: Vec<JsValue> = events
+        .iter()
+        .filter(|e| get(e, "phase").as_string().as_deref() == Some("download"))
+        .collect();
+    assert!(
+        downloads.len() >= 3,
+        "expected several download progress events, got {}",
+        downloads.len()
+    );
+    let loaded: Vec<f64> = downloads
+        .iter()
+        .map(|e| get(e, "loaded").as_f64().unwrap())
+        .collect();
+    assert!(
+        loaded.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backwards: {loaded:?}"
+    );
+    assert_eq!(*loaded.last().unwrap(), size);
+    assert_eq!(get(downloads.last().unwrap(), "total").as_f64(), Some(size));
+    assert_eq!(
+        get(&events.get(events.length() - 1), "phase")
+            .as_string()
+            .as_deref(),
+        Some("ready")
+    );
+    a.dispose();
+
+    // The second load comes from the Cache API, after its SHA-256 check.
+    events.set_length(0);
+    let o = opts(&[
+        ("backend", "cpu".into()),
+        ("onProgress", cb.as_ref().clone()),
+    ]);
+    let a = Aligner::load(model_url().into(), o)
+        .await
+        .expect("load from cache");
+    let phases: Vec<String> = events
+        .iter()
+        .map(|e| get(&e, "phase").as_string().unwrap())
+        .collect();
+    assert!(phases.contains(&"cache".to_string()), "phases {phases:?}");
+    assert!(
+        !phases.contains(&"download".to_string()),
+        "downloaded again: {phases:?}"
+    );
+    a.dispose();
+    let cleared = JsFuture::from(js_clear_cache()).await.unwrap();
+    assert_eq!(cleared.as_bool(), Some(true));
+}
+
+fn js_clear_cache() -> Promise {
+    wasm_bindgen_futures::future_to_promise(async {
+        xlalign_wasm::clear_cache().await.map(JsValue::from)
+    })
+}
+
+/// Sentence vectors against the reference encoder and its f32 version, with the bound the
+/// native CPU backend is held to (crates/xlalign-core/tests/cpu_parity.rs). Texts the
+/// Hugging Face tokenizer splits differently from the reference's own are left out there
+/// too, since their vectors differ for reasons outside the encoder.
+#[wasm_bindgen_test]
+async fn embeddings_match_the_reference_sentences() {
+    let reference = fetch_json(&data_url("e5-small-q4-reference.json")).await;
+    let a = cpu().await;
+    let same: Vec<&serde_json::Value> = reference["sentences"]
+        .as_array()
+        .expect("sentences")
+        .iter()
+        .filter(|s| s.get("hf_ids_passage").is_none())
+        .collect();
+    assert!(same.len() >= 15, "only {} reference sentences", same.len());
+    let mut got = Vec::new();
+    for s in &same {
+        // One text per call with a pause between: a long synchronous stretch on the page's
+        // main thread makes the WebDriver session time out.
+        got.extend(embed(&a, &[s["text"].as_str().unwrap()]).await);
+        yield_to_browser().await;
+    }
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let cos = |a: &[f32], b: &[f32]| dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt());
+    for (s, v) in same.iter().zip(&got) {
+        let c = cos(v, &floats(&s["embedding_passage"]));
+        let f = cos(v, &floats(&s["embedding_passage_fp32_dequant"]));
+        assert!(
+            c >= 0.999 && f >= 0.999,
+            "`{}`: cosine {c} to the reference, {f} to the f32 version",
+            s["name"]
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn similarity_is_the_cosine_of_the_embeddings() {
+    let a = cpu().await;
+    let en = "The old lighthouse keeper walked along the rocky shore every morning.";
+    let de = "Der alte Leuchtturmwärter ging jeden Morgen die felsige Küste entlang.";
+    let other = "Quarterly revenue rose by four percent despite higher costs.";
+    let v = embed(&a, &[en, de, other]).await;
+    let s = JsFuture::from(a.similarity(en.into(), de.into(), JsValue::UNDEFINED))
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap() as f32;
+    assert!(
+        (s - dot(&v[0], &v[1])).abs() < 1e-4,
+        "similarity {s} vs dot {}",
+        dot(&v[0], &v[1])
+    );
+    let unrelated = JsFuture::from(a.similarity(en.into(), other.into(), JsValue::UNDEFINED))
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap() as f32;
+    assert!(
+        s > unrelated + 0.05,
+        "translation {s} should beat unrelated {unrelated}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn corrupt_and_truncated_models_throw_model_errors() {
+    let junk = Uint8Array::from(&b"this is certainly not a model file at all"[..]);
+    let e = Aligner::load(junk.into(), JsValue::UNDEFINED)
+        .await
+        .err()
+        .expect("junk must not load");
+    assert_js_error(e, "model", "GGUF");
+
+    let bytes = model_bytes().await;
+    let truncated = bytes.subarray(0, bytes.length() / 2);
+    let e = Aligner::load(truncated.into(), JsValue::UNDEFINED)
+        .await
+        .err()
+        .expect("half a model must not load");
+    assert_js_error(e, "model", "truncated");
+}
+
+#[wasm_bindgen_test]
+async fn bad_sources_and_options_throw_input_errors() {
+    let e = Aligner::load(JsValue::from_f64(42.0), JsValue::UNDEFINED)
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "source");
+    let bytes = model_bytes().await;
+    let e = Aligner::load(bytes.clone().into(), opts(&[("backnd", "cpu".into())]))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "backnd");
+    let e = Aligner::load(bytes.clone().into(), opts(&[("backend", "tpu".into())]))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "tpu");
+    let e = Aligner::load(bytes.clone().into(), opts(&[("onProgress", 3.into())]))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "onProgress");
+    let e = Aligner::load(bytes.clone().into(), JsValue::from_str("cpu"))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "options");
+    let e = Aligner::load(bytes.into(), opts(&[("sha256", "abc".into())]))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "sha256");
+}
+
+#[wasm_bindgen_test]
+async fn wrong_sha256_throws_an_integrity_error() {
+    let bytes = model_bytes().await;
+    let zeros = "0".repeat(64);
+    let e = Aligner::load(bytes.into(), opts(&[("sha256", zeros.as_str().into())]))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "integrity", "SHA-256");
+}
+
+#[wasm_bindgen_test]
+async fn missing_url_throws_a_network_error() {
+    let url = format!("{}.does-not-exist", model_url());
+    let e = Aligner::load(url.into(), opts(&[("cache", false.into())]))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "network", "404");
+}
+
+#[wasm_bindgen_test]
+async fn an_aborted_load_throws_abort_error() {
+    let ctl = web_sys::AbortController::new().unwrap();
+    ctl.abort();
+    let e = Aligner::load(model_url().into(), opts(&[("signal", ctl.signal().into())]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(get(&e, "name").as_string().as_deref(), Some("AbortError"));
+    assert_js_error(e, "cancelled", "abort");
+}
+
+#[wasm_bindgen_test]
+async fn bad_texts_throw_input_errors() {
+    let a = cpu().await;
+    assert_js_error(
+        rejects(a.embed("not an array".into(), JsValue::UNDEFINED)).await,
+        "input",
+        "array",
+    );
+    let mixed: Array = [JsValue::from_str("ok"), JsValue::from_f64(1.0)]
+        .into_iter()
+        .collect();
+    assert_js_error(
+        rejects(a.embed(mixed.into(), JsValue::UNDEFINED)).await,
+        "input",
+        "texts[1]",
+    );
+    let huge = "a ".repeat(600_000);
+    let one: Array = [JsValue::from_str(&huge)].into_iter().collect();
+    assert_js_error(
+        rejects(a.embed(one.into(), JsValue::UNDEFINED)).await,
+        "input",
+        "limit",
+    );
+    let prefix = opts(&[("prefix", "title".into())]);
+    let one: Array = [JsValue::from_str("x")].into_iter().collect();
+    assert_js_error(
+        rejects(a.embed(one.into(), prefix)).await,
+        "input",
+        "prefix",
+    );
+    assert_js_error(
+        rejects(a.similarity(1.into(), "x".into(), JsValue::UNDEFINED)).await,
+        "input",
+        "string",
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_disposed_aligner_throws() {
+    let bytes = model_bytes().await;
+    let a = Aligner::load(bytes.into(), opts(&[("backend", "cpu".into())]))
+        .await
+        .unwrap();
+    a.dispose();
+    let one: Array = [JsValue::from_str("x")].into_iter().collect();
+    assert_js_error(
+        rejects(a.embed(one.into(), JsValue::UNDEFINED)).await,
+        "disposed",
+        "disposed",
+    );
+    assert_js_error(a.backend().err().unwrap(), "disposed", "disposed");
+}
