@@ -17,7 +17,7 @@ cd "$XLALIGN_ROOT"
 WEB="${XLALIGN_SETUP_WEB:-1}"
 WASM_BINDGEN_VERSION="0.2.130"
 TRUNK_VERSION="0.21.14"
-PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0)
+PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0 tokenizers==0.23.3)
 
 echo "xlalign setup: repo $XLALIGN_ROOT, cache $XLALIGN_CACHE, cargo target $CARGO_TARGET_DIR"
 mkdir -p "$XLALIGN_CACHE"

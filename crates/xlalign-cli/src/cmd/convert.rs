@@ -55,6 +55,9 @@ enum From {
         /// Recommended softmax/entmax threshold.
         #[arg(long)]
         align_threshold: Option<f32>,
+        /// Recommended softmax temperature (dot products are divided by it).
+        #[arg(long)]
+        align_temperature: Option<f32>,
         /// Output GGUF file.
         #[arg(short, long)]
         output: PathBuf,
@@ -86,6 +89,7 @@ pub fn run(args: Args) -> Result<i32> {
             align_layer,
             align_method,
             align_threshold,
+            align_temperature,
             output,
         } => {
             let mut opts = hf::HfOptions::new(DType::parse(&weight_type)?);
@@ -95,6 +99,7 @@ pub fn run(args: Args) -> Result<i32> {
             opts.align_layer = align_layer;
             opts.align_method = align_method;
             opts.align_threshold = align_threshold;
+            opts.align_temperature = align_temperature;
             let pb = progress::bar(0, "tensors");
             pb.set_message("converting");
             let conv = hf::convert_hf(&dir, &opts, &mut |done, total, _| {
