@@ -6,23 +6,24 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use js_sys::{Array, Float32Array, Object, Promise, Reflect};
+use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use xlalign_core::embed::{cosine, embed_texts, Prefix};
-use xlalign_core::{BackendInfo, Model};
+use xlalign_core::pipeline;
+use xlalign_core::{Backend, BackendInfo, Model};
 
 use crate::engine::{self, Engine};
 use crate::error::{Code, Result, WasmError};
 use crate::fetch::Progress;
-use crate::options::{self, EmbedOptions, LoadOptions};
+use crate::options::{self, AlignCall, EmbedOptions, LoadOptions};
 use crate::source::{self, Source};
 
 /// What a loaded aligner holds. Shared with running calls, so `dispose()` during a call
 /// lets that call finish and frees the model afterwards.
 struct Loaded {
-    model: Arc<Model>,
-    engine: Engine,
+    core: pipeline::Aligner<Engine>,
     info: BackendInfo,
 }
 
@@ -87,14 +88,12 @@ impl Aligner {
         progress.report("parse", 0, Some(n), true);
         let model = Arc::new(Model::from_bytes(Bytes::from(bytes))?);
         progress.report("backend", 0, None, true);
-        let (engine, info) = engine::create(model.clone(), opts.backend).await?;
+        let engine = engine::create(model.clone(), opts.backend).await?;
+        let info = engine.info();
         progress.report("ready", n, Some(n), true);
+        let core = pipeline::Aligner::new(model, engine);
         Ok(Aligner {
-            inner: RefCell::new(Some(Rc::new(Loaded {
-                model,
-                engine,
-                info,
-            }))),
+            inner: RefCell::new(Some(Rc::new(Loaded { core, info }))),
         })
     }
 
@@ -119,7 +118,7 @@ impl Aligner {
     #[wasm_bindgen(getter, unchecked_return_type = "ModelInfo")]
     pub fn model(&self) -> std::result::Result<JsValue, JsValue> {
         let l = self.loaded()?;
-        let m = &l.model;
+        let m = &l.core.model;
         let o = Object::new();
         let set = |k: &str, v: JsValue| {
             let _ = Reflect::set(&o, &k.into(), &v);
@@ -212,6 +211,100 @@ impl Aligner {
         })
     }
 
+    /// Aligns the words of two sentences. Options (all optional): `method` (`"softmax"`,
+    /// `"entmax"`, `"argmax"`, `"itermax"`, `"match"`), `threshold`, `temperature`,
+    /// `iterations`, `alpha`, `distortion`, `direction`, `level`, `layer`, `pretokenized`,
+    /// `sentenceCosine` (default true), `words`, `signal`. Unset extraction options take the
+    /// model's recommendation.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PairAlignment>")]
+    pub fn align(
+        &self,
+        src: JsValue,
+        tgt: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "AlignOptions | undefined")] options: JsValue,
+    ) -> Promise {
+        let prepared = (|| -> Result<_> {
+            let l = self.loaded()?;
+            let src = src
+                .as_string()
+                .ok_or_else(|| WasmError::input("align: the source sentence must be a string"))?;
+            let tgt = tgt
+                .as_string()
+                .ok_or_else(|| WasmError::input("align: the target sentence must be a string"))?;
+            let call = AlignCall::parse(&options, &l.core, false)?;
+            Ok((l, src, tgt, call))
+        })();
+        future_to_promise(async move {
+            let (l, src, tgt, call) = prepared?;
+            options::check_signal(&call.signal)?;
+            let r = l
+                .core
+                .align(&src, &tgt, &call.encode, &call.align)
+                .await
+                .map_err(WasmError::from)?;
+            Ok(to_js(&r)?)
+        })
+    }
+
+    /// Aligns many pairs (`[src, tgt]` arrays or `{src, tgt}` objects), `batchSize` pairs per
+    /// encoder pass (default 8). Resolves to one entry per pair: a `PairAlignment`, or
+    /// `{ error: { message, code } }` for a pair that could not be aligned (the others are
+    /// unaffected). `onProgress({ done, total })` follows each batch; between batches the
+    /// call yields to the event loop and honours `signal`.
+    #[wasm_bindgen(js_name = alignBatch, unchecked_return_type = "Promise<Array<PairAlignment | PairError>>")]
+    pub fn align_batch(
+        &self,
+        #[wasm_bindgen(
+            unchecked_param_type = "Array<[string, string] | { src: string; tgt: string }>"
+        )]
+        pairs: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "AlignBatchOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(
+            unchecked_param_type = "((p: { done: number; total: number }) => void) | undefined"
+        )]
+        on_progress: JsValue,
+    ) -> Promise {
+        let prepared = (|| -> Result<_> {
+            let l = self.loaded()?;
+            let pairs = parse_pairs(&pairs)?;
+            let call = AlignCall::parse(&options, &l.core, true)?;
+            let on_progress = options::function(on_progress, "onProgress")?;
+            Ok((l, pairs, call, on_progress))
+        })();
+        future_to_promise(async move {
+            let (l, pairs, call, on_progress) = prepared?;
+            call.align.validate().map_err(WasmError::from)?;
+            let out = Array::new();
+            let total = pairs.len();
+            report_batch(&on_progress, 0, total);
+            for chunk in pairs.chunks(call.batch_size) {
+                options::check_signal(&call.signal)?;
+                let refs: Vec<(&str, &str)> = chunk
+                    .iter()
+                    .map(|(s, t)| (s.as_str(), t.as_str()))
+                    .collect();
+                for r in l
+                    .core
+                    .align_batch(&refs, &call.encode, &call.align)
+                    .await
+                    .map_err(WasmError::from)?
+                {
+                    out.push(&match r {
+                        Ok(a) => to_js(&a)?,
+                        Err(e) => pair_error(WasmError::from(e)),
+                    });
+                }
+                report_batch(&on_progress, out.length() as usize, total);
+                if out.length() as usize != total {
+                    // Lets the page (or a worker's message handler) run: progress paints,
+                    // and an abort sent meanwhile is seen before the next batch.
+                    yield_now().await;
+                }
+            }
+            Ok(out.into())
+        })
+    }
+
     /// Frees the model and backend. Calls already running finish first; later calls throw.
     pub fn dispose(&self) {
         self.inner.borrow_mut().take();
@@ -220,7 +313,7 @@ impl Aligner {
 
 async fn embed_all(l: &Loaded, texts: &[String], prefix: Prefix) -> Result<Vec<Vec<f32>>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let out = embed_texts(&l.model, &l.engine, &refs, prefix, None).await?;
+    let out = embed_texts(&l.core.model, &l.core.backend, &refs, prefix, None).await?;
     Ok(out.into_iter().map(|e| e.embedding).collect())
 }
 
@@ -251,7 +344,92 @@ pub(crate) fn strings(v: &JsValue, what: &str) -> Result<Vec<String>> {
 
 pub(crate) fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue> {
     // Maps as plain objects, not `Map`s, so results print and JSON.stringify naturally.
-    let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    let s = serde_wasm_bindgen::Serializer::new()
+        .serialize_maps_as_objects(true)
+        .serialize_missing_as_null(true);
     v.serialize(&s)
         .map_err(|e| WasmError::new(Code::Backend, format!("cannot convert the result: {e}")))
+}
+
+fn parse_pairs(v: &JsValue) -> Result<Vec<(String, String)>> {
+    if !Array::is_array(v) {
+        return Err(WasmError::input(
+            "pairs must be an array of [source, target] pairs",
+        ));
+    }
+    Array::from(v)
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (s, t) = if Array::is_array(&p) {
+                let a = Array::from(&p);
+                if a.length() != 2 {
+                    return Err(WasmError::input(format!(
+                        "pairs[{i}] must have two sentences, has {}",
+                        a.length()
+                    )));
+                }
+                (a.get(0), a.get(1))
+            } else if p.is_object() {
+                (
+                    Reflect::get(&p, &"src".into()).unwrap_or_default(),
+                    Reflect::get(&p, &"tgt".into()).unwrap_or_default(),
+                )
+            } else {
+                return Err(WasmError::input(format!(
+                    "pairs[{i}] must be [source, target] or {{src, tgt}}"
+                )));
+            };
+            match (s.as_string(), t.as_string()) {
+                (Some(s), Some(t)) => Ok((s, t)),
+                _ => Err(WasmError::input(format!(
+                    "pairs[{i}]: source and target must be strings"
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn pair_error(e: WasmError) -> JsValue {
+    let o = Object::new();
+    let err = Object::new();
+    let _ = Reflect::set(&err, &"message".into(), &e.message.as_str().into());
+    let _ = Reflect::set(&err, &"code".into(), &e.code.as_str().into());
+    let _ = Reflect::set(&o, &"error".into(), &err);
+    o.into()
+}
+
+fn report_batch(cb: &Option<Function>, done: usize, total: usize) {
+    if let Some(cb) = cb {
+        let o = Object::new();
+        let _ = Reflect::set(&o, &"done".into(), &(done as u32).into());
+        let _ = Reflect::set(&o, &"total".into(), &(total as u32).into());
+        if let Err(e) = cb.call1(&JsValue::NULL, &o) {
+            web_sys::console::warn_1(
+                &format!(
+                    "xlalign: onProgress threw: {}",
+                    crate::error::describe_js(&e)
+                )
+                .into(),
+            );
+        }
+    }
+}
+
+/// A macrotask turn (`setTimeout(0)`), so events queued meanwhile are handled.
+pub(crate) async fn yield_now() {
+    let p = Promise::new(&mut |resolve, _| {
+        let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok());
+        match set_timeout {
+            Some(f) => {
+                let _ = f.call2(&JsValue::NULL, &resolve, &0.into());
+            }
+            None => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        }
+    });
+    let _ = JsFuture::from(p).await;
 }

@@ -27,7 +27,7 @@ pub enum Code {
 }
 
 impl Code {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Code::Input => "input",
             Code::Model => "model",

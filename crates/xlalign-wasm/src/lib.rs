@@ -65,4 +65,55 @@ export interface ModelInfo {
   defaults: { alignLayer: number; alignMethod: string; alignThreshold: number; passagePrefix: string; queryPrefix: string };
 }
 export interface EmbedOptions { prefix?: "passage" | "query" | "none"; }
+export interface AlignOptions {
+  /** Extraction method; unset = the model's recommendation (softmax for multilingual-e5-small). */
+  method?: "softmax" | "entmax" | "argmax" | "itermax" | "match";
+  /** softmax/entmax: minimum link probability, in [0, 1). */
+  threshold?: number;
+  /** softmax/entmax: divides the dot products before normalising. */
+  temperature?: number;
+  /** itermax: rounds (1 = argmax). */
+  iterations?: number;
+  /** itermax: discount for cells whose row or column is already aligned. */
+  alpha?: number;
+  /** Position prior in [0, 1]; 0 = off. */
+  distortion?: number;
+  direction?: "both" | "forward" | "reverse" | "union";
+  level?: "subword" | "word-average";
+  /** Hidden layer to align with; unset = the model's recommendation. */
+  layer?: number;
+  /** Sentences are words separated by spaces (gold-set style). */
+  pretokenized?: boolean;
+  /** Compute the pooled-embedding cosine (runs all layers). Default true. */
+  sentenceCosine?: boolean;
+  words?: { cjkJoin?: "auto" | "always" | "never"; kana?: "char" | "run" };
+  signal?: AbortSignal;
+}
+export interface AlignBatchOptions extends AlignOptions {
+  /** Pairs per encoder pass (default 8). */
+  batchSize?: number;
+}
+export interface Word {
+  text: string;
+  /** Byte offsets (UTF-8) in the sentence. */
+  start: number; end: number;
+  /** Offsets in Unicode code points (use Array.from(text) to index). */
+  charStart: number; charEnd: number;
+}
+export interface WordLink { src: number; tgt: number; score: number; prob: number | null; }
+export interface PairAlignment {
+  srcWords: Word[];
+  tgtWords: Word[];
+  links: WordLink[];
+  similarity: {
+    cosine: number | null;
+    bertscore: { src: number; tgt: number; f1: number };
+    coverage: { src: number; tgt: number; both: number };
+  };
+  /** wordSimilarity[i][j]: cosine of source word i and target word j. */
+  wordSimilarity: number[][];
+  layer: number;
+  method: string;
+}
+export interface PairError { error: { message: string; code: string } }
 "#;

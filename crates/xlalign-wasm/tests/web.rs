@@ -460,3 +460,355 @@ async fn a_disposed_aligner_throws() {
     );
     assert_js_error(a.backend().err().unwrap(), "disposed", "disposed");
 }
+
+async fn align(a: &Aligner, src: &str, tgt: &str, options: JsValue) -> Result<JsValue, JsValue> {
+    JsFuture::from(a.align(src.into(), tgt.into(), options)).await
+}
+
+fn links(r: &JsValue) -> Vec<(u32, u32)> {
+    Array::from(&get(r, "links"))
+        .iter()
+        .map(|l| {
+            (
+                get(&l, "src").as_f64().unwrap() as u32,
+                get(&l, "tgt").as_f64().unwrap() as u32,
+            )
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn aligns_a_known_pair() {
+    let a = cpu().await;
+    let r = align(
+        &a,
+        "The house is small.",
+        "Das Haus ist klein.",
+        JsValue::UNDEFINED,
+    )
+    .await
+    .expect("align");
+    let words: Vec<String> = Array::from(&get(&r, "srcWords"))
+        .iter()
+        .map(|w| get(&w, "text").as_string().unwrap())
+        .collect();
+    assert_eq!(words, ["The", "house", "is", "small", "."]);
+    let tgt = Array::from(&get(&r, "tgtWords"));
+    let haus = tgt.get(1);
+    assert_eq!(get(&haus, "text").as_string().as_deref(), Some("Haus"));
+    assert_eq!(
+        (
+            get(&haus, "charStart").as_f64(),
+            get(&haus, "charEnd").as_f64()
+        ),
+        (Some(4.0), Some(8.0))
+    );
+    let l = links(&r);
+    for want in [(0, 0), (1, 1), (2, 2), (3, 3)] {
+        assert!(l.contains(&want), "link {want:?} missing from {l:?}");
+    }
+    let sim = get(&r, "similarity");
+    let cos = get(&sim, "cosine")
+        .as_f64()
+        .expect("sentence cosine computed by default");
+    assert!(cos > 0.8, "cosine {cos}");
+    assert!(get(&get(&sim, "bertscore"), "f1").as_f64().unwrap() > 0.5);
+    let ws = Array::from(&get(&r, "wordSimilarity"));
+    assert_eq!(ws.length(), 5);
+    assert_eq!(Array::from(&ws.get(0)).length(), 5);
+    // Another method and no sentence cosine: still aligned, cosine left out.
+    let o = opts(&[
+        ("method", "argmax".into()),
+        ("sentenceCosine", false.into()),
+        ("layer", 8.into()),
+    ]);
+    let r = align(&a, "The house is small.", "Das Haus ist klein.", o)
+        .await
+        .expect("argmax");
+    assert!(links(&r).contains(&(1, 1)));
+    assert!(get(&get(&r, "similarity"), "cosine").is_null());
+    assert_eq!(get(&r, "layer").as_f64(), Some(8.0));
+    assert_eq!(get(&r, "method").as_string().as_deref(), Some("argmax"));
+}
+
+fn parse_gold(line: &str) -> (Vec<(u32, u32)>, Vec<(u32, u32)>) {
+    let (mut sure, mut possible) = (Vec::new(), Vec::new());
+    for l in line.split_whitespace() {
+        let (sep, is_sure) = if l.contains('-') {
+            ('-', true)
+        } else {
+            ('?', false)
+        };
+        let (i, j) = l.split_once(sep).unwrap();
+        let link = (i.parse().unwrap(), j.parse().unwrap());
+        if is_sure {
+            sure.push(link);
+        }
+        possible.push(link);
+    }
+    (sure, possible)
+}
+
+/// English–French gold slice through `alignBatch` in the browser, with the AER bound the
+/// native CLI is held to on the same data (crates/xlalign-cli/tests/cli.rs).
+#[wasm_bindgen_test]
+async fn align_batch_reaches_the_native_aer_on_the_enfr_gold_slice() {
+    let text = |f: &'static str| async move {
+        let r = fetch_response(&data_url(&format!("gold/enfr/{f}"))).await;
+        JsFuture::from(r.text().unwrap())
+            .await
+            .unwrap()
+            .as_string()
+            .unwrap()
+    };
+    let (src, tgt, gold) = (
+        text("enfr.src").await,
+        text("enfr.tgt").await,
+        text("enfr.gold").await,
+    );
+    let pairs: Array = src
+        .lines()
+        .zip(tgt.lines())
+        .map(|(s, t)| -> JsValue {
+            [JsValue::from_str(s), JsValue::from_str(t)]
+                .into_iter()
+                .collect::<Array>()
+                .into()
+        })
+        .collect();
+    let n = pairs.length();
+    assert_eq!(n, 60);
+    let a = cpu().await;
+    let progress = Array::new();
+    let p = progress.clone();
+    let cb = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        p.push(&get(&e, "done"));
+    });
+    let o = opts(&[
+        ("pretokenized", true.into()),
+        ("sentenceCosine", false.into()),
+    ]);
+    let out = JsFuture::from(a.align_batch(pairs.into(), o, cb.as_ref().clone()))
+        .await
+        .expect("alignBatch");
+    let out = Array::from(&out);
+    assert_eq!(out.length(), n);
+    let done: Vec<f64> = progress.iter().map(|d| d.as_f64().unwrap()).collect();
+    assert_eq!(done.first(), Some(&0.0));
+    assert_eq!(done.last(), Some(&60.0));
+    assert!(
+        done.len() >= 8,
+        "one progress report per batch of 8, got {done:?}"
+    );
+
+    let (mut a_and_s, mut a_and_p, mut n_a, mut n_s) = (0usize, 0usize, 0usize, 0usize);
+    for (r, g) in out.iter().zip(gold.lines()) {
+        assert!(
+            get(&r, "error").is_undefined(),
+            "pair failed: {:?}",
+            get(&r, "error")
+        );
+        let (sure, possible) = parse_gold(g);
+        let pred = links(&r);
+        n_a += pred.len();
+        n_s += sure.len();
+        a_and_s += pred.iter().filter(|l| sure.contains(l)).count();
+        a_and_p += pred.iter().filter(|l| possible.contains(l)).count();
+    }
+    let aer = 100.0 * (1.0 - (a_and_s + a_and_p) as f64 / (n_a + n_s) as f64);
+    assert!(aer <= 9.0, "AER {aer:.1} on enfr (native bound 9.0)");
+}
+
+#[wasm_bindgen_test]
+async fn align_batch_keeps_going_past_a_bad_pair_and_honours_abort() {
+    let a = cpu().await;
+    let pairs: Array = [
+        ("A cat.", "Un chat."),
+        ("   ", "Rien."),
+        ("Two dogs.", "Deux chiens."),
+    ]
+    .iter()
+    .map(|(s, t)| -> JsValue {
+        [JsValue::from_str(s), JsValue::from_str(t)]
+            .into_iter()
+            .collect::<Array>()
+            .into()
+    })
+    .collect();
+    let out = Array::from(
+        &JsFuture::from(a.align_batch(
+            pairs.clone().into(),
+            JsValue::UNDEFINED,
+            JsValue::UNDEFINED,
+        ))
+        .await
+        .unwrap(),
+    );
+    assert_eq!(out.length(), 3);
+    assert!(get(&out.get(0), "error").is_undefined());
+    let err = get(&out.get(1), "error");
+    assert_eq!(get(&err, "code").as_string().as_deref(), Some("input"));
+    assert!(get(&err, "message")
+        .as_string()
+        .unwrap()
+        .contains("no words"));
+    assert!(links(&out.get(2)).contains(&(1, 1)));
+
+    // Aborted from the progress callback after the first batch of one pair.
+    let ctl = web_sys::AbortController::new().unwrap();
+    let c = ctl.clone();
+    let cb = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        if get(&e, "done").as_f64() == Some(1.0) {
+            c.abort();
+        }
+    });
+    let o = opts(&[("batchSize", 1.into()), ("signal", ctl.signal().into())]);
+    let e = JsFuture::from(a.align_batch(pairs.into(), o, cb.as_ref().clone()))
+        .await
+        .err()
+        .expect("aborted");
+    assert_js_error(e, "cancelled", "abort");
+}
+
+#[wasm_bindgen_test]
+async fn bad_align_calls_throw_input_errors() {
+    let a = cpu().await;
+    let bad = |k: &str, v: JsValue| opts(&[(k, v)]);
+    assert_js_error(
+        align(&a, "a b", "c d", bad("methd", "argmax".into()))
+            .await
+            .err()
+            .unwrap(),
+        "input",
+        "methd",
+    );
+    assert_js_error(
+        align(&a, "a b", "c d", bad("method", "magic".into()))
+            .await
+            .err()
+            .unwrap(),
+        "input",
+        "magic",
+    );
+    assert_js_error(
+        align(&a, "a b", "c d", bad("threshold", 2.into()))
+            .await
+            .err()
+            .unwrap(),
+        "input",
+        "threshold",
+    );
+    assert_js_error(
+        align(&a, "a b", "c d", bad("layer", 40.into()))
+            .await
+            .err()
+            .unwrap(),
+        "input",
+        "layer 40",
+    );
+    assert_js_error(
+        align(&a, "", "c d", JsValue::UNDEFINED)
+            .await
+            .err()
+            .unwrap(),
+        "input",
+        "no words",
+    );
+    let huge = "a ".repeat(600_000);
+    assert_js_error(
+        align(&a, &huge, "c d", JsValue::UNDEFINED)
+            .await
+            .err()
+            .unwrap(),
+        "input",
+        "limit",
+    );
+    assert_js_error(
+        JsFuture::from(a.align(1.into(), "x".into(), JsValue::UNDEFINED))
+            .await
+            .err()
+            .unwrap(),
+        "input",
+        "string",
+    );
+    let e = JsFuture::from(a.align_batch("x".into(), JsValue::UNDEFINED, JsValue::UNDEFINED))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "array");
+    let one: Array = [JsValue::from_str("only one")].into_iter().collect();
+    let pairs: Array = [JsValue::from(one)].into_iter().collect();
+    let e = JsFuture::from(a.align_batch(pairs.into(), JsValue::UNDEFINED, JsValue::UNDEFINED))
+        .await
+        .err()
+        .unwrap();
+    assert_js_error(e, "input", "pairs[0]");
+    let e = JsFuture::from(a.align_batch(
+        Array::new().into(),
+        bad("batchSize", 0.into()),
+        JsValue::UNDEFINED,
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert_js_error(e, "input", "batchSize");
+}
+
+async fn has_webgpu_adapter() -> bool {
+    let nav = Reflect::get(&js_sys::global(), &"navigator".into()).unwrap();
+    let gpu = Reflect::get(&nav, &"gpu".into()).unwrap();
+    if gpu.is_undefined() {
+        return false;
+    }
+    let req: Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .unwrap()
+        .unchecked_into();
+    let p: Promise = req.call0(&gpu).unwrap().unchecked_into();
+    !JsFuture::from(p).await.unwrap_or(JsValue::NULL).is_null()
+}
+
+/// WebGPU where the browser offers an adapter (SwiftShader under the test runner's
+/// `--enable-unsafe-webgpu`), with embeddings equal to the CPU backend's; without one,
+/// asking for WebGPU throws and `auto` falls back to the CPU saying why.
+#[wasm_bindgen_test]
+async fn webgpu_when_offered_and_cpu_fallback() {
+    let bytes = model_bytes().await;
+    let auto = Aligner::load(bytes.clone().into(), JsValue::UNDEFINED)
+        .await
+        .expect("auto always loads");
+    let info = auto.backend().unwrap();
+    let kind = get(&info, "kind").as_string().unwrap();
+    let reason = get(&info, "reason").as_string().unwrap();
+    assert!(!reason.is_empty(), "auto says why it chose {kind}");
+    auto.dispose();
+
+    let gpu = Aligner::load(bytes.into(), opts(&[("backend", "webgpu".into())])).await;
+    if !has_webgpu_adapter().await {
+        assert_eq!(kind, "cpu");
+        assert_js_error(
+            gpu.err().expect("no adapter, no WebGPU"),
+            "backend",
+            "adapter",
+        );
+        return;
+    }
+    let gpu = gpu.expect("the browser offers an adapter, so WebGPU loads");
+    assert_eq!(
+        get(&gpu.backend().unwrap(), "kind").as_string().as_deref(),
+        Some("webgpu")
+    );
+    let texts = ["The house is small.", "Das Haus ist klein."];
+    let (g, c) = (
+        embed(&gpu, &texts).await,
+        embed(&*cpu().await, &texts).await,
+    );
+    for (x, y) in g.iter().zip(&c) {
+        let cos = dot(x, y) / (dot(x, x).sqrt() * dot(y, y).sqrt());
+        assert!(cos >= 0.999, "WebGPU vs CPU embedding cosine {cos}");
+    }
+    let r = align(&gpu, texts[0], texts[1], JsValue::UNDEFINED)
+        .await
+        .expect("align on WebGPU");
+    assert!(links(&r).contains(&(1, 1)));
+    gpu.dispose();
+}
