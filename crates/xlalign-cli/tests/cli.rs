@@ -205,3 +205,21 @@ fn embed_outputs_layer_states_and_normalised_vectors() {
         assert_eq!(hidden[0].as_array().unwrap().len(), 384);
     }
 }
+
+/// Sentences longer than one 510-token window are aligned window by window, never truncated:
+/// a 700-number "sentence" (over 1,000 subwords) still links its last words.
+#[test]
+fn long_pairs_align_across_windows() {
+    let m = model();
+    let n = 700;
+    let nums: Vec<String> = (0..n).map(|i| (1000 + i * 7).to_string()).collect();
+    let input = format!("{} ||| {}\n", nums.join(" "), nums.join(" "));
+    let out = xlalign(&["align", "--backend", "cpu", "--model", m.to_str().unwrap(), "--format", "json"], input.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["srcWords"].as_array().unwrap().len(), n);
+    let links = v["links"].as_array().unwrap();
+    let diagonal = links.iter().filter(|l| l["src"] == l["tgt"]).count();
+    assert!(diagonal * 10 >= n * 9, "only {diagonal} of {n} numbers linked to themselves");
+    assert!(links.iter().any(|l| l["src"] == n - 1 && l["tgt"] == n - 1), "the last number (second window) is linked");
+}
