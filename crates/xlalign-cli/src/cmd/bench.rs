@@ -55,6 +55,45 @@ struct Report {
     pairs_per_s: Option<f64>,
     pair_tokens_per_s: Option<f64>,
     peak_rss_mb: Option<f64>,
+    /// Arithmetic rate of the batched embedding runs (matmuls and attention).
+    batch32_gflops: f64,
+    /// The model's largest matrix (FFN up-projection) times 512 tokens, alone.
+    matmul_gflops: f64,
+    matmul_note: String,
+}
+
+/// Floating-point operations of a forward pass over one sequence of `len` tokens through
+/// `layers` blocks: the six linear layers and the two attention products.
+fn forward_flops(c: &xlalign_core::model::EncoderConfig, len: usize, layers: usize) -> f64 {
+    let (l, h, ff) = (len as f64, c.hidden as f64, c.ff as f64);
+    layers as f64 * (2.0 * l * (4.0 * h * h + 2.0 * h * ff) + 4.0 * l * l * h)
+}
+
+/// Microbenchmark of the backend's matmul on the model's FFN up-projection.
+fn matmul_rate(model: &xlalign_core::Model, backend: &backend::SelectedBackend) -> Result<(f64, String)> {
+    let w = &model.weights.layers[0].ffn_up;
+    let (m, n, k) = (512usize, w.out_features(), w.in_features());
+    let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let flops = 2.0 * (m * n * k) as f64;
+    match backend.as_gpu() {
+        Some(g) => {
+            let ctx = g.context();
+            let run = || pollster::block_on(xlalign_gpu::ops::matmul(ctx, &x, m, &w.weight, &w.bias, xlalign_gpu::kernels::Epilogue::None));
+            run()?;
+            let (secs, _) = best_of(5, || Ok(run()?))?;
+            Ok((flops / secs / 1e9, format!("{m}×{k} · {k}×{n} {}, upload and readback included", w.weight.dtype.name())))
+        }
+        None => {
+            use xlalign_core::cpu::kernels::{Isa, LinearLayer};
+            let layer = LinearLayer::new(w)?;
+            let mut out = vec![0f32; m * n];
+            let (secs, _) = best_of(10, || {
+                layer.forward(Isa::best(), &x, None, &mut out);
+                Ok(())
+            })?;
+            Ok((flops / secs / 1e9, format!("{m}×{k} · {k}×{n} {}, activations quantised to int8", w.weight.dtype.name())))
+        }
+    }
 }
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
@@ -119,6 +158,12 @@ pub fn run(args: Args) -> Result<i32> {
         Ok(())
     })?;
     r.batch32_tokens_per_s = tokens / secs;
+    let flops: f64 = sentences
+        .iter()
+        .map(|s| model.tokenizer.encode(s, prefix.text(&model)).map(|t| forward_flops(&model.config, t.len(), model.config.layers)))
+        .sum::<Result<f64, _>>()?;
+    r.batch32_gflops = flops / secs / 1e9;
+    (r.matmul_gflops, r.matmul_note) = matmul_rate(&model, &backend)?;
 
     if let (Some(src), Some(tgt)) = (&args.src, &args.tgt) {
         let s = std::fs::read_to_string(src).with_context(|| format!("cannot read {}", src.display()))?;
@@ -154,7 +199,8 @@ pub fn run(args: Args) -> Result<i32> {
     println!("backend init:           {:.1} ms", r.backend_init_ms);
     println!("sentences:              {} ({} tokens with prefix and specials)", r.sentences, r.tokens);
     println!("embed, one at a time:   {:.0} tokens/s (cold {:.0})", r.single_tokens_per_s, r.single_cold_tokens_per_s);
-    println!("embed, batches of 32:   {:.0} tokens/s", r.batch32_tokens_per_s);
+    println!("embed, batches of 32:   {:.0} tokens/s ({:.1} GFLOP/s)", r.batch32_tokens_per_s, r.batch32_gflops);
+    println!("matmul alone:           {:.1} GFLOP/s ({})", r.matmul_gflops, r.matmul_note);
     if let Some(p) = r.pairs_per_s {
         println!("align, batches of 32:   {:.1} pairs/s ({} pairs, {:.0} tokens/s)", p, r.pairs, r.pair_tokens_per_s.unwrap_or(0.0));
     }
