@@ -51,7 +51,7 @@ if [[ $which == all || $which == js ]]; then
     tests=(tests/browser/*.test.mjs)
     if ((${#tests[@]})); then
         [[ -d node_modules/puppeteer-core ]] || (step "npm install" && npm install --no-audit --no-fund)
-        [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/web/xlalign_wasm.js ]] || scripts/build-wasm.sh
+        [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
         for t in "${tests[@]}"; do
             step "node $t"
             timed node "$t"

@@ -162,7 +162,8 @@ impl Aligner {
     }
 
     /// Sentence embeddings (pooled, L2-normalised), one `Float32Array` per text.
-    /// Options: `prefix` (`"passage"` default, `"query"`, `"none"`).
+    /// Options: `prefix` (`"passage"` default, `"query"`, `"none"`), `signal`. Texts go to
+    /// the encoder in groups of 16; between groups the call yields and honours `signal`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array[]>")]
     pub fn embed(
         &self,
@@ -172,15 +173,20 @@ impl Aligner {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
             let texts = strings(&texts, "texts")?;
-            let prefix = embed_prefix(&options)?;
-            Ok((l, texts, prefix))
+            let (prefix, signal) = embed_options(&options)?;
+            Ok((l, texts, prefix, signal))
         })();
         future_to_promise(async move {
-            let (l, texts, prefix) = prepared?;
-            let vecs = embed_all(&l, &texts, prefix).await?;
+            let (l, texts, prefix, signal) = prepared?;
             let out = Array::new();
-            for v in vecs {
-                out.push(&Float32Array::from(&v[..]));
+            for (i, group) in texts.chunks(EMBED_GROUP).enumerate() {
+                if i > 0 {
+                    yield_now().await;
+                }
+                options::check_signal(&signal)?;
+                for v in embed_all(&l, group, prefix).await? {
+                    out.push(&Float32Array::from(&v[..]));
+                }
             }
             Ok(out.into())
         })
@@ -202,10 +208,12 @@ impl Aligner {
             let b = b
                 .as_string()
                 .ok_or_else(|| WasmError::input("similarity: the second text must be a string"))?;
-            Ok((l, vec![a, b], embed_prefix(&options)?))
+            let (prefix, signal) = embed_options(&options)?;
+            Ok((l, vec![a, b], prefix, signal))
         })();
         future_to_promise(async move {
-            let (l, texts, prefix) = prepared?;
+            let (l, texts, prefix, signal) = prepared?;
+            options::check_signal(&signal)?;
             let v = embed_all(&l, &texts, prefix).await?;
             Ok(JsValue::from_f64(cosine(&v[0], &v[1]) as f64))
         })
@@ -317,12 +325,18 @@ async fn embed_all(l: &Loaded, texts: &[String], prefix: Prefix) -> Result<Vec<V
     Ok(out.into_iter().map(|e| e.embedding).collect())
 }
 
-fn embed_prefix(options: &JsValue) -> Result<Prefix> {
-    let (o, _) = options::parse::<EmbedOptions>(options, "embed options", &[])?;
-    Ok(match o.prefix.as_deref() {
+/// Texts per encoder call in `embed`: large enough to batch, small enough that a long list
+/// can be cancelled part-way.
+const EMBED_GROUP: usize = 16;
+
+fn embed_options(options: &JsValue) -> Result<(Prefix, Option<web_sys::AbortSignal>)> {
+    let (o, live) = options::parse::<EmbedOptions>(options, "embed options", &["signal"])?;
+    let signal = options::signal(live.into_iter().next().unwrap_or_default())?;
+    let prefix = match o.prefix.as_deref() {
         None => Prefix::Passage,
         Some(p) => Prefix::parse(p)?,
-    })
+    };
+    Ok((prefix, signal))
 }
 
 /// An array of strings, with the offending index named when it is not one.

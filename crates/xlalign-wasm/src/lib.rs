@@ -64,7 +64,7 @@ export interface ModelInfo {
   weightType: string; fileBytes: number;
   defaults: { alignLayer: number; alignMethod: string; alignThreshold: number; passagePrefix: string; queryPrefix: string };
 }
-export interface EmbedOptions { prefix?: "passage" | "query" | "none"; }
+export interface EmbedOptions { prefix?: "passage" | "query" | "none"; signal?: AbortSignal; }
 export interface AlignOptions {
   /** Extraction method; unset = the model's recommendation (softmax for multilingual-e5-small). */
   method?: "softmax" | "entmax" | "argmax" | "itermax" | "match";

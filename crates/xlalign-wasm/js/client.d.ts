@@ -1,0 +1,45 @@
+import type {
+  AlignBatchOptions, AlignOptions, BackendInfo, EmbedOptions, LoadOptions, LoadProgress, ModelInfo,
+  PairAlignment, PairError,
+} from "./xlalign_wasm.js";
+
+export interface CreateAlignerOptions extends Omit<LoadOptions, "onProgress" | "signal"> {
+  onProgress?: (p: LoadProgress) => void;
+  /** Aborts the load (the worker is terminated). */
+  signal?: AbortSignal;
+  /** Where worker.js lives, if your bundler moves it. */
+  workerUrl?: string | URL;
+  /** Use this worker instead of starting one (it must run worker.js). */
+  worker?: Worker;
+}
+
+export interface CallOptions { signal?: AbortSignal }
+
+/** A promise for a request; `id` can be passed to `cancel(id)`. */
+export type Request<T> = Promise<T> & { id: number };
+
+export interface RemoteAligner {
+  readonly backend: BackendInfo;
+  readonly model: ModelInfo;
+  embed(texts: string[], options?: EmbedOptions & CallOptions): Request<Float32Array[]>;
+  similarity(a: string, b: string, options?: EmbedOptions & CallOptions): Request<number>;
+  align(src: string, tgt: string, options?: AlignOptions & CallOptions): Request<PairAlignment>;
+  alignBatch(
+    pairs: Array<[string, string] | { src: string; tgt: string }>,
+    options?: AlignBatchOptions & CallOptions,
+    onProgress?: (p: { done: number; total: number }) => void,
+  ): Request<Array<PairAlignment | PairError>>;
+  /** Cancels a queued or running request: its promise rejects with an AbortError. */
+  cancel(id: number): boolean;
+  /** Cancels every queued or running request. */
+  cancelAll(): void;
+  clearCache(): Request<boolean>;
+  /** Frees the model and stops the worker. */
+  dispose(): Promise<void>;
+}
+
+/** Starts a Web Worker, loads the model there and resolves once it is ready. */
+export function createAligner(
+  source: string | URL | ArrayBuffer | Uint8Array,
+  options?: CreateAlignerOptions,
+): Promise<RemoteAligner>;

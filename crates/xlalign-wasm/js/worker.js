@@ -1,0 +1,108 @@
+// The xlalign Web Worker: owns one Aligner and runs the requests client.js sends, one at a
+// time, in arrival order. Message protocol:
+//   in:  { id, op: "load" | "embed" | "similarity" | "align" | "alignBatch" | "dispose" | "clearCache", args }
+//        { op: "cancel", target: id }
+//   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
+import init, { Aligner, clearCache } from "./xlalign_wasm.js";
+
+let wasmReady = null;
+let aligner = null;
+// Set when the WebAssembly instance trapped (a bug, not bad input): its state can no longer
+// be trusted, so every later request fails with this error and the page should reload.
+let broken = null;
+let lastConsoleError = "";
+const controllers = new Map();
+let queue = Promise.resolve();
+
+// The panic hook prints the Rust panic message with console.error; keep it for the error.
+const consoleError = console.error.bind(console);
+console.error = (...args) => {
+  lastConsoleError = args.map(String).join(" ");
+  consoleError(...args);
+};
+
+function post(msg, transfer) {
+  self.postMessage(msg, transfer ?? []);
+}
+
+function abortError() {
+  const e = new Error("the operation was aborted");
+  e.name = "AbortError";
+  e.code = "cancelled";
+  return e;
+}
+
+function plainError(e) {
+  if (e instanceof WebAssembly.RuntimeError) {
+    const panic = lastConsoleError.split("\n")[0];
+    broken = {
+      message: `internal error in xlalign (${panic || e.message}); create the aligner again`,
+      code: "internal",
+      name: "Error",
+    };
+    return broken;
+  }
+  return { message: e?.message ?? String(e), code: e?.code ?? "internal", name: e?.name ?? "Error" };
+}
+
+function need() {
+  if (!aligner) {
+    const e = new Error("no model is loaded");
+    e.code = "disposed";
+    throw e;
+  }
+  return aligner;
+}
+
+async function run({ id, op, args }, signal) {
+  if (signal.aborted) throw abortError();
+  if (broken) throw broken;
+  wasmReady ??= init();
+  await wasmReady;
+  const progress = (data) => post({ id, type: "progress", data });
+  switch (op) {
+    case "load": {
+      const next = await Aligner.load(args.source, { ...args.options, signal, onProgress: progress });
+      aligner?.free();
+      aligner = next;
+      return { value: { backend: aligner.backend, model: aligner.model } };
+    }
+    case "embed": {
+      const vecs = await need().embed(args.texts, { ...args.options, signal });
+      return { value: vecs, transfer: vecs.map((v) => v.buffer) };
+    }
+    case "similarity":
+      return { value: await need().similarity(args.a, args.b, { ...args.options, signal }) };
+    case "align":
+      return { value: await need().align(args.src, args.tgt, { ...args.options, signal }) };
+    case "alignBatch":
+      return {
+        value: await need().alignBatch(args.pairs, { ...args.options, signal }, args.progress ? progress : undefined),
+      };
+    case "clearCache":
+      return { value: await clearCache() };
+    case "dispose":
+      aligner?.free();
+      aligner = null;
+      return { value: true };
+    default:
+      throw Object.assign(new Error(`unknown request \`${op}\``), { code: "input" });
+  }
+}
+
+self.onmessage = (ev) => {
+  const msg = ev.data;
+  if (msg?.op === "cancel") {
+    controllers.get(msg.target)?.abort();
+    return;
+  }
+  const ctl = new AbortController();
+  controllers.set(msg.id, ctl);
+  queue = queue
+    .then(() => run(msg, ctl.signal))
+    .then(
+      ({ value, transfer }) => post({ id: msg.id, type: "result", value }, transfer),
+      (e) => post({ id: msg.id, type: "error", error: plainError(e) }),
+    )
+    .finally(() => controllers.delete(msg.id));
+};

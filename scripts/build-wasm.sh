@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds the npm package of the browser library into pkg/:
+#   pkg/xlalign_wasm.{js,d.ts} + xlalign_wasm_bg.wasm   wasm-bindgen --target web (ES module, fetches the .wasm itself)
+#   pkg/bundler/                                        wasm-bindgen --target bundler (webpack 5 / vite with a wasm plugin)
+#   pkg/index.{js,d.ts}, client.js, worker.js           the Web Worker wrapper (createAligner)
+#   pkg/package.json, README.md
+# Release profile for size: opt-level s, fat LTO, one codegen unit, no debug info; then
+# wasm-opt from npm binaryen (node_modules/.bin; Debian's binaryen 108 miscompiles
+# wasm-bindgen 0.2.130 output). The CPU kernels use wasm SIMD (simd128).
+#
+# Environment:
+#   XLALIGN_WASM_SIMD=0        build without simd128 (for the benchmark's comparison) into pkg/nosimd/
+#   XLALIGN_WASM_OPT_LEVEL     rustc opt-level for the whole crate graph (default s)
+#   XLALIGN_WASM_OPT=0         skip wasm-opt; XLALIGN_WASM_OPT_FLAGS (default -O3)
+#   XLALIGN_PKG_DIR            output folder (default pkg/ or pkg-nosimd/)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$XLALIGN_ROOT"
+
+WASM_BINDGEN_VERSION=0.2.130
+simd="${XLALIGN_WASM_SIMD:-1}"
+opt_level="${XLALIGN_WASM_OPT_LEVEL:-s}"
+if [[ $simd == 1 ]]; then
+    out="${XLALIGN_PKG_DIR:-$XLALIGN_ROOT/pkg}"
+    target_dir="$CARGO_TARGET_DIR/wasm-pkg"
+    rustflags="-C target-feature=+simd128"
+else
+    out="${XLALIGN_PKG_DIR:-$XLALIGN_ROOT/pkg/nosimd}"
+    target_dir="$CARGO_TARGET_DIR/wasm-pkg-nosimd"
+    rustflags=""
+fi
+js_src="$XLALIGN_ROOT/crates/xlalign-wasm/js"
+
+have wasm-bindgen || die "wasm-bindgen missing: cargo install wasm-bindgen-cli --version $WASM_BINDGEN_VERSION"
+got=$(wasm-bindgen --version | awk '{print $2}')
+[[ $got == "$WASM_BINDGEN_VERSION" ]] || die "wasm-bindgen $got on PATH, the crate pins $WASM_BINDGEN_VERSION (cargo install wasm-bindgen-cli --version $WASM_BINDGEN_VERSION)"
+rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+if [[ ${XLALIGN_WASM_OPT:-1} == 1 ]]; then
+    if [[ ! -x node_modules/.bin/wasm-opt ]]; then
+        step "npm install (binaryen's wasm-opt)"
+        npm install --no-audit --no-fund
+    fi
+    WASM_OPT="$XLALIGN_ROOT/node_modules/.bin/wasm-opt"
+    "$WASM_OPT" --version | grep -q "version 1[3-9][0-9]" || die "node_modules/.bin/wasm-opt is not binaryen >= 130: $("$WASM_OPT" --version)"
+fi
+
+# A separate target dir: these RUSTFLAGS and profile settings would otherwise force the
+# test and demo builds sharing the wasm32 target to rebuild from scratch each time.
+step "cargo build xlalign-wasm (release, wasm32, opt-level $opt_level, simd128 $([[ $simd == 1 ]] && echo on || echo off))"
+RUSTFLAGS="${RUSTFLAGS:-} $rustflags" timed cargo build -p xlalign-wasm --release --target wasm32-unknown-unknown \
+    --target-dir "$target_dir" \
+    --config "profile.release.opt-level='$opt_level'" \
+    --config 'profile.release.lto="fat"' \
+    --config 'profile.release.codegen-units=1' \
+    --config 'profile.release.debug=false' \
+    --config 'profile.release.strip="debuginfo"'
+wasm="$target_dir/wasm32-unknown-unknown/release/xlalign_wasm.wasm"
+[[ -f $wasm ]] || die "no $wasm after the build"
+
+# Clear earlier output, except a comparison build kept inside it (pkg/nosimd).
+mkdir -p "$out"
+find "$out" -mindepth 1 -maxdepth 1 ! -name nosimd -exec rm -rf {} +
+mkdir -p "$out/bundler"
+step "wasm-bindgen --target web and --target bundler"
+wasm-bindgen "$wasm" --target web --out-dir "$out" --out-name xlalign_wasm
+wasm-bindgen "$wasm" --target bundler --out-dir "$out/bundler" --out-name xlalign_wasm
+
+if [[ ${XLALIGN_WASM_OPT:-1} == 1 ]]; then
+    flags="${XLALIGN_WASM_OPT_FLAGS:--O3}"
+    step "wasm-opt $flags ($("$WASM_OPT" --version))"
+    # The two builds differ only in their import module names; optimise them side by side.
+    pids=()
+    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm"; do
+        # Features the module was compiled with (see its target_features section).
+        "$WASM_OPT" $flags --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+            --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+            "$f" -o "$f.opt" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || die "wasm-opt failed"; done
+    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm"; do mv "$f.opt" "$f"; done
+fi
+
+step "package files"
+cp "$js_src/client.js" "$js_src/worker.js" "$js_src/index.js" "$js_src/index.d.ts" "$js_src/client.d.ts" "$js_src/README.md" "$out/"
+version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
+sed "s/\"version\": \"0.0.0\"/\"version\": \"$version\"/" "$js_src/package.json" > "$out/package.json"
+rm -f "$out/.gitignore" "$out/bundler/.gitignore" "$out/bundler/package.json"
+
+raw=$(stat -c %s "$out/xlalign_wasm_bg.wasm")
+gz=$(gzip -9 -c "$out/xlalign_wasm_bg.wasm" | wc -c)
+br=""
+if have brotli; then br=", brotli $(brotli -c -q 11 "$out/xlalign_wasm_bg.wasm" | wc -c) B"; fi
+info "xlalign_wasm_bg.wasm: $raw B raw, $gz B gzip -9$br"
+info "package in $out ($(du -sh "$out" | cut -f1))"

@@ -1,0 +1,91 @@
+// Shared by the puppeteer-core tests: the test server and a headless Chromium.
+//
+// XLALIGN_TEST_SERVER (set by scripts/test-browser.sh) points at a running serve.py with
+// the repository at "/" and the model folder at "/models"; without it a server is started
+// here on a free port. XLALIGN_MODEL names the model file (default public/models/…).
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import puppeteer from "puppeteer-core";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const MODEL = process.env.XLALIGN_MODEL ?? path.join(ROOT, "public/models/multilingual-e5-small-q4_0.gguf");
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+async function waitFor(url, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {}
+    if (Date.now() > end) throw new Error(`server at ${url} did not answer`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts serve.py (unless one is running already); resolves to { base, modelUrl, stop, stats }. */
+export async function server({ noRange = false, fresh = false } = {}) {
+  if (!existsSync(MODEL)) throw new Error(`model not found at ${MODEL}: run scripts/setup.sh or set XLALIGN_MODEL`);
+  let base = fresh || noRange ? null : process.env.XLALIGN_TEST_SERVER;
+  let child = null;
+  if (!base) {
+    const port = await freePort();
+    const args = [
+      path.join(ROOT, "tests/browser/serve.py"), "--port", String(port),
+      "--mount", `/models=${path.dirname(MODEL)}`, "--mount", `/data=${path.join(ROOT, "tests/data")}`,
+      "--mount", `/=${ROOT}`,
+    ];
+    if (noRange) args.push("--no-range");
+    child = spawn("python3", args, { stdio: "ignore" });
+    base = `http://127.0.0.1:${port}`;
+    await waitFor(`${base}/__stats`, 10000);
+  }
+  return {
+    base,
+    modelUrl: `${base}/models/${path.basename(MODEL)}`,
+    modelBytes: (await import("node:fs")).statSync(MODEL).size,
+    async stats({ reset = false } = {}) {
+      return (await fetch(`${base}/__stats${reset ? "?reset=1" : ""}`)).json();
+    },
+    stop() {
+      child?.kill();
+    },
+  };
+}
+
+/** Headless Chromium with WebGPU exposed (SwiftShader when there is no GPU). */
+export async function browser() {
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    protocolTimeout: 900_000,
+    args: [
+      "--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu",
+    ],
+  });
+}
+
+/** A page that fails the test on uncaught errors; console lines are kept for diagnostics. */
+export async function page(b, url) {
+  const p = await b.newPage();
+  p.errors = [];
+  p.logs = [];
+  p.on("pageerror", (e) => p.errors.push(e.message));
+  p.on("console", (m) => p.logs.push(`${m.type()}: ${m.text()}`));
+  if (url) await p.goto(url, { waitUntil: "load" });
+  return p;
+}

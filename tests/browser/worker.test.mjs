@@ -1,0 +1,165 @@
+// The package's Web Worker wrapper (createAligner) and the model cache, in headless
+// Chromium: progress forwarding, queueing, cancellation, errors across the worker,
+// Cache API integrity, and equality with the same API used on the page directly.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { browser, page, server } from "./lib.mjs";
+
+let srv, b, p;
+before(async () => {
+  srv = await server();
+  b = await browser();
+  p = await page(b, `${srv.base}/tests/browser/harness.html`);
+  await p.evaluate(async () => {
+    window.xl = await import("/pkg/index.js");
+  });
+});
+after(async () => {
+  await b?.close();
+  srv?.stop();
+});
+
+const T = { timeout: 600_000 };
+
+test("createAligner forwards load progress and reports the backend", T, async () => {
+  const r = await p.evaluate(async (url) => {
+    await xl.default();
+    await xl.clearCache();
+    const events = [];
+    window.remote = await xl.createAligner(url, { backend: "cpu", onProgress: (e) => events.push(e) });
+    return { events, backend: remote.backend, model: remote.model };
+  }, srv.modelUrl);
+  const downloads = r.events.filter((e) => e.phase === "download");
+  assert.ok(downloads.length > 5, `only ${downloads.length} download events`);
+  assert.equal(downloads.at(-1).loaded, srv.modelBytes);
+  assert.equal(downloads.at(-1).total, srv.modelBytes);
+  assert.equal(r.events.at(-1).phase, "ready");
+  assert.equal(r.backend.kind, "cpu");
+  assert.equal(r.model.vocab, 250037);
+});
+
+test("queued requests all resolve, in order, and agree with the API used on the page", T, async () => {
+  const r = await p.evaluate(async (url) => {
+    const order = [];
+    const track = (name, promise) => promise.then((v) => (order.push(name), v));
+    const texts = ["The house is small.", "Das Haus ist klein."];
+    const [vecs, sim, al] = await Promise.all([
+      track("embed", remote.embed(texts)),
+      track("similarity", remote.similarity(texts[0], texts[1])),
+      track("align", remote.align(texts[0], texts[1])),
+    ]);
+    const direct = await xl.Aligner.load(url, { backend: "cpu" });
+    const dv = await direct.embed(texts);
+    const dal = await direct.align(texts[0], texts[1]);
+    direct.dispose();
+    const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
+    return {
+      order,
+      isF32: vecs[0] instanceof Float32Array,
+      sameVectors: vecs.every((v, i) => v.length === 384 && v.every((x, j) => x === dv[i][j])),
+      simVsDot: Math.abs(sim - dot(vecs[0], vecs[1])),
+      sameLinks: JSON.stringify(al.links) === JSON.stringify(dal.links),
+      nLinks: al.links.length,
+    };
+  }, srv.modelUrl);
+  assert.deepEqual(r.order, ["embed", "similarity", "align"]);
+  assert.ok(r.isF32);
+  assert.ok(r.sameVectors, "worker and page embeddings differ");
+  assert.ok(r.simVsDot < 1e-5, `similarity vs dot product: ${r.simVsDot}`);
+  assert.ok(r.sameLinks && r.nLinks >= 4);
+});
+
+test("requests can be cancelled while running (AbortSignal) or queued (cancel(id))", T, async () => {
+  const r = await p.evaluate(async () => {
+    const pairs = Array.from({ length: 40 }, (_, i) => [`Sentence number ${i} is here.`, `Der Satz Nummer ${i} ist hier.`]);
+    const ctl = new AbortController();
+    let seen = 0;
+    const running = remote.alignBatch(pairs, { batchSize: 1, signal: ctl.signal }, ({ done }) => {
+      seen = done;
+      if (done === 2) ctl.abort();
+    });
+    const queued = remote.align("A queued one.", "Eine wartende.");
+    const kept = remote.similarity("kept", "behalten");
+    // Handlers attached at once: a rejection left unhandled would show up as a page error.
+    const outcome = (pr) => pr.then((v) => ({ ok: true, v }), (e) => ({ ok: false, name: e.name, code: e.code }));
+    const results = [outcome(running), outcome(queued), outcome(kept)];
+    const cancelled = remote.cancel(queued.id);
+    return {
+      cancelled,
+      running: await results[0],
+      queued: await results[1],
+      kept: await results[2],
+      seen,
+      cancelUnknown: remote.cancel(987654),
+    };
+  });
+  assert.equal(r.cancelled, true);
+  assert.deepEqual(r.running, { ok: false, name: "AbortError", code: "cancelled" });
+  assert.deepEqual(r.queued, { ok: false, name: "AbortError", code: "cancelled" });
+  assert.ok(r.kept.ok && typeof r.kept.v === "number", "a request after the cancelled ones still runs");
+  assert.ok(r.seen >= 2 && r.seen < 40, `progress reached ${r.seen}`);
+  assert.equal(r.cancelUnknown, false);
+});
+
+test("errors cross the worker with their message and code", T, async () => {
+  const r = await p.evaluate(async () => {
+    const grab = (pr) => pr.then(() => null, (e) => ({ isError: e instanceof Error, message: e.message, code: e.code }));
+    return {
+      method: await grab(remote.align("a b", "c d", { method: "magic" })),
+      empty: await grab(remote.align("", "c d")),
+      texts: await grab(remote.embed("nope")),
+      badModel: await grab(xl.createAligner(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))),
+      missing: await grab(xl.createAligner(location.origin + "/models/none.gguf", { cache: false })),
+    };
+  });
+  assert.equal(r.method.code, "input");
+  assert.match(r.method.message, /magic/);
+  assert.ok(r.method.isError);
+  assert.equal(r.empty.code, "input");
+  assert.match(r.empty.message, /no words/);
+  assert.equal(r.texts.code, "input");
+  assert.equal(r.badModel.code, "model");
+  assert.match(r.badModel.message, /GGUF|short/);
+  assert.equal(r.missing.code, "network");
+  assert.match(r.missing.message, /404/);
+});
+
+test("the cache serves the second load, and a corrupted entry is detected and replaced", T, async () => {
+  const r = await p.evaluate(async (url) => {
+    const phases = async () => {
+      const seen = new Set();
+      const a = await xl.createAligner(url, { backend: "cpu", onProgress: (e) => seen.add(e.phase) });
+      const links = (await a.align("Good morning.", "Guten Morgen.")).links.length;
+      await a.dispose();
+      return { phases: [...seen], links };
+    };
+    const second = await phases(); // the first test's load filled the cache
+    // Same headers (size, SHA-256), different bytes: must not be used.
+    const cache = await caches.open("xlalign-models-v1");
+    const good = await cache.match(url);
+    const headers = new Headers(good.headers);
+    const bytes = new Uint8Array(await good.arrayBuffer());
+    bytes[bytes.length - 100] ^= 0xff;
+    await cache.put(url, new Response(bytes, { headers }));
+    const afterCorruption = await phases();
+    const third = await phases();
+    const cleared = await xl.clearCache();
+    const empty = !(await (await caches.open("xlalign-models-v1")).match(url));
+    return { second, afterCorruption, third, cleared, empty };
+  }, srv.modelUrl);
+  assert.ok(r.second.phases.includes("cache") && !r.second.phases.includes("download"), `second: ${r.second.phases}`);
+  assert.ok(r.afterCorruption.phases.includes("download"), `corrupted entry used: ${r.afterCorruption.phases}`);
+  assert.ok(r.afterCorruption.links > 0);
+  assert.ok(r.third.phases.includes("cache") && !r.third.phases.includes("download"), `third: ${r.third.phases}`);
+  assert.equal(r.cleared, true);
+  assert.ok(r.empty);
+});
+
+test("a disposed aligner rejects further calls", T, async () => {
+  const r = await p.evaluate(async () => {
+    await remote.dispose();
+    return remote.embed(["x"]).then(() => null, (e) => ({ code: e.code, message: e.message }));
+  });
+  assert.equal(r.code, "disposed");
+  assert.deepEqual(p.errors, []);
+});
