@@ -1,0 +1,201 @@
+//! Document mode: two texts → sentences → sentence pairs, Bertalign-style (Liu & Zhu 2022):
+//! similarity of sentence embeddings plus dynamic programming over "beads" of 1–1, 1–2 and
+//! 2–1 sentences, or a sentence with no counterpart (1–0, 0–1).
+//!
+//! Each bead that pairs sentences gains `(cosine − skip) × sentences in it`, a skipped sentence
+//! gains nothing; the DP takes the order-preserving path with the largest total. Weighting by
+//! the number of sentences makes one 1–2 bead comparable with a 1–1 bead plus a skip, and
+//! `skip` is the cosine below which pairing two sentences is worse than leaving them alone.
+
+use std::ops::Range;
+
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Below this sentence cosine two sentences are better left unpaired. multilingual-e5-small
+/// gives translations 0.82–0.95 and unrelated sentences 0.72–0.80 (the built-in examples,
+/// measured with `xlalign similarity`).
+pub const DEFAULT_SKIP: f32 = 0.80;
+
+/// Largest number of sentences per side (the DP is quadratic, the embeddings linear).
+pub const MAX_SENTENCES: usize = 400;
+
+/// A group of source sentences paired with a group of target sentences; one range is empty
+/// for a sentence without a counterpart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bead {
+    pub src: Range<usize>,
+    pub tgt: Range<usize>,
+    /// Cosine of the two groups (0 for a skip).
+    pub score: f32,
+}
+
+/// Sentences of a text by the Unicode sentence rules (UAX #29, which also ends sentences at
+/// `。`, `？`, `।` and at line breaks), trimmed, empty ones dropped.
+pub fn split_sentences(text: &str) -> Vec<String> {
+    text.split_sentence_bounds()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// How a group of sentences is written as one text: with a space between them, except in
+/// scripts written without spaces.
+pub fn join(sentences: &[String]) -> String {
+    let mut out = String::new();
+    for s in sentences {
+        if !out.is_empty() && !ends_unspaced(&out) {
+            out.push(' ');
+        }
+        out += s;
+    }
+    out
+}
+
+fn ends_unspaced(s: &str) -> bool {
+    s.chars().last().is_some_and(|c| {
+        matches!(c as u32, 0x3000..=0x303F | 0x3040..=0x30FF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF)
+    })
+}
+
+/// Bead shapes the DP considers: (source sentences, target sentences).
+const SHAPES: [(usize, usize); 5] = [(1, 1), (1, 2), (2, 1), (1, 0), (0, 1)];
+
+/// The best monotone path of beads. `score(src, tgt)` is the cosine of two non-empty groups
+/// of at most two sentences each.
+pub fn align_sentences(
+    n_src: usize,
+    n_tgt: usize,
+    skip: f32,
+    score: impl Fn(Range<usize>, Range<usize>) -> f32,
+) -> Vec<Bead> {
+    // best[i][j]: the best total for the first i source and j target sentences; from[i][j]
+    // the shape that got there and its score.
+    let w = n_tgt + 1;
+    let mut best = vec![f32::NEG_INFINITY; (n_src + 1) * w];
+    let mut from = vec![(0usize, 0usize, 0.0f32); (n_src + 1) * w];
+    best[0] = 0.0;
+    for i in 0..=n_src {
+        for j in 0..=n_tgt {
+            let here = best[i * w + j];
+            if here == f32::NEG_INFINITY {
+                continue;
+            }
+            for (a, b) in SHAPES {
+                let (ni, nj) = (i + a, j + b);
+                if ni > n_src || nj > n_tgt {
+                    continue;
+                }
+                let (gain, s) = if a == 0 || b == 0 {
+                    (0.0, 0.0)
+                } else {
+                    let s = score(i..ni, j..nj);
+                    ((s - skip) * (a + b) as f32, s)
+                };
+                let total = here + gain;
+                // `>` keeps the first shape on ties: 1–1 before merges, merges before skips.
+                if total > best[ni * w + nj] {
+                    best[ni * w + nj] = total;
+                    from[ni * w + nj] = (a, b, s);
+                }
+            }
+        }
+    }
+    let mut beads = Vec::new();
+    let (mut i, mut j) = (n_src, n_tgt);
+    while i > 0 || j > 0 {
+        let (a, b, s) = from[i * w + j];
+        beads.push(Bead {
+            src: i - a..i,
+            tgt: j - b..j,
+            score: s,
+        });
+        i -= a;
+        j -= b;
+    }
+    beads.reverse();
+    beads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_latin_cjk_and_devanagari() {
+        assert_eq!(
+            split_sentences("Hallo Welt. Wie geht's?\n\nGut!"),
+            vec!["Hallo Welt.", "Wie geht's?", "Gut!"]
+        );
+        assert_eq!(
+            split_sentences("我很好。你呢？"),
+            vec!["我很好。", "你呢？"]
+        );
+        assert_eq!(split_sentences("मैं ठीक हूँ। तुम?"), vec!["मैं ठीक हूँ।", "तुम?"]);
+        assert!(split_sentences("  \n ").is_empty());
+    }
+
+    #[test]
+    fn join_spaces_only_between_spaced_scripts() {
+        assert_eq!(join(&["A b.".into(), "C d.".into()]), "A b. C d.");
+        assert_eq!(
+            join(&["我很好。".into(), "你呢？".into()]),
+            "我很好。你呢？"
+        );
+    }
+
+    /// Scores from a table of "true" links: groups that exactly match a true bead score
+    /// high, anything else low.
+    fn table(
+        truth: &[(Range<usize>, Range<usize>)],
+    ) -> impl Fn(Range<usize>, Range<usize>) -> f32 + '_ {
+        move |s, t| {
+            if truth.iter().any(|(a, b)| *a == s && *b == t) {
+                0.9
+            } else {
+                0.74
+            }
+        }
+    }
+
+    #[test]
+    fn finds_one_to_one() {
+        let truth = [(0..1, 0..1), (1..2, 1..2), (2..3, 2..3)];
+        let beads = align_sentences(3, 3, DEFAULT_SKIP, table(&truth));
+        let got: Vec<_> = beads
+            .iter()
+            .map(|b| (b.src.clone(), b.tgt.clone()))
+            .collect();
+        assert_eq!(got, truth.to_vec());
+        assert!(beads.iter().all(|b| b.score == 0.9));
+    }
+
+    #[test]
+    fn finds_merges_and_skips() {
+        // src 0+1 ↔ tgt 0; src 2 ↔ tgt 1+2; tgt 3 has no source; src 3 ↔ tgt 4; src 4 alone.
+        let truth = [(0..2, 0..1), (2..3, 1..3), (3..4, 4..5)];
+        let beads = align_sentences(5, 5, DEFAULT_SKIP, table(&truth));
+        let got: Vec<_> = beads
+            .iter()
+            .map(|b| (b.src.clone(), b.tgt.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0..2, 0..1),
+                (2..3, 1..3),
+                (3..3, 3..4),
+                (3..4, 4..5),
+                (4..5, 5..5)
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_sides() {
+        assert!(align_sentences(0, 0, DEFAULT_SKIP, |_, _| 1.0).is_empty());
+        let b = align_sentences(2, 0, DEFAULT_SKIP, |_, _| 1.0);
+        assert_eq!(b.len(), 2);
+        assert!(b.iter().all(|b| b.tgt.is_empty()));
+    }
+}
