@@ -1,0 +1,225 @@
+//! The compact Unigram tokenizer against `tokenizers`' own Unigram model, on the default
+//! model's embedded tokenizer.json: every id, token, offset and mask must be the same.
+//!
+//! Needs the converted e5-small model (`$XLALIGN_MODEL`, else
+//! `public/models/multilingual-e5-small-q4_0.gguf`, written by `scripts/setup.sh`), and reads
+//! `tests/data/e5-small-q4-reference.json`, `tests/data/gold/*/` and
+//! `tests/data/bench-sentences.txt`.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use serde_json::Value;
+use xlalign_core::gguf::GgufFile;
+use xlalign_core::model::keys;
+use xlalign_core::tokenize::TextTokenizer;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Pair {
+    compact: TextTokenizer,
+    stock: TextTokenizer,
+    compact_load: Duration,
+    stock_load: Duration,
+}
+
+fn pair() -> &'static Pair {
+    static PAIR: OnceLock<Pair> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        let path = std::env::var_os("XLALIGN_MODEL")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("public/models/multilingual-e5-small-q4_0.gguf"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!("cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL", path.display())
+        });
+        let f = GgufFile::parse(Bytes::from(bytes)).expect("the model file parses");
+        let json = f.get_str(keys::HF_TOKENIZER_JSON).expect("the model file embeds tokenizer.json");
+        // Best of a few loads, so that the figure printed below says little about machine noise.
+        let mut compact_load = Duration::MAX;
+        let mut compact = None;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let tk = TextTokenizer::from_json(json.as_bytes(), &f).expect("compact tokenizer builds");
+            compact_load = compact_load.min(t.elapsed());
+            compact = Some(tk);
+        }
+        let compact = compact.unwrap();
+        let t = Instant::now();
+        let stock = TextTokenizer::from_json_stock(json.as_bytes(), &f).expect("stock tokenizer builds");
+        let stock_load = t.elapsed();
+        Pair { compact, stock, compact_load, stock_load }
+    })
+}
+
+/// Both tokenizers on `text`, bare and with the E5 prefixes: the same full encodings (ids,
+/// tokens, offsets, masks, word ids) and the same `Tokenized` views.
+fn check(text: &str) {
+    let p = pair();
+    for prefix in ["", "passage: ", "query: "] {
+        let full = format!("{prefix}{text}");
+        let a = p.compact.encode_raw(&full).expect("compact encodes");
+        let b = p.stock.encode_raw(&full).expect("stock encodes");
+        assert_eq!(a, b, "full encoding differs for {full:?}");
+        let a = p.compact.encode(text, prefix).expect("compact encodes");
+        let b = p.stock.encode(text, prefix).expect("stock encodes");
+        assert_eq!(a, b, "tokens differ for {text:?} with prefix {prefix:?}");
+    }
+}
+
+#[test]
+fn the_default_model_uses_the_compact_unigram() {
+    let p = pair();
+    eprintln!("tokenizer load: compact {:?}, tokenizers' Unigram {:?}", p.compact_load, p.stock_load);
+    assert!(p.compact.is_compact(), "the XLM-R tokenizer should load the compact Unigram model");
+    assert!(!p.stock.is_compact());
+    assert_eq!(p.compact.vocab_size(), p.stock.vocab_size());
+    assert_eq!(
+        (p.compact.bos, p.compact.eos, p.compact.pad, p.compact.unk),
+        (p.stock.bos, p.stock.eos, p.stock.pad, p.stock.unk)
+    );
+    for id in 0..p.stock.vocab_size() as u32 + 2 {
+        assert_eq!(p.compact.id_to_token(id), p.stock.id_to_token(id), "id {id}");
+    }
+}
+
+#[test]
+fn reference_sentences_tokenise_identically() {
+    let path = workspace().join("tests/data/e5-small-q4-reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
+    let reference: Value = serde_json::from_str(&text).expect("reference JSON parses");
+    let sentences = reference["sentences"].as_array().expect("`sentences` is a list");
+    assert!(sentences.len() >= 20);
+    let ids = |v: &Value| -> Vec<u32> {
+        v.as_array().expect("ids are a list").iter().map(|x| x.as_u64().expect("an id") as u32).collect()
+    };
+    for s in sentences {
+        let text = s["text"].as_str().expect("`text` is a string");
+        check(text);
+        // The Python `tokenizers` ids recorded with the reference, where they differ from the C
+        // tokenizer's, else the C tokenizer's.
+        let name = s["name"].as_str().unwrap_or("?");
+        for (prefix, field) in [("passage: ", "ids_passage"), ("", "ids_raw_no_prefix")] {
+            let expected = s.get(format!("hf_{field}")).unwrap_or(&s[field]);
+            let got = pair().compact.encode(text, prefix).unwrap().ids;
+            assert_eq!(got, ids(expected), "{name}: {field}");
+        }
+    }
+}
+
+#[test]
+fn gold_set_lines_tokenise_identically() {
+    let dir = workspace().join("tests/data/gold");
+    let mut files = 0;
+    let mut lines = 0;
+    for set in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {} ({e})", dir.display())) {
+        let set = set.unwrap().path();
+        for entry in std::fs::read_dir(&set).unwrap() {
+            let path = entry.unwrap().path();
+            if !matches!(path.extension().and_then(|e| e.to_str()), Some("src" | "tgt")) {
+                continue;
+            }
+            files += 1;
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                check(line);
+                lines += 1;
+            }
+        }
+    }
+    assert!(files >= 8 && lines >= 480, "{files} files, {lines} lines in {}", dir.display());
+}
+
+#[test]
+fn bench_sentences_tokenise_identically() {
+    let path = workspace().join("tests/data/bench-sentences.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
+    for line in text.lines() {
+        check(line);
+    }
+    // All of it as one text: long pre-tokens and many lines at once.
+    check(&text);
+}
+
+#[test]
+fn long_unbroken_runs_tokenise_identically() {
+    check(&"a".repeat(5000));
+    check(&"antidisestablishmentarianism".repeat(200));
+    check(&"年老的灯塔看守人每天早上日出之前都会沿着岩石海岸散步".repeat(100));
+    check(&"ᚠᚢᚦ𐀀𐀁𝔸𝔹ℂ".repeat(300));
+    check(&"\u{0301}".repeat(1000));
+    check(&"🇩🇪👩\u{200d}👩\u{200d}👧".repeat(200));
+}
+
+/// A short fragment from one of the scripts and oddities that stress the normaliser,
+/// pre-tokeniser and Viterbi differently.
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[ -~]{1,12}",
+        "[a-zA-Z\\x{e0}-\\x{ff}\\x{100}-\\x{17f}\\x{218}-\\x{21b}]{1,8}",
+        // Base letters followed by combining marks (NFD text).
+        "([a-zA-Z][\\x{300}-\\x{36f}]{0,3}){1,5}",
+        "[\\x{4e00}-\\x{9fff}]{1,10}",
+        "[\\x{3040}-\\x{30ff}\\x{ff66}-\\x{ff9f}]{1,8}",
+        "[\\x{ac00}-\\x{d7a3}\\x{1100}-\\x{11ff}]{1,6}",
+        "[\\x{1f300}-\\x{1faff}\\x{1f1e6}-\\x{1f1ff}\\x{1f3fb}-\\x{1f3ff}\\x{200d}\\x{fe0f}\\x{2764}]{1,6}",
+        "[\\x{16a0}-\\x{16f8}\\x{10000}-\\x{1007f}\\x{1d400}-\\x{1d7ff}]{1,5}",
+        "[\\x{0}-\\x{1f}\\x{7f}-\\x{9f}\\x{200b}-\\x{200f}\\x{feff}]{1,3}",
+        "[ \\t\\n\\r\\x{a0}\\x{2009}\\x{3000}]{1,6}",
+        "[\\x{ff01}-\\x{ff5e}\\x{fb00}-\\x{fb06}\\x{2460}-\\x{2473}]{1,4}",
+        "[\\x{600}-\\x{6ff}\\x{400}-\\x{4ff}\\x{900}-\\x{97f}\\x{e00}-\\x{e7f}]{1,8}",
+        Just("<s>".to_string()),
+        Just("</s>".to_string()),
+        Just("<unk>".to_string()),
+        Just("<mask>".to_string()),
+        Just("<pad>".to_string()),
+        Just("\u{2581}".to_string()),
+        Just("passage: ".to_string()),
+        ".{1,4}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_text_tokenises_identically(parts in prop::collection::vec(fragment(), 0..12)) {
+        check(&parts.concat());
+    }
+}
+
+/// Encoding throughput of both models on the benchmark sentences (run with `--ignored`).
+#[test]
+#[ignore]
+fn encode_speed() {
+    let path = workspace().join("tests/data/bench-sentences.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let p = pair();
+    for (name, t) in [("compact", &p.compact), ("tokenizers' Unigram", &p.stock)] {
+        // Warm-up, which also fills the stock model's cache as it would be in a long run.
+        for l in &lines {
+            t.encode(l, "passage: ").unwrap();
+        }
+        // Whole rounds for at least two seconds, to ride out a busy machine.
+        let start = Instant::now();
+        let mut tokens = 0;
+        let mut rounds = 0;
+        while start.elapsed() < Duration::from_secs(2) {
+            for l in &lines {
+                tokens += t.encode(l, "passage: ").unwrap().len();
+            }
+            rounds += 1;
+        }
+        let s = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{name}: {:.0} tokens/s, {:.1} µs per sentence ({} sentences x {rounds})",
+            tokens as f64 / s,
+            s * 1e6 / (rounds * lines.len()) as f64,
+            lines.len()
+        );
+    }
+}
