@@ -20,6 +20,21 @@ pub struct Parsed {
 /// Largest batch the page accepts: a few minutes of work on a CPU, and results that fit in
 /// memory comfortably.
 pub const MAX_PAIRS: usize = 20_000;
+/// Longest sentence the page aligns. Longer texts still work in the core (window by window)
+/// but take long and make an unreadable picture; document mode splits them into sentences.
+pub const MAX_SENTENCE_CHARS: usize = 4000;
+
+/// Why a sentence cannot be aligned as one side of a pair, if it cannot.
+pub fn check_sentence(side: &str, text: &str) -> Result<(), String> {
+    let n = text.chars().count();
+    if n > MAX_SENTENCE_CHARS {
+        return Err(format!(
+            "the {side} is {n} characters long; a pair takes up to {MAX_SENTENCE_CHARS} per side (use Document mode for whole texts)"
+        ));
+    }
+    Ok(())
+}
+
 /// Problems listed individually before the rest are only counted.
 const MAX_PROBLEMS: usize = 20;
 
@@ -32,39 +47,59 @@ pub fn split_line(line: &str) -> Option<(&str, &str)> {
     Some((s.trim(), t.trim()))
 }
 
+/// Collects pairs and problems; problems past [`MAX_PROBLEMS`] are only counted.
+#[derive(Default)]
+struct Collector {
+    out: Parsed,
+    bad: usize,
+}
+
+impl Collector {
+    fn problem(&mut self, line: usize, what: String) {
+        self.bad += 1;
+        if self.bad <= MAX_PROBLEMS {
+            self.out.problems.push(format!("line {line}: {what}"));
+        }
+    }
+
+    fn pair(&mut self, line: usize, src: &str, tgt: &str) {
+        if src.is_empty() || tgt.is_empty() {
+            return self.problem(line, "one side is empty".into());
+        }
+        match check_sentence("source", src).and(check_sentence("target", tgt)) {
+            Ok(()) => self.out.pairs.push(Pair {
+                line,
+                src: src.into(),
+                tgt: tgt.into(),
+            }),
+            Err(e) => self.problem(line, e),
+        }
+    }
+
+    fn finish(self) -> Parsed {
+        finish(self.out, self.bad)
+    }
+}
+
 /// Pairs from pasted text or a TSV / `|||` file. Blank lines are skipped.
 pub fn parse_pairs(text: &str) -> Parsed {
-    let mut out = Parsed::default();
-    let mut bad = 0usize;
+    let mut c = Collector::default();
     for (i, line) in strip_bom(text).lines().enumerate() {
-        let n = i + 1;
         if line.trim().is_empty() {
             continue;
         }
         match split_line(line) {
-            Some((s, t)) if !s.is_empty() && !t.is_empty() => out.pairs.push(Pair {
-                line: n,
-                src: s.into(),
-                tgt: t.into(),
-            }),
-            Some(_) => {
-                bad += 1;
-                if bad <= MAX_PROBLEMS {
-                    out.problems.push(format!("line {n}: one side is empty"));
-                }
-            }
-            None => {
-                bad += 1;
-                if bad <= MAX_PROBLEMS {
-                    out.problems.push(format!(
-                        "line {n}: no ` ||| ` or tab between source and target: “{}”",
-                        preview(line)
-                    ));
-                }
-            }
+            Some((s, t)) => c.pair(i + 1, s, t),
+            None => c.problem(
+                i + 1,
+                format!(
+                    "no ` ||| ` or tab between source and target: “{}”",
+                    preview(line)
+                ),
+            ),
         }
     }
-    finish(out, bad)
+    c.finish()
 }
 
 /// Pairs from two parallel files (one sentence a line). Lines are matched by number, blank
@@ -72,35 +107,22 @@ pub fn parse_pairs(text: &str) -> Parsed {
 pub fn zip_files(src: &str, tgt: &str) -> Parsed {
     let s: Vec<&str> = strip_bom(src).lines().collect();
     let t: Vec<&str> = strip_bom(tgt).lines().collect();
-    let mut out = Parsed::default();
+    let mut c = Collector::default();
     if s.len() != t.len() {
-        out.problems.push(format!(
+        c.out.problems.push(format!(
             "the source file has {} lines and the target file {}: they must be parallel (one sentence a line, same order)",
             s.len(),
             t.len()
         ));
-        return out;
+        return c.out;
     }
-    let mut bad = 0usize;
     for (i, (a, b)) in s.iter().zip(&t).enumerate() {
         let (a, b) = (a.trim(), b.trim());
-        match (a.is_empty(), b.is_empty()) {
-            (true, true) => {}
-            (false, false) => out.pairs.push(Pair {
-                line: i + 1,
-                src: a.into(),
-                tgt: b.into(),
-            }),
-            _ => {
-                bad += 1;
-                if bad <= MAX_PROBLEMS {
-                    out.problems
-                        .push(format!("line {}: one side is empty", i + 1));
-                }
-            }
+        if !(a.is_empty() && b.is_empty()) {
+            c.pair(i + 1, a, b);
         }
     }
-    finish(out, bad)
+    c.finish()
 }
 
 fn finish(mut out: Parsed, bad: usize) -> Parsed {
@@ -209,6 +231,19 @@ mod tests {
             "{:?}",
             p.problems
         );
+    }
+
+    #[test]
+    fn overlong_sentences_are_refused() {
+        let long = "a".repeat(MAX_SENTENCE_CHARS + 1);
+        let p = parse_pairs(&format!("{long} ||| b\nok ||| fine\n"));
+        assert_eq!(p.pairs.len(), 1);
+        assert!(
+            p.problems[0].starts_with("line 1: the source is 4001 characters"),
+            "{:?}",
+            p.problems
+        );
+        assert!(check_sentence("target", &"ü".repeat(MAX_SENTENCE_CHARS)).is_ok());
     }
 
     #[test]

@@ -21,6 +21,7 @@ export type Request<T> = Promise<T> & { id: number };
 export interface RemoteAligner {
   readonly backend: BackendInfo;
   readonly model: ModelInfo;
+  tokenize(text: string, options?: EmbedOptions & CallOptions): Request<{ ids: Uint32Array; tokens: string[] }>;
   embed(texts: string[], options?: EmbedOptions & CallOptions): Request<Float32Array[]>;
   similarity(a: string, b: string, options?: EmbedOptions & CallOptions): Request<number>;
   align(src: string, tgt: string, options?: AlignOptions & CallOptions): Request<PairAlignment>;

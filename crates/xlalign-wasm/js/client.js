@@ -108,6 +108,11 @@ class RemoteAligner {
     this.model = info.model;
   }
 
+  tokenize(text, options = {}) {
+    const { signal, ...rest } = options;
+    return this.#rpc.call("tokenize", { text, options: rest }, { signal });
+  }
+
   embed(texts, options = {}) {
     const { signal, ...rest } = options;
     return this.#rpc.call("embed", { texts, options: rest }, { signal });

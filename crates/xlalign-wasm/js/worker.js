@@ -1,6 +1,6 @@
 // The xlalign Web Worker: owns one Aligner and runs the requests client.js sends, one at a
 // time, in arrival order. Message protocol:
-//   in:  { id, op: "load" | "embed" | "similarity" | "align" | "alignBatch" | "dispose" | "clearCache", args }
+//   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "dispose" | "clearCache", args }
 //        { op: "cancel", target: id }
 //   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
 import init, { Aligner, clearCache } from "./xlalign_wasm.js";
@@ -71,6 +71,8 @@ async function run({ id, op, args }, signal) {
       const vecs = await need().embed(args.texts, { ...args.options, signal });
       return { value: vecs, transfer: vecs.map((v) => v.buffer) };
     }
+    case "tokenize":
+      return { value: need().tokenize(args.text, args.options) };
     case "similarity":
       return { value: await need().similarity(args.a, args.b, { ...args.options, signal }) };
     case "align":

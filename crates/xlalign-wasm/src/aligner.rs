@@ -18,13 +18,32 @@ use crate::engine::{self, Engine};
 use crate::error::{Code, Result, WasmError};
 use crate::fetch::Progress;
 use crate::options::{self, AlignCall, EmbedOptions, LoadOptions};
+use crate::progressive::{self, Outcome, ProgressiveBackend, RowStore, Stats};
 use crate::source::{self, Source};
 
 /// What a loaded aligner holds. Shared with running calls, so `dispose()` during a call
 /// lets that call finish and frees the model afterwards.
 struct Loaded {
-    core: pipeline::Aligner<Engine>,
+    engine: Engine,
+    /// The model as loaded; in progressive mode the row store holds the current one.
+    model: Arc<Model>,
+    store: Option<Rc<RowStore>>,
     info: BackendInfo,
+    full_stats: Stats,
+}
+
+impl Loaded {
+    fn model(&self) -> Arc<Model> {
+        match &self.store {
+            Some(s) => s.model(),
+            None => self.model.clone(),
+        }
+    }
+
+    /// The pipeline on the current model (cheap: two handles).
+    fn core(&self) -> pipeline::Aligner<Engine> {
+        pipeline::Aligner::new(self.model(), self.engine.clone())
+    }
 }
 
 /// A loaded model plus the backend that runs it.
@@ -63,38 +82,88 @@ impl Aligner {
             .transpose()?;
         options::check_signal(&signal)?;
 
-        let bytes = match Source::from_js(&source)? {
+        let settings = progressive::Settings {
+            prefetch_rows: opts.prefetch_rows.map_or(progressive::DEFAULT_PREFETCH_ROWS, |n| n as usize),
+            page_rows: match opts.page_rows {
+                None => progressive::DEFAULT_PAGE_ROWS,
+                Some(n) if (1..=1 << 20).contains(&n) => n as usize,
+                Some(n) => return Err(WasmError::input(format!("pageRows must be from 1 to 1048576, got {n}"))),
+            },
+            cache: opts.cache,
+        };
+        let outcome = match Source::from_js(&source)? {
             Source::Bytes(b) => {
                 if let Some(want) = &sha256 {
                     source::verify(&b, want, &mut progress).await?;
                 }
-                b
+                Outcome::Full(b)
+            }
+            Source::Url(url) if opts.progressive => {
+                if sha256.is_some() {
+                    return Err(WasmError::input(
+                        "sha256 needs the whole file, so it cannot be combined with progressive loading",
+                    ));
+                }
+                let url = source::absolute_url(&url)?;
+                progressive::load(&url, &settings, &mut progress, signal.as_ref()).await?
             }
             Source::Url(url) => {
                 let url = source::absolute_url(&url)?;
-                source::load_url(
-                    &url,
-                    opts.cache,
-                    sha256.as_deref(),
-                    &mut progress,
-                    signal.as_ref(),
+                Outcome::Full(
+                    source::load_url(&url, opts.cache, sha256.as_deref(), &mut progress, signal.as_ref()).await?,
                 )
-                .await?
             }
         };
         options::check_signal(&signal)?;
 
-        let n = bytes.len() as u64;
-        progress.report("parse", 0, Some(n), true);
-        let model = Arc::new(Model::from_bytes(Bytes::from(bytes))?);
-        progress.report("backend", 0, None, true);
-        let engine = engine::create(model.clone(), opts.backend).await?;
-        let info = engine.info();
-        progress.report("ready", n, Some(n), true);
-        let core = pipeline::Aligner::new(model, engine);
-        Ok(Aligner {
-            inner: RefCell::new(Some(Rc::new(Loaded { core, info }))),
-        })
+        let loaded = match outcome {
+            Outcome::Full(bytes) => {
+                let n = bytes.len() as u64;
+                progress.report("parse", 0, Some(n), true);
+                let model = Arc::new(Model::from_bytes(Bytes::from(bytes))?);
+                progress.report("backend", 0, None, true);
+                let backend = engine::create(model.clone(), opts.backend).await?;
+                let info = backend.info();
+                let full_stats = Stats {
+                    mode: "full".into(),
+                    ready_bytes: n,
+                    rows_present: model.config.vocab,
+                    rows_total: model.config.vocab,
+                    ..Default::default()
+                };
+                progress.report("ready", n, Some(n), true);
+                Loaded { engine: Engine::Direct(Rc::new(backend)), model, store: None, info, full_stats }
+            }
+            Outcome::Ready(store) => {
+                progress.report("backend", 0, None, true);
+                let model = store.model();
+                store.set_backend(engine::create(model.clone(), opts.backend).await?);
+                // The rows of the model's prefixes are in every encoder input.
+                let mut ids = Vec::new();
+                for p in [&model.defaults.passage_prefix, &model.defaults.query_prefix] {
+                    ids.extend(model.tokenizer.encode("", p)?.ids);
+                }
+                store.ensure(&ids).await?;
+                let engine = Engine::Progressive(ProgressiveBackend(store.clone()));
+                let info = engine.info();
+                let n = store.stats().ready_bytes;
+                progress.report("ready", n, Some(n), true);
+                Loaded { engine, model, store: Some(store), info, full_stats: Stats::default() }
+            }
+        };
+        Ok(Aligner { inner: RefCell::new(Some(Rc::new(loaded))) })
+    }
+
+    /// How the model was loaded: `{ mode: "full" | "progressive", readyBytes, networkBytes,
+    /// requests, rowsPresent, rowsTotal, pageRows, pagesFetched, pagesFromCache }`.
+    #[wasm_bindgen(getter, unchecked_return_type = "LoadingInfo")]
+    pub fn loading(&self) -> std::result::Result<JsValue, JsValue> {
+        let l = self.loaded()?;
+        let s = match &l.store {
+            Some(store) => store.stats(),
+            None => l.full_stats.clone(),
+        };
+        Ok(to_js(&s)?)
     }
 
     fn loaded(&self) -> Result<Rc<Loaded>> {
@@ -118,7 +187,7 @@ impl Aligner {
     #[wasm_bindgen(getter, unchecked_return_type = "ModelInfo")]
     pub fn model(&self) -> std::result::Result<JsValue, JsValue> {
         let l = self.loaded()?;
-        let m = &l.core.model;
+        let m = &l.model();
         let o = Object::new();
         let set = |k: &str, v: JsValue| {
             let _ = Reflect::set(&o, &k.into(), &v);
@@ -161,9 +230,30 @@ impl Aligner {
         Ok(o.into())
     }
 
+    /// The subword tokens the encoder sees for `text` (with `<s>`, `</s>` and the prefix):
+    /// `{ ids: Uint32Array, tokens: string[] }`. Options as for `embed`.
+    #[wasm_bindgen(unchecked_return_type = "{ ids: Uint32Array; tokens: string[] }")]
+    pub fn tokenize(
+        &self,
+        text: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        let l = self.loaded()?;
+        let text = text.as_string().ok_or_else(|| WasmError::input("tokenize: the text must be a string"))?;
+        xlalign_core::embed::check_text(&text).map_err(WasmError::from)?;
+        let (prefix, _) = embed_options(&options)?;
+        let model = &l.model();
+        let t = model.tokenizer.encode(&text, prefix.text(model)).map_err(WasmError::from)?;
+        let o = Object::new();
+        let _ = Reflect::set(&o, &"ids".into(), &js_sys::Uint32Array::from(&t.ids[..]));
+        let tokens: Array = t.tokens.iter().map(|s| JsValue::from_str(s)).collect();
+        let _ = Reflect::set(&o, &"tokens".into(), &tokens);
+        Ok(o.into())
+    }
+
     /// Sentence embeddings (pooled, L2-normalised), one `Float32Array` per text.
     /// Options: `prefix` (`"passage"` default, `"query"`, `"none"`), `signal`. Texts go to
-    /// the encoder in groups of 16; between groups the call yields and honours `signal`.
+    /// the encoder in groups of 32; between groups the call yields and honours `signal`.
     #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array[]>")]
     pub fn embed(
         &self,
@@ -239,14 +329,14 @@ impl Aligner {
             let tgt = tgt
                 .as_string()
                 .ok_or_else(|| WasmError::input("align: the target sentence must be a string"))?;
-            let call = AlignCall::parse(&options, &l.core, false)?;
+            let call = AlignCall::parse(&options, &l.core(), false)?;
             Ok((l, src, tgt, call))
         })();
         future_to_promise(async move {
             let (l, src, tgt, call) = prepared?;
             options::check_signal(&call.signal)?;
             let r = l
-                .core
+                .core()
                 .align(&src, &tgt, &call.encode, &call.align)
                 .await
                 .map_err(WasmError::from)?;
@@ -275,7 +365,7 @@ impl Aligner {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
             let pairs = parse_pairs(&pairs)?;
-            let call = AlignCall::parse(&options, &l.core, true)?;
+            let call = AlignCall::parse(&options, &l.core(), true)?;
             let on_progress = options::function(on_progress, "onProgress")?;
             Ok((l, pairs, call, on_progress))
         })();
@@ -291,8 +381,9 @@ impl Aligner {
                     .iter()
                     .map(|(s, t)| (s.as_str(), t.as_str()))
                     .collect();
+                // A fresh pipeline per batch: progressive loading may have swapped the model.
                 for r in l
-                    .core
+                    .core()
                     .align_batch(&refs, &call.encode, &call.align)
                     .await
                     .map_err(WasmError::from)?
@@ -321,13 +412,13 @@ impl Aligner {
 
 async fn embed_all(l: &Loaded, texts: &[String], prefix: Prefix) -> Result<Vec<Vec<f32>>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let out = embed_texts(&l.core.model, &l.core.backend, &refs, prefix, None).await?;
+    let out = embed_texts(&l.model(), &l.engine, &refs, prefix, None).await?;
     Ok(out.into_iter().map(|e| e.embedding).collect())
 }
 
 /// Texts per encoder call in `embed`: large enough to batch, small enough that a long list
 /// can be cancelled part-way.
-const EMBED_GROUP: usize = 16;
+const EMBED_GROUP: usize = 32;
 
 fn embed_options(options: &JsValue) -> Result<(Prefix, Option<web_sys::AbortSignal>)> {
     let (o, live) = options::parse::<EmbedOptions>(options, "embed options", &["signal"])?;

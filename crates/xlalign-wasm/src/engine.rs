@@ -1,17 +1,42 @@
 //! Opening the compute backend: `xlalign-gpu` decides between WebGPU and the CPU (and says
 //! why); this module only maps its errors to the JavaScript error codes.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
-use xlalign_core::Model;
+use xlalign_core::backend::ForwardOutput;
+use xlalign_core::{Backend, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
 
 use crate::error::{Code, Result, WasmError};
 use crate::options::BackendChoice;
+use crate::progressive::ProgressiveBackend;
 
-pub type Engine = AnyBackend;
+/// The backend an aligner runs on: the selected one as is, or behind progressive
+/// loading's row filling. Cheap to clone (calls take their own handle).
+#[derive(Clone)]
+pub enum Engine {
+    Direct(Rc<AnyBackend>),
+    Progressive(ProgressiveBackend),
+}
 
-pub async fn create(model: Arc<Model>, choice: BackendChoice) -> Result<Engine> {
+impl Backend for Engine {
+    fn info(&self) -> BackendInfo {
+        match self {
+            Engine::Direct(b) => b.info(),
+            Engine::Progressive(p) => p.info(),
+        }
+    }
+
+    async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> xlalign_core::Result<Vec<ForwardOutput>> {
+        match self {
+            Engine::Direct(b) => b.forward(sequences, layers).await,
+            Engine::Progressive(p) => p.forward(sequences, layers).await,
+        }
+    }
+}
+
+pub async fn create(model: Arc<Model>, choice: BackendChoice) -> Result<AnyBackend> {
     xlalign_gpu::select(model, choice.core())
         .await
         .map_err(|e| {

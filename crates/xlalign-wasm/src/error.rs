@@ -84,7 +84,9 @@ impl From<xlalign_core::Error> for WasmError {
             | E::Metadata(_)
             | E::Tokenizer(_) => Code::Model,
             E::Input(_) => Code::Input,
-            E::Backend(_) | E::Io(_) => Code::Backend,
+            E::Backend(_) => Code::Backend,
+            // In the browser the only I/O is the network (progressive loading's row pages).
+            E::Io(_) => Code::Network,
         };
         WasmError::new(code, e)
     }

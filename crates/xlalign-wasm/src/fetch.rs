@@ -22,22 +22,31 @@ pub struct Progress {
     callback: Option<Function>,
     last_phase: String,
     last_loaded: f64,
+    /// Reports `base + loaded` of `fixed_total` (a part of a larger transfer).
+    base: u64,
+    fixed_total: Option<u64>,
 }
 
 const STEP: f64 = 256.0 * 1024.0;
 
 impl Progress {
     pub fn new(callback: Option<Function>) -> Progress {
-        Progress {
-            callback,
-            last_phase: String::new(),
-            last_loaded: -STEP,
-        }
+        Progress { callback, last_phase: String::new(), last_loaded: -STEP, base: 0, fixed_total: None }
+    }
+
+    /// Progress of a transfer that continues an earlier one: `loaded` counts from `base`,
+    /// against `total` for the whole.
+    pub fn offset(parent: &Progress, base: u64, total: u64) -> Progress {
+        Progress { callback: parent.callback.clone(), base, fixed_total: Some(total), ..Progress::new(None) }
     }
 
     /// `force` reports even a small step (phase ends, final byte counts).
     pub fn report(&mut self, phase: &str, loaded: u64, total: Option<u64>, force: bool) {
         let Some(cb) = &self.callback else { return };
+        let (loaded, total) = match self.fixed_total {
+            Some(t) => ((self.base + loaded).min(t), Some(t)),
+            None => (loaded, total),
+        };
         let loaded = loaded as f64;
         if !force && phase == self.last_phase && loaded - self.last_loaded < STEP {
             return;
@@ -61,6 +70,24 @@ impl Progress {
             );
         }
     }
+}
+
+/// A signal that aborts when `a` or `b` does (`AbortSignal.any`; without it, `a` alone).
+pub fn any_signal(a: &AbortSignal, b: Option<&AbortSignal>) -> AbortSignal {
+    let Some(b) = b else { return a.clone() };
+    let any = Reflect::get(&js_sys::global(), &"AbortSignal".into())
+        .and_then(|ctor| Reflect::get(&ctor, &"any".into()).map(|f| (ctor, f)));
+    if let Ok((ctor, f)) = any {
+        if let Some(f) = f.dyn_ref::<Function>() {
+            let list: js_sys::Array = [a.clone(), b.clone()].into_iter().collect();
+            if let Ok(s) = f.call1(&ctor, &list) {
+                if let Ok(s) = s.dyn_into::<AbortSignal>() {
+                    return s;
+                }
+            }
+        }
+    }
+    a.clone()
 }
 
 /// Sends a GET, optionally for a byte range (`end` inclusive; `None` = to the end of file).

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod options;
+pub mod progressive;
 pub mod source;
 
 use wasm_bindgen::prelude::*;
@@ -57,6 +58,20 @@ export interface LoadOptions {
   progressive?: boolean;
   prefetchRows?: number;
   pageRows?: number;
+}
+export interface LoadingInfo {
+  /** "full", or "progressive" (rows of the word-embedding table arrive on demand). */
+  mode: string;
+  /** Bytes that had to arrive (network or cache) before the aligner was ready. */
+  readyBytes: number;
+  /** Bytes downloaded so far in progressive mode, on-demand pages included. */
+  networkBytes: number;
+  requests: number;
+  rowsPresent: number;
+  rowsTotal: number;
+  pageRows: number;
+  pagesFetched: number;
+  pagesFromCache: number;
 }
 export interface BackendInfo { kind: "cpu" | "webgpu"; device: string; reason: string; }
 export interface ModelInfo {

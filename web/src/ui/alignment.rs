@@ -83,7 +83,12 @@ pub fn AlignmentPanel() -> impl IntoView {
         }
     };
     view! {
-        <section class="card picture" aria-labelledby="picture-h" data-busy=move || busy().to_string()>
+        <section
+            class="card picture"
+            aria-labelledby="picture-h"
+            data-busy=move || busy().to_string()
+            data-result-id=move || ctx.shown.with(|s| s.as_ref().map(|s| s.id).unwrap_or(0))
+        >
             <div class="card-head">
                 <h2 id="picture-h">"Word alignment"</h2>
                 <span class="timing" id="align-status" aria-live="polite">{status}</span>

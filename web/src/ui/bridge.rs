@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
+use xlalign_web::pairs::check_sentence;
 use xlalign_web::protocol::{FromWorker, ToWorker};
 use xlalign_web::settings::Settings;
 
@@ -132,6 +133,7 @@ fn receive(ctx: Ctx, m: FromWorker) {
         }
         FromWorker::Aligned { id, result, timing } => {
             ctx.shown.set(Some(Shown {
+                id,
                 result: Arc::new(result),
                 timing,
             }));
@@ -179,6 +181,14 @@ pub fn request_align(ctx: Ctx) {
     if src.trim().is_empty() || tgt.trim().is_empty() {
         ctx.shown.set(None);
         ctx.pending.set(None);
+        return;
+    }
+    if let Err(e) =
+        check_sentence("source sentence", &src).and(check_sentence("target sentence", &tgt))
+    {
+        ctx.shown.set(None);
+        ctx.pending.set(None);
+        ctx.error(e);
         return;
     }
     let id = ctx.next_id();

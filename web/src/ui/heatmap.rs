@@ -46,7 +46,7 @@ pub fn HeatmapPanel() -> impl IntoView {
                 {move || ctx.shown.get().map(|s| view! { <Heatmap result=s.result.clone() /> })}
             </div>
             <p class="legend-text">
-                "Each cell is the cosine similarity of a source word (row) and a target word (column) at the chosen layer; white rings mark the links. Similar words are bright, unrelated ones dark."
+                "Each cell is the cosine similarity of a source word (row) and a target word (column) at the chosen layer; rings mark the links. Similar words are bright, unrelated ones dark."
             </p>
         </section>
     }
@@ -111,7 +111,8 @@ pub fn Heatmap(result: Arc<PairAlignment>) -> impl IntoView {
                     <title>{title}</title>
                     <rect x=x y=y width=cell height=cell fill=colour(norm(v))></rect>
                     {is_link.then(|| view! {
-                        <circle class="mark" cx=x + cell / 2.0 cy=y + cell / 2.0 r=cell * 0.28></circle>
+                        // Dark rings on the bright end of the scale, white ones elsewhere.
+                        <circle class="mark" class:dark={norm(v) > 0.62} cx=x + cell / 2.0 cy=y + cell / 2.0 r=cell * 0.28></circle>
                     })}
                 </g>
             });

@@ -67,6 +67,8 @@ pub struct Notice {
 /// The current single-pair result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shown {
+    /// The request this answers (increasing: tests wait for a newer one).
+    pub id: u64,
     pub result: Arc<PairAlignment>,
     pub timing: Timing,
 }

@@ -13,9 +13,8 @@ use xlalign_core::align::AlignOptions;
 use xlalign_core::embed::{embed_texts, Prefix};
 use xlalign_core::pipeline::{Aligner, EncodeOptions, EncodedPair, PairAlignment};
 use xlalign_core::{Backend, Model};
-use xlalign_wasm::engine::{self, Engine};
+use xlalign_gpu::{AnyBackend, BackendChoice};
 use xlalign_wasm::fetch::Progress;
-use xlalign_wasm::options::BackendChoice;
 use xlalign_wasm::source;
 
 use xlalign_web::document::{self, Bead};
@@ -36,7 +35,7 @@ struct Cached {
 }
 
 pub struct Session {
-    aligner: Aligner<Engine>,
+    aligner: Aligner<AnyBackend>,
     view: BackendView,
     cache: RefCell<Vec<Cached>>,
 }
@@ -59,18 +58,26 @@ pub fn now_ms() -> f64 {
 fn choice(b: BackendPref) -> BackendChoice {
     match b {
         BackendPref::Auto => BackendChoice::Auto,
-        BackendPref::Webgpu => BackendChoice::Webgpu,
+        BackendPref::Webgpu => BackendChoice::Gpu,
         BackendPref::Cpu => BackendChoice::Cpu,
     }
 }
 
+/// Opens a backend through `xlalign-gpu`'s selection (WebGPU when a hardware adapter exists,
+/// else the CPU, with the reason).
 async fn open_backend(
     model: Arc<Model>,
     asked: BackendPref,
-) -> Result<(Engine, BackendView), String> {
-    let engine = engine::create(model, choice(asked))
-        .await
-        .map_err(|e| e.message)?;
+) -> Result<(AnyBackend, BackendView), String> {
+    let engine = xlalign_gpu::select(model, choice(asked)).await.map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.strip_prefix("backend: ").unwrap_or(&msg).to_string();
+        if asked == BackendPref::Webgpu {
+            format!("{msg} (choose Automatic or CPU instead)")
+        } else {
+            msg
+        }
+    })?;
     let info = engine.info();
     let view = BackendView {
         kind: info.kind,

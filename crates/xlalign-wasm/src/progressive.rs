@@ -1,0 +1,583 @@
+//! Progressive loading: the aligner is ready once the file header (with the tokenizer),
+//! every tensor except most of the 250k-row word-embedding table, and the table's first
+//! rows have arrived. Rows are ordered by the tokenizer's piece scores, i.e. by frequency,
+//! so the first ones cover most text; the others are fetched in pages with HTTP Range
+//! requests the first time an encoder call needs them, and kept in the Cache API.
+//!
+//! For multilingual-e5-small (76 MB: 9 MB header, 54 MB table, 13 MB other tensors) the
+//! defaults make it ready after about 26 MB.
+//!
+//! The core reads embedding rows straight from `EncoderWeights::token_embd`, so the table
+//! is a full-size buffer whose absent rows are zero, and [`ProgressiveBackend`] fills the
+//! rows a batch needs before handing the batch to the real backend (rebuilt on the new
+//! table: cheap on the CPU, a re-upload on WebGPU). Absent rows never reach the encoder:
+//! every id of every sequence is checked first.
+//!
+//! Servers that ignore `Range` answer the first request with the whole file; loading then
+//! simply continues as a full download.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use js_sys::{Array, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Request, Response};
+use xlalign_core::backend::ForwardOutput;
+use xlalign_core::cpu::CpuBackend;
+use xlalign_core::gguf::{GgufFile, GgufHeader};
+use xlalign_core::{Backend, BackendInfo, Model};
+use xlalign_gpu::{AnyBackend, GpuBackend};
+
+use crate::cache;
+use crate::error::{Code, Result, WasmError};
+use crate::fetch::{self, BodyReader, Progress};
+
+pub const DEFAULT_PREFETCH_ROWS: usize = 16384;
+pub const DEFAULT_PAGE_ROWS: usize = 256;
+const TABLE: &str = "token_embd.weight";
+/// First header parse attempt; each failed attempt doubles it (the e5 header is 9 MB).
+const FIRST_HEADER_TRY: usize = 64 * 1024;
+
+pub struct Settings {
+    pub prefetch_rows: usize,
+    pub page_rows: usize,
+    pub cache: bool,
+}
+
+/// What loading produced: the whole file (the server ignored ranges, the file was cached
+/// whole, or the prefetch covers the table anyway), or a model whose table fills on demand.
+pub enum Outcome {
+    Full(Vec<u8>),
+    Ready(Rc<RowStore>),
+}
+
+/// Where the embedding rows are in the file.
+#[derive(Clone, Copy, Debug)]
+struct Table {
+    offset: usize,
+    row_bytes: usize,
+    rows: usize,
+}
+
+impl Table {
+    fn end(&self) -> usize {
+        self.offset + self.rows * self.row_bytes
+    }
+}
+
+/// Counters for `aligner.loading`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub mode: String,
+    /// Bytes that had to arrive before the aligner was ready (network and cache).
+    pub ready_bytes: u64,
+    /// Bytes downloaded so far, on-demand pages included.
+    pub network_bytes: u64,
+    pub requests: u32,
+    pub rows_present: usize,
+    pub rows_total: usize,
+    pub page_rows: usize,
+    pub pages_fetched: usize,
+    pub pages_from_cache: usize,
+}
+
+/// The word-embedding table being filled, the model built on its current state, and the
+/// backend running that model.
+pub struct RowStore {
+    url: String,
+    total: usize,
+    table: Table,
+    page_rows: usize,
+    cache: bool,
+    present: RefCell<Vec<bool>>,
+    data: RefCell<Bytes>,
+    model: RefCell<Arc<Model>>,
+    inner: RefCell<Option<Rc<AnyBackend>>>,
+    /// A page fetch is under way; other calls wait for it instead of fetching again.
+    updating: Cell<bool>,
+    stats: RefCell<Stats>,
+}
+
+impl RowStore {
+    pub fn model(&self) -> Arc<Model> {
+        self.model.borrow().clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.borrow().clone();
+        s.rows_present = self.present.borrow().iter().filter(|&&p| p).count() * self.page_rows;
+        s.rows_present = s.rows_present.min(self.table.rows);
+        s
+    }
+
+    /// Opens the backend for the model as loaded; called once, after `load`.
+    pub fn set_backend(&self, b: AnyBackend) {
+        *self.inner.borrow_mut() = Some(Rc::new(b));
+    }
+
+    fn backend(&self) -> Result<Rc<AnyBackend>> {
+        self.inner.borrow().clone().ok_or_else(|| WasmError::new(Code::Backend, "no backend yet"))
+    }
+
+    fn pages_missing(&self, ids: impl Iterator<Item = u32>) -> BTreeSet<usize> {
+        let present = self.present.borrow();
+        ids.map(|i| i as usize)
+            .filter(|&i| i < self.table.rows)
+            .map(|i| i / self.page_rows)
+            .filter(|&p| !present[p])
+            .collect()
+    }
+
+    /// Makes sure every row in `ids` has arrived.
+    pub async fn ensure(&self, ids: &[u32]) -> Result<()> {
+        loop {
+            let missing = self.pages_missing(ids.iter().copied());
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if self.updating.get() {
+                crate::aligner::yield_now().await;
+                continue;
+            }
+            self.updating.set(true);
+            let r = self.fetch_pages(&missing).await;
+            self.updating.set(false);
+            r?;
+        }
+    }
+
+    fn page_range(&self, first: usize, last: usize) -> (usize, usize) {
+        let t = &self.table;
+        let start = t.offset + first * self.page_rows * t.row_bytes;
+        let end = (t.offset + (last + 1) * self.page_rows * t.row_bytes).min(t.end());
+        (start, end)
+    }
+
+    async fn fetch_pages(&self, pages: &BTreeSet<usize>) -> Result<()> {
+        // Consecutive pages go in one request; separate runs are requested side by side.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &p in pages {
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == p => *last = p,
+                _ => runs.push((p, p)),
+            }
+        }
+        let fetches = runs.iter().map(|&(a, b)| {
+            let (start, end) = self.page_range(a, b);
+            fetch_range(&self.url, start, end)
+        });
+        let results = futures_util::future::join_all(fetches).await;
+        let mut writes: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut whole = None;
+        {
+            let mut st = self.stats.borrow_mut();
+            for (r, &(a, b)) in results.into_iter().zip(&runs) {
+                st.requests += 1;
+                match r? {
+                    Ranged::Part(bytes) => {
+                        st.network_bytes += bytes.len() as u64;
+                        st.pages_fetched += b - a + 1;
+                        writes.push((a, bytes));
+                    }
+                    Ranged::Whole(bytes) => {
+                        st.network_bytes += bytes.len() as u64;
+                        whole = Some(bytes);
+                    }
+                }
+            }
+        }
+        if let Some(file) = whole {
+            // The server stopped honouring ranges and sent everything: take the whole table.
+            let t = self.table;
+            if file.len() != self.total {
+                return Err(WasmError::network(format!("the model changed on the server ({} bytes, was {})", file.len(), self.total)));
+            }
+            self.apply(vec![(0, file[t.offset..t.end()].to_vec())]).await?;
+            self.stats.borrow_mut().mode = "full (the server stopped honouring ranges)".into();
+            return Ok(());
+        }
+        if self.cache {
+            for (first, bytes) in &writes {
+                for (k, chunk) in bytes.chunks(self.page_rows * self.table.row_bytes).enumerate() {
+                    let data = Uint8Array::from(chunk);
+                    if let Ok(sha) = cache::sha256_hex(&data).await {
+                        cache::store(&page_key(&self.url, self.page_rows, first + k, self.total), &data, &sha).await;
+                    }
+                }
+            }
+        }
+        self.apply(writes).await
+    }
+
+    /// Writes rows (`(first page, bytes)`) into a copy of the table, then rebuilds the model
+    /// and backend on it. Calls already running keep the previous table until they finish.
+    async fn apply(&self, writes: Vec<(usize, Vec<u8>)>) -> Result<()> {
+        let page_bytes = self.page_rows * self.table.row_bytes;
+        let mut buf = BytesMut::from(&self.data.borrow()[..]);
+        {
+            let mut present = self.present.borrow_mut();
+            for (first, bytes) in &writes {
+                let at = first * page_bytes;
+                let n = bytes.len().min(buf.len().saturating_sub(at));
+                buf[at..at + n].copy_from_slice(&bytes[..n]);
+                let pages = n.div_ceil(page_bytes);
+                for p in *first..(*first + pages).min(present.len()) {
+                    present[p] = true;
+                }
+            }
+        }
+        let data = buf.freeze();
+        let mut model = (*self.model()).clone();
+        model.weights.token_embd.data = data.clone();
+        let model = Arc::new(model);
+        let inner = match self.inner.borrow().clone() {
+            Some(old) => Some(Rc::new(rebuild(&old, &model).await?)),
+            None => None,
+        };
+        *self.data.borrow_mut() = data;
+        *self.model.borrow_mut() = model;
+        if let Some(i) = inner {
+            *self.inner.borrow_mut() = Some(i);
+        }
+        Ok(())
+    }
+}
+
+/// The same kind of backend as `old`, on `model`'s weights.
+async fn rebuild(old: &AnyBackend, model: &Arc<Model>) -> Result<AnyBackend> {
+    Ok(match old {
+        AnyBackend::Cpu { reason, .. } => AnyBackend::Cpu { backend: CpuBackend::new(model)?, reason: reason.clone() },
+        AnyBackend::Gpu(g) => {
+            let mut n = GpuBackend::with_context(g.context().clone(), model.clone()).await?;
+            n.set_reason(g.info().reason);
+            AnyBackend::Gpu(n)
+        }
+    })
+}
+
+/// The backend the aligner uses in progressive mode: fills missing rows, then runs the
+/// current backend.
+#[derive(Clone)]
+pub struct ProgressiveBackend(pub Rc<RowStore>);
+
+impl Backend for ProgressiveBackend {
+    fn info(&self) -> BackendInfo {
+        match self.0.inner.borrow().as_ref() {
+            Some(b) => b.info(),
+            None => BackendInfo { kind: "none".into(), device: String::new(), reason: String::new() },
+        }
+    }
+
+    async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> xlalign_core::Result<Vec<ForwardOutput>> {
+        let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
+        self.0.ensure(&ids).await.map_err(|e| xlalign_core::Error::Io(e.message))?;
+        let backend = self.0.backend().map_err(|e| xlalign_core::Error::Backend(e.message))?;
+        backend.forward(sequences, layers).await
+    }
+}
+
+enum Ranged {
+    Part(Vec<u8>),
+    /// The server answered a range request with the whole file.
+    Whole(Vec<u8>),
+}
+
+/// Bytes `start..end` (end exclusive) of `url`.
+async fn fetch_range(url: &str, start: usize, end: usize) -> Result<Ranged> {
+    let resp = fetch::get(url, Some((start as u64, Some(end as u64 - 1))), None).await?;
+    let mut quiet = Progress::new(None);
+    if resp.status() == 200 {
+        return Ok(Ranged::Whole(fetch::read_all(&resp, "download", &mut quiet).await?));
+    }
+    check_range(&resp, start)?;
+    let bytes = fetch::read_all(&resp, "rows", &mut quiet).await?;
+    if bytes.len() != end - start {
+        return Err(WasmError::network(format!("asked for bytes {start}..{end} of {url}, got {}", bytes.len())));
+    }
+    Ok(Ranged::Part(bytes))
+}
+
+fn check_range(resp: &Response, start: usize) -> Result<Option<u64>> {
+    match fetch::content_range(resp) {
+        Some((s, _, total)) if s == start as u64 => Ok(total),
+        other => Err(WasmError::network(format!("the server answered a range request with Content-Range {other:?}"))),
+    }
+}
+
+fn part_key(url: &str, part: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}xlalign-part={part}")
+}
+
+fn page_key(url: &str, page_rows: usize, page: usize, total: usize) -> String {
+    part_key(url, &format!("rows-{page_rows}-{page}-of-{total}"))
+}
+
+async fn cached(key: &str, use_cache: bool) -> Option<Vec<u8>> {
+    if !use_cache {
+        return None;
+    }
+    cache::lookup(key).await.map(|(d, _)| d.to_vec())
+}
+
+async fn remember(key: &str, bytes: &[u8], use_cache: bool) {
+    if use_cache {
+        let data = Uint8Array::from(bytes);
+        if let Ok(sha) = cache::sha256_hex(&data).await {
+            cache::store(key, &data, &sha).await;
+        }
+    }
+}
+
+/// The table's position, if its rows can be fetched one by one.
+fn table_of(h: &GgufHeader) -> Option<Table> {
+    let t = h.tensors.iter().find(|t| t.name == TABLE)?;
+    let rows = *t.shape.first()?;
+    if rows == 0 || t.n_bytes % rows != 0 || t.shape.len() != 2 {
+        return None;
+    }
+    Some(Table { offset: t.offset, row_bytes: t.n_bytes / rows, rows })
+}
+
+/// Bytes needed before the aligner can start: the header and first rows, then the tail.
+fn plan(h: &GgufHeader, prefetch_rows: usize) -> Option<(Table, usize)> {
+    let t = table_of(h)?;
+    // Every other tensor must lie before the table or after it (true of llama.cpp-style
+    // files); the prefix covers the former, the tail the latter.
+    let stop = (t.offset + prefetch_rows.min(t.rows) * t.row_bytes).max(h.data_offset);
+    (stop < t.end()).then_some((t, stop))
+}
+
+/// Loads `url` progressively (see the module documentation).
+pub async fn load(url: &str, s: &Settings, progress: &mut Progress, signal: Option<&AbortSignal>) -> Result<Outcome> {
+    let use_cache = s.cache && cache::available();
+    if use_cache {
+        if let Some((data, _)) = cache::lookup(url).await {
+            let n = data.length() as u64;
+            progress.report("cache", n, Some(n), true);
+            return Ok(Outcome::Full(data.to_vec()));
+        }
+    }
+    let mut stats = Stats { mode: "progressive".into(), page_rows: s.page_rows, ..Default::default() };
+    let prefix_key = part_key(url, &format!("prefix-{}", s.prefetch_rows));
+
+    // 1. The header and the first rows: from the cache, or one streamed request.
+    let (prefix, header, table, stop) = match cached(&prefix_key, use_cache).await.and_then(|p| {
+        let total = cache_total(&p)?;
+        let h = GgufHeader::parse(&p[8..], total).ok()?;
+        let (t, stop) = plan(&h, s.prefetch_rows)?;
+        (p.len() - 8 == stop).then(|| (p[8..].to_vec(), h, t, stop))
+    }) {
+        Some((p, h, t, stop)) => {
+            progress.report("cache", p.len() as u64, None, true);
+            stats.ready_bytes += p.len() as u64;
+            (p, h, t, stop)
+        }
+        None => {
+            // Stopping this request part-way must stop the transfer itself, not just the
+            // reading: a cancelled body alone lets the browser keep receiving what the
+            // server already sent.
+            let stopper = web_sys::AbortController::new().map_err(|e| WasmError::network(crate::error::describe_js(&e)))?;
+            let both = fetch::any_signal(&stopper.signal(), signal);
+            let resp = fetch::get(url, Some((0, None)), Some(&both)).await?;
+            stats.requests += 1;
+            if resp.status() == 200 {
+                // Range ignored: this response is the whole file.
+                let bytes = fetch::read_all(&resp, "download", progress).await?;
+                remember(url, &bytes, use_cache).await;
+                return Ok(Outcome::Full(bytes));
+            }
+            let total = check_range(&resp, 0)?
+                .ok_or_else(|| WasmError::network("the server did not say how large the model file is (Content-Range)"))?
+                as usize;
+            let streamed = stream_prefix(&resp, total, s.prefetch_rows, progress).await;
+            stopper.abort();
+            match streamed? {
+                Prefix::Planned { bytes, header, table, stop } => {
+                    stats.network_bytes += bytes.len() as u64;
+                    stats.ready_bytes += bytes.len() as u64;
+                    let mut stored = (total as u64).to_le_bytes().to_vec();
+                    stored.extend_from_slice(&bytes);
+                    remember(&prefix_key, &stored, use_cache).await;
+                    (bytes, header, table, stop)
+                }
+                Prefix::Whole(bytes) => {
+                    remember(url, &bytes, use_cache).await;
+                    return Ok(Outcome::Full(bytes));
+                }
+            }
+        }
+    };
+    let total = header.file_len;
+
+    // 2. Every tensor after the table, in one request.
+    let tail_key = part_key(url, &format!("tail-{}-of-{total}", table.end()));
+    let tail = match cached(&tail_key, use_cache).await.filter(|t| t.len() == total - table.end()) {
+        Some(t) => {
+            stats.ready_bytes += t.len() as u64;
+            t
+        }
+        None => {
+            let resp = fetch::get(url, Some((table.end() as u64, Some(total as u64 - 1))), signal).await?;
+            stats.requests += 1;
+            if resp.status() == 200 {
+                return Ok(Outcome::Full(fetch::read_all(&resp, "download", progress).await?));
+            }
+            check_range(&resp, table.end())?;
+            let mut p = Progress::offset(progress, stop as u64, (stop + total - table.end()) as u64);
+            let t = fetch::read_all(&resp, "download", &mut p).await?;
+            if t.len() != total - table.end() {
+                return Err(WasmError::network("the model file's tail arrived incomplete"));
+            }
+            stats.network_bytes += t.len() as u64;
+            stats.ready_bytes += t.len() as u64;
+            remember(&tail_key, &t, use_cache).await;
+            t
+        }
+    };
+
+    // 3. A full-size file with the table's absent rows zero, parsed as usual; then the
+    //    table moves to its own buffer and the other tensors are copied out, so the file
+    //    buffer (and the 9 MB tokenizer text in it) can go.
+    progress.report("parse", 0, None, true);
+    let mut file = vec![0u8; total];
+    file[..stop].copy_from_slice(&prefix[..stop]);
+    drop(prefix);
+    file[table.end()..].copy_from_slice(&tail);
+    drop(tail);
+    let file = GgufFile::parse(Bytes::from(file))?;
+    let mut model = Model::from_gguf(&file)?;
+    drop(header);
+    let data = Bytes::copy_from_slice(&model.weights.token_embd.data);
+    model.weights.token_embd.data = data.clone();
+    for l in &mut model.weights.layers {
+        for lin in [&mut l.query, &mut l.key, &mut l.value, &mut l.attn_output, &mut l.ffn_up, &mut l.ffn_down] {
+            lin.weight.data = Bytes::copy_from_slice(&lin.weight.data);
+        }
+    }
+    drop(file);
+
+    let pages = table.rows.div_ceil(s.page_rows);
+    let mut present = vec![false; pages];
+    let have_rows = (stop - table.offset) / table.row_bytes;
+    present.iter_mut().take(have_rows / s.page_rows).for_each(|p| *p = true);
+    stats.rows_total = table.rows;
+    let store = Rc::new(RowStore {
+        url: url.to_string(),
+        total,
+        table,
+        page_rows: s.page_rows,
+        cache: use_cache,
+        present: RefCell::new(present),
+        data: RefCell::new(data),
+        model: RefCell::new(Arc::new(model)),
+        inner: RefCell::new(None),
+        updating: Cell::new(false),
+        stats: RefCell::new(stats),
+    });
+
+    // 4. Pages cached by earlier visits.
+    if use_cache {
+        restore_pages(&store).await;
+    }
+    Ok(Outcome::Ready(store))
+}
+
+/// The prefix part is stored with the file size in front (8 bytes, little-endian).
+fn cache_total(p: &[u8]) -> Option<usize> {
+    Some(u64::from_le_bytes(p.get(..8)?.try_into().ok()?) as usize)
+}
+
+enum Prefix {
+    Planned { bytes: Vec<u8>, header: GgufHeader, table: Table, stop: usize },
+    Whole(Vec<u8>),
+}
+
+/// Reads the first response until the header parses and the first rows are in, then
+/// cancels it. Progress counts towards the bytes needed to be ready, once they are known.
+async fn stream_prefix(resp: &Response, total: usize, prefetch_rows: usize, progress: &mut Progress) -> Result<Prefix> {
+    let mut reader = BodyReader::new(resp)?;
+    let mut buf = Vec::new();
+    let mut next_try = FIRST_HEADER_TRY;
+    let mut planned: Option<(GgufHeader, Option<(Table, usize)>)> = None;
+    let mut ready_total: Option<u64> = None;
+    progress.report("download", 0, None, true);
+    while reader.next_into(&mut buf).await? {
+        if planned.is_none() && buf.len() >= next_try.min(total) {
+            match GgufHeader::parse(&buf, total) {
+                Ok(h) => {
+                    let p = plan(&h, prefetch_rows);
+                    ready_total = p.map(|(t, stop)| (stop + total - t.end()) as u64);
+                    planned = Some((h, p));
+                }
+                // A prefix that ends inside the header: read on. Anything else is final.
+                Err(e) if e.to_string().contains("truncated") && buf.len() < total => next_try = buf.len() * 2,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        progress.report("download", buf.len() as u64, ready_total.or(Some(total as u64)), false);
+        if let Some((_, Some((_, stop)))) = &planned {
+            if buf.len() >= *stop {
+                break;
+            }
+        }
+    }
+    match planned {
+        Some((header, Some((table, stop)))) if buf.len() >= stop => {
+            reader.cancel().await;
+            buf.truncate(stop);
+            Ok(Prefix::Planned { bytes: buf, header, table, stop })
+        }
+        // No table to page (or the prefetch covers it): the whole file was read.
+        _ if buf.len() == total => Ok(Prefix::Whole(buf)),
+        None => Err(GgufHeader::parse(&buf, total).err().map(WasmError::from).unwrap_or_else(|| {
+            WasmError::network("the model download ended early")
+        })),
+        _ => Err(WasmError::network(format!("the model download ended after {} of {total} bytes", buf.len()))),
+    }
+}
+
+async fn restore_pages(store: &RowStore) {
+    let Some(keys) = cache_keys().await else { return };
+    let prefix = part_key(&store.url, &format!("rows-{}-", store.page_rows));
+    let suffix = format!("-of-{}", store.total);
+    let mut writes = Vec::new();
+    for k in keys {
+        let Some(page) = k.strip_prefix(&prefix).and_then(|r| r.strip_suffix(&suffix)).and_then(|p| p.parse::<usize>().ok()) else {
+            continue;
+        };
+        if page >= store.present.borrow().len() || store.present.borrow()[page] {
+            continue;
+        }
+        let (start, end) = store.page_range(page, page);
+        if let Some((data, _)) = cache::lookup(&k).await {
+            if data.length() as usize == end - start {
+                writes.push((page, data.to_vec()));
+            }
+        }
+    }
+    if writes.is_empty() {
+        return;
+    }
+    store.stats.borrow_mut().pages_from_cache += writes.len();
+    // No backend yet: only the table and model are updated.
+    let _ = store.apply(writes).await;
+}
+
+async fn cache_keys() -> Option<Vec<String>> {
+    let storage: web_sys::CacheStorage = js_sys::Reflect::get(&js_sys::global(), &"caches".into()).ok()?.dyn_into().ok()?;
+    let c: web_sys::Cache = JsFuture::from(storage.open(cache::CACHE_NAME)).await.ok()?.dyn_into().ok()?;
+    let keys = JsFuture::from(c.keys()).await.ok()?;
+    Some(
+        Array::from(&keys)
+            .iter()
+            .filter_map(|r| r.dyn_into::<Request>().ok().map(|r| r.url()))
+            .collect(),
+    )
+}

@@ -1,0 +1,133 @@
+// Browser benchmark: tokens/s and pairs/s for the WebAssembly CPU backend (with and
+// without SIMD) and WebGPU, in one page. Results land in window.benchResult (for
+// tests/browser/bench.mjs) and in the page.
+const params = new URLSearchParams(location.search);
+const modelUrl = params.get("model") ?? new URL("../models/multilingual-e5-small-q4_0.gguf", location.href).href;
+const variants = (params.get("variants") ?? "simd,nosimd,webgpu").split(",").filter(Boolean);
+const repeat = Math.max(1, Number(params.get("repeat") ?? 3));
+const PACKAGES = { simd: "../../pkg/index.js", nosimd: "../../pkg/nosimd/index.js", webgpu: "../../pkg/index.js" };
+const status = (t) => (document.getElementById("status").textContent = t);
+const now = () => performance.now();
+const pause = () => new Promise((r) => setTimeout(r, 0));
+
+async function text(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
+  return r.text();
+}
+
+/** Best wall time of `n` runs of `f` (after `f` ran once cold, whose time is returned too). */
+async function timed(n, f) {
+  let t = now();
+  await f();
+  const cold = now() - t;
+  let best = Infinity;
+  for (let i = 0; i < n; i++) {
+    await pause();
+    t = now();
+    await f();
+    best = Math.min(best, now() - t);
+  }
+  return { cold, best };
+}
+
+async function run(variant, bytes, sentences, pairs) {
+  const xl = await import(PACKAGES[variant]);
+  await xl.default();
+  const n = variant === "webgpu" ? 1 : repeat; // software WebGPU is slow; one timed run
+  let t = now();
+  const a = await xl.Aligner.load(bytes, { backend: variant === "webgpu" ? "webgpu" : "cpu", cache: false });
+  const loadMs = now() - t;
+  try {
+    const tokens = sentences.reduce((s, x) => s + a.tokenize(x).ids.length, 0);
+    const pairTokens = pairs.reduce((s, [x, y]) => s + a.tokenize(x).ids.length + a.tokenize(y).ids.length, 0);
+    status(`${variant}: one by one…`);
+    const single = await timed(n, async () => {
+      for (const s of sentences) await a.embed([s]);
+    });
+    status(`${variant}: batches of 32…`);
+    const batch = await timed(n, async () => {
+      for (let i = 0; i < sentences.length; i += 32) await a.embed(sentences.slice(i, i + 32));
+    });
+    status(`${variant}: alignment…`);
+    const align = await timed(n, () =>
+      a.alignBatch(pairs, { pretokenized: true, sentenceCosine: false, batchSize: 32 }),
+    );
+    const perS = (count, ms) => (count / ms) * 1000;
+    return {
+      variant,
+      backend: a.backend,
+      loadMs,
+      sentences: sentences.length,
+      tokens,
+      singleColdTokensPerS: perS(tokens, single.cold),
+      singleTokensPerS: perS(tokens, single.best),
+      batch32TokensPerS: perS(tokens, batch.best),
+      pairs: pairs.length,
+      pairsPerS: perS(pairs.length, align.best),
+      pairTokensPerS: perS(pairTokens, align.best),
+      repeats: n,
+    };
+  } finally {
+    a.dispose();
+  }
+}
+
+function show(results) {
+  const cols = [
+    ["variant", (r) => r.variant],
+    ["backend", (r) => (r.error ? "–" : `${r.backend.kind} (${r.backend.device})`)],
+    ["load ms", (r) => r.loadMs?.toFixed(0) ?? "–"],
+    ["1-by-1 tok/s", (r) => r.singleTokensPerS?.toFixed(0) ?? "–"],
+    ["batch-32 tok/s", (r) => r.batch32TokensPerS?.toFixed(0) ?? "–"],
+    ["pairs/s", (r) => r.pairsPerS?.toFixed(1) ?? r.error],
+  ];
+  const t = document.getElementById("table");
+  t.innerHTML = "";
+  const head = t.insertRow();
+  for (const [name] of cols) head.appendChild(document.createElement("th")).textContent = name;
+  for (const r of results) {
+    const row = t.insertRow();
+    for (const [, f] of cols) row.insertCell().textContent = f(r);
+  }
+}
+
+async function main() {
+  const base = new URL("../../", location.href);
+  const sentences = (await text(new URL("tests/data/bench-sentences.txt", base))).split("\n").filter((l) => l.trim());
+  const [src, tgt] = await Promise.all(["enfr.src", "enfr.tgt"].map((f) => text(new URL(`tests/data/gold/enfr/${f}`, base))));
+  const tgtLines = tgt.split("\n");
+  const pairs = src.split("\n").map((s, i) => [s, tgtLines[i]]).filter(([s, t]) => s?.trim() && t?.trim());
+  status("downloading the model…");
+  const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+  const results = [];
+  for (const v of variants) {
+    status(`${v}…`);
+    try {
+      results.push(await run(v, bytes, sentences, pairs));
+    } catch (e) {
+      results.push({ variant: v, error: `${e.code ?? "error"}: ${e.message}` });
+    }
+    show(results);
+  }
+  const simd = results.find((r) => r.variant === "simd" && !r.error);
+  const nosimd = results.find((r) => r.variant === "nosimd" && !r.error);
+  const summary = { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, results };
+  if (simd && nosimd) {
+    summary.simdGain = {
+      single: simd.singleTokensPerS / nosimd.singleTokensPerS,
+      batch32: simd.batch32TokensPerS / nosimd.batch32TokensPerS,
+      pairs: simd.pairsPerS / nosimd.pairsPerS,
+    };
+  }
+  window.benchResult = summary;
+  document.getElementById("result").textContent = JSON.stringify(summary, null, 2);
+  document.getElementById("status").dataset.state = "done";
+  status("done");
+}
+
+main().catch((e) => {
+  window.benchResult = { error: e.message };
+  document.getElementById("status").dataset.state = "error";
+  status(`error: ${e.message}`);
+});
