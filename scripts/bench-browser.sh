@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
-# Browser benchmark in headless Chromium: tokens/s and pairs/s for the WebAssembly CPU
-# backend with and without SIMD, and WebGPU (SwiftShader when there is no GPU), in one run.
-# Builds pkg/ and pkg/nosimd/ first. Arguments go to tests/browser/bench.mjs
-# ([variants] [repeat]); set XLALIGN_SKIP_WASM_BUILD=1 to reuse existing builds.
+# Browser benchmarks in headless Chromium.
+#
+#   scripts/bench-browser.sh [variants] [repeat]
+#       tokens/s and pairs/s for the WebAssembly CPU backend with and without SIMD, and
+#       WebGPU (SwiftShader when there is no GPU), in one run (public/bench/ driven by
+#       tests/browser/bench.mjs; variants default "simd,nosimd,webgpu", repeat 3).
+#       Builds pkg/ and pkg/nosimd/ first.
+#   scripts/bench-browser.sh progressive [mbit] [latency ms] [rounds]
+#       time and bytes until the first alignment is shown, full download versus progressive
+#       loading, on a connection throttled by Chromium (default 10 Mbit/s, 40 ms), cold
+#       cache (tests/browser/progressive-bench.mjs). Builds pkg/ first.
+#
+# XLALIGN_SKIP_WASM_BUILD=1 reuses existing builds; XLALIGN_MODEL names the model file.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$XLALIGN_ROOT"
 [[ -d node_modules/puppeteer-core ]] || npm install --no-audit --no-fund
+have chromium || die "chromium is not installed (scripts/setup.sh installs it)"
+
+if [[ ${1:-} == progressive ]]; then
+    shift
+    [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
+    step "progressive vs full loading on a throttled connection, headless Chromium"
+    node tests/browser/progressive-bench.mjs "$@"
+    exit
+fi
+
 if [[ ${XLALIGN_SKIP_WASM_BUILD:-} != 1 ]]; then
     scripts/build-wasm.sh
     XLALIGN_WASM_SIMD=0 scripts/build-wasm.sh
 fi
-step "public/bench in headless Chromium"
+step "public/bench in headless Chromium ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 node tests/browser/bench.mjs "$@"

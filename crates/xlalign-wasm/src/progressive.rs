@@ -40,8 +40,18 @@ use crate::fetch::{self, BodyReader, Progress};
 pub const DEFAULT_PREFETCH_ROWS: usize = 16384;
 pub const DEFAULT_PAGE_ROWS: usize = 256;
 const TABLE: &str = "token_embd.weight";
-/// First header parse attempt; each failed attempt doubles it (the e5 header is 9 MB).
+/// First header parse attempt (the e5 header is 9 MB).
 const FIRST_HEADER_TRY: usize = 64 * 1024;
+
+/// Where to try parsing the header next after a prefix of `len` bytes ended inside it.
+/// Until the header parses, the end of the bytes needed is unknown, so every byte read past
+/// it before the next attempt may be a byte too many: with doubling, the e5 header (9 MB)
+/// would parse only at 17 MB, 4.5 MB past the 12.6 MB the first request needs. Steps of a
+/// quarter (at least 1 MB) keep that waste under a quarter of the header, for about five
+/// parses' worth of work in total.
+fn next_header_try(len: usize) -> usize {
+    len + (len / 4).max(1 << 20)
+}
 
 pub struct Settings {
     pub prefetch_rows: usize,
@@ -517,7 +527,7 @@ async fn stream_prefix(resp: &Response, total: usize, prefetch_rows: usize, prog
                     planned = Some((h, p));
                 }
                 // A prefix that ends inside the header: read on. Anything else is final.
-                Err(e) if e.to_string().contains("truncated") && buf.len() < total => next_try = buf.len() * 2,
+                Err(e) if e.to_string().contains("truncated") && buf.len() < total => next_try = next_header_try(buf.len()),
                 Err(e) => return Err(e.into()),
             }
         }
