@@ -5,8 +5,9 @@
 //! Methods are `async` because WebGPU in the browser can only wait by yielding to the event
 //! loop; the CPU backend's futures are ready at once.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
+use crate::align::{AlignOptions, UnitLink};
 use crate::error::Result;
 
 /// What runs the encoder, for display ("WebGPU on NVIDIA …", "CPU, 2 threads").
@@ -38,4 +39,36 @@ pub trait Backend {
     /// at most `max_positions` long) and returns the requested layers for each sequence.
     /// Only the blocks up to the highest requested layer are computed.
     async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>>;
+
+    /// Extracts the links of a batch of pairs where the vectors live (on a GPU, so that only
+    /// links and cosines come back), as [`crate::align::methods::extract`] would on
+    /// `cosine_matrix(src, tgt)` and `src · tgtᵀ` of each pair.
+    ///
+    /// `Ok(None)` means "not here": the backend (the CPU one, by default) or this method has
+    /// no device extraction, and the caller extracts on the CPU. A backend that answers must
+    /// answer for every pair, in order.
+    async fn align_units(&self, pairs: &[UnitPair<'_>], opts: &AlignOptions) -> Result<Option<Vec<UnitAlignment>>> {
+        let _ = (pairs, opts);
+        Ok(None)
+    }
+}
+
+/// The vectors one pair is aligned with: one row per unit (a subword, or a word's averaged
+/// subwords), exactly the rows [`crate::align::align_words`] extracts between.
+#[derive(Clone, Copy, Debug)]
+pub struct UnitPair<'a> {
+    /// `[source units, hidden]`.
+    pub src: ArrayView2<'a, f32>,
+    /// `[target units, hidden]`.
+    pub tgt: ArrayView2<'a, f32>,
+}
+
+/// What [`Backend::align_units`] gives back for one [`UnitPair`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitAlignment {
+    /// Sorted by (row, col), as [`crate::align::methods::extract`] returns them.
+    pub links: Vec<UnitLink>,
+    /// `[source units, target units]` cosines: the word heatmap and the BERTScore-style
+    /// scores are read off them, so the hidden states need not come back.
+    pub cosine: Array2<f32>,
 }

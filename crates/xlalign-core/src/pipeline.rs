@@ -4,14 +4,19 @@
 //! The work is split so a UI can change the extraction (method, threshold, …) without
 //! re-running the encoder: [`Aligner::encode_pairs`] does tokenising and the forward pass and
 //! returns [`EncodedPair`]s; [`Aligner::extract`] turns one into a [`PairAlignment`].
+//!
+//! [`Aligner::align`], [`Aligner::align_batch`] and [`Aligner::extract_batch`] let the backend
+//! extract the links where it computed the vectors ([`Backend::align_units`]: on the GPU only
+//! links and cosines come back), and extract on the CPU otherwise; the result is the same.
 
 use std::sync::Arc;
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::align::{self, AlignOptions, Method, Segmented, Word, WordLink, WordMap, WordOptions};
-use crate::backend::Backend;
+use crate::align::methods::check_finite;
+use crate::align::{self, AlignOptions, Level, Method, Segmented, UnitLink, Word, WordLink, WordMap, WordOptions};
+use crate::backend::{Backend, UnitAlignment, UnitPair};
 use crate::embed::{check_text, encode_tokenized};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -197,24 +202,77 @@ impl<B: Backend> Aligner<B> {
             .collect())
     }
 
-    /// Links and scores for an encoded pair (cheap: no encoder work).
+    /// Links and scores for an encoded pair, on the CPU (cheap: no encoder work).
     pub fn extract(&self, pair: &EncodedPair, opts: &AlignOptions) -> Result<PairAlignment> {
         let a = align::align_words(pair.src.states.view(), pair.tgt.states.view(), &pair.src.map, &pair.tgt.map, opts)?;
+        self.finish(pair, a.links, a.word_similarity, opts)
+    }
+
+    /// As [`Self::extract`] for many pairs, on the backend's device when it extracts there
+    /// (one batch, one trip back for all pairs) and on the CPU otherwise. The links are those
+    /// [`Self::extract`] gives from the same states (the device's rounding aside); each pair
+    /// gets its own result.
+    pub async fn extract_batch(
+        &self,
+        pairs: &[&EncodedPair],
+        opts: &AlignOptions,
+    ) -> Result<Vec<Result<PairAlignment>>> {
+        opts.validate()?;
+        let on_cpu = || pairs.iter().map(|p| self.extract(p, opts)).collect();
+        // A pair whose states or maps are unusable gets the CPU path, which says what is wrong.
+        let units: Vec<Option<(Units, Units)>> = pairs.iter().map(|p| pair_units(p, opts.level).ok()).collect();
+        let jobs: Vec<UnitPair> = units
+            .iter()
+            .flatten()
+            .map(|(s, t)| UnitPair { src: s.vectors.view(), tgt: t.vectors.view() })
+            .collect();
+        if jobs.is_empty() {
+            return Ok(on_cpu());
+        }
+        let Some(done) = self.backend.align_units(&jobs, opts).await? else {
+            return Ok(on_cpu());
+        };
+        if done.len() != jobs.len() {
+            return Err(Error::Backend(format!("the backend aligned {} of {} pairs", done.len(), jobs.len())));
+        }
+        let mut done = done.into_iter();
+        Ok(pairs
+            .iter()
+            .zip(units)
+            .map(|(pair, u)| match u {
+                Some((s, t)) => {
+                    let n_words = (pair.src.map.n_words, pair.tgt.map.n_words);
+                    let (links, word_similarity) = lift_device(&s, &t, n_words, done.next().expect("one per job"))?;
+                    self.finish(pair, links, word_similarity, opts)
+                }
+                None => self.extract(pair, opts),
+            })
+            .collect())
+    }
+
+    /// Sentence scores and the result record from word links and the word×word cosines.
+    fn finish(
+        &self,
+        pair: &EncodedPair,
+        links: Vec<WordLink>,
+        word_similarity: Array2<f32>,
+        opts: &AlignOptions,
+    ) -> Result<PairAlignment> {
         let cosine = match (&pair.src.pooled, &pair.tgt.pooled) {
             (Some(a), Some(b)) => Some(crate::embed::cosine(a, b)),
             _ => None,
         };
         let similarity = SentenceScores {
             cosine,
-            bertscore: align::greedy_match(a.word_similarity.view())?,
-            coverage: align::coverage(&a.links, pair.src.words.len(), pair.tgt.words.len()),
+            bertscore: align::greedy_match(word_similarity.view())?,
+            coverage: align::coverage(&links, pair.src.words.len(), pair.tgt.words.len()),
         };
         Ok(PairAlignment {
             src_words: pair.src.words.clone(),
             tgt_words: pair.tgt.words.clone(),
-            links: a.links,
+            links,
             similarity,
-            word_similarity: a.word_similarity.rows().into_iter().map(|r| r.to_vec()).collect(),
+            word_similarity: word_similarity.rows().into_iter().map(|r| r.to_vec()).collect(),
             layer: pair.layer,
             method: opts.method,
         })
@@ -222,8 +280,8 @@ impl<B: Backend> Aligner<B> {
 
     pub async fn align(&self, src: &str, tgt: &str, enc: &EncodeOptions, opts: &AlignOptions) -> Result<PairAlignment> {
         opts.validate()?;
-        let pair = self.encode_pairs(&[(src, tgt)], enc).await?.pop().expect("one pair");
-        self.extract(&pair?, opts)
+        let pair = self.encode_pairs(&[(src, tgt)], enc).await?.pop().expect("one pair")?;
+        self.extract_batch(&[&pair], opts).await?.pop().expect("one result")
     }
 
     /// Aligns many pairs; each gets its own result so one bad pair loses nothing else.
@@ -234,11 +292,305 @@ impl<B: Backend> Aligner<B> {
         opts: &AlignOptions,
     ) -> Result<Vec<Result<PairAlignment>>> {
         opts.validate()?;
-        Ok(self
-            .encode_pairs(pairs, enc)
-            .await?
+        let encoded = self.encode_pairs(pairs, enc).await?;
+        let ok: Vec<&EncodedPair> = encoded.iter().flatten().collect();
+        let mut extracted = self.extract_batch(&ok, opts).await?.into_iter();
+        Ok(encoded
             .into_iter()
-            .map(|p| p.and_then(|p| self.extract(&p, opts)))
+            .map(|p| p.and_then(|_| extracted.next().expect("one result per encoded pair")))
             .collect())
+    }
+}
+
+// The unit selection and the lifting of unit links to words below follow
+// `align::extract::align_words` step for step, so that a device extracts between exactly the
+// vectors the CPU would and its links turn into the same word links; the tests compare the
+// two paths on the real model.
+
+/// The rows extraction works on, the word(s) of each.
+struct Units {
+    vectors: Array2<f32>,
+    words: Vec<Vec<usize>>,
+}
+
+fn pair_units(pair: &EncodedPair, level: Level) -> Result<(Units, Units)> {
+    Ok((side_units(&pair.src, level, "source")?, side_units(&pair.tgt, level, "target")?))
+}
+
+fn side_units(side: &EncodedSide, level: Level, what: &str) -> Result<Units> {
+    let (vectors, map) = (side.states.view(), &side.map);
+    if vectors.nrows() != map.word_of.len() {
+        return Err(Error::Input(format!("{what}: {} vectors for {} tokens", vectors.nrows(), map.word_of.len())));
+    }
+    map.check(what)?;
+    check_finite(vectors, what)?;
+    Ok(match level {
+        Level::Subword => subword_units(vectors, map),
+        Level::WordAverage => word_units(vectors, map),
+    })
+}
+
+fn subword_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
+    let (token, words): (Vec<usize>, Vec<Vec<usize>>) =
+        map.words_of_tokens().into_iter().enumerate().filter(|(_, ws)| !ws.is_empty()).unzip();
+    Units { vectors: vectors.select(Axis(0), &token), words }
+}
+
+fn word_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
+    let subwords = map.subwords();
+    let covered: Vec<usize> = (0..map.n_words).filter(|&w| !subwords[w].is_empty()).collect();
+    let mut out = Array2::<f32>::zeros((covered.len(), vectors.ncols()));
+    for (row, &w) in covered.iter().enumerate() {
+        let mean: Array1<f32> = vectors.select(Axis(0), &subwords[w]).mean_axis(Axis(0)).expect("non-empty");
+        out.row_mut(row).assign(&mean);
+    }
+    Units { vectors: out, words: covered.into_iter().map(|w| vec![w]).collect() }
+}
+
+/// A device's unit links and cosines → word links and the word×word cosines: a word pair is
+/// linked when any of its unit pairs is (score and probability the largest among those), and
+/// its cosine is the largest of its unit pairs'.
+fn lift_device(
+    src: &Units,
+    tgt: &Units,
+    (n_src, n_tgt): (usize, usize),
+    done: UnitAlignment,
+) -> Result<(Vec<WordLink>, Array2<f32>)> {
+    let (n, m) = (src.words.len(), tgt.words.len());
+    if done.cosine.dim() != (n, m) || done.links.iter().any(|l| l.row >= n || l.col >= m) {
+        return Err(Error::Backend(format!(
+            "the backend's alignment of {n} × {m} units came back as {:?} cosines with links {:?}",
+            done.cosine.dim(),
+            done.links.iter().map(|l| (l.row, l.col)).collect::<Vec<_>>()
+        )));
+    }
+    let mut word_similarity = Array2::<f32>::zeros((n_src, n_tgt));
+    let mut seen = Array2::<bool>::from_elem((n_src, n_tgt), false);
+    for ((r, c), &v) in done.cosine.indexed_iter() {
+        for &ws in &src.words[r] {
+            for &wt in &tgt.words[c] {
+                let cell = &mut word_similarity[[ws, wt]];
+                if !seen[[ws, wt]] || v > *cell {
+                    *cell = v;
+                    seen[[ws, wt]] = true;
+                }
+            }
+        }
+    }
+    Ok((lift(&done.links, &src.words, &tgt.words), word_similarity))
+}
+
+fn lift(units: &[UnitLink], src_words: &[Vec<usize>], tgt_words: &[Vec<usize>]) -> Vec<WordLink> {
+    let mut links: Vec<WordLink> = units
+        .iter()
+        .flat_map(|u| {
+            src_words[u.row].iter().flat_map(move |&src| {
+                tgt_words[u.col].iter().map(move |&tgt| WordLink { src, tgt, score: u.score, prob: u.prob })
+            })
+        })
+        .collect();
+    links.sort_by_key(|l| (l.src, l.tgt));
+    links.dedup_by(|later, kept| {
+        if (later.src, later.tgt) != (kept.src, kept.tgt) {
+            return false;
+        }
+        kept.score = kept.score.max(later.score);
+        kept.prob = match (kept.prob, later.prob) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        true
+    });
+    links
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::path::{Path, PathBuf};
+    use std::pin::pin;
+    use std::sync::OnceLock;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::align::methods::extract;
+    use crate::align::{cosine_matrix, Direction};
+    use crate::backend::{BackendInfo, ForwardOutput};
+    use crate::cpu::CpuBackend;
+
+    /// The CPU backend's futures are complete when created; no executor is needed.
+    fn ready<F: Future>(f: F) -> F::Output {
+        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("the CPU backend never waits"),
+        }
+    }
+
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn model() -> Arc<Model> {
+        static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
+        MODEL
+            .get_or_init(|| {
+                let path = std::env::var_os("XLALIGN_MODEL")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| workspace().join("public/models/multilingual-e5-small-q4_0.gguf"));
+                let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+                    panic!(
+                        "cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL",
+                        path.display()
+                    )
+                });
+                Arc::new(Model::from_bytes(bytes::Bytes::from(bytes)).expect("the model file loads"))
+            })
+            .clone()
+    }
+
+    /// The CPU backend with a "device" extraction that is the CPU's own: the pipeline's
+    /// device path (unit selection, lifting, scores) must then give exactly its CPU path.
+    struct DeviceTwin(CpuBackend);
+
+    impl Backend for DeviceTwin {
+        fn info(&self) -> BackendInfo {
+            self.0.info()
+        }
+
+        async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
+            self.0.forward(sequences, layers).await
+        }
+
+        async fn align_units(&self, pairs: &[UnitPair<'_>], opts: &AlignOptions) -> Result<Option<Vec<UnitAlignment>>> {
+            pairs
+                .iter()
+                .map(|p| {
+                    let cosine = cosine_matrix(p.src, p.tgt);
+                    let dot = opts.method.uses_dot_products().then(|| p.src.dot(&p.tgt.t()));
+                    let links = extract(cosine.view(), dot.as_ref().map(|d| d.view()), opts)?;
+                    Ok(UnitAlignment { links, cosine })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        }
+    }
+
+    fn lines(path: &str, n: usize) -> Vec<String> {
+        let p = workspace().join(path);
+        let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {} ({e})", p.display()));
+        s.lines().take(n).map(str::to_string).collect()
+    }
+
+    /// Gold pairs with CJK pieces shared between words (jaen, zhen) and plain European ones.
+    fn gold_pairs() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for set in ["enfr", "jaen", "zhen"] {
+            let src = lines(&format!("tests/data/gold/{set}/{set}.src"), 40);
+            let tgt = lines(&format!("tests/data/gold/{set}/{set}.tgt"), 40);
+            // Skip the one-word warm-up lines at the top of some sets.
+            out.extend(src.into_iter().zip(tgt).filter(|(s, _)| s.split(' ').count() > 4).take(3));
+        }
+        out
+    }
+
+    #[test]
+    fn device_extraction_gives_the_cpu_result() {
+        let model = model();
+        let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).unwrap());
+        let twin = Aligner::new(model.clone(), DeviceTwin(CpuBackend::new(&model).unwrap()));
+        let gold = gold_pairs();
+        let gold: Vec<(&str, &str)> = gold.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
+        // Raw text with a bare ▁ before the digits and CJK against English, and a pair long
+        // enough to be encoded window by window.
+        let long_src = "The old lighthouse keeper walked along the rocky shore. ".repeat(50);
+        let long_tgt = "Der alte Leuchtturmwärter ging am felsigen Ufer entlang. ".repeat(50);
+        let raw = [
+            ("He paid 1,234.50 € for 3 books.", "Il a payé 1 234,50 € pour 3 livres."),
+            ("The old lighthouse keeper walked along the shore.", "年老的灯塔看守人沿着海岸散步。"),
+            (long_src.as_str(), long_tgt.as_str()),
+        ];
+        let enc = EncodeOptions { sentence_cosine: true, ..Default::default() };
+        let pre = EncodeOptions { pretokenized: true, ..Default::default() };
+        let encoded_raw = ready(cpu.encode_pairs(&raw, &enc)).unwrap();
+        let encoded_gold = ready(cpu.encode_pairs(&gold, &pre)).unwrap();
+        let encoded: Vec<&EncodedPair> =
+            encoded_raw.iter().chain(&encoded_gold).map(|p| p.as_ref().expect("pair encodes")).collect();
+        assert!(encoded[2].src.states.nrows() > model.config.max_positions, "the long pair needs windows");
+        let mut compared = 0;
+        for method in Method::ALL {
+            for level in [Level::Subword, Level::WordAverage] {
+                for direction in [Direction::Both, Direction::Union] {
+                    let opts = AlignOptions { level, direction, ..AlignOptions::new(method) };
+                    if opts.validate().is_err() {
+                        // Union is for the directional methods only.
+                        continue;
+                    }
+                    let want: Vec<PairAlignment> = encoded.iter().map(|p| cpu.extract(p, &opts).unwrap()).collect();
+                    let got = ready(twin.extract_batch(&encoded, &opts)).unwrap();
+                    for (g, w) in got.into_iter().zip(&want) {
+                        assert_eq!(&g.unwrap(), w, "{opts:?}");
+                        compared += 1;
+                    }
+                    // The CPU backend has no device path: extract_batch is extract.
+                    let plain = ready(cpu.extract_batch(&encoded, &opts)).unwrap();
+                    assert!(plain.into_iter().zip(&want).all(|(g, w)| &g.unwrap() == w));
+                }
+            }
+        }
+        assert!(encoded.iter().all(|p| !p.src.words.is_empty()));
+        // Itermax and match have no union: 3 methods × 2 directions + 2 × 1, at both levels.
+        assert_eq!(compared, (3 * 2 + 2) * 2 * encoded.len());
+    }
+
+    #[test]
+    fn align_batch_on_a_device_keeps_per_pair_errors() {
+        let model = model();
+        let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).unwrap());
+        let twin = Aligner::new(model.clone(), DeviceTwin(CpuBackend::new(&model).unwrap()));
+        let pairs = [("Das Haus ist groß.", "The house is big."), ("  ", "Nothing on the left."), ("Ja.", "Yes.")];
+        let opts = AlignOptions::new(Method::Softmax);
+        let enc = EncodeOptions::default();
+        let want = ready(cpu.align_batch(&pairs, &enc, &opts)).unwrap();
+        let got = ready(twin.align_batch(&pairs, &enc, &opts)).unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got[1].is_err() && want[1].is_err());
+        assert_eq!(got[0].as_ref().unwrap(), want[0].as_ref().unwrap());
+        assert_eq!(got[2].as_ref().unwrap(), want[2].as_ref().unwrap());
+        assert!(!got[0].as_ref().unwrap().links.is_empty());
+        let one = ready(twin.align(pairs[0].0, pairs[0].1, &enc, &opts)).unwrap();
+        assert_eq!(&one, want[0].as_ref().unwrap());
+    }
+
+    #[test]
+    fn a_device_answer_of_the_wrong_shape_is_an_error() {
+        let model = model();
+        struct Broken(CpuBackend);
+        impl Backend for Broken {
+            fn info(&self) -> BackendInfo {
+                self.0.info()
+            }
+            async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
+                self.0.forward(sequences, layers).await
+            }
+            async fn align_units(
+                &self,
+                pairs: &[UnitPair<'_>],
+                _: &AlignOptions,
+            ) -> Result<Option<Vec<UnitAlignment>>> {
+                Ok(Some(
+                    pairs
+                        .iter()
+                        .map(|p| UnitAlignment {
+                            links: vec![UnitLink { row: p.src.nrows(), col: 0, score: 1.0, prob: None }],
+                            cosine: Array2::zeros((p.src.nrows(), p.tgt.nrows())),
+                        })
+                        .collect(),
+                ))
+            }
+        }
+        let broken = Aligner::new(model.clone(), Broken(CpuBackend::new(&model).unwrap()));
+        let r = ready(broken.align_batch(&[("Ja.", "Yes.")], &EncodeOptions::default(), &AlignOptions::default()));
+        let e = r.unwrap()[0].as_ref().unwrap_err().to_string();
+        assert!(e.contains("came back"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! The alignment step on the GPU: the similarity of two sequences' token vectors and the
-//! links read off it, with only the links coming back.
+//! links read off it, with only the links and the cosines coming back.
 //!
 //! This is the GPU twin of [`xlalign_core::align::methods::extract`] for the methods that
 //! decide cell by cell from row and column statistics: argmax (SimAlign) and softmax
@@ -9,11 +9,16 @@
 //! norms, computes per-row and per-column maxima, first argmaxes and softmax denominators,
 //! and one thread per cell decides whether it is a link. Itermax, matching and entmax need
 //! sequential or sorting steps and stay on the CPU.
+//!
+//! [`align_pairs_on_gpu`] takes a whole batch of pairs in one submission and one read back;
+//! it is what [`crate::GpuBackend`] answers [`xlalign_core::Backend::align_units`] with, so
+//! the pipeline's `align`/`align_batch` extract here.
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 
 use xlalign_core::align::methods::UnitLink;
 use xlalign_core::align::{AlignOptions, Direction, Method};
+use xlalign_core::backend::{UnitAlignment, UnitPair};
 use xlalign_core::error::{Error, Result};
 use xlalign_core::tensor::Tensor;
 
@@ -39,6 +44,24 @@ pub async fn align_on_gpu(
     tgt: ArrayView2<'_, f32>,
     opts: &AlignOptions,
 ) -> Result<Vec<UnitLink>> {
+    let mut out = align_pairs_on_gpu(ctx, &[UnitPair { src, tgt }], opts).await?;
+    Ok(out.pop().expect("one result per pair").links)
+}
+
+/// Bytes of results read back per submission at most; larger batches are split.
+const READBACK_BYTES_PER_SUBMISSION: u64 = 64 << 20;
+
+/// [`align_on_gpu`] for many pairs at once: every pair's dispatches go into one submission
+/// and everything comes back in one read (batches whose results exceed
+/// `READBACK_BYTES_PER_SUBMISSION` take several), so a batch costs one trip to the GPU and
+/// back rather than one per pair. Besides the links, each pair gets its `[n, m]` cosine
+/// matrix, computed from the GPU's dot products exactly as the extraction kernel computes
+/// the cosines it decides on.
+pub async fn align_pairs_on_gpu(
+    ctx: &GpuContext,
+    pairs: &[UnitPair<'_>],
+    opts: &AlignOptions,
+) -> Result<Vec<UnitAlignment>> {
     opts.validate()?;
     if !runs_on_gpu(opts.method) {
         return Err(Error::Unsupported(format!(
@@ -46,79 +69,282 @@ pub async fn align_on_gpu(
             opts.method
         )));
     }
-    let (n, hidden) = src.dim();
-    let (m, hidden_t) = tgt.dim();
-    if hidden != hidden_t {
-        return Err(Error::Input(format!(
-            "source vectors have {hidden} dimensions, target vectors {hidden_t}"
-        )));
+    let jobs = pairs
+        .iter()
+        .map(|p| Job::new(ctx, p, opts))
+        .collect::<Result<Vec<Job>>>()?;
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut start = 0;
+    while start < jobs.len() {
+        let mut end = start + 1;
+        let mut bytes = jobs[start].readback_bytes();
+        while end < jobs.len()
+            && bytes + jobs[end].readback_bytes() <= READBACK_BYTES_PER_SUBMISSION
+        {
+            bytes += jobs[end].readback_bytes();
+            end += 1;
+        }
+        out.extend(run_jobs(ctx, &jobs[start..end], opts).await?);
+        start = end;
     }
-    if n == 0 || m == 0 {
-        return Ok(Vec::new());
-    }
-    let groups_max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    if n + m > groups_max {
-        return Err(Error::Input(format!(
-            "{n} × {m} units is too large to align in one go"
-        )));
-    }
-    let a: Vec<f32> = src.iter().copied().collect();
-    let b: Vec<f32> = tgt.iter().copied().collect();
-    if let Some(v) = a.iter().chain(&b).find(|v| !v.is_finite()) {
-        return Err(Error::Input(format!(
-            "token vectors contain the non-finite value {v}"
-        )));
-    }
-    // Norms in f64, as the CPU's cosine matrix computes them.
-    let norms: Vec<f32> = a
-        .chunks(hidden.max(1))
-        .chain(b.chunks(hidden.max(1)))
-        .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32)
-        .collect();
+    Ok(out)
+}
 
-    let softmax = opts.method == Method::Softmax;
-    let threshold = opts.effective_threshold();
-    let capacity = link_bound(n, m, softmax, threshold, opts.direction);
+/// One pair, checked and flattened for upload.
+struct Job {
+    n: usize,
+    m: usize,
+    hidden: usize,
+    src: Vec<f32>,
+    tgt: Vec<f32>,
+    /// L2 norms of the source rows, then of the target rows.
+    norms: Vec<f32>,
+    capacity: usize,
+}
 
-    let d = &ctx.device;
-    let k = &ctx.kernels;
-    let scopes = ErrorScopes::push(d);
-    let tgt_t = Tensor::from_f32("target vectors", vec![m, hidden], &b)?;
-    let tgt_mat = GpuMatrix::upload(ctx, "target vectors", &[&tgt_t], &vec![0.0; m])?;
-    let src_buf = storage(ctx, "source vectors", bytemuck::cast_slice(&a))?;
-    let norms_buf = storage(ctx, "norms", bytemuck::cast_slice(&norms))?;
-    let scratch = |label: &str, bytes: usize, extra: wgpu::BufferUsages| -> Result<wgpu::Buffer> {
-        if bytes as u64 > ctx.max_binding_bytes() {
+impl Job {
+    fn new(ctx: &GpuContext, pair: &UnitPair<'_>, opts: &AlignOptions) -> Result<Job> {
+        let (n, hidden) = pair.src.dim();
+        let (m, hidden_t) = pair.tgt.dim();
+        if hidden != hidden_t {
             return Err(Error::Input(format!(
-                "{n} × {m} units is too large to align on this GPU"
+                "source vectors have {hidden} dimensions, target vectors {hidden_t}"
             )));
         }
-        Ok(d.create_buffer(&wgpu::BufferDescriptor {
+        let groups_max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        if n + m > groups_max {
+            return Err(Error::Input(format!(
+                "{n} × {m} units is too large to align in one go"
+            )));
+        }
+        let src: Vec<f32> = pair.src.iter().copied().collect();
+        let tgt: Vec<f32> = pair.tgt.iter().copied().collect();
+        if let Some(v) = src.iter().chain(&tgt).find(|v| !v.is_finite()) {
+            return Err(Error::Input(format!(
+                "token vectors contain the non-finite value {v}"
+            )));
+        }
+        // Norms in f64, as the CPU's cosine matrix computes them.
+        let norms: Vec<f32> = src
+            .chunks(hidden.max(1))
+            .chain(tgt.chunks(hidden.max(1)))
+            .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32)
+            .collect();
+        let softmax = opts.method == Method::Softmax;
+        let capacity = link_bound(n, m, softmax, opts.effective_threshold(), opts.direction);
+        for bytes in [n * m * 4, capacity * 16, (n + m) * 16] {
+            if bytes as u64 > ctx.max_binding_bytes() {
+                return Err(Error::Input(format!(
+                    "{n} × {m} units is too large to align on this GPU"
+                )));
+            }
+        }
+        Ok(Job {
+            n,
+            m,
+            hidden,
+            src,
+            tgt,
+            norms,
+            capacity,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.n == 0 || self.m == 0
+    }
+
+    /// Link count, links, then the dot products.
+    fn readback_bytes(&self) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        4 + (self.capacity * 16) as u64 + (self.n * self.m * 4) as u64
+    }
+
+    /// The cosine of every cell as `align.wgsl`'s `cosine` computes it from the dot products.
+    fn cosines(&self, dots: &[f32]) -> Array2<f32> {
+        Array2::from_shape_fn((self.n, self.m), |(i, j)| {
+            let norm = self.norms[i] * self.norms[self.n + j];
+            if norm == 0.0 {
+                0.0
+            } else {
+                (dots[i * self.m + j] / norm).clamp(-1.0, 1.0)
+            }
+        })
+    }
+}
+
+/// GPU objects of one pair, alive until its submission is done.
+struct Bound {
+    mm_group: wgpu::BindGroup,
+    align_group: wgpu::BindGroup,
+    wtype: crate::weights::WeightType,
+    links: wgpu::Buffer,
+    counter: wgpu::Buffer,
+    dots: wgpu::Buffer,
+    // Held until the submission has run: on the web a dropped buffer is destroyed at once.
+    _inputs: (GpuMatrix, [wgpu::Buffer; 4]),
+}
+
+async fn run_jobs(
+    ctx: &GpuContext,
+    jobs: &[Job],
+    opts: &AlignOptions,
+) -> Result<Vec<UnitAlignment>> {
+    let d = &ctx.device;
+    let k = &ctx.kernels;
+    let softmax = opts.method == Method::Softmax;
+    let total: u64 = jobs.iter().map(Job::readback_bytes).sum();
+    if total == 0 {
+        return Ok(jobs
+            .iter()
+            .map(|j| UnitAlignment {
+                links: Vec::new(),
+                cosine: Array2::zeros((j.n, j.m)),
+            })
+            .collect());
+    }
+    let scopes = ErrorScopes::push(d);
+    // A fresh buffer per call: results are a few KB per pair and mapping is the cost.
+    let readback = d.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("alignment readback"),
+        size: total,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut bound: Vec<Option<Bound>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        bound.push(if job.is_empty() {
+            None
+        } else {
+            Some(bind(ctx, job, opts)?)
+        });
+    }
+
+    let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("align"),
+    });
+    for b in bound.iter().flatten() {
+        enc.clear_buffer(&b.counter, 0, None);
+    }
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("align"),
+            timestamp_writes: None,
+        });
+        for (job, b) in jobs.iter().zip(&bound) {
+            let Some(b) = b else { continue };
+            let (n, m) = (job.n as u32, job.m as u32);
+            pass.set_pipeline(&k.matmul(b.wtype, Epilogue::None));
+            pass.set_bind_group(0, &b.mm_group, &[]);
+            let (gx, gy) = matmul_groups(n, m);
+            pass.dispatch_workgroups(gx, gy, 1);
+            pass.set_pipeline(&k.align_stats());
+            pass.set_bind_group(0, &b.align_group, &[]);
+            pass.dispatch_workgroups(n + m, 1, 1);
+            pass.set_pipeline(&k.align_extract());
+            pass.dispatch_workgroups(
+                m.div_ceil(ALIGN_EXTRACT_SIDE),
+                n.div_ceil(ALIGN_EXTRACT_SIDE),
+                1,
+            );
+        }
+    }
+    let mut offset = 0u64;
+    for (job, b) in jobs.iter().zip(&bound) {
+        let Some(b) = b else { continue };
+        let links_bytes = (job.capacity * 16) as u64;
+        enc.copy_buffer_to_buffer(&b.counter, 0, &readback, offset, 4);
+        if links_bytes > 0 {
+            enc.copy_buffer_to_buffer(&b.links, 0, &readback, offset + 4, links_bytes);
+        }
+        enc.copy_buffer_to_buffer(
+            &b.dots,
+            0,
+            &readback,
+            offset + 4 + links_bytes,
+            (job.n * job.m * 4) as u64,
+        );
+        offset += job.readback_bytes();
+    }
+    ctx.queue.submit([enc.finish()]);
+    scopes.check("aligning").await?;
+    let data = ctx.read_back(&readback, total).await?;
+    if let Some(e) = ctx.take_uncaptured() {
+        return Err(Error::Backend(format!("GPU error while aligning: {e}")));
+    }
+
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut at = 0usize;
+    for job in jobs {
+        if job.is_empty() {
+            out.push(UnitAlignment {
+                links: Vec::new(),
+                cosine: Array2::zeros((job.n, job.m)),
+            });
+            continue;
+        }
+        let count = data[at].to_bits() as usize;
+        if count > job.capacity {
+            return Err(Error::Backend(format!(
+                "{count} links found but room for {} (link bound violated)",
+                job.capacity
+            )));
+        }
+        let links_at = at + 1;
+        let dots_at = links_at + 4 * job.capacity;
+        let cosine = job.cosines(&data[dots_at..dots_at + job.n * job.m]);
+        let mut links: Vec<UnitLink> = data[links_at..links_at + 4 * count]
+            .chunks_exact(4)
+            .map(|w| UnitLink {
+                row: w[0].to_bits() as usize,
+                col: w[1].to_bits() as usize,
+                score: w[2],
+                prob: softmax.then_some(w[3]),
+            })
+            .collect();
+        if links.iter().any(|l| l.row >= job.n || l.col >= job.m) {
+            return Err(Error::Backend(
+                "the GPU returned a link outside the matrix".into(),
+            ));
+        }
+        links.sort_by_key(|l| (l.row, l.col));
+        out.push(UnitAlignment { links, cosine });
+        at = dots_at + job.n * job.m;
+    }
+    Ok(out)
+}
+
+/// Uploads one pair and builds the bind groups of its three dispatches.
+fn bind(ctx: &GpuContext, job: &Job, opts: &AlignOptions) -> Result<Bound> {
+    let d = &ctx.device;
+    let k = &ctx.kernels;
+    let (n, m, hidden) = (job.n, job.m, job.hidden);
+    let tgt_t = Tensor::from_f32("target vectors", vec![m, hidden], &job.tgt)?;
+    let tgt_mat = GpuMatrix::upload(ctx, "target vectors", &[&tgt_t], &vec![0.0; m])?;
+    let src_buf = storage(ctx, "source vectors", bytemuck::cast_slice(&job.src))?;
+    let norms_buf = storage(ctx, "norms", bytemuck::cast_slice(&job.norms))?;
+    let scratch = |label: &str, bytes: usize, extra: wgpu::BufferUsages| {
+        d.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(4) as u64,
             usage: wgpu::BufferUsages::STORAGE | extra,
             mapped_at_creation: false,
-        }))
+        })
     };
-    let dots = scratch("dot products", n * m * 4, wgpu::BufferUsages::empty())?;
+    let dots = scratch("dot products", n * m * 4, wgpu::BufferUsages::COPY_SRC);
     let stats = scratch(
         "row/column statistics",
         (n + m) * 16,
         wgpu::BufferUsages::empty(),
-    )?;
-    let links = scratch("links", capacity * 16, wgpu::BufferUsages::COPY_SRC)?;
+    );
+    let links = scratch("links", job.capacity * 16, wgpu::BufferUsages::COPY_SRC);
     let counter = scratch(
         "link count",
         4,
         wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    )?;
-    let readback_bytes = 4 + (capacity * 16) as u64;
-    let readback = d.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("links readback"),
-        size: readback_bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    );
 
     let mm_params = MatmulParams {
         m: n as u32,
@@ -129,17 +355,17 @@ pub async fn align_on_gpu(
     let align_params = AlignParams {
         rows: n as u32,
         cols: m as u32,
-        method: softmax as u32,
+        method: (opts.method == Method::Softmax) as u32,
         direction: match opts.direction {
             Direction::Both => 0,
             Direction::Forward => 1,
             Direction::Reverse => 2,
             Direction::Union => 3,
         },
-        threshold,
+        threshold: opts.effective_threshold(),
         inv_temperature: 1.0 / opts.temperature,
         distortion: opts.distortion,
-        capacity: capacity as u32,
+        capacity: job.capacity as u32,
     };
     let params = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("align parameters"),
@@ -183,58 +409,15 @@ pub async fn align_on_gpu(
             W(&counter),
         ],
     );
-
-    let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("align"),
-    });
-    enc.clear_buffer(&counter, 0, None);
-    {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("align"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&k.matmul(tgt_mat.wtype, Epilogue::None));
-        pass.set_bind_group(0, &mm_group, &[]);
-        let (gx, gy) = matmul_groups(n as u32, m as u32);
-        pass.dispatch_workgroups(gx, gy, 1);
-        pass.set_pipeline(&k.align_stats());
-        pass.set_bind_group(0, &align_group, &[]);
-        pass.dispatch_workgroups((n + m) as u32, 1, 1);
-        pass.set_pipeline(&k.align_extract());
-        pass.dispatch_workgroups(
-            (m as u32).div_ceil(ALIGN_EXTRACT_SIDE),
-            (n as u32).div_ceil(ALIGN_EXTRACT_SIDE),
-            1,
-        );
-    }
-    enc.copy_buffer_to_buffer(&counter, 0, &readback, 0, 4);
-    if capacity > 0 {
-        enc.copy_buffer_to_buffer(&links, 0, &readback, 4, (capacity * 16) as u64);
-    }
-    ctx.queue.submit([enc.finish()]);
-    scopes.check("aligning").await?;
-    let data = ctx.read_back(&readback, readback_bytes).await?;
-    if let Some(e) = ctx.take_uncaptured() {
-        return Err(Error::Backend(format!("GPU error while aligning: {e}")));
-    }
-
-    let count = data[0].to_bits() as usize;
-    if count > capacity {
-        return Err(Error::Backend(format!(
-            "{count} links found but room for {capacity} (link bound violated)"
-        )));
-    }
-    let mut out: Vec<UnitLink> = data[1..1 + 4 * count]
-        .chunks_exact(4)
-        .map(|w| UnitLink {
-            row: w[0].to_bits() as usize,
-            col: w[1].to_bits() as usize,
-            score: w[2],
-            prob: softmax.then_some(w[3]),
-        })
-        .collect();
-    out.sort_by_key(|l| (l.row, l.col));
-    Ok(out)
+    Ok(Bound {
+        mm_group,
+        align_group,
+        wtype: tgt_mat.wtype,
+        links,
+        counter,
+        dots,
+        _inputs: (tgt_mat, [src_buf, norms_buf, stats, params]),
+    })
 }
 
 /// Most links the method can produce, so the link buffer is sized without reading the

@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::Array2;
 
-use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput};
+use xlalign_core::align::AlignOptions;
+use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput, UnitAlignment, UnitPair};
 use xlalign_core::error::{Error, Result};
 use xlalign_core::model::{Activation, EncoderConfig, EncoderWeights, Model, Pooling};
 
+use crate::align::{align_pairs_on_gpu, runs_on_gpu};
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
     bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams,
@@ -44,6 +46,9 @@ pub struct GpuBackend {
     limit_tokens: usize,
     max_tokens: usize,
     reason: String,
+    /// Whether [`Backend::align_units`] extracts links on the GPU (see
+    /// [`GpuBackend::set_device_alignment`]).
+    device_alignment: bool,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -137,6 +142,7 @@ impl GpuBackend {
             limit_tokens,
             max_tokens: limit_tokens.min(DEFAULT_MAX_TOKENS_PER_PASS),
             reason: String::new(),
+            device_alignment: true,
         })
     }
 
@@ -151,6 +157,13 @@ impl GpuBackend {
     /// Sets the explanation [`Backend::info`] reports (used by [`crate::select`]).
     pub fn set_reason(&mut self, reason: impl Into<String>) {
         self.reason = reason.into();
+    }
+
+    /// Whether the pipeline's link extraction runs on the GPU for the methods it supports
+    /// ([`crate::runs_on_gpu`]; on by default). Off, [`Backend::align_units`] declines and
+    /// the links are extracted on the CPU from the read-back states, e.g. to compare the two.
+    pub fn set_device_alignment(&mut self, on: bool) {
+        self.device_alignment = on;
     }
 
     /// Padded tokens (sequences × longest sequence) per submission.
@@ -505,6 +518,17 @@ impl Backend for GpuBackend {
             }
         }
         Ok(out)
+    }
+
+    async fn align_units(
+        &self,
+        pairs: &[UnitPair<'_>],
+        opts: &AlignOptions,
+    ) -> Result<Option<Vec<UnitAlignment>>> {
+        if !self.device_alignment || !runs_on_gpu(opts.method) {
+            return Ok(None);
+        }
+        align_pairs_on_gpu(&self.ctx, pairs, opts).await.map(Some)
     }
 }
 

@@ -20,7 +20,7 @@ pub mod ops;
 pub mod select;
 pub mod weights;
 
-pub use align::{align_on_gpu, runs_on_gpu};
+pub use align::{align_on_gpu, align_pairs_on_gpu, runs_on_gpu};
 pub use context::GpuContext;
 pub use encoder::GpuBackend;
 pub use select::{select, AnyBackend, BackendChoice};

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput};
+use xlalign_core::align::AlignOptions;
+use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput, UnitAlignment, UnitPair};
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::error::{Error, Result};
 use xlalign_core::Model;
@@ -73,6 +74,17 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Cpu { backend, .. } => backend.forward(sequences, layers).await,
             AnyBackend::Gpu(g) => g.forward(sequences, layers).await,
+        }
+    }
+
+    async fn align_units(
+        &self,
+        pairs: &[UnitPair<'_>],
+        opts: &AlignOptions,
+    ) -> Result<Option<Vec<UnitAlignment>>> {
+        match self {
+            AnyBackend::Cpu { backend, .. } => backend.align_units(pairs, opts).await,
+            AnyBackend::Gpu(g) => g.align_units(pairs, opts).await,
         }
     }
 }

@@ -11,7 +11,8 @@ use common::*;
 use ndarray::Array2;
 use xlalign_core::align::methods::{extract, UnitLink};
 use xlalign_core::align::{cosine_matrix, AlignOptions, Direction, Method};
-use xlalign_gpu::align_on_gpu;
+use xlalign_core::backend::UnitPair;
+use xlalign_gpu::{align_on_gpu, align_pairs_on_gpu};
 
 /// `n` source and `m` target vectors of norm ≈ 9 (as at layer 7 of the default model);
 /// target j is a noisy copy of source j·n/m for every other j, so rows have clear peaks as
@@ -309,4 +310,55 @@ fn unsupported_methods_and_bad_input_are_errors() {
         ..AlignOptions::default()
     };
     assert!(pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &o)).is_err());
+}
+
+#[test]
+fn a_batch_of_pairs_gives_each_pairs_links_and_cosines() {
+    let Some(ctx) = gpu() else { return };
+    // Odd sizes, an empty side and a pair larger than one workgroup, in one submission.
+    let sizes = [(7, 9), (0, 4), (1, 1), (33, 70), (12, 5)];
+    let data: Vec<(Array2<f32>, Array2<f32>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(k, &(n, m))| match n {
+            0 => (Array2::zeros((0, 48)), vectors(m, m, 48, 700).1),
+            _ => vectors(n, m, 48, 700 + k as u64),
+        })
+        .collect();
+    let pairs: Vec<UnitPair> = data
+        .iter()
+        .map(|(s, t)| UnitPair {
+            src: s.view(),
+            tgt: t.view(),
+        })
+        .collect();
+    for o in [
+        opts(Method::Argmax, Direction::Both, None, 1.0, 0.0),
+        opts(Method::Softmax, Direction::Union, Some(0.1), 0.5, 0.3),
+    ] {
+        let batch = pollster::block_on(align_pairs_on_gpu(&ctx, &pairs, &o)).expect("batch");
+        assert_eq!(batch.len(), pairs.len());
+        for ((got, (s, t)), &(n, m)) in batch.iter().zip(&data).zip(&sizes) {
+            let alone =
+                pollster::block_on(align_on_gpu(&ctx, s.view(), t.view(), &o)).expect("alone");
+            assert_eq!(got.links, alone, "{n}×{m} in a batch vs alone");
+            assert_eq!(got.cosine.dim(), (n, m));
+            let want = cosine_matrix(s.view(), t.view());
+            let worst = got
+                .cosine
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 1e-5, "{n}×{m}: cosines off by {worst}");
+            for l in &got.links {
+                assert_eq!(
+                    l.score,
+                    got.cosine[[l.row, l.col]],
+                    "link score = its cosine"
+                );
+            }
+        }
+        assert!(batch.iter().map(|b| b.links.len()).sum::<usize>() > 10);
+    }
 }

@@ -1,0 +1,368 @@
+//! The pipeline on the GPU backend against the pipeline on the CPU backend, on the real
+//! default model: translation pairs from the reference sentences and a few pairs of each gold
+//! slice, aligned with argmax, itermax and softmax at subword and word-average level.
+//!
+//! Two comparisons: the GPU's link extraction (`Backend::align_units`) against the CPU's on
+//! the same read-back states must give identical links (cosines within 1e-5); and the whole
+//! GPU pipeline against the whole CPU pipeline, whose encoders round differently (the CPU's
+//! matmuls quantise activations to int8), must give the same links except for near-ties,
+//! with scores within the encoders' agreement.
+//!
+//! Model path: env `XLALIGN_MODEL`, else `public/models/multilingual-e5-small-q4_0.gguf` in
+//! the workspace (created by the setup script); a missing model is a failure.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use common::*;
+use ndarray::{Array2, Axis};
+use xlalign_core::align::{cosine_matrix, AlignOptions, Direction, Level, Method, WordLink};
+use xlalign_core::cpu::CpuBackend;
+use xlalign_core::pipeline::{Aligner, EncodeOptions, EncodedPair, EncodedSide, PairAlignment};
+use xlalign_core::Model;
+use xlalign_gpu::{AnyBackend, GpuBackend};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Fixture {
+    gpu: Aligner<AnyBackend>,
+    cpu: Aligner<CpuBackend>,
+    /// The same pairs encoded by each backend (layer: the model's default).
+    on_gpu: Vec<EncodedPair>,
+    on_cpu: Vec<EncodedPair>,
+}
+
+/// Raw-text pairs from the reference file: its sentence 0 against its German, Romanian,
+/// Chinese and Japanese translations, and sentence 2 against its German one.
+fn reference_pairs() -> Vec<(String, String)> {
+    let path = workspace().join("tests/data/e5-small-q4-reference.json");
+    let s = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&s).expect("reference JSON");
+    let text = |i: usize| {
+        v["sentences"][i]["text"]
+            .as_str()
+            .expect("sentence text")
+            .to_string()
+    };
+    [(0, 1), (0, 5), (0, 7), (0, 8), (2, 3)]
+        .iter()
+        .map(|&(a, b)| (text(a), text(b)))
+        .collect()
+}
+
+/// Two pairs of five words or more from each gold slice (pre-tokenised).
+fn gold_pairs() -> Vec<(String, String)> {
+    let read = |p: String| {
+        std::fs::read_to_string(workspace().join(&p))
+            .unwrap_or_else(|e| panic!("cannot read {p} ({e})"))
+    };
+    let mut out = Vec::new();
+    for set in ["enfr", "roen", "jaen", "zhen"] {
+        let src = read(format!("tests/data/gold/{set}/{set}.src"));
+        let tgt = read(format!("tests/data/gold/{set}/{set}.tgt"));
+        out.extend(
+            src.lines()
+                .zip(tgt.lines())
+                .filter(|(s, _)| s.split(' ').count() >= 5)
+                .take(2)
+                .map(|(s, t)| (s.to_string(), t.to_string())),
+        );
+    }
+    out
+}
+
+fn fixture() -> Option<&'static Fixture> {
+    static F: OnceLock<Option<Fixture>> = OnceLock::new();
+    F.get_or_init(|| {
+        let ctx = gpu()?;
+        let path = std::env::var_os("XLALIGN_MODEL")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("public/models/multilingual-e5-small-q4_0.gguf"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the model at {} ({e}); run the setup script or set XLALIGN_MODEL",
+                path.display()
+            )
+        });
+        let model = Arc::new(Model::from_bytes(Bytes::from(bytes)).expect("model loads"));
+        let g = pollster::block_on(GpuBackend::with_context(ctx, model.clone())).expect("GPU");
+        // Through `AnyBackend`, as the CLI and the browser use it: its forwarding is tested too.
+        let gpu = Aligner::new(model.clone(), AnyBackend::Gpu(g));
+        let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).expect("CPU backend"));
+        let encode = |raw: bool| {
+            let pairs = if raw { reference_pairs() } else { gold_pairs() };
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(s, t)| (s.as_str(), t.as_str()))
+                .collect();
+            let enc = EncodeOptions {
+                pretokenized: !raw,
+                ..Default::default()
+            };
+            let g = pollster::block_on(gpu.encode_pairs(&refs, &enc)).expect("GPU encode");
+            let c = pollster::block_on(cpu.encode_pairs(&refs, &enc)).expect("CPU encode");
+            let ok = |v: Vec<_>| -> Vec<EncodedPair> {
+                v.into_iter()
+                    .map(|p: xlalign_core::Result<EncodedPair>| p.expect("pair encodes"))
+                    .collect()
+            };
+            (ok(g), ok(c))
+        };
+        let (mut on_gpu, mut on_cpu) = encode(true);
+        let (g, c) = encode(false);
+        on_gpu.extend(g);
+        on_cpu.extend(c);
+        Some(Fixture {
+            gpu,
+            cpu,
+            on_gpu,
+            on_cpu,
+        })
+    })
+    .as_ref()
+}
+
+fn options() -> Vec<AlignOptions> {
+    let mut out = Vec::new();
+    for level in [Level::Subword, Level::WordAverage] {
+        for (method, direction) in [
+            (Method::Argmax, Direction::Both),
+            (Method::Argmax, Direction::Union),
+            (Method::Itermax, Direction::Both),
+            (Method::Softmax, Direction::Both),
+            (Method::Softmax, Direction::Forward),
+        ] {
+            out.push(AlignOptions {
+                level,
+                direction,
+                ..AlignOptions::new(method)
+            });
+        }
+    }
+    out
+}
+
+fn pairs_of(links: &[WordLink]) -> Vec<(usize, usize)> {
+    links.iter().map(|l| (l.src, l.tgt)).collect()
+}
+
+/// Same links, link scores/probabilities and word cosines within `tol`.
+fn assert_same(got: &PairAlignment, want: &PairAlignment, tol: f32, what: &str) {
+    assert_eq!(
+        pairs_of(&got.links),
+        pairs_of(&want.links),
+        "{what}: links differ"
+    );
+    for (g, w) in got.links.iter().zip(&want.links) {
+        assert!(
+            (g.score - w.score).abs() <= tol,
+            "{what}: cosine of {:?}: {} vs {}",
+            (g.src, g.tgt),
+            g.score,
+            w.score
+        );
+        match (g.prob, w.prob) {
+            (Some(a), Some(b)) => assert!((a - b).abs() <= tol * 10.0, "{what}: prob {a} vs {b}"),
+            (None, None) => {}
+            other => panic!("{what}: probability presence differs: {other:?}"),
+        }
+    }
+    assert_eq!(got.src_words, want.src_words, "{what}");
+    assert_eq!(got.tgt_words, want.tgt_words, "{what}");
+    for (gr, wr) in got.word_similarity.iter().zip(&want.word_similarity) {
+        assert_eq!(gr.len(), wr.len(), "{what}");
+        for (g, w) in gr.iter().zip(wr) {
+            assert!((g - w).abs() <= tol, "{what}: word cosine {g} vs {w}");
+        }
+    }
+    let (g, w) = (&got.similarity.bertscore, &want.similarity.bertscore);
+    assert!((g.f1 - w.f1).abs() <= tol, "{what}: {g:?} vs {w:?}");
+    assert_eq!(got.similarity.coverage, want.similarity.coverage, "{what}");
+}
+
+#[test]
+fn gpu_extraction_matches_the_cpu_on_the_same_states() {
+    let Some(f) = fixture() else { return };
+    let pairs: Vec<&EncodedPair> = f.on_gpu.iter().collect();
+    for opts in options() {
+        // `extract` always runs on the CPU; `extract_batch` asks the backend first.
+        let got = pollster::block_on(f.gpu.extract_batch(&pairs, &opts)).expect("extract");
+        let mut links = 0;
+        for (i, (g, p)) in got.into_iter().zip(&pairs).enumerate() {
+            let want = f.gpu.extract(p, &opts).expect("CPU extract");
+            let g = g.expect("GPU extract");
+            links += g.links.len();
+            assert_same(&g, &want, 1e-5, &format!("pair {i}, {opts:?}"));
+        }
+        assert!(links > pairs.len(), "{opts:?}: only {links} links");
+    }
+}
+
+/// Whether a link that only one pipeline has hangs on the encoders' rounding: for softmax a
+/// probability near the threshold; for argmax and itermax a unit pair behind the link whose
+/// cosine (on the CPU's states) is within `COSINE_TIE` of the best of its row or column, i.e.
+/// one of two near-equal candidates.
+fn near_tie(l: &WordLink, cpu: &EncodedPair, opts: &AlignOptions) -> bool {
+    /// Cosines of the two encoders' states differ by up to ~5e-3.
+    const COSINE_TIE: f32 = 0.02;
+    /// Softmax sharpens: dot products of vectors of norm ≈ 9 turn small state differences
+    /// into probability shifts of a few hundredths.
+    const PROB_TIE: f32 = 0.1;
+    if let Some(p) = l.prob {
+        return (p - opts.effective_threshold()).abs() < PROB_TIE;
+    }
+    let (src, src_words) = units(&cpu.src, opts.level);
+    let (tgt, tgt_words) = units(&cpu.tgt, opts.level);
+    let cos = cosine_matrix(src.view(), tgt.view());
+    let row_best: Vec<f32> = cos
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().copied().fold(f32::MIN, f32::max))
+        .collect();
+    let col_best: Vec<f32> = cos
+        .columns()
+        .into_iter()
+        .map(|c| c.iter().copied().fold(f32::MIN, f32::max))
+        .collect();
+    cos.indexed_iter().any(|((r, c), &v)| {
+        src_words[r].contains(&l.src)
+            && tgt_words[c].contains(&l.tgt)
+            && (row_best[r] - v < COSINE_TIE || col_best[c] - v < COSINE_TIE)
+    })
+}
+
+/// The rows extraction runs on (as `align::align_words` selects them) and their words.
+fn units(side: &EncodedSide, level: Level) -> (Array2<f32>, Vec<Vec<usize>>) {
+    match level {
+        Level::Subword => {
+            let (tokens, words): (Vec<usize>, Vec<Vec<usize>>) = side
+                .map
+                .words_of_tokens()
+                .into_iter()
+                .enumerate()
+                .filter(|(_, w)| !w.is_empty())
+                .unzip();
+            (side.states.select(Axis(0), &tokens), words)
+        }
+        Level::WordAverage => {
+            let subwords = side.map.subwords();
+            let covered: Vec<usize> = (0..side.map.n_words)
+                .filter(|&w| !subwords[w].is_empty())
+                .collect();
+            let mut out = Array2::zeros((covered.len(), side.states.ncols()));
+            for (row, &w) in covered.iter().enumerate() {
+                let mean = side
+                    .states
+                    .select(Axis(0), &subwords[w])
+                    .mean_axis(Axis(0))
+                    .unwrap();
+                out.row_mut(row).assign(&mean);
+            }
+            (out, covered.into_iter().map(|w| vec![w]).collect())
+        }
+    }
+}
+
+#[test]
+fn the_gpu_pipeline_gives_the_cpu_pipelines_links() {
+    let Some(f) = fixture() else { return };
+    let g: Vec<&EncodedPair> = f.on_gpu.iter().collect();
+    let c: Vec<&EncodedPair> = f.on_cpu.iter().collect();
+    let (mut same, mut total, mut pairs_identical) = (0, 0, 0);
+    for opts in options() {
+        let got = pollster::block_on(f.gpu.extract_batch(&g, &opts)).expect("GPU pipeline");
+        let want = pollster::block_on(f.cpu.extract_batch(&c, &opts)).expect("CPU pipeline");
+        // Itermax builds on the argmax links: where those differ (at a near-tie, checked with
+        // argmax itself), later rounds mask different cells and may differ anywhere.
+        let argmax = AlignOptions {
+            method: Method::Argmax,
+            ..opts
+        };
+        let seeds_differ: Vec<bool> = g
+            .iter()
+            .zip(&c)
+            .map(|(g, c)| {
+                let a = f.gpu.extract(g, &argmax).unwrap();
+                let b = f.cpu.extract(c, &argmax).unwrap();
+                pairs_of(&a.links) != pairs_of(&b.links)
+            })
+            .collect();
+        for (i, ((g, w), cpu)) in got.into_iter().zip(want).zip(&c).enumerate() {
+            let (g, w) = (g.unwrap(), w.unwrap());
+            let what = format!("pair {i}, {opts:?}");
+            let near_tie = |l: &WordLink, cpu: &EncodedPair, opts: &AlignOptions| {
+                (opts.method == Method::Itermax && seeds_differ[i]) || near_tie(l, cpu, opts)
+            };
+            if pairs_of(&g.links) == pairs_of(&w.links) {
+                // Scores differ by the encoders' rounding (most by < 1e-3, low cosines of
+                // unrelated words by up to ~5e-3).
+                assert_same(&g, &w, 1e-2, &what);
+                pairs_identical += 1;
+            }
+            let gl = pairs_of(&g.links);
+            let wl = pairs_of(&w.links);
+            for l in &g.links {
+                if !wl.contains(&(l.src, l.tgt)) {
+                    assert!(near_tie(l, cpu, &opts), "{what}: {l:?} only on the GPU");
+                }
+            }
+            for l in &w.links {
+                if gl.contains(&(l.src, l.tgt)) {
+                    same += 1;
+                } else {
+                    assert!(near_tie(l, cpu, &opts), "{what}: {l:?} only on the CPU");
+                }
+            }
+            total += wl.len().max(gl.len());
+        }
+    }
+    eprintln!(
+        "GPU vs CPU pipeline: {pairs_identical} of {} alignments identical, {same} of {total} links in common",
+        g.len() * options().len()
+    );
+    // The differences are rare as well as near-ties.
+    assert!(
+        same as f64 >= 0.97 * total as f64,
+        "{same} of {total} links in common"
+    );
+}
+
+#[test]
+fn align_and_align_batch_take_the_gpu_path() {
+    let Some(f) = fixture() else { return };
+    let (src, tgt) = ("Das Haus ist groß .", "The house is big .");
+    let enc = EncodeOptions {
+        pretokenized: true,
+        ..Default::default()
+    };
+    let opts = f.gpu.default_options();
+    let one = pollster::block_on(f.gpu.align(src, tgt, &enc, &opts)).expect("align");
+    let want = pollster::block_on(f.cpu.align(src, tgt, &enc, &opts)).expect("CPU align");
+    assert_same(&one, &want, 1e-2, "align");
+    assert_eq!(
+        pairs_of(&one.links),
+        vec![(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
+    );
+    let batch = pollster::block_on(f.gpu.align_batch(
+        &[(src, tgt), ("", "nothing"), (tgt, src)],
+        &enc,
+        &opts,
+    ))
+    .expect("align_batch");
+    assert_eq!(batch.len(), 3);
+    assert_eq!(batch[0].as_ref().unwrap(), &one);
+    assert!(batch[1].is_err());
+    let back = batch[2].as_ref().unwrap();
+    assert_eq!(
+        pairs_of(&back.links),
+        pairs_of(&one.links),
+        "reversed pair, same diagonal"
+    );
+}
