@@ -127,6 +127,21 @@ pub async fn matmul(
     bias: &[f32],
     epilogue: Epilogue,
 ) -> Result<Vec<f32>> {
+    matmul_repeated(ctx, x, m, w, bias, epilogue, 1).await
+}
+
+/// [`matmul`] dispatched `repeats` times in one submission (each writing the same result),
+/// for timing the kernel: the time beyond a single run is kernel time alone, without the
+/// uploads, the submission and the readback.
+pub async fn matmul_repeated(
+    ctx: &GpuContext,
+    x: &[f32],
+    m: usize,
+    w: &Tensor,
+    bias: &[f32],
+    epilogue: Epilogue,
+    repeats: usize,
+) -> Result<Vec<f32>> {
     let (n, k) = (w.n_rows(), w.row_len());
     check_len("matmul input", x.len(), m * k)?;
     let mat = GpuMatrix::upload(ctx, "op weight", &[w], bias)?;
@@ -150,7 +165,7 @@ pub async fn matmul(
             Arg::Buffer(&mat.bias),
             Arg::Out(&out),
         ],
-        &[(gx, gy, 1)],
+        &vec![(gx, gy, 1); repeats.max(1)],
     )
     .await
     .map(|mut v| {

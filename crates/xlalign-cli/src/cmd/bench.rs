@@ -1,6 +1,7 @@
-//! `xlalign bench`: load time, embedding throughput (single sentences and batches), sentence
-//! pairs aligned per second, and peak memory. Numbers go to README; nothing here asserts a
-//! speed.
+//! `xlalign bench`: load time, embedding throughput (single sentences and batches, cold and
+//! warm), the arithmetic rate against a matmul microbenchmark, one short pair's latency,
+//! sentence pairs aligned per second, and peak memory. Numbers go to README; nothing here
+//! asserts a speed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use serde::Serialize;
 use xlalign_core::embed::{embed_texts, Prefix};
 use xlalign_core::pipeline::Aligner;
 use xlalign_core::Backend;
+
+use xlalign_gpu::AnyBackend;
 
 use super::align::ExtractArgs;
 use crate::{backend, load};
@@ -42,25 +45,55 @@ pub struct Args {
 #[derive(Serialize, Default)]
 struct Report {
     backend: String,
+    /// `cpu` or `webgpu`.
+    kind: String,
+    /// The adapter (GPU) or instruction set and threads (CPU).
+    device: String,
     model_load_ms: f64,
     tokenizer_included: bool,
+    /// Backend creation: for the GPU, opening the adapter, uploading the weights and
+    /// compiling the encoder's pipelines.
     backend_init_ms: f64,
+    /// The first call after that (one sentence): the remaining first-use costs (activation
+    /// buffers, lazily built pipelines).
+    first_call_ms: f64,
     sentences: usize,
     tokens: usize,
-    /// First call (caches, pipelines), then the best of the repeats.
+    /// First pass (cold, right after `first_call_ms`), then the best of the repeats (warm).
     single_cold_tokens_per_s: f64,
     single_tokens_per_s: f64,
+    batch32_cold_tokens_per_s: f64,
     batch32_tokens_per_s: f64,
-    pairs: usize,
-    pairs_per_s: Option<f64>,
-    pair_tokens_per_s: Option<f64>,
-    peak_rss_mb: Option<f64>,
+    /// All sentences (64 in the default file) in one call.
+    batch64_tokens_per_s: f64,
     /// Arithmetic rate of the batched embedding runs (matmuls and attention).
     batch32_gflops: f64,
+    batch64_gflops: f64,
     /// The model's largest matrix (FFN up-projection) times 512 tokens, alone.
     matmul_gflops: f64,
     matmul_note: String,
+    /// One short pair aligned with `align` (encoder up to the alignment layer, extraction,
+    /// scores): the first call, then the best of the repeats.
+    short_pair: String,
+    short_pair_cold_ms: f64,
+    short_pair_ms: f64,
+    pairs_source: String,
+    pairs: usize,
+    pairs_cold_per_s: Option<f64>,
+    pairs_per_s: Option<f64>,
+    pair_tokens_per_s: Option<f64>,
+    pair_gflops: Option<f64>,
+    /// GPU only: the same pairs with the links extracted on the CPU from read-back states
+    /// instead of on the GPU.
+    pairs_per_s_cpu_extraction: Option<f64>,
+    peak_rss_mb: Option<f64>,
 }
+
+/// The pair `short_pair_ms` times (pre-tokenised, as the extraction arguments default to).
+const SHORT_PAIR: (&str, &str) = ("The house is big .", "Das Haus ist groß .");
+
+/// Gold slice aligned when no `--src`/`--tgt` are given (paths from the repository root).
+const DEFAULT_PAIRS: (&str, &str) = ("tests/data/gold/enfr/enfr.src", "tests/data/gold/enfr/enfr.tgt");
 
 /// Floating-point operations of a forward pass over one sequence of `len` tokens through
 /// `layers` blocks: the six linear layers and the two attention products.
@@ -77,11 +110,34 @@ fn matmul_rate(model: &xlalign_core::Model, backend: &backend::SelectedBackend) 
     let flops = 2.0 * (m * n * k) as f64;
     match backend.as_gpu() {
         Some(g) => {
+            // Kernel time alone: one submission of `REPEATS` dispatches against one of a
+            // single dispatch, so uploads, submission and readback cancel out.
+            const REPEATS: usize = 21;
             let ctx = g.context();
-            let run = || pollster::block_on(xlalign_gpu::ops::matmul(ctx, &x, m, &w.weight, &w.bias, xlalign_gpu::kernels::Epilogue::None));
-            run()?;
-            let (secs, _) = best_of(5, || Ok(run()?))?;
-            Ok((flops / secs / 1e9, format!("{m}×{k} · {k}×{n} {}, upload and readback included", w.weight.dtype.name())))
+            let run = |repeats: usize| {
+                pollster::block_on(xlalign_gpu::ops::matmul_repeated(
+                    ctx,
+                    &x,
+                    m,
+                    &w.weight,
+                    &w.bias,
+                    xlalign_gpu::kernels::Epilogue::None,
+                    repeats,
+                ))
+            };
+            run(REPEATS)?;
+            let (once, _) = best_of(5, || Ok(run(1)?))?;
+            let (many, _) = best_of(3, || Ok(run(REPEATS)?))?;
+            let per_matmul = ((many - once) / (REPEATS - 1) as f64).max(1e-9);
+            Ok((
+                flops / per_matmul / 1e9,
+                format!(
+                    "{m}×{k} · {k}×{n} {}, kernel time only ({:.2} ms per matmul; {:.1} GFLOP/s with upload and readback)",
+                    w.weight.dtype.name(),
+                    per_matmul * 1e3,
+                    flops / once / 1e9
+                ),
+            ))
         }
         None => {
             use xlalign_core::cpu::kernels::{Isa, LinearLayer};
@@ -91,7 +147,10 @@ fn matmul_rate(model: &xlalign_core::Model, backend: &backend::SelectedBackend) 
                 layer.forward(Isa::best(), &x, None, &mut out);
                 Ok(())
             })?;
-            Ok((flops / secs / 1e9, format!("{m}×{k} · {k}×{n} {}, activations quantised to int8", w.weight.dtype.name())))
+            Ok((
+                flops / secs / 1e9,
+                format!("{m}×{k} · {k}×{n} {}, activations quantised to int8", w.weight.dtype.name()),
+            ))
         }
     }
 }
@@ -126,19 +185,28 @@ pub fn run(args: Args) -> Result<i32> {
     let backend = backend::create(&model, &args.backend)?;
     r.backend_init_ms = t.elapsed().as_secs_f64() * 1e3;
     let info = backend.info();
+    r.kind = info.kind.clone();
+    r.device = info.device.clone();
     r.backend = if info.reason.is_empty() { info.device } else { format!("{} ({})", info.device, info.reason) };
 
-    let text = std::fs::read_to_string(&args.sentences)
-        .with_context(|| format!("cannot read {} (run from the repository root or pass --sentences)", args.sentences.display()))?;
+    let text = std::fs::read_to_string(&args.sentences).with_context(|| {
+        format!("cannot read {} (run from the repository root or pass --sentences)", args.sentences.display())
+    })?;
     let sentences: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     anyhow::ensure!(!sentences.is_empty(), "{} has no sentences", args.sentences.display());
     r.sentences = sentences.len();
     let prefix = Prefix::Passage;
-    r.tokens = sentences
+    let lens: Vec<usize> = sentences
         .iter()
         .map(|s| model.tokenizer.encode(s, prefix.text(&model)).map(|t| t.len()))
-        .sum::<Result<usize, _>>()?;
+        .collect::<Result<_, _>>()?;
+    r.tokens = lens.iter().sum();
     let tokens = r.tokens as f64;
+    let flops: f64 = lens.iter().map(|&l| forward_flops(&model.config, l, model.config.layers)).sum();
+
+    let t = Instant::now();
+    pollster::block_on(embed_texts(&model, &backend, &sentences[..1], prefix, None))?;
+    r.first_call_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let one_by_one = || -> Result<()> {
         for s in &sentences {
@@ -151,42 +219,78 @@ pub fn run(args: Args) -> Result<i32> {
     r.single_cold_tokens_per_s = tokens / t.elapsed().as_secs_f64();
     let (secs, _) = best_of(args.repeat, one_by_one)?;
     r.single_tokens_per_s = tokens / secs;
-    let (secs, _) = best_of(args.repeat, || {
-        for chunk in sentences.chunks(32) {
-            pollster::block_on(embed_texts(&model, &backend, chunk, prefix, None))?;
+    let (sentences_ref, model_ref, backend_ref) = (&sentences, &model, &backend);
+    let batches = |size: usize| {
+        move || -> Result<()> {
+            for chunk in sentences_ref.chunks(size) {
+                pollster::block_on(embed_texts(model_ref, backend_ref, chunk, prefix, None))?;
+            }
+            Ok(())
         }
-        Ok(())
-    })?;
+    };
+    let t = Instant::now();
+    batches(32)()?;
+    r.batch32_cold_tokens_per_s = tokens / t.elapsed().as_secs_f64();
+    let (secs, _) = best_of(args.repeat, batches(32))?;
     r.batch32_tokens_per_s = tokens / secs;
-    let flops: f64 = sentences
-        .iter()
-        .map(|s| model.tokenizer.encode(s, prefix.text(&model)).map(|t| forward_flops(&model.config, t.len(), model.config.layers)))
-        .sum::<Result<f64, _>>()?;
     r.batch32_gflops = flops / secs / 1e9;
+    let (secs, _) = best_of(args.repeat, batches(64))?;
+    r.batch64_tokens_per_s = tokens / secs;
+    r.batch64_gflops = flops / secs / 1e9;
     (r.matmul_gflops, r.matmul_note) = matmul_rate(&model, &backend)?;
 
-    if let (Some(src), Some(tgt)) = (&args.src, &args.tgt) {
-        let s = std::fs::read_to_string(src).with_context(|| format!("cannot read {}", src.display()))?;
-        let t = std::fs::read_to_string(tgt).with_context(|| format!("cannot read {}", tgt.display()))?;
+    let mut aligner = Aligner::new(model.clone(), backend);
+    let (enc, opts) = args.extract.options(&aligner)?;
+    r.short_pair = format!("{} ||| {}", SHORT_PAIR.0, SHORT_PAIR.1);
+    let t = Instant::now();
+    pollster::block_on(aligner.align(SHORT_PAIR.0, SHORT_PAIR.1, &enc, &opts))?;
+    r.short_pair_cold_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (secs, _) = best_of(args.repeat.max(10), || {
+        Ok(pollster::block_on(aligner.align(SHORT_PAIR.0, SHORT_PAIR.1, &enc, &opts))?)
+    })?;
+    r.short_pair_ms = secs * 1e3;
+
+    let files = match (&args.src, &args.tgt) {
+        (Some(s), Some(t)) => Some((s.clone(), t.clone())),
+        _ => Some((PathBuf::from(DEFAULT_PAIRS.0), PathBuf::from(DEFAULT_PAIRS.1)))
+            .filter(|(s, t)| s.exists() && t.exists()),
+    };
+    if let Some((src, tgt)) = files {
+        let s = std::fs::read_to_string(&src).with_context(|| format!("cannot read {}", src.display()))?;
+        let t = std::fs::read_to_string(&tgt).with_context(|| format!("cannot read {}", tgt.display()))?;
         let pairs: Vec<(&str, &str)> = s.lines().zip(t.lines()).collect();
-        let aligner = Aligner::new(model.clone(), backend);
-        let (enc, opts) = args.extract.options(&aligner)?;
-        let n_tokens: usize = pairs
-            .iter()
-            .map(|(a, b)| {
-                let p = &model.defaults.passage_prefix;
-                Ok(model.tokenizer.encode(a, p)?.len() + model.tokenizer.encode(b, p)?.len())
-            })
-            .sum::<xlalign_core::Result<usize>>()?;
-        let (secs, _) = best_of(args.repeat.min(2), || {
+        r.pairs_source = src.display().to_string();
+        let layer = enc.layer.unwrap_or(model.defaults.align_layer);
+        let (mut n_tokens, mut pair_flops) = (0usize, 0f64);
+        for (a, b) in &pairs {
+            for text in [a, b] {
+                let n = model.tokenizer.encode(text, &model.defaults.passage_prefix)?.len();
+                n_tokens += n;
+                pair_flops += forward_flops(&model.config, n, layer);
+            }
+        }
+        let all_pairs = |aligner: &Aligner<backend::SelectedBackend>| -> Result<()> {
             for chunk in pairs.chunks(32) {
                 pollster::block_on(aligner.align_batch(chunk, &enc, &opts))?;
             }
             Ok(())
-        })?;
+        };
+        let t = Instant::now();
+        all_pairs(&aligner)?;
+        r.pairs_cold_per_s = Some(pairs.len() as f64 / t.elapsed().as_secs_f64());
+        let (secs, _) = best_of(args.repeat.min(2), || all_pairs(&aligner))?;
         r.pairs = pairs.len();
         r.pairs_per_s = Some(pairs.len() as f64 / secs);
         r.pair_tokens_per_s = Some(n_tokens as f64 / secs);
+        r.pair_gflops = Some(pair_flops / secs / 1e9);
+        if let AnyBackend::Gpu(g) = &mut aligner.backend {
+            g.set_device_alignment(false);
+            let (secs, _) = best_of(args.repeat.min(2), || all_pairs(&aligner))?;
+            r.pairs_per_s_cpu_extraction = Some(pairs.len() as f64 / secs);
+            if let AnyBackend::Gpu(g) = &mut aligner.backend {
+                g.set_device_alignment(true);
+            }
+        }
     }
     r.peak_rss_mb = peak_rss_mb();
 
@@ -196,13 +300,36 @@ pub fn run(args: Args) -> Result<i32> {
     }
     println!("backend:                {}", r.backend);
     println!("model load:             {:.1} ms (mmap + validation + tokenizer build)", r.model_load_ms);
-    println!("backend init:           {:.1} ms", r.backend_init_ms);
+    println!("backend init:           {:.1} ms (a GPU: adapter, weight upload, pipelines)", r.backend_init_ms);
+    println!("first call:             {:.1} ms (one sentence, right after init)", r.first_call_ms);
     println!("sentences:              {} ({} tokens with prefix and specials)", r.sentences, r.tokens);
-    println!("embed, one at a time:   {:.0} tokens/s (cold {:.0})", r.single_tokens_per_s, r.single_cold_tokens_per_s);
-    println!("embed, batches of 32:   {:.0} tokens/s ({:.1} GFLOP/s)", r.batch32_tokens_per_s, r.batch32_gflops);
+    println!(
+        "embed, one at a time:   {:.0} tokens/s warm, {:.0} cold",
+        r.single_tokens_per_s, r.single_cold_tokens_per_s
+    );
+    println!(
+        "embed, batches of 32:   {:.0} tokens/s warm ({:.1} GFLOP/s), {:.0} cold",
+        r.batch32_tokens_per_s, r.batch32_gflops, r.batch32_cold_tokens_per_s
+    );
+    println!("embed, batches of 64:   {:.0} tokens/s warm ({:.1} GFLOP/s)", r.batch64_tokens_per_s, r.batch64_gflops);
     println!("matmul alone:           {:.1} GFLOP/s ({})", r.matmul_gflops, r.matmul_note);
+    println!(
+        "short pair, align:      {:.1} ms warm, {:.1} ms cold (`{}`)",
+        r.short_pair_ms, r.short_pair_cold_ms, r.short_pair
+    );
     if let Some(p) = r.pairs_per_s {
-        println!("align, batches of 32:   {:.1} pairs/s ({} pairs, {:.0} tokens/s)", p, r.pairs, r.pair_tokens_per_s.unwrap_or(0.0));
+        println!(
+            "align, batches of 32:   {:.1} pairs/s warm ({} pairs of {}, {:.0} tokens/s, {:.1} GFLOP/s), {:.1} cold",
+            p,
+            r.pairs,
+            r.pairs_source,
+            r.pair_tokens_per_s.unwrap_or(0.0),
+            r.pair_gflops.unwrap_or(0.0),
+            r.pairs_cold_per_s.unwrap_or(0.0)
+        );
+    }
+    if let Some(p) = r.pairs_per_s_cpu_extraction {
+        println!("  links on the CPU:     {p:.1} pairs/s warm (states read back, extraction on the CPU)");
     }
     if let Some(m) = r.peak_rss_mb {
         println!("peak memory (RSS):      {m:.0} MB");
