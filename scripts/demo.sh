@@ -20,19 +20,9 @@ fi
 step "Build the CLI"
 timed cargo build --release -p xlalign-cli
 
-# Builds the web app into dist/. Trunk needs a config file (it cannot read one from a virtual
-# workspace manifest): Trunk.toml at the repository root, else web/Trunk.toml. Paths inside it are
-# relative to its own folder; dist/ is always the repository's, so the server below finds it.
+# Builds the web app into dist/: the same build as scripts/test-e2e.sh (one cargo build for both).
 build_web() {
-    local config
-    for config in Trunk.toml web/Trunk.toml ""; do
-        [[ -z $config || -f $config ]] && break
-    done
-    [[ -n $config ]] || die "web/index.html exists but there is no Trunk.toml (repository root or web/)"
-    step "Build the web app (trunk build --release, $config)"
-    # trunk looks for wasm-bindgen and wasm-opt on PATH; lib.sh put ~/.cargo/bin and
-    # node_modules/.bin (binaryen 132) there. The version check would go to the network.
-    timed trunk --config "$config" build --release --skip-version-check --dist "$XLALIGN_ROOT/dist"
+    bash scripts/build-web.sh
 }
 
 # Serves dist/ as static files. Kept separate from the build so another server (or extra

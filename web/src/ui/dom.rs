@@ -172,3 +172,27 @@ pub async fn copy_text(text: &str) -> bool {
     let clip = window().navigator().clipboard();
     JsFuture::from(clip.write_text(text)).await.is_ok()
 }
+
+/// Registers the service worker that keeps the app for offline use (web/sw.js). Browsers
+/// offer service workers only in secure contexts (https, localhost); elsewhere the page
+/// works as before, online only.
+pub fn register_service_worker() {
+    let nav = window().navigator();
+    let Ok(container) = js_sys::Reflect::get(&nav, &JsValue::from_str("serviceWorker")) else {
+        return;
+    };
+    if container.is_undefined() || container.is_null() {
+        return;
+    }
+    let container: web_sys::ServiceWorkerContainer = container.unchecked_into();
+    let registered = container.register("./sw.js");
+    leptos::task::spawn_local(async move {
+        if let Err(e) = JsFuture::from(registered).await {
+            // Not fatal: only offline use is lost.
+            web_sys::console::warn_1(&JsValue::from_str(&format!(
+                "xlalign: the page will not work offline (service worker: {})",
+                describe(&e)
+            )));
+        }
+    });
+}

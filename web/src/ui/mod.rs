@@ -151,6 +151,7 @@ pub fn use_ctx() -> Ctx {
 pub fn mount() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(App);
+    dom::register_service_worker();
 }
 
 #[component]

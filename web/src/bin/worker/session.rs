@@ -309,10 +309,9 @@ impl Session {
         let (sv, tv) = vecs.split_at(sg.len());
         let index =
             |n: usize, r: &std::ops::Range<usize>| if r.len() == 1 { r.start } else { n + r.start };
-        let beads =
-            document::align_sentences(ss.len(), ts.len(), document::DEFAULT_SKIP, |s, t| {
-                dot(&sv[index(ss.len(), &s)], &tv[index(ts.len(), &t)])
-            });
+        let beads = document::align_sentences(ss.len(), ts.len(), |s, t| {
+            dot(&sv[index(ss.len(), &s)], &tv[index(ts.len(), &t)])
+        });
         let matched: Vec<&Bead> = beads
             .iter()
             .filter(|b| !b.src.is_empty() && !b.tgt.is_empty())

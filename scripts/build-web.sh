@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the web app (web/) into dist/ with Trunk: the one build command that scripts/demo.sh
+# and scripts/test-e2e.sh both run, so a test run and a demo share one cargo build.
+#
+# Nothing is downloaded: Trunk.toml pins wasm-bindgen 0.2.130 and wasm-opt version_132, which
+# must be the ones on PATH (~/.cargo/bin and node_modules/.bin, set by lib.sh; scripts/setup.sh
+# installs both), and builds offline.
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$XLALIGN_ROOT"
+
+have trunk || die "trunk is not installed: cargo install --locked trunk --version 0.21.14 (scripts/setup.sh does)"
+[[ -x node_modules/.bin/wasm-opt ]] || die "node_modules/.bin/wasm-opt (binaryen 132) is missing: run npm install (scripts/setup.sh does)"
+[[ -f public/models/$(basename "$XLALIGN_DEFAULT_MODEL") ]] || die "public/models/ has no model: run scripts/setup.sh"
+
+# The CPU kernels have a wasm SIMD (simd128) path, several times faster than scalar code;
+# every browser with WebGPU also has wasm SIMD. Cargo keeps artifacts built with other
+# RUSTFLAGS apart, so this does not rebuild the plain wasm32 builds of the other tests.
+export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+simd128"
+
+step "Build the web app (trunk build --release → dist/)"
+# --skip-version-check: the version check would go to the network.
+timed trunk --config Trunk.toml build --release --skip-version-check --dist "$XLALIGN_ROOT/dist"
+[[ -f dist/index.html && -f dist/worker_loader.js && -f dist/sw.js ]] || die "dist/ is incomplete after the build"
+grep -q '^const BUILD = "[0-9a-f]\{16\}";' dist/sw.js || die "dist/sw.js was not stamped with a build id (the Trunk post_build hook web/sw-stamp.py did not run)"

@@ -1,0 +1,583 @@
+// End-to-end test of the demo app (web/) in headless Chromium, driven by puppeteer-core.
+//
+// It loads the built app (dist/, served by scripts/test-e2e.sh), waits for the model, and checks
+// what a visitor sees against the CLI: the links drawn in the SVG must be the links
+// `xlalign align --words raw --format json` prints for the same pair and settings. Then it
+// changes the method, layer and threshold, hovers and tabs through words, opens a share link,
+// provokes an error, runs a batch (watching that the page keeps painting while the worker
+// works), checks the Pharaoh / CSV / JSON exports against the CLI, tries document mode and the
+// WebGPU backend, and saves docs/screenshot.png.
+//
+// The test serves the built app (dist/) itself, so that it can stop the server and check that
+// the page still opens and aligns offline (service worker + the model worker's cache).
+//
+// Environment: XLALIGN_E2E_DIST (the built app, default dist/), XLALIGN_E2E_PORT (default: a
+// free port), XLALIGN_BIN (the release CLI),
+// XLALIGN_MODEL (the model file the CLI reads), XLALIGN_SCREENSHOT (default docs/screenshot.png),
+// XLALIGN_E2E_WEBGPU=0 skips the WebGPU step, XLALIGN_E2E_HEADFUL=1 shows the browser.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import puppeteer from "puppeteer-core";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const DIST = path.resolve(process.env.XLALIGN_E2E_DIST || path.join(ROOT, "dist"));
+const BIN = process.env.XLALIGN_BIN || path.join(ROOT, "target/release/xlalign");
+const MODEL = process.env.XLALIGN_MODEL || path.join(ROOT, "public/models/multilingual-e5-small-q4_0.gguf");
+const SCREENSHOT = process.env.XLALIGN_SCREENSHOT || path.join(ROOT, "docs/screenshot.png");
+const WEBGPU = process.env.XLALIGN_E2E_WEBGPU !== "0";
+
+for (const [what, p] of [["CLI (XLALIGN_BIN)", BIN], ["model (XLALIGN_MODEL)", MODEL], ["built app (XLALIGN_E2E_DIST)", path.join(DIST, "index.html")]]) {
+    if (!fs.existsSync(p)) throw new Error(`${what} not found at ${p}`);
+}
+
+// A German–English pair written for this test.
+const SRC = "Der alte Fischer verkauft jeden Morgen frische Fische auf dem Markt.";
+const TGT = "Every morning the old fisherman sells fresh fish at the market.";
+
+const BATCH = [
+    ["Die Kinder bauen im Sand eine große Burg.", "The children are building a big castle in the sand."],
+    ["Kannst du mir bitte das Salz geben?", "Can you pass me the salt, please?"],
+    ["Unser Nachbar repariert sein Fahrrad in der Garage.", "Our neighbour is repairing his bike in the garage."],
+    ["Der Film beginnt um acht Uhr.", "Potatoes grow best in sandy soil."],
+    ["Im Winter fahren wir gern Ski in den Alpen.", "In winter we like to go skiing in the Alps."],
+];
+const MISMATCH = 3;
+// A threshold that adds a link for SRC/TGT at layer 9 and is not near any link's probability.
+const THRESHOLD = 0.1; // index in BATCH of the pair that is not a translation
+
+let failures = 0;
+async function step(name, fn) {
+    const t0 = Date.now();
+    try {
+        await fn();
+        console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    } catch (e) {
+        failures++;
+        console.log(`FAIL ${name}\n     ${(e && e.stack) || e}`);
+        throw e;
+    }
+}
+
+/** `xlalign align` on pairs with the page's flags; one parsed JSON object per pair. */
+function cliAlign(pairs, flags, format = "json") {
+    const input = pairs.map(([s, t]) => `${s} ||| ${t}`).join("\n") + "\n";
+    const out = execFileSync(BIN, ["align", "--model", MODEL, "--backend", "cpu", "--format", format, ...flags], {
+        input,
+        encoding: "utf8",
+        stdio: ["pipe", "pipe", "pipe"],
+        maxBuffer: 64 << 20,
+    });
+    return format === "json" ? out.trim().split("\n").map((l) => JSON.parse(l)) : out;
+}
+
+/** The flags the page shows under "Same result on the command line". */
+async function pageFlags(page) {
+    const text = await page.$eval("#cli-flags", (e) => e.textContent.trim());
+    assert.match(text, /^xlalign align /);
+    return text.replace(/^xlalign align /, "").split(/\s+/);
+}
+
+/** Links drawn in the alignment SVG, sorted. */
+async function drawnLinks(page) {
+    return page.$$eval("#alignment g.link", (els) =>
+        els
+            .map((e) => ({ src: +e.dataset.src, tgt: +e.dataset.tgt, score: +e.dataset.score, title: e.querySelector("title")?.textContent }))
+            .sort((a, b) => a.src - b.src || a.tgt - b.tgt),
+    );
+}
+
+const key = (l) => `${l.src}-${l.tgt}`;
+
+function sameLinks(drawn, cli, what) {
+    const want = [...cli.links].sort((a, b) => a.src - b.src || a.tgt - b.tgt);
+    assert.deepEqual(drawn.map(key), want.map(key), `${what}: links drawn ≠ links from the CLI`);
+    // Same model, but not bit-identical arithmetic: activations are rounded to int8 blocks
+    // before each quantised layer, and a last-bit difference in the f32 sums (wasm simd128 vs
+    // native AVX2) can move a value across a rounding step. Over 7+ layers that shifts word
+    // cosines by up to a few thousandths; the links themselves must be identical.
+    for (let i = 0; i < want.length; i++) {
+        assert.ok(Math.abs(drawn[i].score - want[i].score) < 1e-2, `${what}: score of ${key(want[i])}: ${drawn[i].score} vs ${want[i].score}`);
+    }
+}
+
+/** Softmax links exist where a probability passes the threshold; a probability within a
+ * rounding error of it could fall either way on two machines. Fails (as a problem of the
+ * test's input, not of the page) when nudging the threshold changes the CLI's links. */
+function assertNotBorderline(flags, cli) {
+    const i = flags.indexOf("--threshold");
+    const t = +flags[i + 1];
+    for (const d of [-0.01, 0.01]) {
+        const f = [...flags];
+        f[i + 1] = (t + d).toFixed(3);
+        const other = cliAlign([[SRC, TGT]], f)[0];
+        assert.deepEqual(other.links.map(key).sort(), cli.links.map(key).sort(), `the test pair is borderline at threshold ${t}: pick another threshold`);
+    }
+}
+
+/** Waits for an alignment newer than `after` (a result id) with no request pending. */
+async function waitResult(page, after, timeout = 120_000) {
+    await page.waitForFunction(
+        (after) => {
+            const p = document.querySelector("section.picture");
+            return p && p.dataset.busy === "false" && +p.dataset.resultId > after && document.querySelector("#alignment");
+        },
+        { timeout },
+        after,
+    );
+    return page.$eval("section.picture", (p) => +p.dataset.resultId);
+}
+
+const resultId = (page) => page.$eval("section.picture", (p) => +p.dataset.resultId || 0);
+
+/** Types into a text box the way a paste does: one input event with the whole text. */
+async function paste(page, selector, text) {
+    await page.$eval(
+        selector,
+        (el, text) => {
+            el.focus();
+            el.value = text;
+            el.dispatchEvent(new Event("input", { bubbles: true }));
+        },
+        text,
+    );
+}
+
+async function select(page, selector, value) {
+    await page.select(selector, value);
+}
+
+async function setRange(page, selector, value) {
+    await page.$eval(
+        selector,
+        (el, v) => {
+            el.value = String(v);
+            el.dispatchEvent(new Event("input", { bubbles: true }));
+        },
+        value,
+    );
+}
+
+// A static file server for dist/ that can be stopped and started again on the same port.
+const MIME = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".wasm": "application/wasm",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+    ".gguf": "application/octet-stream",
+};
+function staticServer(root) {
+    const server = http.createServer((req, res) => {
+        const u = new URL(req.url, "http://x");
+        let rel = decodeURIComponent(u.pathname);
+        if (rel.endsWith("/")) rel += "index.html";
+        const file = path.join(root, path.normalize(rel));
+        if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+            res.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
+            return;
+        }
+        const size = fs.statSync(file).size;
+        res.writeHead(200, {
+            "Content-Type": MIME[path.extname(file)] || "application/octet-stream",
+            "Content-Length": size,
+            "Cache-Control": "no-cache",
+        });
+        if (req.method === "HEAD") return res.end();
+        fs.createReadStream(file).pipe(res);
+    });
+    return {
+        port: 0,
+        async start(port) {
+            await new Promise((ok, fail) => server.once("error", fail).listen(port, "127.0.0.1", ok));
+            this.port = server.address().port;
+            return `http://127.0.0.1:${this.port}/`;
+        },
+        async stop() {
+            if (!server.listening) return;
+            // Keep-alive sockets would otherwise go on answering the browser.
+            server.closeAllConnections();
+            await new Promise((ok) => server.close(ok));
+        },
+    };
+}
+const server = staticServer(DIST);
+const URL_BASE = await server.start(+(process.env.XLALIGN_E2E_PORT || 0));
+console.log(`serving ${path.relative(ROOT, DIST) || DIST} at ${URL_BASE}`);
+
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "xlalign-e2e-profile-"));
+const downloads = fs.mkdtempSync(path.join(os.tmpdir(), "xlalign-e2e-downloads-"));
+const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: process.env.XLALIGN_E2E_HEADFUL === "1" ? false : true,
+    args: [
+        "--no-sandbox",
+        // WebGPU on SwiftShader: "Automatic" then picks the CPU (a software adapter is slower),
+        // and the WebGPU step below can still ask for it.
+        "--enable-unsafe-webgpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        `--user-data-dir=${profile}`,
+    ],
+});
+const problems = [];
+try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("console", (m) => {
+        if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+    });
+    const cdp = await browser.target().createCDPSession();
+    await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads, eventsEnabled: true });
+
+    let loadMs;
+    await step("the model loads (progress shown, then backend named)", async () => {
+        const t0 = Date.now();
+        await page.goto(URL_BASE, { waitUntil: "domcontentloaded" });
+        await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+        loadMs = Date.now() - t0;
+        const backend = await page.$eval("#backend-now", (e) => ({ kind: e.dataset.kind, text: e.textContent }));
+        assert.equal(backend.kind, "cpu", `expected the CPU backend on a software WebGPU adapter, got ${JSON.stringify(backend)}`);
+        assert.match(backend.text, /CPU/);
+        const why = await page.$eval(".backend-why", (e) => e.textContent);
+        assert.match(why, /software|no.*adapter|WebGPU/i, `the page should say why the CPU runs: ${why}`);
+    });
+
+    let first;
+    await step("a pasted German–English pair is drawn with the CLI's links", async () => {
+        const before = await resultId(page);
+        await paste(page, "#src", SRC);
+        await paste(page, "#tgt", TGT);
+        await waitResult(page, before);
+        const words = await page.$$eval("#alignment .word.src text", (t) => t.map((x) => x.textContent));
+        const flags = await pageFlags(page);
+        assert.deepEqual(flags.slice(0, 4), ["--words", "raw", "--method", "softmax"]);
+        const [cli] = cliAlign([[SRC, TGT]], flags);
+        assert.deepEqual(words, cli.srcWords.map((w) => w.text), "source words");
+        const tw = await page.$$eval("#alignment .word.tgt text", (t) => t.map((x) => x.textContent));
+        assert.deepEqual(tw, cli.tgtWords.map((w) => w.text), "target words");
+        first = await drawnLinks(page);
+        assert.ok(first.length >= 6, `expected most words linked, got ${first.length} links`);
+        sameLinks(first, cli, "softmax");
+        for (const l of first) assert.match(l.title, /↔/, "each link has a <title> naming its words");
+        const status = await page.$eval("#align-status", (e) => e.textContent);
+        assert.match(status, /encoder \d+ ms/, status);
+        const cos = await page.$eval("#score-cosine", (e) => +e.textContent);
+        assert.ok(cos > 0.82 && cos <= 1, `a translation's sentence cosine: ${cos}`);
+        // Heatmap: one cell per word pair, links ringed.
+        const cells = await page.$$eval("#heatmap g.cell", (c) => c.length);
+        assert.equal(cells, cli.srcWords.length * cli.tgtWords.length);
+        const rings = await page.$$eval("#heatmap circle.mark", (c) => c.length);
+        assert.equal(rings, cli.links.length);
+    });
+
+    await step("changing the method redraws without running the encoder, as the CLI does", async () => {
+        const before = await resultId(page);
+        await select(page, "#method", "argmax");
+        await waitResult(page, before);
+        const method = await page.$eval("#alignment", (e) => e.dataset.method);
+        assert.equal(method, "argmax");
+        const status = await page.$eval("#align-status", (e) => e.textContent);
+        assert.match(status, /extraction only/, `method change must not re-encode: ${status}`);
+        const links = await drawnLinks(page);
+        const [cli] = cliAlign([[SRC, TGT]], await pageFlags(page));
+        sameLinks(links, cli, "argmax");
+        const scores = (ls) => ls.map((l) => `${key(l)}:${l.score.toFixed(3)}`).join(" ");
+        assert.notEqual(scores(links), scores(first), "the picture should change with the method");
+    });
+
+    await step("layer and threshold: the layer re-encodes, the threshold re-extracts; both match the CLI", async () => {
+        let before = await resultId(page);
+        await select(page, "#method", "softmax");
+        before = await waitResult(page, before);
+        await setRange(page, "#layer", 9);
+        before = await waitResult(page, before);
+        assert.match(await page.$eval("#align-status", (e) => e.textContent), /encoder/);
+        assert.equal(await page.$eval("#alignment", (e) => e.dataset.layer), "9");
+        let flags = await pageFlags(page);
+        const layer9 = await drawnLinks(page);
+        sameLinks(layer9, cliAlign([[SRC, TGT]], flags)[0], "softmax, layer 9");
+        // At layer 9 a lower threshold admits another link for this pair (checked below), so
+        // the picture must change without a new encoder pass.
+        await setRange(page, "#threshold", THRESHOLD);
+        await waitResult(page, before);
+        assert.match(await page.$eval("#align-status", (e) => e.textContent), /extraction only/);
+        flags = await pageFlags(page);
+        assert.match(flags.join(" "), /--layer 9 .*--threshold 0\.10?\b/);
+        const cli = cliAlign([[SRC, TGT]], flags)[0];
+        assertNotBorderline(flags, cli);
+        const lowered = await drawnLinks(page);
+        sameLinks(lowered, cli, `softmax, layer 9, threshold ${THRESHOLD}`);
+        assert.ok(lowered.length > layer9.length, `threshold ${THRESHOLD} should add links: ${lowered.length} vs ${layer9.length}`);
+        before = await resultId(page);
+        await page.click("#reset");
+        await waitResult(page, before);
+    });
+
+    await step("hovering and tabbing to a word highlights its links and heatmap row/column", async () => {
+        const links = await drawnLinks(page);
+        const i = links[0].src;
+        await page.hover(`#alignment .word.src[data-i="${i}"]`);
+        const hl = await page.$$eval("#alignment g.link.hl", (e) => e.map((x) => +x.dataset.src));
+        assert.ok(hl.length > 0 && hl.every((s) => s === i), `highlighted links of word ${i}: ${hl}`);
+        const dim = await page.$$eval("#alignment g.link.dim", (e) => e.length);
+        assert.equal(dim, links.length - hl.length);
+        const row = await page.$$eval("#heatmap g.cell.focus", (c) => c.map((x) => +x.dataset.i));
+        const nTgt = await page.$$eval("#alignment .word.tgt", (w) => w.length);
+        assert.equal(row.length, nTgt);
+        assert.ok(row.every((r) => r === i));
+        await page.mouse.move(0, 0);
+        // Keyboard: focus a target word, Tab to the next one.
+        // (SVG elements: puppeteer's page.focus only takes HTML elements.)
+        await page.$eval('#alignment .word.tgt[data-i="0"]', (e) => e.focus());
+        await page.keyboard.press("Tab");
+        const focused = await page.evaluate(() => document.activeElement?.dataset?.i);
+        assert.equal(focused, "1", "Tab moves to the next word");
+        const col = await page.$$eval("#heatmap g.cell.focus", (c) => c.map((x) => +x.dataset.j));
+        assert.ok(col.length > 0 && col.every((j) => j === 1), `focused column: ${col}`);
+        const label = await page.evaluate(() => document.activeElement.getAttribute("aria-label"));
+        assert.match(label, /target word 2/);
+    });
+
+    await step("pasted text is shown as text, never as HTML", async () => {
+        const before = await resultId(page);
+        await paste(page, "#src", "Das <b>ist</b> <img src=x onerror=alert(1)> gut.");
+        await paste(page, "#tgt", "That <b>is</b> good.");
+        await waitResult(page, before);
+        assert.equal(await page.$$eval("#alignment b, #alignment img, main img", (e) => e.length), 0);
+        const words = await page.$$eval("#alignment .word.src text", (t) => t.map((x) => x.textContent).join(" "));
+        assert.match(words, /</, `markup characters appear as text: ${words}`);
+    });
+
+    await step("a share link reproduces the pair and the settings", async () => {
+        const q = new URLSearchParams({ src: SRC, tgt: TGT, method: "itermax", layer: "8" });
+        await page.goto(`${URL_BASE}?${q}`, { waitUntil: "domcontentloaded" });
+        await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+        await waitResult(page, 0);
+        assert.equal(await page.$eval("#method", (e) => e.value), "itermax");
+        assert.equal(await page.$eval("#src", (e) => e.value), SRC);
+        const svg = await page.$eval("#alignment", (e) => ({ method: e.dataset.method, layer: e.dataset.layer }));
+        assert.deepEqual(svg, { method: "itermax", layer: "8" });
+        const flags = await pageFlags(page);
+        assert.ok(flags.join(" ").includes("--method itermax --layer 8"), flags.join(" "));
+        sameLinks(await drawnLinks(page), cliAlign([[SRC, TGT]], flags)[0], "shared itermax layer 8");
+        // The address bar follows further changes.
+        const before = await resultId(page);
+        await select(page, "#method", "match");
+        await waitResult(page, before);
+        await page.waitForFunction(() => location.search.includes("method=match"), { timeout: 5000 });
+    });
+
+    await step("an impossible setting shows a readable error and the page keeps working", async () => {
+        await page.goto(`${URL_BASE}?${new URLSearchParams({ src: SRC, tgt: TGT, layer: "99" })}`, { waitUntil: "domcontentloaded" });
+        await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+        await page.waitForSelector(".notice.error", { timeout: 60_000 });
+        const msg = await page.$eval(".notice.error", (e) => e.textContent);
+        assert.match(msg, /layer 99 does not exist.*0 to 12/, msg);
+        await page.click("#reset");
+        await waitResult(page, 0);
+        assert.ok((await drawnLinks(page)).length > 0);
+        await page.click(".notice.error .dismiss");
+        assert.equal(await page.$$eval(".notice", (n) => n.length), 0);
+    });
+
+    let batchRate;
+    await step("batch: progress, pairs/s, flagged mistranslation, page stays responsive", async () => {
+        await page.click("#tab-batch");
+        // 5 pairs ×6 so the batch takes long enough to watch the page paint meanwhile.
+        const many = Array.from({ length: 6 }, () => BATCH).flat();
+        const text = many.map(([s, t]) => `${s} ||| ${t}`).join("\n") + "\nthis line has no separator\n";
+        await paste(page, "#batch-input", text);
+        // Count animation frames while the worker runs: a blocked page would stop painting.
+        await page.evaluate(() => {
+            window.__gaps = [];
+            let last = performance.now();
+            window.__raf = true;
+            const tick = (t) => {
+                window.__gaps.push(t - last);
+                last = t;
+                if (window.__raf) requestAnimationFrame(tick);
+            };
+            requestAnimationFrame(tick);
+        });
+        await page.click("#batch-run");
+        await page.waitForFunction(() => document.querySelector("#batch-progress")?.value > 0, { timeout: 120_000 });
+        await page.waitForFunction(
+            (n) => {
+                const s = document.querySelector("#batch-status");
+                return s && s.dataset.running === "false" && document.querySelector("#batch-progress").value === n;
+            },
+            { timeout: 600_000 },
+            many.length,
+        );
+        const gaps = await page.evaluate(() => {
+            window.__raf = false;
+            return window.__gaps;
+        });
+        const worst = Math.max(...gaps);
+        assert.ok(gaps.length > 20 && worst < 500, `the page must keep painting during a batch: ${gaps.length} frames, longest gap ${worst.toFixed(0)} ms`);
+        const status = await page.$eval("#batch-status", (e) => e.textContent);
+        const m = status.match(/(\d+) \/ (\d+) pairs · ([\d.]+) pairs\/s/);
+        assert.ok(m && +m[1] === many.length && +m[2] === many.length, status);
+        batchRate = +m[3];
+        assert.ok(batchRate > 0);
+        const problemsShown = await page.$$eval(".problems li", (l) => l.map((x) => x.textContent));
+        assert.equal(problemsShown.length, 1);
+        assert.match(problemsShown[0], /line 31: no ` \|\|\| ` or tab/);
+        const rows = await page.$$eval("#batch-table tbody tr", (r) => r.map((x) => ({ line: +x.dataset.line, flagged: x.classList.contains("flagged") })));
+        assert.equal(rows.length, many.length);
+        for (const r of rows) {
+            assert.equal(r.flagged, (r.line - 1) % BATCH.length === MISMATCH, `line ${r.line} flagged=${r.flagged}`);
+        }
+        // Sorting by similarity puts the mismatched pairs first.
+        await page.click('button.sort[data-key="Similarity"]');
+        const sorted = await page.$$eval("#batch-table tbody tr", (r) => r.slice(0, 6).map((x) => +x.dataset.line));
+        assert.ok(sorted.every((l) => (l - 1) % BATCH.length === MISMATCH), `lowest similarity first: ${sorted}`);
+    });
+
+    await step("batch exports: Pharaoh equals the CLI, CSV and JSON hold every pair", async () => {
+        const wait = async (name) => {
+            const f = path.join(downloads, name);
+            for (let i = 0; i < 100 && !fs.existsSync(f); i++) await new Promise((r) => setTimeout(r, 100));
+            assert.ok(fs.existsSync(f), `download ${name}`);
+            return fs.readFileSync(f, "utf8");
+        };
+        await page.click("#export-pharaoh");
+        const pharaoh = await wait("xlalign-batch.align.txt");
+        await page.click("#export-csv");
+        const csv = await wait("xlalign-batch.csv");
+        await page.click("#export-json");
+        const json = JSON.parse(await wait("xlalign-batch.json"));
+        const many = Array.from({ length: 6 }, () => BATCH).flat();
+        const cli = cliAlign(many, ["--words", "raw"], "pharaoh");
+        assert.equal(pharaoh, cli, "Pharaoh export ≠ `xlalign align --words raw` output");
+        const lines = csv.trim().split("\n");
+        assert.equal(lines[0], "line,source,target,cosine,bertscore_f1,bertscore_src,bertscore_tgt,coverage,links,flagged,error");
+        assert.equal(lines.length, many.length + 1);
+        lines.slice(1).forEach((l, k) => {
+            const flagged = l.split(",").at(-2);
+            assert.equal(flagged, String(k % BATCH.length === MISMATCH), `CSV row ${k + 1}: ${l}`);
+        });
+        assert.equal(json.length, many.length);
+        assert.equal(json[0].src, BATCH[0][0]);
+        assert.ok(json[0].alignment.links.length > 0 && json[0].alignment.similarity.cosine > 0.8);
+    });
+
+    await step("document mode pairs sentences (1–2 merge, an added sentence) and aligns their words", async () => {
+        await page.click("#tab-document");
+        await page.click("#doc-example");
+        await page.click("#doc-run");
+        await page.waitForSelector("#doc-summary", { timeout: 300_000 });
+        const summary = await page.$eval("#doc-summary", (e) => e.textContent);
+        assert.match(summary, /5 source and 5 target sentences → 4 pairs, 1 left unpaired/, summary);
+        const shapes = await page.$$eval("#doc-table tbody tr td:first-child", (t) => t.map((x) => x.textContent));
+        assert.deepEqual(shapes, ["2–1", "1–1", "1–1", "0–1", "1–1"]);
+        await page.click("#doc-table tbody tr:first-child button");
+        await page.waitForSelector(".doc-words #alignment g.link");
+    });
+
+    if (WEBGPU) {
+        await step("the backend switch runs the same alignment on WebGPU (SwiftShader)", async () => {
+            await page.click("#tab-pair");
+            await page.goto(`${URL_BASE}?${new URLSearchParams({ src: SRC, tgt: TGT })}`, { waitUntil: "domcontentloaded" });
+            await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+            await waitResult(page, 0);
+            const cpu = await drawnLinks(page);
+            const before = await resultId(page);
+            await select(page, "#backend", "webgpu");
+            await page.waitForSelector("#backend-now[data-kind='webgpu']", { timeout: 120_000 });
+            await waitResult(page, before, 300_000);
+            const gpu = await drawnLinks(page);
+            assert.deepEqual(gpu.map(key), cpu.map(key), "WebGPU and CPU links differ");
+            await select(page, "#backend", "cpu");
+            await page.waitForSelector("#backend-now[data-kind='cpu']", { timeout: 120_000 });
+        });
+    }
+
+    await step("screenshot for the README", async () => {
+        await page.goto(`${URL_BASE}?${new URLSearchParams({ src: SRC, tgt: TGT })}`, { waitUntil: "domcontentloaded" });
+        await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+        await waitResult(page, 0);
+        // Show the highlighting: the pointer on "Fischer".
+        await page.hover('#alignment .word.src[data-i="2"]');
+        fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+        await page.screenshot({ path: SCREENSHOT, fullPage: true });
+        // A phone-sized view must not need sideways scrolling of the page itself.
+        await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 2, isMobile: true });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 1, `page wider than a phone screen by ${overflow}px`);
+        if (process.env.XLALIGN_E2E_PHONE_SHOT) await page.screenshot({ path: process.env.XLALIGN_E2E_PHONE_SHOT, fullPage: true });
+    });
+
+    await step("offline: after one visit the page opens and aligns with the server stopped", async () => {
+        await page.setViewport({ width: 1280, height: 900 });
+        await page.goto(`${URL_BASE}?${new URLSearchParams({ src: SRC, tgt: TGT })}`, { waitUntil: "domcontentloaded" });
+        await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+        await waitResult(page, 0);
+        const online = await drawnLinks(page);
+        await page.waitForFunction(() => navigator.serviceWorker?.controller, { timeout: 30_000 });
+        // The app cache is named after this build (the hash web/sw-stamp.py wrote into
+        // sw.js) and holds the shell but not the model, which only the model cache holds.
+        const build = fs.readFileSync(path.join(DIST, "sw.js"), "utf8").match(/const BUILD = "([0-9a-f]{16})"/);
+        assert.ok(build, "dist/sw.js is not stamped with a build id");
+        const stored = await page.evaluate(async () => {
+            const out = {};
+            for (const k of await caches.keys()) out[k] = (await (await caches.open(k)).keys()).map((r) => new URL(r.url).pathname);
+            return out;
+        });
+        const app = stored[`xlalign-app-${build[1]}`];
+        assert.ok(app, `no cache for build ${build[1]}: ${Object.keys(stored)}`);
+        assert.deepEqual(Object.keys(stored).filter((k) => k.startsWith("xlalign-app-")), [`xlalign-app-${build[1]}`], "old app caches are deleted");
+        assert.ok(app.includes("/") && app.some((p) => p.endsWith("worker_bg.wasm")), `app shell: ${app}`);
+        assert.ok(!app.some((p) => p.includes("/models/")), "the model must not be stored twice");
+        assert.ok((stored["xlalign-models-v1"] || []).some((p) => p.endsWith(".gguf")), "the model worker caches the model");
+
+        await server.stop();
+        try {
+            // Also tell the browser it is offline (navigator.onLine); the stopped server is what
+            // makes it true for every request, the service worker's included.
+            await page.setOfflineMode(true);
+            await page.reload({ waitUntil: "domcontentloaded" });
+            await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+            await waitResult(page, 0);
+            assert.deepEqual((await drawnLinks(page)).map(key), online.map(key), "offline links ≠ online links");
+            // A new pair too (a fresh encoder pass, nothing cached for it).
+            const before = await resultId(page);
+            await paste(page, "#src", BATCH[0][0]);
+            await paste(page, "#tgt", BATCH[0][1]);
+            await waitResult(page, before);
+            assert.ok((await drawnLinks(page)).length >= 5, "a new pair aligns offline");
+        } finally {
+            await page.setOfflineMode(false);
+            await server.start(server.port);
+        }
+    });
+
+    assert.deepEqual(problems, [], "errors in the page's console");
+    console.log(`model ready after ${(loadMs / 1000).toFixed(1)} s; batch ${batchRate} pairs/s; screenshot ${path.relative(ROOT, SCREENSHOT)}`);
+} catch (e) {
+    failures = Math.max(failures, 1);
+    if (!(e instanceof assert.AssertionError) && !String(e).includes("FAIL")) console.log(String(e?.stack || e));
+} finally {
+    await browser.close();
+    await server.stop();
+    fs.rmSync(profile, { recursive: true, force: true });
+    fs.rmSync(downloads, { recursive: true, force: true });
+}
+if (problems.length) console.log(problems.join("\n"));
+if (failures) {
+    console.log("end-to-end test FAILED");
+    process.exit(1);
+}
+console.log("end-to-end test passed");
