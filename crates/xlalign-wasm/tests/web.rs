@@ -14,7 +14,9 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 use xlalign_wasm::Aligner;
 
-wasm_bindgen_test_configure!(run_in_browser);
+// In a dedicated worker, as the library is meant to be used: long CPU work never blocks the
+// page the test driver talks to (chromedriver gives up on a renderer busy for 30 s).
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 fn model_url() -> &'static str {
     option_env!("XLALIGN_TEST_MODEL_URL")
