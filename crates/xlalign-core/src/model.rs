@@ -266,10 +266,11 @@ impl Model {
     pub fn from_gguf(f: &GgufFile) -> Result<Model> {
         let config = EncoderConfig::from_gguf(f)?;
         let weights = EncoderWeights::from_gguf(f, &config)?;
-        let json = f.get_str(keys::HF_TOKENIZER_JSON).map_err(|_| {
+        // As bytes: the tokenizer checks UTF-8 as it parses, faster than checking it all first.
+        let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).map_err(|_| {
             Error::Tokenizer(format!("the model file has no `{}` entry", keys::HF_TOKENIZER_JSON))
         })?;
-        let tokenizer = TextTokenizer::from_json(json.as_bytes(), f)?;
+        let tokenizer = TextTokenizer::from_json(json, f)?;
         let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let align_layer = f.get(keys::ALIGN_LAYER).and_then(|v| v.as_u64()).map(|v| v as usize);
         let defaults = ModelDefaults {

@@ -21,6 +21,12 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+fn model_path() -> PathBuf {
+    std::env::var_os("XLALIGN_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("public/models/multilingual-e5-small-q4_0.gguf"))
+}
+
 struct Pair {
     compact: TextTokenizer,
     stock: TextTokenizer,
@@ -31,9 +37,7 @@ struct Pair {
 fn pair() -> &'static Pair {
     static PAIR: OnceLock<Pair> = OnceLock::new();
     PAIR.get_or_init(|| {
-        let path = std::env::var_os("XLALIGN_MODEL")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("public/models/multilingual-e5-small-q4_0.gguf"));
+        let path = model_path();
         let bytes = std::fs::read(&path).unwrap_or_else(|e| {
             panic!("cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL", path.display())
         });
@@ -85,6 +89,27 @@ fn the_default_model_uses_the_compact_unigram() {
     for id in 0..p.stock.vocab_size() as u32 + 2 {
         assert_eq!(p.compact.id_to_token(id), p.stock.id_to_token(id), "id {id}");
     }
+}
+
+/// The vocabulary read ahead of serde (the fast path) is the one serde reads: every piece,
+/// every score bit for bit, in id order.
+#[test]
+fn the_vocabulary_reads_as_serde_reads_it() {
+    let path = model_path();
+    let f = GgufFile::parse(Bytes::from(std::fs::read(&path).unwrap())).unwrap();
+    let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).unwrap();
+    let serde = TextTokenizer::from_json_serde_only(json, &f).expect("serde reads the tokenizer");
+    let fast = &pair().compact;
+    let (a, b) = (fast.compact_model().unwrap(), serde.compact_model().unwrap());
+    assert_eq!(a.unk_id(), b.unk_id());
+    assert_eq!(a.byte_fallback(), b.byte_fallback());
+    let mut n = 0;
+    for ((pa, sa), (pb, sb)) in a.pieces().zip(b.pieces()) {
+        assert_eq!((pa, sa.to_bits()), (pb, sb.to_bits()), "piece {n}");
+        n += 1;
+    }
+    assert_eq!(n, 250_002);
+    assert_eq!(a.pieces().count(), b.pieces().count());
 }
 
 #[test]

@@ -8,6 +8,11 @@
 mod read;
 mod write;
 
+use std::fmt;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
 pub use read::{GgufFile, GgufHeader, TensorInfo};
 pub use write::GgufWriter;
 
@@ -28,7 +33,7 @@ pub enum Value {
     I32(i32),
     F32(f32),
     Bool(bool),
-    String(String),
+    String(GgufStr),
     /// Element type tag, then the elements (all of that type).
     Array(ValueType, Vec<Value>),
     U64(u64),
@@ -120,7 +125,7 @@ impl Value {
 
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::String(s) => Some(s),
+            Value::String(s) => s.as_str(),
             _ => None,
         }
     }
@@ -148,12 +153,12 @@ impl Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::String(s.to_string())
+        Value::String(s.into())
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::String(s)
+        Value::String(s.into())
     }
 }
 impl From<u32> for Value {
@@ -169,6 +174,97 @@ impl From<f32> for Value {
 impl From<bool> for Value {
     fn from(v: bool) -> Self {
         Value::Bool(v)
+    }
+}
+
+/// A metadata string. Read from a file held as [`Bytes`], it shares those bytes instead of
+/// copying them: the embedded tokenizer.json alone is megabytes, and on a cold start every
+/// fresh page costs time.
+///
+/// Strings of [`LAZY_UTF8`] bytes or more are checked for UTF-8 on first use rather than while
+/// parsing: checking tokenizer.json's 9 MB of mixed scripts takes milliseconds, and the
+/// tokenizer reads it as bytes, checking what it parses on the way.
+#[derive(Clone, Default)]
+pub struct GgufStr {
+    bytes: Bytes,
+    utf8: OnceLock<bool>,
+}
+
+/// Strings this long or longer are checked for UTF-8 lazily (see [`GgufStr`]).
+pub const LAZY_UTF8: usize = 1 << 16;
+
+impl GgufStr {
+    /// Checks that `bytes` is UTF-8.
+    pub fn from_utf8(bytes: Bytes) -> Result<GgufStr, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(GgufStr { bytes, utf8: OnceLock::from(true) })
+    }
+
+    /// Takes `bytes` as they are; [`GgufStr::as_str`] checks them when first asked.
+    pub fn unchecked(bytes: Bytes) -> GgufStr {
+        GgufStr { bytes, utf8: OnceLock::new() }
+    }
+
+    /// The text, or `None` when the bytes are not UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        if *self.utf8.get_or_init(|| std::str::from_utf8(&self.bytes).is_ok()) {
+            // SAFETY: checked just now or when made, and `Bytes` never change.
+            Some(unsafe { std::str::from_utf8_unchecked(&self.bytes) })
+        } else {
+            None
+        }
+    }
+
+    /// The raw bytes, not necessarily checked for UTF-8.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl PartialEq for GgufStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl PartialEq<str> for GgufStr {
+    fn eq(&self, other: &str) -> bool {
+        self.bytes == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for GgufStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.bytes == other.as_bytes()
+    }
+}
+
+impl fmt::Debug for GgufStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_str() {
+            Some(s) => fmt::Debug::fmt(s, f),
+            None => write!(f, "<{} bytes, not UTF-8>", self.len()),
+        }
+    }
+}
+
+impl From<String> for GgufStr {
+    fn from(s: String) -> Self {
+        GgufStr { bytes: Bytes::from(s), utf8: OnceLock::from(true) }
+    }
+}
+
+impl From<&str> for GgufStr {
+    fn from(s: &str) -> Self {
+        GgufStr { bytes: Bytes::copy_from_slice(s.as_bytes()), utf8: OnceLock::from(true) }
     }
 }
 

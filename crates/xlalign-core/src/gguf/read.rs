@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::{Value, ValueType, DEFAULT_ALIGNMENT, KEY_ALIGNMENT, MAGIC};
+use super::{GgufStr, Value, ValueType, DEFAULT_ALIGNMENT, KEY_ALIGNMENT, LAZY_UTF8, MAGIC};
 use crate::error::{Error, Result};
 use crate::tensor::{byte_len, DType, Tensor};
 
@@ -39,6 +39,9 @@ const MAX_DIMS: u32 = 8;
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// `buf` as shared bytes, when it is: string values then point into it instead of being
+    /// copied.
+    shared: Option<&'a Bytes>,
 }
 
 impl<'a> Cursor<'a> {
@@ -75,6 +78,22 @@ impl<'a> Cursor<'a> {
         String::from_utf8(raw.to_vec())
             .map_err(|_| Error::Format(format!("{what}: string is not valid UTF-8")))
     }
+    fn string_value(&mut self, what: &str) -> Result<GgufStr> {
+        let len = self.u64(what)?;
+        if len > MAX_STRING {
+            return Err(Error::Format(format!("{what}: string length {len} is implausible")));
+        }
+        let start = self.pos;
+        let raw = self.take(len as usize, what)?;
+        let bytes = match self.shared {
+            Some(b) => b.slice(start..self.pos),
+            None => Bytes::copy_from_slice(raw),
+        };
+        if bytes.len() >= LAZY_UTF8 {
+            return Ok(GgufStr::unchecked(bytes));
+        }
+        GgufStr::from_utf8(bytes).map_err(|_| Error::Format(format!("{what}: string is not valid UTF-8")))
+    }
     /// Remaining bytes: an upper bound on how many further elements can exist.
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
@@ -94,7 +113,7 @@ impl<'a> Cursor<'a> {
                 1 => Value::Bool(true),
                 b => return Err(Error::Format(format!("{what}: bool byte {b}"))),
             },
-            ValueType::String => Value::String(self.string(what)?),
+            ValueType::String => Value::String(self.string_value(what)?),
             ValueType::U64 => Value::U64(self.u64(what)?),
             ValueType::I64 => Value::I64(self.u64(what)? as i64),
             ValueType::F64 => Value::F64(f64::from_bits(self.u64(what)?)),
@@ -138,8 +157,10 @@ impl GgufHeader {
     /// Parses from `prefix` (the file's first bytes); tensor ranges are checked against
     /// `file_len`. A prefix that ends inside the header gives a "truncated" error: fetch more.
     pub fn parse(prefix: &[u8], file_len: usize) -> Result<GgufHeader> {
-        let bytes = prefix;
-        let mut c = Cursor { buf: bytes, pos: 0 };
+        GgufHeader::parse_from(Cursor { buf: prefix, pos: 0, shared: None }, file_len)
+    }
+
+    fn parse_from(mut c: Cursor, file_len: usize) -> Result<GgufHeader> {
         let magic = c.take(4, "the magic number").map_err(|_| {
             Error::Format("file is too short to be a GGUF model (fewer than 4 bytes)".into())
         })?;
@@ -237,7 +258,7 @@ impl GgufHeader {
 impl GgufFile {
     /// Parses the header and tensor directory and checks every tensor lies inside the file.
     pub fn parse(bytes: Bytes) -> Result<GgufFile> {
-        let h = GgufHeader::parse(&bytes, bytes.len())?;
+        let h = GgufHeader::parse_from(Cursor { buf: &bytes, pos: 0, shared: Some(&bytes) }, bytes.len())?;
         Ok(GgufFile { version: h.version, metadata: h.metadata, tensors: h.tensors, data_offset: h.data_offset, bytes })
     }
 
@@ -261,10 +282,20 @@ impl GgufFile {
     }
 
     pub fn get_str(&self, key: &str) -> Result<&str> {
-        self.get(key)
-            .ok_or_else(|| Error::Metadata(format!("missing key `{key}`")))?
-            .as_str()
-            .ok_or_else(|| Error::Metadata(format!("`{key}` is not a string")))
+        match self.get(key) {
+            None => Err(Error::Metadata(format!("missing key `{key}`"))),
+            Some(Value::String(s)) => s.as_str().ok_or_else(|| Error::Metadata(format!("`{key}` is not valid UTF-8"))),
+            Some(_) => Err(Error::Metadata(format!("`{key}` is not a string"))),
+        }
+    }
+
+    /// A string value's bytes, not checked for UTF-8: for readers that check as they parse.
+    pub fn get_str_bytes(&self, key: &str) -> Result<&[u8]> {
+        match self.get(key) {
+            None => Err(Error::Metadata(format!("missing key `{key}`"))),
+            Some(Value::String(s)) => Ok(s.as_bytes()),
+            Some(_) => Err(Error::Metadata(format!("`{key}` is not a string"))),
+        }
     }
 
     pub fn get_u64(&self, key: &str) -> Result<u64> {

@@ -69,6 +69,24 @@ proptest! {
             for t in f.tensors.clone() {
                 let _ = f.tensor(&t.name).map(|t| t.to_f32_vec());
             }
+            for (k, v) in &f.metadata {
+                let _ = (v.display_short(), format!("{v:?}"), f.get_str(k));
+            }
+        }
+    }
+
+    /// The same with a string long enough to be checked for UTF-8 lazily.
+    #[test]
+    fn byte_flips_in_big_strings_never_panic(flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let mut bytes = big_string_file("é".repeat(LAZY_UTF8));
+        let n = bytes.len();
+        for (pos, val) in flips {
+            bytes[pos % n] = val;
+        }
+        if let Ok(f) = GgufFile::parse(Bytes::from(bytes)) {
+            for (k, v) in &f.metadata {
+                let _ = (v.display_short(), format!("{v:?}"), f.get_str(k), f.get_str_bytes(k));
+            }
         }
     }
 
@@ -78,4 +96,45 @@ proptest! {
         if bytes.len() >= 8 { bytes[4..8].copy_from_slice(&3u32.to_le_bytes()); }
         let _ = GgufFile::parse(Bytes::from(bytes));
     }
+}
+
+fn big_string_file(text: String) -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    w.set("small", "x").set("big", text).set("after", 5u32);
+    w.to_bytes().unwrap()
+}
+
+#[test]
+fn big_strings_share_the_file_and_are_checked_when_read() {
+    let text = "é".repeat(LAZY_UTF8);
+    let bytes = Bytes::from(big_string_file(text.clone()));
+    let f = GgufFile::parse(bytes.clone()).unwrap();
+    assert_eq!(f.get_str("big").unwrap(), text);
+    let raw = f.get_str_bytes("big").unwrap();
+    assert_eq!(raw, text.as_bytes());
+    let within = bytes.as_ptr_range();
+    assert!(within.contains(&raw.as_ptr()), "the string was copied");
+    assert_eq!(f.get_u64("after").unwrap(), 5);
+
+    // Broken UTF-8 in the big string: the file parses, and reading the string as text fails.
+    let mut broken = bytes.to_vec();
+    let at = broken.windows(4).position(|w| w == "éé".as_bytes()).unwrap();
+    broken[at] = 0xff;
+    let f = GgufFile::parse(Bytes::from(broken.clone())).unwrap();
+    let err = f.get_str("big").unwrap_err();
+    assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+    assert_eq!(f.get("big").unwrap().as_str(), None);
+    assert_eq!(f.get_str_bytes("big").unwrap().len(), text.len());
+    assert!(f.get("big").unwrap().display_short().contains("bytes"));
+    // The same in a short string is an error while parsing, as before.
+    let mut short = GgufWriter::new();
+    short.set("small", "ab");
+    let mut short = short.to_bytes().unwrap();
+    let at = short.windows(2).position(|w| w == b"ab").unwrap();
+    short[at] = 0xff;
+    let err = GgufFile::parse(Bytes::from(short)).unwrap_err();
+    assert!(err.to_string().contains("UTF-8"), "{err}");
+    // A header parsed from a borrowed prefix copies, and reads the same.
+    let h = GgufHeader::parse(&bytes, bytes.len()).unwrap();
+    assert_eq!(h.metadata.get("big").and_then(|v| v.as_str()), Some(text.as_str()));
 }

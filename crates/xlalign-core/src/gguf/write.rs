@@ -74,14 +74,14 @@ impl GgufWriter {
         h.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
         h.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (k, v) in &self.metadata {
-            put_string(&mut h, k);
+            put_string(&mut h, k.as_bytes());
             h.extend_from_slice(&(v.value_type() as u32).to_le_bytes());
             put_value(&mut h, v);
         }
         let mut rel = 0u64;
         for t in &self.tensors {
             rel = align_up(rel, a);
-            put_string(&mut h, &t.name);
+            put_string(&mut h, t.name.as_bytes());
             h.extend_from_slice(&(t.shape.len() as u32).to_le_bytes());
             for d in t.shape.iter().rev() {
                 h.extend_from_slice(&(*d as u64).to_le_bytes());
@@ -125,9 +125,9 @@ impl GgufWriter {
     }
 }
 
-fn put_string(h: &mut Vec<u8>, s: &str) {
+fn put_string(h: &mut Vec<u8>, s: &[u8]) {
     h.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    h.extend_from_slice(s.as_bytes());
+    h.extend_from_slice(s);
 }
 
 fn put_value(h: &mut Vec<u8>, v: &Value) {
@@ -140,7 +140,7 @@ fn put_value(h: &mut Vec<u8>, v: &Value) {
         Value::I32(x) => h.extend_from_slice(&x.to_le_bytes()),
         Value::F32(x) => h.extend_from_slice(&x.to_le_bytes()),
         Value::Bool(x) => h.push(*x as u8),
-        Value::String(s) => put_string(h, s),
+        Value::String(s) => put_string(h, s.as_bytes()),
         Value::U64(x) => h.extend_from_slice(&x.to_le_bytes()),
         Value::I64(x) => h.extend_from_slice(&x.to_le_bytes()),
         Value::F64(x) => h.extend_from_slice(&x.to_le_bytes()),

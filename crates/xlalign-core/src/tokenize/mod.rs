@@ -17,6 +17,7 @@ use crate::gguf::GgufFile;
 use crate::model::keys;
 
 pub mod unigram;
+mod vocab_json;
 
 use unigram::CompactUnigram;
 
@@ -76,10 +77,16 @@ impl Tokenized {
 
 impl TextTokenizer {
     pub fn from_json(json: &[u8], f: &GgufFile) -> Result<TextTokenizer> {
-        let engine = match serde_json::from_slice::<CompactTokenizer>(json) {
-            Ok(t) => Engine::Compact(t),
-            Err(e) if e.to_string().starts_with(unigram::NOT_UNIGRAM) => Engine::Stock(stock(json)?),
-            Err(e) => return Err(Error::Tokenizer(format!("cannot read the embedded tokenizer.json: {e}"))),
+        let engine = match compact_read_ahead(json) {
+            Some(t) => Engine::Compact(t),
+            None => {
+                check_json(json)?;
+                match serde_json::from_slice::<CompactTokenizer>(json) {
+                    Ok(t) => Engine::Compact(t),
+                    Err(e) if e.to_string().starts_with(unigram::NOT_UNIGRAM) => Engine::Stock(stock(json)?),
+                    Err(e) => return Err(unreadable(e)),
+                }
+            }
         };
         TextTokenizer::with_engine(engine, f)
     }
@@ -111,6 +118,23 @@ impl TextTokenizer {
     /// Whether the compact Unigram model serves this tokenizer (else `tokenizers`' own model).
     pub fn is_compact(&self) -> bool {
         matches!(*self.inner, Engine::Compact(_))
+    }
+
+    /// Builds the compact tokenizer with serde reading the whole file, vocabulary included:
+    /// the reference [`TextTokenizer::from_json`]'s faster reading is checked against.
+    #[doc(hidden)]
+    pub fn from_json_serde_only(json: &[u8], f: &GgufFile) -> Result<TextTokenizer> {
+        check_json(json)?;
+        let t = serde_json::from_slice::<CompactTokenizer>(json).map_err(unreadable)?;
+        TextTokenizer::with_engine(Engine::Compact(t), f)
+    }
+
+    /// The compact Unigram model, when it serves this tokenizer.
+    pub fn compact_model(&self) -> Option<&CompactUnigram> {
+        match &*self.inner {
+            Engine::Compact(t) => Some(t.get_model()),
+            Engine::Stock(_) => None,
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -157,7 +181,33 @@ impl TextTokenizer {
     }
 }
 
+/// The compact tokenizer, its vocabulary read by [`vocab_json`] and the rest by serde. `None`
+/// for anything else (another model type, an unusual layout, a broken file): the caller then
+/// reads the whole text through serde, whose verdict and messages are the reference.
+fn compact_read_ahead(json: &[u8]) -> Option<CompactTokenizer> {
+    let (vocab, range) = vocab_json::read(json)?;
+    let mut rest = Vec::with_capacity(json.len() - range.len() + 2);
+    rest.extend_from_slice(&json[..range.start]);
+    rest.extend_from_slice(b"[]");
+    rest.extend_from_slice(&json[range.end..]);
+    // A few hundred kB once the vocabulary is out: cheap to check (see `check_json`).
+    check_json(&rest).ok()?;
+    unigram::with_vocab(vocab, || serde_json::from_slice::<CompactTokenizer>(&rest)).ok()
+}
+
+/// `tokenizers` panics on some broken files (its decoder reader unwraps the error of buffering
+/// a value: bad syntax, bad UTF-8, a lone surrogate, nesting past serde_json's limit), so the
+/// text is read as a plain JSON value first, which fails on exactly those.
+fn check_json(json: &[u8]) -> Result<()> {
+    serde_json::from_slice::<serde_json::Value>(json).map(|_| ()).map_err(unreadable)
+}
+
+fn unreadable(e: serde_json::Error) -> Error {
+    Error::Tokenizer(format!("cannot read the embedded tokenizer.json: {e}"))
+}
+
 fn stock(json: &[u8]) -> Result<tokenizers::Tokenizer> {
+    check_json(json)?;
     tokenizers::Tokenizer::from_bytes(json)
         .map_err(|e| Error::Tokenizer(format!("cannot read the embedded tokenizer.json: {e}")))
 }
@@ -197,7 +247,7 @@ mod tests {
         })
     }
 
-    fn wordpiece(model: serde_json::Value) -> Vec<u8> {
+    fn wordpiece(model: serde_json::Value) -> String {
         json!({
             "version": "1.0", "truncation": null, "padding": null,
             "added_tokens": [added(0, "[PAD]"), added(1, "[UNK]"), added(2, "[CLS]"), added(3, "[SEP]")],
@@ -209,7 +259,6 @@ mod tests {
             "model": model
         })
         .to_string()
-        .into_bytes()
     }
 
     #[test]
@@ -221,7 +270,7 @@ mod tests {
         let legacy = json!({"unk_token": "[UNK]", "continuing_subword_prefix": "##",
                             "max_input_chars_per_word": 100, "vocab": vocab});
         for model in [tagged, legacy] {
-            let t = TextTokenizer::from_json(&wordpiece(model), &gguf([2, 3, 0, 1])).unwrap();
+            let t = TextTokenizer::from_json(wordpiece(model).as_bytes(), &gguf([2, 3, 0, 1])).unwrap();
             assert!(!t.is_compact());
             assert_eq!(t.vocab_size(), 8);
             let enc = t.encode("Hellos WORLD! zz", "").unwrap();
@@ -234,7 +283,7 @@ mod tests {
         }
     }
 
-    fn unigram(pieces: &[(&str, f64)], byte_fallback: bool) -> Vec<u8> {
+    fn unigram(pieces: &[(&str, f64)], byte_fallback: bool) -> String {
         let vocab: Vec<serde_json::Value> = pieces.iter().map(|(p, s)| json!([p, s])).collect();
         json!({
             "version": "1.0", "truncation": null, "padding": null,
@@ -248,7 +297,6 @@ mod tests {
             "model": {"type": "Unigram", "unk_id": 3, "vocab": vocab, "byte_fallback": byte_fallback}
         })
         .to_string()
-        .into_bytes()
     }
 
     const PIECES: &[(&str, f64)] = &[
@@ -271,10 +319,10 @@ mod tests {
     ];
 
     /// The compact and the stock model give the same encodings on `texts`.
-    fn same(json: &[u8], texts: &[&str]) {
+    fn same(json: &str, texts: &[&str]) {
         let f = gguf([0, 2, 1, 3]);
-        let compact = TextTokenizer::from_json(json, &f).unwrap();
-        let stock = TextTokenizer::from_json_stock(json, &f).unwrap();
+        let compact = TextTokenizer::from_json(json.as_bytes(), &f).unwrap();
+        let stock = TextTokenizer::from_json_stock(json.as_bytes(), &f).unwrap();
         assert!(compact.is_compact());
         for text in texts {
             assert_eq!(compact.encode_raw(text).unwrap(), stock.encode_raw(text).unwrap(), "{text:?}");
@@ -290,7 +338,7 @@ mod tests {
         let refs: Vec<(&str, f64)> = with_bytes.iter().map(|(p, s)| (p.as_str(), *s)).collect();
         let json = unigram(&refs, true);
         same(&json, &texts);
-        let t = TextTokenizer::from_json(&json, &gguf([0, 2, 1, 3])).unwrap();
+        let t = TextTokenizer::from_json(json.as_bytes(), &gguf([0, 2, 1, 3])).unwrap();
         let enc = t.encode("漢", "").unwrap();
         assert_eq!(enc.tokens[1..], ["\u{2581}", "<0xE6>", "<0xBC>", "<0xA2>", "</s>"]);
     }
@@ -298,16 +346,178 @@ mod tests {
     #[test]
     fn broken_files_are_errors() {
         let f = gguf([0, 2, 1, 3]);
-        let mut bad_unk = unigram(PIECES, false);
-        let text = String::from_utf8(bad_unk.clone()).unwrap().replace("\"unk_id\":3", "\"unk_id\":99");
-        assert_ne!(text.as_bytes(), bad_unk.as_slice());
-        bad_unk = text.into_bytes();
-        let truncated = &unigram(PIECES, false)[..200];
-        for json in [b"{not json".as_slice(), b"{}".as_slice(), truncated, &bad_unk] {
-            match TextTokenizer::from_json(json, &f) {
-                Err(Error::Tokenizer(msg)) => assert!(msg.contains("tokenizer.json"), "{msg}"),
-                other => panic!("expected a tokenizer error, got {other:?}"),
+        let good = unigram(PIECES, false);
+        let bad_unk = good.replace("\"unk_id\":3", "\"unk_id\":99");
+        assert_ne!(bad_unk, good);
+        let cut = (200..).find(|&i| good.is_char_boundary(i)).unwrap();
+        let truncated = &good[..cut];
+        // `tokenizers` itself panics on a broken or too deeply nested decoder.
+        let decoder = good.find("\"decoder\":").unwrap() + "\"decoder\":".len();
+        let broken_decoder = format!("{}{{\"type\":[1,}}{}", &good[..decoder], &good[decoder..]);
+        let deep_decoder =
+            format!("{}{}{}", &good[..decoder], "[".repeat(200) + &"]".repeat(200) + ",", &good[decoder..]);
+        let deep_elsewhere =
+            good.replacen("\"version\":", &format!("\"deep\":{},\"version\":", "[".repeat(70) + &"]".repeat(70)), 1);
+        for json in ["{not json", "{}", truncated, &bad_unk, &broken_decoder, &deep_decoder, &deep_elsewhere] {
+            for stock in [false, true] {
+                let r = if stock {
+                    TextTokenizer::from_json_stock(json.as_bytes(), &f)
+                } else {
+                    TextTokenizer::from_json(json.as_bytes(), &f)
+                };
+                match r {
+                    Err(Error::Tokenizer(msg)) => assert!(msg.contains("tokenizer.json"), "{msg}"),
+                    other => panic!("expected a tokenizer error for {json:.80}, got {other:?}"),
+                }
             }
+        }
+    }
+
+    /// The compact model read with the vocabulary read ahead, and with serde alone.
+    fn both_readings(json: &str) -> (Option<CompactTokenizer>, std::result::Result<CompactTokenizer, String>) {
+        (compact_read_ahead(json.as_bytes()), serde_only(json.as_bytes()))
+    }
+
+    /// serde's reading, behind the same guard as `from_json`'s (`tokenizers` may panic), and
+    /// its error message as `from_json` words it.
+    fn serde_only(json: &[u8]) -> std::result::Result<CompactTokenizer, String> {
+        let message = |e: Error| match e {
+            Error::Tokenizer(m) => m,
+            other => other.to_string(),
+        };
+        check_json(json).map_err(message)?;
+        serde_json::from_slice::<CompactTokenizer>(json).map_err(|e| message(unreadable(e)))
+    }
+
+    fn same_model(a: &CompactUnigram, b: &CompactUnigram) {
+        let pa: Vec<(&str, u64)> = a.pieces().map(|(p, s)| (p, s.to_bits())).collect();
+        let pb: Vec<(&str, u64)> = b.pieces().map(|(p, s)| (p, s.to_bits())).collect();
+        assert_eq!(pa, pb);
+        assert_eq!((a.unk_id(), a.byte_fallback()), (b.unk_id(), b.byte_fallback()));
+    }
+
+    /// `tokenizer.json` with `vocab_text` spliced in as the model's vocabulary.
+    fn with_vocab_text(vocab_text: &str) -> String {
+        let json = unigram(&[("<s>", 0.0)], false);
+        let at = json.find("\"vocab\":").unwrap() + "\"vocab\":".len();
+        let end = at + json[at..].find("]]").unwrap() + 2;
+        format!("{}{vocab_text}{}", &json[..at], &json[end..])
+    }
+
+    #[test]
+    fn read_ahead_reads_what_serde_reads() {
+        let base = r#"["<s>",0.0],["<pad>",0],["</s>",-0.0],["<unk>",0.0]"#;
+        let vocabs = [
+            format!("[{base},[\"\\u2581the\",-3.0],[\"a\\\"b\",-1.5],[\"back\\\\slash\",-2]]"),
+            format!("[{base},[\"\\ud83d\\ude00\",-7.25],[\"é\",1e-3],[\"x\",-2.5E+1],[\"y\",12]]"),
+            format!(
+                "[{base},[\"p\",{PROBE}],[\"q\",-0.1234567890123456789012345],[\"r\",-3.4635426998138428]]",
+                PROBE = vocab_json_probe()
+            ),
+            format!(" [ {base} , [ \"s\" ,\n\t-5.5 ] ]\r\n"),
+            format!("[{base},[\"t\",-1.0],[\"t\",-2.0]]"),
+        ];
+        for vocab in &vocabs {
+            let json = with_vocab_text(vocab);
+            let (fast, serde) = both_readings(&json);
+            let fast = fast.unwrap_or_else(|| panic!("read-ahead declined {vocab}"));
+            let serde = serde.unwrap();
+            same_model(fast.get_model(), serde.get_model());
+            for text in ["the a\"b back\\slash 😀 é xyz", "tt", ""] {
+                assert_eq!(fast.encode(text, true).unwrap(), serde.encode(text, true).unwrap());
+            }
+        }
+        // Pretty-printed, key order changed, unknown keys: still read ahead, same model.
+        let mut v: serde_json::Value = serde_json::from_str(&unigram(PIECES, true)).unwrap();
+        v["model"]["zzz"] = json!({"vocab": [1, 2], "x": "]]"});
+        let model = v["model"].clone();
+        let mut reordered = serde_json::Map::new();
+        reordered.insert("model".into(), model);
+        for (k, x) in v.as_object().unwrap() {
+            reordered.entry(k.clone()).or_insert(x.clone());
+        }
+        for json in [serde_json::to_string_pretty(&v).unwrap(), serde_json::Value::Object(reordered).to_string()] {
+            let (fast, serde) = both_readings(&json);
+            same_model(fast.expect("read ahead").get_model(), serde.unwrap().get_model());
+        }
+    }
+
+    fn vocab_json_probe() -> &'static str {
+        "0.92030920993190389"
+    }
+
+    #[test]
+    fn unusual_or_broken_vocabularies_fall_back_to_serde() {
+        let f = gguf([0, 2, 1, 3]);
+        // Valid, but not the shape the read-ahead takes: serde reads them, to the same model.
+        let escaped_key = unigram(PIECES, false).replacen("\"vocab\"", "\"voc\\u0061b\"", 1);
+        for json in [escaped_key] {
+            let (fast, serde) = both_readings(&json);
+            assert!(fast.is_none(), "{json}");
+            let t = TextTokenizer::from_json(json.as_bytes(), &f).unwrap();
+            same_model(t.compact_model().unwrap(), serde.unwrap().get_model());
+        }
+        // Broken vocabularies: the same error as serde's, never a panic.
+        let broken = [
+            r#"[["<s>"]]"#,
+            r#"[["<s>",0,1]]"#,
+            r#"[[1,0]]"#,
+            r#"[["<s>",01]]"#,
+            r#"[["<s>",1.]]"#,
+            r#"[["<s>",-]]"#,
+            r#"[["<s>",1e]]"#,
+            "[[\"<\u{1}s>\",0]]",
+            r#"[["<s>",0],]"#,
+            r#"[["<s>",0]"#,
+            r#"[["<s>",1e999]]"#,
+            r#"[["\ud800",0]]"#,
+            r#"[["\q",0]]"#,
+            r#"[["<s>" 0]]"#,
+            r#"{"<s>":0}"#,
+        ];
+        for vocab in broken {
+            let json = with_vocab_text(vocab);
+            let (fast, serde) = both_readings(&json);
+            assert!(fast.is_none(), "read ahead {vocab}");
+            let serde_msg = serde.map(|_| ()).unwrap_err();
+            match TextTokenizer::from_json(json.as_bytes(), &f) {
+                // A map is WordPiece's layout: `tokenizers` then has its say.
+                Err(Error::Tokenizer(msg)) if serde_msg.contains(unigram::NOT_UNIGRAM) => {
+                    assert!(msg.contains("tokenizer.json"), "{msg}")
+                }
+                Err(Error::Tokenizer(msg)) => assert_eq!(msg, serde_msg, "{vocab}"),
+                other => panic!("{vocab}: expected a tokenizer error, got {other:?}"),
+            }
+        }
+        // Invalid UTF-8 inside a piece (the model file hands the text over unchecked).
+        let mut json = with_vocab_text(r#"[["<s>",0],["ab",0]]"#).into_bytes();
+        let at = json.windows(4).position(|w| w == b"\"ab\"").unwrap();
+        json[at + 1] = 0xff;
+        assert!(compact_read_ahead(&json).is_none());
+        assert!(matches!(TextTokenizer::from_json(&json, &f), Err(Error::Tokenizer(_))));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+        /// Damaged files: no panic, and whenever the read-ahead accepts one, serde reads the
+        /// same model from it.
+        #[test]
+        fn damaged_files_read_alike(flips in proptest::collection::vec((0..1usize << 20, proptest::prelude::any::<u8>()), 1..4),
+                                    cut in proptest::option::of(0..1usize << 20)) {
+            let mut json = unigram(&PIECES[..8], false).into_bytes();
+            let n = json.len();
+            for (at, b) in flips {
+                json[at % n] = b;
+            }
+            if let Some(cut) = cut {
+                json.truncate(cut % (n + 1));
+            }
+            let fast = compact_read_ahead(&json);
+            let serde = serde_only(&json);
+            if let Some(fast) = fast {
+                same_model(fast.get_model(), serde.expect("serde reads what the read-ahead read").get_model());
+            }
+            let _ = TextTokenizer::from_json(&json, &gguf([0, 2, 1, 3]));
         }
     }
 }

@@ -14,7 +14,7 @@
 //! consecutive unknowns are fused into one token, and `byte_fallback` spells unknown text as
 //! `<0xXX>` pieces when the vocabulary has them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -97,14 +97,21 @@ fn is_char_start(b: u8) -> bool {
 
 /// Accumulates pieces while the JSON streams by, without a `String` per piece.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     records: Vec<u8>,
     starts: Vec<u32>,
+    /// Character boundaries over all pieces, which sizes the prefix bit set.
+    n_prefixes: usize,
 }
 
 impl Builder {
-    /// Appends a piece whose score [`Builder::set_score`] fills in next.
-    fn push_piece(&mut self, piece: &str) -> Result<(), String> {
+    pub(crate) fn reserve(&mut self, record_bytes: usize, pieces: usize) {
+        self.records.reserve(record_bytes);
+        self.starts.reserve(pieces);
+    }
+
+    /// Appends a piece (UTF-8) whose score [`Builder::set_score`] fills in next.
+    pub(crate) fn push_piece(&mut self, piece: &[u8]) -> Result<(), String> {
         let too_big = || "the vocabulary is over 4 GB".to_string();
         let start = u32::try_from(self.records.len()).map_err(|_| too_big())?;
         let id = u32::try_from(self.starts.len()).map_err(|_| too_big())?;
@@ -112,13 +119,14 @@ impl Builder {
         self.records.extend_from_slice(&[0; 8]);
         self.records.extend_from_slice(&id.to_le_bytes());
         self.records.extend_from_slice(&len.to_le_bytes());
-        self.records.extend_from_slice(piece.as_bytes());
+        self.records.extend_from_slice(piece);
         u32::try_from(self.records.len()).map_err(|_| too_big())?;
+        self.n_prefixes += piece.iter().filter(|&&b| is_char_start(b)).count();
         self.starts.push(start);
         Ok(())
     }
 
-    fn set_score(&mut self, score: f64) {
+    pub(crate) fn set_score(&mut self, score: f64) {
         if let Some(&start) = self.starts.last() {
             let start = start as usize;
             self.records[start..start + 8].copy_from_slice(&score.to_le_bytes());
@@ -135,7 +143,7 @@ impl CompactUnigram {
     ) -> Result<CompactUnigram, String> {
         let mut b = Builder::default();
         for (piece, score) in pieces {
-            b.push_piece(piece.as_ref())?;
+            b.push_piece(piece.as_ref().as_bytes())?;
             b.set_score(score);
         }
         CompactUnigram::build(b, unk_id, byte_fallback)
@@ -169,37 +177,42 @@ impl CompactUnigram {
         };
         // Every character boundary of every piece is a prefix; about 8 bits per prefix keeps
         // collisions near one in eight.
-        let n_prefixes =
-            (0..n).map(|id| model.piece_bytes(id).iter().filter(|&&b| is_char_start(b)).count()).sum::<usize>();
-        model.prefix_bits = (8 * n_prefixes).max(64).next_power_of_two().trailing_zeros();
+        model.prefix_bits = (8 * b.n_prefixes).max(64).next_power_of_two().trailing_zeros();
         let mut prefixes = vec![0u64; (1 << model.prefix_bits) / 64];
-        let mut hashes = Vec::with_capacity(n);
-        for id in 0..n {
-            let rec = model.starts[id];
-            let key = model.rec_bytes(rec as usize);
-            let mut h = FNV_OFFSET;
-            for (i, &b) in key.iter().enumerate() {
-                h = fnv_step(h, b);
-                if key.get(i + 1).is_none_or(|&next| is_char_start(next)) {
-                    let bit = model.prefix_bit(h);
-                    prefixes[bit / 64] |= 1 << (bit % 64);
+        // Both the bit set (2 MB for XLM-R) and the table (4 MB) take writes at random places,
+        // each a likely cache miss. Pieces go in batches: hash a batch, then do its bit-set
+        // writes, then touch its table slots, then insert; the middle two are independent
+        // memory accesses the processor overlaps, where inserting piece by piece would wait
+        // for each miss in turn behind the hashing and the branches on what a slot holds.
+        const BATCH: usize = 64;
+        let mut hashes = [0u64; BATCH];
+        let mut bits = Vec::with_capacity(BATCH * 16);
+        for first in (0..n).step_by(BATCH) {
+            let ids = first..n.min(first + BATCH);
+            bits.clear();
+            for (id, slot) in ids.clone().zip(hashes.iter_mut()) {
+                let rec = model.starts[id] as usize;
+                let key = model.rec_bytes(rec);
+                let mut h = FNV_OFFSET;
+                for (i, &b) in key.iter().enumerate() {
+                    h = fnv_step(h, b);
+                    if key.get(i + 1).is_none_or(|&next| is_char_start(next)) {
+                        bits.push(model.prefix_bit(h));
+                    }
                 }
+                model.max_len = model.max_len.max(key.len());
+                model.min_score = model.min_score.min(model.rec_score(rec));
+                *slot = h;
             }
-            model.max_len = model.max_len.max(key.len());
-            model.min_score = model.min_score.min(model.rec_score(rec as usize));
-            hashes.push(h);
-        }
-        // Table slots are random: reading the slot a few pieces ahead lets those cache misses
-        // overlap instead of stalling each insert in turn.
-        const AHEAD: usize = 16;
-        let mut touched = 0u32;
-        for id in 0..n {
-            if let Some(&h) = hashes.get(id + AHEAD) {
-                touched = touched.wrapping_add(model.table[model.slot(h).0].0);
+            for &bit in &bits {
+                prefixes[bit / 64] |= 1 << (bit % 64);
             }
-            model.insert(model.starts[id], hashes[id]);
+            let touched = hashes[..ids.len()].iter().fold(0u32, |acc, &h| acc ^ model.table[model.slot(h).0].0);
+            std::hint::black_box(touched);
+            for (id, &h) in ids.zip(&hashes) {
+                model.insert(model.starts[id], h);
+            }
         }
-        std::hint::black_box(touched);
         model.prefixes = prefixes;
         if byte_fallback {
             model.byte_ids = (0..=255u8).map(|b| model.lookup(format!("<0x{b:02X}>").as_bytes())).collect();
@@ -220,6 +233,19 @@ impl CompactUnigram {
 
     fn len(&self) -> usize {
         self.starts.len()
+    }
+
+    /// Every piece and its score, in id order.
+    pub fn pieces(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+        (0..self.len()).map(|id| (self.piece(id), self.rec_score(self.starts[id] as usize)))
+    }
+
+    pub fn unk_id(&self) -> Option<u32> {
+        self.unk_id
+    }
+
+    pub fn byte_fallback(&self) -> bool {
+        self.byte_fallback
     }
 
     #[inline]
@@ -503,7 +529,29 @@ impl Trainer for NoTrainer {
 
 // Deserialisation reads the `model` object of tokenizer.json with the same keys as
 // `tokenizers`' Unigram (`type`, `unk_id`, `vocab`, `byte_fallback`; others ignored), streaming
-// the vocabulary into the records.
+// the vocabulary into the records, or taking the one `super::vocab_json` has read already.
+
+thread_local! {
+    /// A vocabulary read ahead of the serde pass, whose text then holds an empty list in its
+    /// place. serde offers no way to hand a value to the model's deserialiser deep inside
+    /// `TokenizerImpl`'s, hence the slot.
+    static READ_AHEAD: Cell<Option<Builder>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a deserialisation of tokenizer.json whose `model.vocab` was cut out) with `vocab`
+/// standing in for the missing list.
+pub(crate) fn with_vocab<R>(vocab: Builder, f: impl FnOnce() -> R) -> R {
+    /// Empties the slot however `f` ends, so that no later reading finds a stale vocabulary.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            READ_AHEAD.take();
+        }
+    }
+    let _clear = Clear;
+    READ_AHEAD.set(Some(vocab));
+    f()
+}
 
 impl<'de> Deserialize<'de> for CompactUnigram {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -534,11 +582,17 @@ impl<'de> Visitor<'de> for ModelVisitor {
                 }
                 "unk_id" => unk_id = map.next_value()?,
                 "byte_fallback" => byte_fallback = map.next_value()?,
-                "vocab" => {
-                    let mut b = Builder::default();
-                    map.next_value_seed(VocabSeed(&mut b))?;
-                    builder = Some(b);
-                }
+                "vocab" => match READ_AHEAD.take() {
+                    Some(b) => {
+                        map.next_value::<IgnoredAny>()?;
+                        builder = Some(b);
+                    }
+                    None => {
+                        let mut b = Builder::default();
+                        map.next_value_seed(VocabSeed(&mut b))?;
+                        builder = Some(b);
+                    }
+                },
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -622,7 +676,7 @@ impl<'de> Visitor<'de> for StrSeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.push_piece(v).map_err(E::custom)
+        self.0.push_piece(v.as_bytes()).map_err(E::custom)
     }
 }
 
