@@ -120,6 +120,22 @@ function assertNotBorderline(flags, cli) {
     }
 }
 
+/** Controls (and focusable words) in the accessibility tree that have no name: what a screen
+ * reader would announce as just "button" or "edit text". */
+async function unnamedControls(page) {
+    const roles = new Set(["button", "checkbox", "combobox", "listbox", "radio", "slider", "spinbutton", "tab", "textbox", "img", "link", "progressbar"]);
+    const out = [];
+    const walk = (n) => {
+        if (roles.has(n.role) && !(n.name || "").trim()) out.push(`${n.role} ${JSON.stringify(n)}`.slice(0, 160));
+        for (const c of n.children || []) walk(c);
+    };
+    walk(await page.accessibility.snapshot({ interestingOnly: false }));
+    return out;
+}
+
+/** How far the page is wider than the window (sideways scrolling of the page itself). */
+const overflowX = (page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+
 /** Waits for an alignment newer than `after` (a result id) with no request pending. */
 async function waitResult(page, after, timeout = 120_000) {
     await page.waitForFunction(
@@ -282,6 +298,36 @@ try {
         assert.equal(rings, cli.links.length);
     });
 
+    await step("every built-in example aligns (Latin, CJK, Cyrillic, Arabic, Devanagari, Hangul)", async () => {
+        const options = await page.$$eval("#example option", (o) => o.map((x) => ({ value: x.value, label: x.textContent })).filter((x) => x.value !== ""));
+        const pairs = new Set(options.map((o) => o.label.split(":")[0]));
+        for (const want of ["German", "French", "Romanian", "Chinese", "Japanese", "Russian", "Arabic", "Hindi", "Korean"]) {
+            assert.ok([...pairs].some((p) => p.startsWith(want)), `no ${want} example: ${[...pairs]}`);
+        }
+        for (const o of options) {
+            const before = await resultId(page);
+            await select(page, "#example", o.value);
+            await waitResult(page, before);
+            const links = await drawnLinks(page);
+            const words = await page.$$eval("#alignment .word.src text", (t) => t.length);
+            assert.ok(words >= 3 && links.length >= 3, `${o.label}: ${words} source words, ${links.length} links`);
+        }
+        const before = await resultId(page);
+        await paste(page, "#src", SRC);
+        await paste(page, "#tgt", TGT);
+        await waitResult(page, before);
+    });
+
+    await step("every control has an accessible name, in all three modes", async () => {
+        for (const tab of ["#tab-pair", "#tab-batch", "#tab-document"]) {
+            await page.click(tab);
+            const missing = await unnamedControls(page);
+            assert.deepEqual(missing, [], `unnamed controls in ${tab}`);
+        }
+        await page.click("#tab-pair");
+        await waitResult(page, 0);
+    });
+
     await step("changing the method redraws without running the encoder, as the CLI does", async () => {
         const before = await resultId(page);
         await select(page, "#method", "argmax");
@@ -390,6 +436,19 @@ try {
         assert.ok((await drawnLinks(page)).length > 0);
         await page.click(".notice.error .dismiss");
         assert.equal(await page.$$eval(".notice", (n) => n.length), 0);
+
+        // A sentence longer than a pair takes: said so, with what to do instead.
+        const long = Array.from({ length: 700 }, (_, i) => `Wort${i}`).join(" ");
+        await paste(page, "#src", long);
+        await page.waitForSelector(".notice.error", { timeout: 10_000 });
+        const tooLong = await page.$eval(".notice.error", (e) => e.textContent);
+        assert.match(tooLong, /source sentence is \d+ characters long.*up to \d+.*Document mode/, tooLong);
+        assert.equal(await page.$$eval("#alignment", (e) => e.length), 0, "no stale picture for text the boxes no longer show");
+        const before = await resultId(page);
+        await paste(page, "#src", SRC);
+        await waitResult(page, before);
+        assert.ok((await drawnLinks(page)).length > 0, "the page aligns again after the error");
+        await page.click(".notice.error .dismiss");
     });
 
     let batchRate;
@@ -515,9 +574,16 @@ try {
         await page.screenshot({ path: SCREENSHOT, fullPage: true });
         // A phone-sized view must not need sideways scrolling of the page itself.
         await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 2, isMobile: true });
-        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-        assert.ok(overflow <= 1, `page wider than a phone screen by ${overflow}px`);
+        await page.mouse.move(0, 0);
+        let overflow = await overflowX(page);
+        assert.ok(overflow <= 1, `pair view wider than a phone screen by ${overflow}px`);
         if (process.env.XLALIGN_E2E_PHONE_SHOT) await page.screenshot({ path: process.env.XLALIGN_E2E_PHONE_SHOT, fullPage: true });
+        for (const tab of ["#tab-batch", "#tab-document"]) {
+            await page.click(tab);
+            overflow = await overflowX(page);
+            assert.ok(overflow <= 1, `${tab} wider than a phone screen by ${overflow}px`);
+        }
+        await page.click("#tab-pair");
     });
 
     await step("offline: after one visit the page opens and aligns with the server stopped", async () => {

@@ -84,11 +84,14 @@ pub fn Controls() -> impl IntoView {
                 <small class="help">{move || method_help(method())}</small>
             </label>
             <label class="field">
-                <span>
+                <span id="layer-label">
                     "Layer " <output id="layer-value">{layer}</output> <small>" (changing it runs the encoder again)"</small>
                 </span>
+                // The caption names the slider: an <output> inside a <label> would otherwise
+                // take the label for itself (it is labelable and comes first).
                 <input
                     id="layer"
+                    aria-labelledby="layer-label"
                     type="range"
                     min="0"
                     max=max_layer
@@ -102,12 +105,13 @@ pub fn Controls() -> impl IntoView {
                 />
             </label>
             <label class="field" class:disabled=move || !uses_threshold()>
-                <span>
+                <span id="threshold-label">
                     "Threshold " <output id="threshold-value">{move || format!("{:.2}", threshold())}</output>
                     <small>{move || if uses_threshold() { " (minimum link probability)" } else { " (softmax and entmax only)" }}</small>
                 </span>
                 <input
                     id="threshold"
+                    aria-labelledby="threshold-label"
                     type="range"
                     min="0"
                     max="0.99"
@@ -157,12 +161,13 @@ pub fn Controls() -> impl IntoView {
                 </label>
             </div>
             <label class="field">
-                <span>
+                <span id="distortion-label">
                     "Distortion " <output>{move || format!("{:.2}", ctx.settings.get().distortion)}</output>
                     <small>" (prefers links near the diagonal; 0 = off)"</small>
                 </span>
                 <input
                     id="distortion"
+                    aria-labelledby="distortion-label"
                     type="range"
                     min="0"
                     max="1"

@@ -22,6 +22,16 @@ fn phase_label(phase: &str) -> &'static str {
     }
 }
 
+/// The reason the backend was chosen, without the adapter search log some browsers append
+/// ("no WebGPU adapter: No suitable graphics adapter found; noop not requested, …"); the
+/// whole text stays in the element's title.
+fn why_summary(reason: &str) -> &str {
+    match reason.split_once(": ") {
+        Some((head, rest)) if rest.contains("not requested") => head,
+        _ => reason,
+    }
+}
+
 #[component]
 pub fn ModelStatus() -> impl IntoView {
     let ctx = use_ctx();
@@ -90,8 +100,11 @@ pub fn ModelStatus() -> impl IntoView {
                             format!("Runs on {what}: {}", b.device)
                         }))}
                     </span>
-                    <span class="backend-why">
-                        {move || ctx.backend.with(|b| b.as_ref().filter(|b| !b.reason.is_empty()).map(|b| format!("Why: {}", b.reason)))}
+                    <span
+                        class="backend-why"
+                        title=move || ctx.backend.with(|b| b.as_ref().map(|b| b.reason.clone()))
+                    >
+                        {move || ctx.backend.with(|b| b.as_ref().filter(|b| !b.reason.is_empty()).map(|b| format!("Why: {}", why_summary(&b.reason))))}
                     </span>
                 </div>
             </Show>
