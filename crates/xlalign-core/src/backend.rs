@@ -51,6 +51,36 @@ pub trait Backend {
         let _ = (pairs, opts);
         Ok(None)
     }
+
+    /// Runs the encoder up to `layer` on `sequences` (as [`Backend::forward`] would) and
+    /// aligns `pairs` of them where the hidden states are, so that they never leave the
+    /// device: each unit is the mean of the listed rows of that layer, and the rest is
+    /// [`Backend::align_units`] on those units.
+    ///
+    /// `Ok(None)` (the default) means "not here": the caller runs [`Backend::forward`] and
+    /// extracts as usual.
+    async fn align_sequences(
+        &self,
+        sequences: &[&[u32]],
+        layer: usize,
+        pairs: &[SequencePair<'_>],
+        opts: &AlignOptions,
+    ) -> Result<Option<Vec<UnitAlignment>>> {
+        let _ = (sequences, layer, pairs, opts);
+        Ok(None)
+    }
+}
+
+/// One pair of a [`Backend::align_sequences`] call.
+#[derive(Clone, Copy, Debug)]
+pub struct SequencePair<'a> {
+    /// Indices of the source and target sequences.
+    pub src: usize,
+    pub tgt: usize,
+    /// Per unit, the token positions (rows of its sequence) averaged into it: one position
+    /// per unit at subword level, a word's subwords at word-average level.
+    pub src_units: &'a [Vec<usize>],
+    pub tgt_units: &'a [Vec<usize>],
 }
 
 /// The vectors one pair is aligned with: one row per unit (a subword, or a word's averaged

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::methods::check_finite;
 use crate::align::{self, AlignOptions, Level, Method, Segmented, UnitLink, Word, WordLink, WordMap, WordOptions};
-use crate::backend::{Backend, UnitAlignment, UnitPair};
+use crate::backend::{Backend, SequencePair, UnitAlignment, UnitPair};
 use crate::embed::{check_text, encode_tokenized};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -242,7 +242,8 @@ impl<B: Backend> Aligner<B> {
             .map(|(pair, u)| match u {
                 Some((s, t)) => {
                     let n_words = (pair.src.map.n_words, pair.tgt.map.n_words);
-                    let (links, word_similarity) = lift_device(&s, &t, n_words, done.next().expect("one per job"))?;
+                    let (links, word_similarity) =
+                        lift_device(&s.words, &t.words, n_words, done.next().expect("one per job"))?;
                     self.finish(pair, links, word_similarity, opts)
                 }
                 None => self.extract(pair, opts),
@@ -262,24 +263,75 @@ impl<B: Backend> Aligner<B> {
             (Some(a), Some(b)) => Some(crate::embed::cosine(a, b)),
             _ => None,
         };
-        let similarity = SentenceScores {
-            cosine,
-            bertscore: align::greedy_match(word_similarity.view())?,
-            coverage: align::coverage(&links, pair.src.words.len(), pair.tgt.words.len()),
+        let words = (pair.src.words.clone(), pair.tgt.words.clone());
+        result(words, links, word_similarity, cosine, pair.layer, opts)
+    }
+
+    /// Encoder, unit averaging and extraction on the backend's device in one go
+    /// ([`Backend::align_sequences`]), so that no hidden state comes back. `None` when that
+    /// does not apply: the backend declines, the pooled sentence cosine is asked for (it
+    /// needs the last layer's states), or a text needs more than one encoder window.
+    async fn align_on_device(
+        &self,
+        pairs: &[(&str, &str)],
+        enc: &EncodeOptions,
+        opts: &AlignOptions,
+    ) -> Result<Option<Vec<Result<PairAlignment>>>> {
+        if enc.sentence_cosine {
+            return Ok(None);
+        }
+        let layer = self.layer(enc)?;
+        let prepared: Vec<Result<_>> = pairs
+            .iter()
+            .map(|(s, t)| Ok((self.prepare(s, "source", enc)?, self.prepare(t, "target", enc)?)))
+            .collect();
+        let (cfg, tok) = (&self.model.config, &self.model.tokenizer);
+        let mut sequences: Vec<&[u32]> = Vec::new();
+        let mut units: Vec<[(Vec<Vec<usize>>, Vec<Vec<usize>>); 2]> = Vec::new();
+        for (s, t) in prepared.iter().flatten() {
+            for (_, tokens, _) in [s, t] {
+                // The encoder must see exactly what `encode_tokenized` would give it.
+                let w = crate::embed::windows(&tokens.ids, cfg.max_content_tokens(), tok.bos, tok.eos);
+                if w.len() != 1 || w[0].0 != tokens.ids {
+                    return Ok(None);
+                }
+                sequences.push(&tokens.ids);
+            }
+            units.push([unit_groups(&s.2, opts.level), unit_groups(&t.2, opts.level)]);
+        }
+        if sequences.is_empty() {
+            return Ok(None);
+        }
+        let jobs: Vec<SequencePair> = units
+            .iter()
+            .enumerate()
+            .map(|(k, [s, t])| SequencePair { src: 2 * k, tgt: 2 * k + 1, src_units: &s.0, tgt_units: &t.0 })
+            .collect();
+        let Some(done) = self.backend.align_sequences(&sequences, layer, &jobs, opts).await? else {
+            return Ok(None);
         };
-        Ok(PairAlignment {
-            src_words: pair.src.words.clone(),
-            tgt_words: pair.tgt.words.clone(),
-            links,
-            similarity,
-            word_similarity: word_similarity.rows().into_iter().map(|r| r.to_vec()).collect(),
-            layer: pair.layer,
-            method: opts.method,
-        })
+        if done.len() != jobs.len() {
+            return Err(Error::Backend(format!("the backend aligned {} of {} pairs", done.len(), jobs.len())));
+        }
+        let mut done = done.into_iter().zip(&units);
+        Ok(Some(
+            prepared
+                .into_iter()
+                .map(|p| {
+                    let ((s, _, s_map), (t, _, t_map)) = p?;
+                    let (one, [su, tu]) = done.next().expect("one per prepared pair");
+                    let (links, word_similarity) = lift_device(&su.1, &tu.1, (s_map.n_words, t_map.n_words), one)?;
+                    result((s.words, t.words), links, word_similarity, None, layer, opts)
+                })
+                .collect(),
+        ))
     }
 
     pub async fn align(&self, src: &str, tgt: &str, enc: &EncodeOptions, opts: &AlignOptions) -> Result<PairAlignment> {
         opts.validate()?;
+        if let Some(mut done) = self.align_on_device(&[(src, tgt)], enc, opts).await? {
+            return done.pop().expect("one result");
+        }
         let pair = self.encode_pairs(&[(src, tgt)], enc).await?.pop().expect("one pair")?;
         self.extract_batch(&[&pair], opts).await?.pop().expect("one result")
     }
@@ -292,6 +344,9 @@ impl<B: Backend> Aligner<B> {
         opts: &AlignOptions,
     ) -> Result<Vec<Result<PairAlignment>>> {
         opts.validate()?;
+        if let Some(done) = self.align_on_device(pairs, enc, opts).await? {
+            return Ok(done);
+        }
         let encoded = self.encode_pairs(pairs, enc).await?;
         let ok: Vec<&EncodedPair> = encoded.iter().flatten().collect();
         let mut extracted = self.extract_batch(&ok, opts).await?.into_iter();
@@ -300,6 +355,31 @@ impl<B: Backend> Aligner<B> {
             .map(|p| p.and_then(|_| extracted.next().expect("one result per encoded pair")))
             .collect())
     }
+}
+
+/// Sentence scores and the result record from word links and the word×word cosines.
+fn result(
+    (src_words, tgt_words): (Vec<Word>, Vec<Word>),
+    links: Vec<WordLink>,
+    word_similarity: Array2<f32>,
+    cosine: Option<f32>,
+    layer: usize,
+    opts: &AlignOptions,
+) -> Result<PairAlignment> {
+    let similarity = SentenceScores {
+        cosine,
+        bertscore: align::greedy_match(word_similarity.view())?,
+        coverage: align::coverage(&links, src_words.len(), tgt_words.len()),
+    };
+    Ok(PairAlignment {
+        src_words,
+        tgt_words,
+        links,
+        similarity,
+        word_similarity: word_similarity.rows().into_iter().map(|r| r.to_vec()).collect(),
+        layer,
+        method: opts.method,
+    })
 }
 
 // The unit selection and the lifting of unit links to words below follow
@@ -330,33 +410,54 @@ fn side_units(side: &EncodedSide, level: Level, what: &str) -> Result<Units> {
     })
 }
 
+/// The units of one side: per unit the token rows averaged into it and the word(s) it
+/// belongs to. Subword level: every token of a word, alone. Word-average level: every word
+/// with at least one subword, over all its subwords.
+fn unit_groups(map: &WordMap, level: Level) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    match level {
+        Level::Subword => map
+            .words_of_tokens()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ws)| !ws.is_empty())
+            .map(|(t, ws)| (vec![t], ws))
+            .unzip(),
+        Level::WordAverage => map
+            .subwords()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ts)| !ts.is_empty())
+            .map(|(w, ts)| (ts, vec![w]))
+            .unzip(),
+    }
+}
+
 fn subword_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
-    let (token, words): (Vec<usize>, Vec<Vec<usize>>) =
-        map.words_of_tokens().into_iter().enumerate().filter(|(_, ws)| !ws.is_empty()).unzip();
+    let (rows, words) = unit_groups(map, Level::Subword);
+    let token: Vec<usize> = rows.into_iter().flatten().collect();
     Units { vectors: vectors.select(Axis(0), &token), words }
 }
 
 fn word_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
-    let subwords = map.subwords();
-    let covered: Vec<usize> = (0..map.n_words).filter(|&w| !subwords[w].is_empty()).collect();
-    let mut out = Array2::<f32>::zeros((covered.len(), vectors.ncols()));
-    for (row, &w) in covered.iter().enumerate() {
-        let mean: Array1<f32> = vectors.select(Axis(0), &subwords[w]).mean_axis(Axis(0)).expect("non-empty");
+    let (rows, words) = unit_groups(map, Level::WordAverage);
+    let mut out = Array2::<f32>::zeros((rows.len(), vectors.ncols()));
+    for (row, tokens) in rows.iter().enumerate() {
+        let mean: Array1<f32> = vectors.select(Axis(0), tokens).mean_axis(Axis(0)).expect("non-empty");
         out.row_mut(row).assign(&mean);
     }
-    Units { vectors: out, words: covered.into_iter().map(|w| vec![w]).collect() }
+    Units { vectors: out, words }
 }
 
 /// A device's unit links and cosines → word links and the word×word cosines: a word pair is
 /// linked when any of its unit pairs is (score and probability the largest among those), and
 /// its cosine is the largest of its unit pairs'.
 fn lift_device(
-    src: &Units,
-    tgt: &Units,
+    src_words: &[Vec<usize>],
+    tgt_words: &[Vec<usize>],
     (n_src, n_tgt): (usize, usize),
     done: UnitAlignment,
 ) -> Result<(Vec<WordLink>, Array2<f32>)> {
-    let (n, m) = (src.words.len(), tgt.words.len());
+    let (n, m) = (src_words.len(), tgt_words.len());
     if done.cosine.dim() != (n, m) || done.links.iter().any(|l| l.row >= n || l.col >= m) {
         return Err(Error::Backend(format!(
             "the backend's alignment of {n} × {m} units came back as {:?} cosines with links {:?}",
@@ -367,8 +468,8 @@ fn lift_device(
     let mut word_similarity = Array2::<f32>::zeros((n_src, n_tgt));
     let mut seen = Array2::<bool>::from_elem((n_src, n_tgt), false);
     for ((r, c), &v) in done.cosine.indexed_iter() {
-        for &ws in &src.words[r] {
-            for &wt in &tgt.words[c] {
+        for &ws in &src_words[r] {
+            for &wt in &tgt_words[c] {
                 let cell = &mut word_similarity[[ws, wt]];
                 if !seen[[ws, wt]] || v > *cell {
                     *cell = v;
@@ -377,7 +478,7 @@ fn lift_device(
             }
         }
     }
-    Ok((lift(&done.links, &src.words, &tgt.words), word_similarity))
+    Ok((lift(&done.links, src_words, tgt_words), word_similarity))
 }
 
 fn lift(units: &[UnitLink], src_words: &[Vec<usize>], tgt_words: &[Vec<usize>]) -> Vec<WordLink> {
@@ -449,8 +550,14 @@ mod tests {
     }
 
     /// The CPU backend with a "device" extraction that is the CPU's own: the pipeline's
-    /// device path (unit selection, lifting, scores) must then give exactly its CPU path.
-    struct DeviceTwin(CpuBackend);
+    /// device paths (unit selection, lifting, scores) must then give exactly its CPU path.
+    struct DeviceTwin(CpuBackend, std::cell::Cell<usize>);
+
+    impl DeviceTwin {
+        fn new(model: &Model) -> DeviceTwin {
+            DeviceTwin(CpuBackend::new(model).unwrap(), std::cell::Cell::new(0))
+        }
+    }
 
     impl Backend for DeviceTwin {
         fn info(&self) -> BackendInfo {
@@ -472,6 +579,28 @@ mod tests {
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Some)
+        }
+
+        async fn align_sequences(
+            &self,
+            sequences: &[&[u32]],
+            layer: usize,
+            pairs: &[SequencePair<'_>],
+            opts: &AlignOptions,
+        ) -> Result<Option<Vec<UnitAlignment>>> {
+            self.1.set(self.1.get() + 1);
+            let states = self.0.forward(sequences, &[layer]).await?;
+            let mean = |seq: usize, units: &[Vec<usize>]| {
+                let s = &states[seq].layers[0];
+                let mut out = Array2::<f32>::zeros((units.len(), s.ncols()));
+                for (r, rows) in units.iter().enumerate() {
+                    out.row_mut(r).assign(&s.select(Axis(0), rows).mean_axis(Axis(0)).unwrap());
+                }
+                out
+            };
+            let units: Vec<_> = pairs.iter().map(|p| (mean(p.src, p.src_units), mean(p.tgt, p.tgt_units))).collect();
+            let jobs: Vec<UnitPair> = units.iter().map(|(s, t)| UnitPair { src: s.view(), tgt: t.view() }).collect();
+            self.align_units(&jobs, opts).await
         }
     }
 
@@ -497,7 +626,7 @@ mod tests {
     fn device_extraction_gives_the_cpu_result() {
         let model = model();
         let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).unwrap());
-        let twin = Aligner::new(model.clone(), DeviceTwin(CpuBackend::new(&model).unwrap()));
+        let twin = Aligner::new(model.clone(), DeviceTwin::new(&model));
         let gold = gold_pairs();
         let gold: Vec<(&str, &str)> = gold.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
         // Raw text with a bare ▁ before the digits and CJK against English, and a pair long
@@ -543,10 +672,57 @@ mod tests {
     }
 
     #[test]
+    fn alignment_without_states_leaving_the_device_gives_the_cpu_result() {
+        let model = model();
+        let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).unwrap());
+        let twin = Aligner::new(model.clone(), DeviceTwin::new(&model));
+        let gold = gold_pairs();
+        let gold: Vec<(&str, &str)> = gold.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
+        let raw = [
+            ("He paid 1,234.50 € for 3 books.", "Il a payé 1 234,50 € pour 3 livres."),
+            ("The old lighthouse keeper walked along the shore.", "年老的灯塔看守人沿着海岸散步。"),
+            ("", "An empty side is this pair's own error."),
+        ];
+        let pre = EncodeOptions { pretokenized: true, layer: Some(5), ..Default::default() };
+        let plain = EncodeOptions::default();
+        for method in Method::ALL {
+            for level in [Level::Subword, Level::WordAverage] {
+                let opts = AlignOptions { level, ..AlignOptions::new(method) };
+                for (pairs, enc) in [(&gold[..], &pre), (&raw[..], &plain)] {
+                    let calls = twin.backend.1.get();
+                    let want = ready(cpu.align_batch(pairs, enc, &opts)).unwrap();
+                    let got = ready(twin.align_batch(pairs, enc, &opts)).unwrap();
+                    assert_eq!(twin.backend.1.get(), calls + 1, "the device path ran");
+                    for (g, w) in got.iter().zip(&want) {
+                        match (g, w) {
+                            (Ok(g), Ok(w)) => assert_eq!(g, w, "{opts:?}"),
+                            (Err(g), Err(w)) => assert_eq!(g.to_string(), w.to_string()),
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    assert!(got.iter().flatten().any(|a| !a.links.is_empty()));
+                }
+            }
+        }
+        let one = ready(twin.align(raw[0].0, raw[0].1, &plain, &AlignOptions::default())).unwrap();
+        assert_eq!(one, ready(cpu.align(raw[0].0, raw[0].1, &plain, &AlignOptions::default())).unwrap());
+
+        // The pooled cosine and texts longer than one window take the two-step path.
+        let calls = twin.backend.1.get();
+        let with_cosine = EncodeOptions { sentence_cosine: true, ..plain };
+        let got = ready(twin.align(raw[0].0, raw[0].1, &with_cosine, &AlignOptions::default())).unwrap();
+        assert!(got.similarity.cosine.is_some());
+        let long = "The old lighthouse keeper walked along the rocky shore. ".repeat(50);
+        let got = ready(twin.align_batch(&[(raw[0].0, raw[0].1), (&long, &long)], &plain, &AlignOptions::default()));
+        assert!(got.unwrap().iter().all(|r| r.is_ok()));
+        assert_eq!(twin.backend.1.get(), calls, "no single-pass alignment for these");
+    }
+
+    #[test]
     fn align_batch_on_a_device_keeps_per_pair_errors() {
         let model = model();
         let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).unwrap());
-        let twin = Aligner::new(model.clone(), DeviceTwin(CpuBackend::new(&model).unwrap()));
+        let twin = Aligner::new(model.clone(), DeviceTwin::new(&model));
         let pairs = [("Das Haus ist groß.", "The house is big."), ("  ", "Nothing on the left."), ("Ja.", "Yes.")];
         let opts = AlignOptions::new(Method::Softmax);
         let enc = EncodeOptions::default();

@@ -24,8 +24,8 @@ use xlalign_core::tensor::Tensor;
 
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
-    bind_group, matmul_groups, AlignParams, Bind, Epilogue, MatmulParams, ALIGN_EXTRACT_SIDE,
-    UNIFORM_SLOT,
+    bind_group, matmul_groups, AlignParams, Bind, Epilogue, GatherParams, MatmulParams,
+    ALIGN_EXTRACT_SIDE, UNIFORM_SLOT,
 };
 use crate::weights::{storage, GpuMatrix};
 
@@ -62,6 +62,63 @@ pub async fn align_pairs_on_gpu(
     pairs: &[UnitPair<'_>],
     opts: &AlignOptions,
 ) -> Result<Vec<UnitAlignment>> {
+    check_method(opts)?;
+    let jobs = pairs
+        .iter()
+        .map(|p| Job::from_host(ctx, p, opts))
+        .collect::<Result<Vec<Job>>>()?;
+    run_batched(ctx, &jobs, opts, None).await
+}
+
+/// One pair whose units are gathered from hidden states kept on the GPU (see
+/// [`align_kept`]): `n` source units listed from unit `src_first` of the index on, `m`
+/// target units from `tgt_first` on.
+pub(crate) struct KeptPair {
+    pub n: usize,
+    pub m: usize,
+    pub src_first: u32,
+    pub tgt_first: u32,
+}
+
+/// Hidden states left on the GPU by a forward pass, and which rows make up each unit.
+pub(crate) struct Kept<'a> {
+    /// `[rows, hidden]`.
+    pub states: &'a wgpu::Buffer,
+    pub hidden: usize,
+    /// For unit g, its rows are listed at `index[index[g]..index[g + 1]]` (see `gather.wgsl`).
+    pub index: &'a [u32],
+}
+
+/// As [`align_pairs_on_gpu`] with the units averaged from rows of `kept.states` on the GPU,
+/// so the hidden states never come back; only links, dot products and norms do.
+pub(crate) async fn align_kept(
+    ctx: &GpuContext,
+    kept: &Kept<'_>,
+    pairs: &[KeptPair],
+    opts: &AlignOptions,
+) -> Result<Vec<UnitAlignment>> {
+    check_method(opts)?;
+    let index = storage(ctx, "unit index", bytemuck::cast_slice(kept.index))?;
+    let jobs = pairs
+        .iter()
+        .map(|p| {
+            Job::new(
+                ctx,
+                p.n,
+                p.m,
+                kept.hidden,
+                opts,
+                Inputs::Device {
+                    src_first: p.src_first,
+                    tgt_first: p.tgt_first,
+                },
+            )
+        })
+        .collect::<Result<Vec<Job>>>()?;
+    run_batched(ctx, &jobs, opts, Some((kept.states, &index))).await
+}
+
+fn check_method(opts: &AlignOptions) -> Result<()> {
     opts.validate()?;
     if !runs_on_gpu(opts.method) {
         return Err(Error::Unsupported(format!(
@@ -69,10 +126,16 @@ pub async fn align_pairs_on_gpu(
             opts.method
         )));
     }
-    let jobs = pairs
-        .iter()
-        .map(|p| Job::new(ctx, p, opts))
-        .collect::<Result<Vec<Job>>>()?;
+    Ok(())
+}
+
+/// Runs `jobs` in as few submissions as the readback cap allows.
+async fn run_batched(
+    ctx: &GpuContext,
+    jobs: &[Job],
+    opts: &AlignOptions,
+    kept: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+) -> Result<Vec<UnitAlignment>> {
     let mut out = Vec::with_capacity(jobs.len());
     let mut start = 0;
     while start < jobs.len() {
@@ -84,37 +147,42 @@ pub async fn align_pairs_on_gpu(
             bytes += jobs[end].readback_bytes();
             end += 1;
         }
-        out.extend(run_jobs(ctx, &jobs[start..end], opts).await?);
+        out.extend(run_jobs(ctx, &jobs[start..end], opts, kept).await?);
         start = end;
     }
     Ok(out)
 }
 
-/// One pair, checked and flattened for upload.
+/// Where a pair's unit vectors come from.
+enum Inputs {
+    /// Uploaded from the host, with their norms (computed in f64 as the CPU's cosine matrix
+    /// computes them).
+    Host {
+        src: Vec<f32>,
+        tgt: Vec<f32>,
+        norms: Vec<f32>,
+    },
+    /// Gathered on the GPU from kept states (units from these index positions on); the
+    /// norms are computed there and read back.
+    Device { src_first: u32, tgt_first: u32 },
+}
+
+/// One pair, checked.
 struct Job {
     n: usize,
     m: usize,
     hidden: usize,
-    src: Vec<f32>,
-    tgt: Vec<f32>,
-    /// L2 norms of the source rows, then of the target rows.
-    norms: Vec<f32>,
     capacity: usize,
+    inputs: Inputs,
 }
 
 impl Job {
-    fn new(ctx: &GpuContext, pair: &UnitPair<'_>, opts: &AlignOptions) -> Result<Job> {
+    fn from_host(ctx: &GpuContext, pair: &UnitPair<'_>, opts: &AlignOptions) -> Result<Job> {
         let (n, hidden) = pair.src.dim();
         let (m, hidden_t) = pair.tgt.dim();
         if hidden != hidden_t {
             return Err(Error::Input(format!(
                 "source vectors have {hidden} dimensions, target vectors {hidden_t}"
-            )));
-        }
-        let groups_max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-        if n + m > groups_max {
-            return Err(Error::Input(format!(
-                "{n} × {m} units is too large to align in one go"
             )));
         }
         let src: Vec<f32> = pair.src.iter().copied().collect();
@@ -124,15 +192,36 @@ impl Job {
                 "token vectors contain the non-finite value {v}"
             )));
         }
-        // Norms in f64, as the CPU's cosine matrix computes them.
         let norms: Vec<f32> = src
             .chunks(hidden.max(1))
             .chain(tgt.chunks(hidden.max(1)))
             .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32)
             .collect();
+        Job::new(ctx, n, m, hidden, opts, Inputs::Host { src, tgt, norms })
+    }
+
+    fn new(
+        ctx: &GpuContext,
+        n: usize,
+        m: usize,
+        hidden: usize,
+        opts: &AlignOptions,
+        inputs: Inputs,
+    ) -> Result<Job> {
+        let groups_max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        if n + m > groups_max {
+            return Err(Error::Input(format!(
+                "{n} × {m} units is too large to align in one go"
+            )));
+        }
         let softmax = opts.method == Method::Softmax;
         let capacity = link_bound(n, m, softmax, opts.effective_threshold(), opts.direction);
-        for bytes in [n * m * 4, capacity * 16, (n + m) * 16] {
+        for bytes in [
+            n * m * 4,
+            capacity * 16,
+            (n + m) * 16,
+            n.max(m) * hidden * 4,
+        ] {
             if bytes as u64 > ctx.max_binding_bytes() {
                 return Err(Error::Input(format!(
                     "{n} × {m} units is too large to align on this GPU"
@@ -143,10 +232,8 @@ impl Job {
             n,
             m,
             hidden,
-            src,
-            tgt,
-            norms,
             capacity,
+            inputs,
         })
     }
 
@@ -154,18 +241,22 @@ impl Job {
         self.n == 0 || self.m == 0
     }
 
-    /// Link count, links, then the dot products.
+    /// Link count, links, the dot products, then (for gathered units) the norms.
     fn readback_bytes(&self) -> u64 {
         if self.is_empty() {
             return 0;
         }
-        4 + (self.capacity * 16) as u64 + (self.n * self.m * 4) as u64
+        let norms = match self.inputs {
+            Inputs::Host { .. } => 0,
+            Inputs::Device { .. } => self.n + self.m,
+        };
+        4 + (self.capacity * 16) as u64 + ((self.n * self.m + norms) * 4) as u64
     }
 
     /// The cosine of every cell as `align.wgsl`'s `cosine` computes it from the dot products.
-    fn cosines(&self, dots: &[f32]) -> Array2<f32> {
+    fn cosines(&self, dots: &[f32], norms: &[f32]) -> Array2<f32> {
         Array2::from_shape_fn((self.n, self.m), |(i, j)| {
-            let norm = self.norms[i] * self.norms[self.n + j];
+            let norm = norms[i] * norms[self.n + j];
             if norm == 0.0 {
                 0.0
             } else {
@@ -177,33 +268,35 @@ impl Job {
 
 /// GPU objects of one pair, alive until its submission is done.
 struct Bound {
+    /// Source then target gathering, for units gathered on the GPU.
+    gather: Option<[wgpu::BindGroup; 2]>,
     mm_group: wgpu::BindGroup,
     align_group: wgpu::BindGroup,
     wtype: crate::weights::WeightType,
     links: wgpu::Buffer,
     counter: wgpu::Buffer,
     dots: wgpu::Buffer,
+    norms: wgpu::Buffer,
     // Held until the submission has run: on the web a dropped buffer is destroyed at once.
-    _inputs: (GpuMatrix, [wgpu::Buffer; 4]),
+    _inputs: (GpuMatrix, [wgpu::Buffer; 3]),
 }
 
 async fn run_jobs(
     ctx: &GpuContext,
     jobs: &[Job],
     opts: &AlignOptions,
+    kept: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
 ) -> Result<Vec<UnitAlignment>> {
     let d = &ctx.device;
     let k = &ctx.kernels;
     let softmax = opts.method == Method::Softmax;
     let total: u64 = jobs.iter().map(Job::readback_bytes).sum();
+    let empty = |j: &Job| UnitAlignment {
+        links: Vec::new(),
+        cosine: Array2::zeros((j.n, j.m)),
+    };
     if total == 0 {
-        return Ok(jobs
-            .iter()
-            .map(|j| UnitAlignment {
-                links: Vec::new(),
-                cosine: Array2::zeros((j.n, j.m)),
-            })
-            .collect());
+        return Ok(jobs.iter().map(empty).collect());
     }
     let scopes = ErrorScopes::push(d);
     // A fresh buffer per call: results are a few KB per pair and mapping is the cost.
@@ -218,7 +311,7 @@ async fn run_jobs(
         bound.push(if job.is_empty() {
             None
         } else {
-            Some(bind(ctx, job, opts)?)
+            Some(bind(ctx, job, opts, kept)?)
         });
     }
 
@@ -236,6 +329,13 @@ async fn run_jobs(
         for (job, b) in jobs.iter().zip(&bound) {
             let Some(b) = b else { continue };
             let (n, m) = (job.n as u32, job.m as u32);
+            if let Some([src, tgt]) = &b.gather {
+                pass.set_pipeline(&k.gather());
+                pass.set_bind_group(0, src, &[]);
+                pass.dispatch_workgroups(n, 1, 1);
+                pass.set_bind_group(0, tgt, &[]);
+                pass.dispatch_workgroups(m, 1, 1);
+            }
             pass.set_pipeline(&k.matmul(b.wtype, Epilogue::None));
             pass.set_bind_group(0, &b.mm_group, &[]);
             let (gx, gy) = matmul_groups(n, m);
@@ -255,17 +355,21 @@ async fn run_jobs(
     for (job, b) in jobs.iter().zip(&bound) {
         let Some(b) = b else { continue };
         let links_bytes = (job.capacity * 16) as u64;
+        let dots_bytes = (job.n * job.m * 4) as u64;
         enc.copy_buffer_to_buffer(&b.counter, 0, &readback, offset, 4);
         if links_bytes > 0 {
             enc.copy_buffer_to_buffer(&b.links, 0, &readback, offset + 4, links_bytes);
         }
-        enc.copy_buffer_to_buffer(
-            &b.dots,
-            0,
-            &readback,
-            offset + 4 + links_bytes,
-            (job.n * job.m * 4) as u64,
-        );
+        enc.copy_buffer_to_buffer(&b.dots, 0, &readback, offset + 4 + links_bytes, dots_bytes);
+        if let Inputs::Device { .. } = job.inputs {
+            enc.copy_buffer_to_buffer(
+                &b.norms,
+                0,
+                &readback,
+                offset + 4 + links_bytes + dots_bytes,
+                ((job.n + job.m) * 4) as u64,
+            );
+        }
         offset += job.readback_bytes();
     }
     ctx.queue.submit([enc.finish()]);
@@ -279,10 +383,7 @@ async fn run_jobs(
     let mut at = 0usize;
     for job in jobs {
         if job.is_empty() {
-            out.push(UnitAlignment {
-                links: Vec::new(),
-                cosine: Array2::zeros((job.n, job.m)),
-            });
+            out.push(empty(job));
             continue;
         }
         let count = data[at].to_bits() as usize;
@@ -294,7 +395,18 @@ async fn run_jobs(
         }
         let links_at = at + 1;
         let dots_at = links_at + 4 * job.capacity;
-        let cosine = job.cosines(&data[dots_at..dots_at + job.n * job.m]);
+        let norms_at = dots_at + job.n * job.m;
+        let dots = &data[dots_at..norms_at];
+        let cosine = match &job.inputs {
+            Inputs::Host { norms, .. } => {
+                at = norms_at;
+                job.cosines(dots, norms)
+            }
+            Inputs::Device { .. } => {
+                at = norms_at + job.n + job.m;
+                job.cosines(dots, &data[norms_at..at])
+            }
+        };
         let mut links: Vec<UnitLink> = data[links_at..links_at + 4 * count]
             .chunks_exact(4)
             .map(|w| UnitLink {
@@ -311,20 +423,21 @@ async fn run_jobs(
         }
         links.sort_by_key(|l| (l.row, l.col));
         out.push(UnitAlignment { links, cosine });
-        at = dots_at + job.n * job.m;
     }
     Ok(out)
 }
 
-/// Uploads one pair and builds the bind groups of its three dispatches.
-fn bind(ctx: &GpuContext, job: &Job, opts: &AlignOptions) -> Result<Bound> {
+/// Puts one pair's vectors on the GPU (uploading them, or making room for the gathered
+/// ones) and builds the bind groups of its dispatches.
+fn bind(
+    ctx: &GpuContext,
+    job: &Job,
+    opts: &AlignOptions,
+    kept: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+) -> Result<Bound> {
     let d = &ctx.device;
     let k = &ctx.kernels;
     let (n, m, hidden) = (job.n, job.m, job.hidden);
-    let tgt_t = Tensor::from_f32("target vectors", vec![m, hidden], &job.tgt)?;
-    let tgt_mat = GpuMatrix::upload(ctx, "target vectors", &[&tgt_t], &vec![0.0; m])?;
-    let src_buf = storage(ctx, "source vectors", bytemuck::cast_slice(&job.src))?;
-    let norms_buf = storage(ctx, "norms", bytemuck::cast_slice(&job.norms))?;
     let scratch = |label: &str, bytes: usize, extra: wgpu::BufferUsages| {
         d.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -332,6 +445,70 @@ fn bind(ctx: &GpuContext, job: &Job, opts: &AlignOptions) -> Result<Bound> {
             usage: wgpu::BufferUsages::STORAGE | extra,
             mapped_at_creation: false,
         })
+    };
+    let params = d.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("align parameters"),
+        size: UNIFORM_SLOT * 4,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    use Bind::Whole as W;
+    let (tgt_mat, src_buf, norms_buf, gather) = match &job.inputs {
+        Inputs::Host { src, tgt, norms } => {
+            let tgt_t = Tensor::from_f32("target vectors", vec![m, hidden], tgt)?;
+            let tgt_mat = GpuMatrix::upload(ctx, "target vectors", &[&tgt_t], &vec![0.0; m])?;
+            let src_buf = storage(ctx, "source vectors", bytemuck::cast_slice(src))?;
+            let norms_buf = storage(ctx, "norms", bytemuck::cast_slice(norms))?;
+            (tgt_mat, src_buf, norms_buf, None)
+        }
+        Inputs::Device {
+            src_first,
+            tgt_first,
+        } => {
+            let (states, index) = kept.expect("kept states for gathered units");
+            let src_buf = scratch("source units", n * hidden * 4, wgpu::BufferUsages::empty());
+            let tgt_mat = GpuMatrix {
+                rows: m,
+                cols: hidden,
+                wtype: crate::weights::WeightType::F32,
+                quants: scratch("target units", m * hidden * 4, wgpu::BufferUsages::empty()),
+                scales: storage(ctx, "no scales", &[0u8; 4])?,
+                bias: storage(ctx, "zero bias", bytemuck::cast_slice(&vec![0f32; m]))?,
+            };
+            let norms_buf = scratch("unit norms", (n + m) * 4, wgpu::BufferUsages::COPY_SRC);
+            let side =
+                |first: u32, units: usize, norm_offset: usize, slot: u64, out: &wgpu::Buffer| {
+                    let gp = GatherParams {
+                        units: units as u32,
+                        hidden: hidden as u32,
+                        first,
+                        norm_offset: norm_offset as u32,
+                    };
+                    ctx.queue
+                        .write_buffer(&params, slot * UNIFORM_SLOT, bytemuck::bytes_of(&gp));
+                    bind_group(
+                        d,
+                        &k.gather_layout,
+                        "gather units",
+                        &[
+                            Bind::Uniform(
+                                &params,
+                                slot * UNIFORM_SLOT,
+                                std::mem::size_of::<GatherParams>() as u64,
+                            ),
+                            W(states),
+                            W(index),
+                            W(out),
+                            W(&norms_buf),
+                        ],
+                    )
+                };
+            let gather = [
+                side(*src_first, n, 0, 2, &src_buf),
+                side(*tgt_first, m, n, 3, &tgt_mat.quants),
+            ];
+            (tgt_mat, src_buf, norms_buf, Some(gather))
+        }
     };
     let dots = scratch("dot products", n * m * 4, wgpu::BufferUsages::COPY_SRC);
     let stats = scratch(
@@ -367,18 +544,11 @@ fn bind(ctx: &GpuContext, job: &Job, opts: &AlignOptions) -> Result<Bound> {
         distortion: opts.distortion,
         capacity: job.capacity as u32,
     };
-    let params = d.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("align parameters"),
-        size: UNIFORM_SLOT * 2,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
     ctx.queue
         .write_buffer(&params, 0, bytemuck::bytes_of(&mm_params));
     ctx.queue
         .write_buffer(&params, UNIFORM_SLOT, bytemuck::bytes_of(&align_params));
 
-    use Bind::Whole as W;
     let mm_group = bind_group(
         d,
         &k.matmul_layout,
@@ -410,13 +580,15 @@ fn bind(ctx: &GpuContext, job: &Job, opts: &AlignOptions) -> Result<Bound> {
         ],
     );
     Ok(Bound {
+        gather,
         mm_group,
         align_group,
         wtype: tgt_mat.wtype,
         links,
         counter,
         dots,
-        _inputs: (tgt_mat, [src_buf, norms_buf, stats, params]),
+        norms: norms_buf,
+        _inputs: (tgt_mat, [src_buf, stats, params]),
     })
 }
 

@@ -10,17 +10,23 @@
 //!
 //! Activation buffers and their bind groups are built once and reused; they are rebuilt
 //! only when a larger batch arrives.
+//!
+//! For alignment ([`Backend::align_sequences`]) nothing is read back after the passes: the
+//! alignment layer of each sequence is copied into one buffer that stays on the GPU, and
+//! [`crate::align`] averages the units and extracts the links from it.
 
 use std::sync::{Arc, Mutex};
 
 use ndarray::Array2;
 
 use xlalign_core::align::AlignOptions;
-use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput, UnitAlignment, UnitPair};
+use xlalign_core::backend::{
+    Backend, BackendInfo, ForwardOutput, SequencePair, UnitAlignment, UnitPair,
+};
 use xlalign_core::error::{Error, Result};
 use xlalign_core::model::{Activation, EncoderConfig, EncoderWeights, Model, Pooling};
 
-use crate::align::{align_pairs_on_gpu, runs_on_gpu};
+use crate::align::{align_kept, align_pairs_on_gpu, runs_on_gpu, Kept, KeptPair};
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
     bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams,
@@ -67,6 +73,14 @@ enum Readback<'a> {
     Layers(&'a [usize]),
     /// Pooled, L2-normalised sentence vectors after the last layer.
     Pooled,
+    /// Nothing comes back: each sequence's rows of this layer are copied into `dest` (a
+    /// storage buffer of `[rows, hidden]`) from row `rows[r]` on, for the alignment step to
+    /// read where they are.
+    Keep {
+        layer: usize,
+        dest: &'a wgpu::Buffer,
+        rows: &'a [u64],
+    },
 }
 
 impl GpuBackend {
@@ -308,24 +322,15 @@ impl GpuBackend {
         let out_floats = match readback {
             Readback::Layers(slots) => slots.len() * m * h,
             Readback::Pooled => b * h,
+            Readback::Keep { .. } => 0,
         };
         let out_bytes = (out_floats * 4) as u64;
 
         let scopes = ErrorScopes::push(&self.ctx.device);
-        let staging = self.take_staging(out_bytes);
+        let staging = (out_bytes > 0).then(|| self.take_staging(out_bytes));
         {
             let mut guard = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-            if guard.as_ref().is_none_or(|w| w.tokens < m) {
-                // Grow in steps so that a slowly rising batch size does not rebuild every call.
-                let tokens = m.next_power_of_two().clamp(256, self.limit_tokens.max(m));
-                *guard = None;
-                *guard = Some(Workspace::new(
-                    &self.ctx,
-                    &self.config,
-                    &self.weights,
-                    tokens,
-                ));
-            }
+            self.grow_workspace(&mut guard, m);
             let ws = guard.as_ref().expect("just built");
             let q = &self.ctx.queue;
             q.write_buffer(
@@ -342,22 +347,43 @@ impl GpuBackend {
                         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                             label: Some("encoder forward"),
                         });
-                self.record(ws, &mut enc, &staging, b, lmax, readback);
+                self.record(ws, &mut enc, staging.as_ref(), &lens, lmax, readback);
                 q.submit([enc.finish()]);
             }
         }
         scopes.check("running the encoder").await?;
-        let data = self.ctx.read_back(&staging, out_bytes).await;
-        self.staging
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(staging);
+        let data = match staging {
+            Some(staging) => {
+                let data = self.ctx.read_back(&staging, out_bytes).await;
+                self.staging
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(staging);
+                data
+            }
+            None => Ok(Vec::new()),
+        };
         if let Some(e) = self.ctx.take_uncaptured() {
             return Err(Error::Backend(format!(
                 "GPU error while running the encoder: {e}"
             )));
         }
         Ok((data?, lmax))
+    }
+
+    /// Makes the activation buffers hold at least `m` padded tokens.
+    fn grow_workspace(&self, guard: &mut Option<Workspace>, m: usize) {
+        if guard.as_ref().is_none_or(|w| w.tokens < m) {
+            // Grow in steps so that a slowly rising batch size does not rebuild every call.
+            let tokens = m.next_power_of_two().clamp(256, self.limit_tokens.max(m));
+            *guard = None;
+            *guard = Some(Workspace::new(
+                &self.ctx,
+                &self.config,
+                &self.weights,
+                tokens,
+            ));
+        }
     }
 
     fn take_staging(&self, bytes: u64) -> wgpu::Buffer {
@@ -381,22 +407,44 @@ impl GpuBackend {
         &self,
         ws: &Workspace,
         enc: &mut wgpu::CommandEncoder,
-        staging: &wgpu::Buffer,
-        b: usize,
+        staging: Option<&wgpu::Buffer>,
+        lens: &[u32],
         lmax: usize,
         readback: Readback<'_>,
     ) {
         let cfg = &self.config;
         let k = &self.ctx.kernels;
+        let b = lens.len();
         let m = (b * lmax) as u32;
-        let layer_bytes = (b * lmax * cfg.hidden * 4) as u64;
+        let row_bytes = (cfg.hidden * 4) as u64;
+        let layer_bytes = b as u64 * lmax as u64 * row_bytes;
         let (slots, upto): (&[usize], usize) = match readback {
             Readback::Layers(s) => (s, s.last().copied().unwrap_or(0)),
             Readback::Pooled => (&[], cfg.layers),
+            Readback::Keep { layer, .. } => (&[], layer),
         };
         let copy_if_requested = |enc: &mut wgpu::CommandEncoder, layer: usize| {
             if let Some(s) = slots.iter().position(|&l| l == layer) {
+                let staging = staging.expect("a staging buffer for the requested layers");
                 enc.copy_buffer_to_buffer(&ws.x, 0, staging, s as u64 * layer_bytes, layer_bytes);
+            }
+            if let Readback::Keep {
+                layer: keep,
+                dest,
+                rows,
+            } = readback
+            {
+                if keep == layer {
+                    for (r, (&len, &row)) in lens.iter().zip(rows).enumerate() {
+                        enc.copy_buffer_to_buffer(
+                            &ws.x,
+                            r as u64 * lmax as u64 * row_bytes,
+                            dest,
+                            row * row_bytes,
+                            len as u64 * row_bytes,
+                        );
+                    }
+                }
             }
         };
         let layernorm = k.layernorm();
@@ -471,6 +519,7 @@ impl GpuBackend {
                 pass.set_bind_group(0, &ws.groups.pool, &[]);
                 pass.dispatch_workgroups(b as u32, 1, 1);
             }
+            let staging = staging.expect("a staging buffer for the pooled vectors");
             enc.copy_buffer_to_buffer(&ws.pooled, 0, staging, 0, (b * cfg.hidden * 4) as u64);
         }
     }
@@ -529,6 +578,123 @@ impl Backend for GpuBackend {
             return Ok(None);
         }
         align_pairs_on_gpu(&self.ctx, pairs, opts).await.map(Some)
+    }
+
+    /// The passes copy the alignment layer of every sequence into one buffer that stays on
+    /// the GPU (no readback, no waiting between passes); the units are averaged from it
+    /// there and aligned in one more submission, whose links, dot products and unit norms
+    /// are all that come back.
+    async fn align_sequences(
+        &self,
+        sequences: &[&[u32]],
+        layer: usize,
+        pairs: &[SequencePair<'_>],
+        opts: &AlignOptions,
+    ) -> Result<Option<Vec<UnitAlignment>>> {
+        if !self.device_alignment || !runs_on_gpu(opts.method) {
+            return Ok(None);
+        }
+        opts.validate()?;
+        self.validate(sequences, &[layer])?;
+        let h = self.config.hidden;
+        let mut first_row = Vec::with_capacity(sequences.len());
+        let mut rows = 0u64;
+        for s in sequences {
+            first_row.push(rows);
+            rows += s.len() as u64;
+        }
+        // Units per pair, and the index `gather.wgsl` reads: per unit the range of its rows
+        // (global row numbers in the kept states), listed after the ranges.
+        let mut kept_pairs = Vec::with_capacity(pairs.len());
+        let mut unit_rows: Vec<Vec<u32>> = Vec::new();
+        for p in pairs {
+            let mut side = |seq: usize, units: &[Vec<usize>], what: &str| -> Result<u32> {
+                let len = sequences
+                    .get(seq)
+                    .ok_or_else(|| {
+                        Error::Input(format!(
+                            "{what} sequence {seq} of {} does not exist",
+                            sequences.len()
+                        ))
+                    })?
+                    .len();
+                let first = unit_rows.len() as u32;
+                for u in units {
+                    if u.is_empty() || u.iter().any(|&t| t >= len) {
+                        return Err(Error::Input(format!(
+                            "a {what} unit lists rows {u:?} of a sequence of {len} tokens"
+                        )));
+                    }
+                    unit_rows.push(
+                        u.iter()
+                            .map(|&t| (first_row[seq] + t as u64) as u32)
+                            .collect(),
+                    );
+                }
+                Ok(first)
+            };
+            let src_first = side(p.src, p.src_units, "source")?;
+            let tgt_first = side(p.tgt, p.tgt_units, "target")?;
+            kept_pairs.push(KeptPair {
+                n: p.src_units.len(),
+                m: p.tgt_units.len(),
+                src_first,
+                tgt_first,
+            });
+        }
+        let head = unit_rows.len() + 1;
+        let mut index: Vec<u32> =
+            Vec::with_capacity(head + unit_rows.iter().map(Vec::len).sum::<usize>());
+        let mut at = head as u32;
+        for u in &unit_rows {
+            index.push(at);
+            at += u.len() as u32;
+        }
+        index.push(at);
+        index.extend(unit_rows.iter().flatten());
+        let state_bytes = rows * h as u64 * 4;
+        if state_bytes > self.ctx.max_binding_bytes()
+            || unit_rows.len() as u64 > self.ctx.limits.max_compute_workgroups_per_dimension as u64
+        {
+            // Too much for one buffer or one dispatch: the caller's two-step path splits it.
+            return Ok(None);
+        }
+
+        let kept = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kept hidden states"),
+            size: state_bytes.max(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let chunks = self.chunks(sequences);
+        {
+            // Sized for the largest pass up front: the passes are not waited for, so the
+            // activation buffers must not be replaced between them.
+            let largest = chunks
+                .iter()
+                .map(|c| c.len() * c.iter().map(|&i| sequences[i].len()).max().unwrap_or(1))
+                .max()
+                .unwrap_or(1);
+            let mut guard = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+            self.grow_workspace(&mut guard, largest);
+        }
+        for chunk in &chunks {
+            let rows: Vec<u64> = chunk.iter().map(|&i| first_row[i]).collect();
+            let keep = Readback::Keep {
+                layer,
+                dest: &kept,
+                rows: &rows,
+            };
+            self.run_chunk(sequences, chunk, keep, 1).await?;
+        }
+        let kept_states = Kept {
+            states: &kept,
+            hidden: h,
+            index: &index,
+        };
+        align_kept(&self.ctx, &kept_states, &kept_pairs, opts)
+            .await
+            .map(Some)
     }
 }
 

@@ -59,6 +59,10 @@ const EMBED_WGSL: &str = include_str!("shaders/embed.wgsl");
 const ATTENTION_WGSL: &str = include_str!("shaders/attention.wgsl");
 const POOL_WGSL: &str = include_str!("shaders/pool.wgsl");
 const ALIGN_WGSL: &str = include_str!("shaders/align.wgsl");
+const GATHER_WGSL: &str = include_str!("shaders/gather.wgsl");
+
+/// Threads per unit when gathering alignment units from hidden states (a power of two).
+pub const GATHER_WG: u32 = 128;
 
 /// Threads per row / column for the alignment statistics (a power of two).
 pub const ALIGN_WG: u32 = 128;
@@ -131,6 +135,17 @@ pub struct AlignParams {
     pub capacity: u32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GatherParams {
+    pub units: u32,
+    pub hidden: u32,
+    /// Index of the dispatch's first unit in the index buffer.
+    pub first: u32,
+    /// Where the dispatch's norms start in the norm buffer.
+    pub norm_offset: u32,
+}
+
 /// Pipelines that depend on the model are keyed by what they are specialised for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Variant {
@@ -141,6 +156,7 @@ enum Variant {
     Pool,
     AlignStats,
     AlignExtract,
+    Gather,
 }
 
 /// What the kernels ask of a device (checked against the adapter before opening it).
@@ -158,6 +174,7 @@ pub struct Kernels {
     pub(crate) attention_layout: wgpu::BindGroupLayout,
     pub(crate) pool_layout: wgpu::BindGroupLayout,
     pub(crate) align_layout: wgpu::BindGroupLayout,
+    pub(crate) gather_layout: wgpu::BindGroupLayout,
     pipelines: Mutex<HashMap<Variant, Arc<wgpu::ComputePipeline>>>,
     device: wgpu::Device,
 }
@@ -180,6 +197,7 @@ impl Kernels {
                 .max(LAYERNORM_WG)
                 .max(EMBED_WG)
                 .max(POOL_WG)
+                .max(GATHER_WG)
                 .max(ALIGN_EXTRACT_SIDE * ALIGN_EXTRACT_SIDE),
             storage_buffers: 6,
         }
@@ -207,6 +225,11 @@ impl Kernels {
                 device,
                 "align",
                 &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            ),
+            gather_layout: layout(
+                device,
+                "gather",
+                &[Uniform, Read, Read, ReadWrite, ReadWrite],
             ),
             pipelines: Mutex::new(HashMap::new()),
             device: device.clone(),
@@ -237,6 +260,9 @@ impl Kernels {
     }
     pub(crate) fn align_extract(&self) -> Arc<wgpu::ComputePipeline> {
         self.get(Variant::AlignExtract)
+    }
+    pub(crate) fn gather(&self) -> Arc<wgpu::ComputePipeline> {
+        self.get(Variant::Gather)
     }
 
     fn get(&self, v: Variant) -> Arc<wgpu::ComputePipeline> {
@@ -324,6 +350,13 @@ impl Kernels {
                 &self.align_layout,
                 "extract_links",
                 vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
+            ),
+            Variant::Gather => (
+                "gather units".into(),
+                GATHER_WGSL,
+                &self.gather_layout,
+                "main",
+                vec![("WG", GATHER_WG)],
             ),
         };
         if matches!(v, Variant::Matmul(..) | Variant::Embed(_)) {

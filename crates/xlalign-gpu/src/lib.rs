@@ -9,6 +9,12 @@
 //! Each kernel family is one file in `src/shaders/`; [`ops`] runs any of them alone, which
 //! is how the tests compare every kernel with a CPU twin.
 //!
+//! The alignment step runs here too: [`GpuBackend`] answers the pipeline's
+//! `Backend::align_units` (unit vectors in, links and cosines out, a whole batch per
+//! submission) and `Backend::align_sequences` (token ids in: the alignment layer is copied
+//! into a buffer that stays on the GPU, `gather.wgsl` averages the units from it, and only
+//! links, dot products and norms come back).
+//!
 //! [`select`] picks the GPU when an adapter exists and falls back to the CPU backend
 //! otherwise, saying why.
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use xlalign_core::align::AlignOptions;
-use xlalign_core::backend::{Backend, BackendInfo, ForwardOutput, UnitAlignment, UnitPair};
+use xlalign_core::backend::{
+    Backend, BackendInfo, ForwardOutput, SequencePair, UnitAlignment, UnitPair,
+};
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::error::{Error, Result};
 use xlalign_core::Model;
@@ -85,6 +87,21 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Cpu { backend, .. } => backend.align_units(pairs, opts).await,
             AnyBackend::Gpu(g) => g.align_units(pairs, opts).await,
+        }
+    }
+
+    async fn align_sequences(
+        &self,
+        sequences: &[&[u32]],
+        layer: usize,
+        pairs: &[SequencePair<'_>],
+        opts: &AlignOptions,
+    ) -> Result<Option<Vec<UnitAlignment>>> {
+        match self {
+            AnyBackend::Cpu { backend, .. } => {
+                backend.align_sequences(sequences, layer, pairs, opts).await
+            }
+            AnyBackend::Gpu(g) => g.align_sequences(sequences, layer, pairs, opts).await,
         }
     }
 }

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use common::*;
 use ndarray::{Array2, Axis};
 use xlalign_core::align::{cosine_matrix, AlignOptions, Direction, Level, Method, WordLink};
+use xlalign_core::backend::Backend;
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::pipeline::{Aligner, EncodeOptions, EncodedPair, EncodedSide, PairAlignment};
 use xlalign_core::Model;
@@ -36,6 +37,8 @@ struct Fixture {
     /// The same pairs encoded by each backend (layer: the model's default).
     on_gpu: Vec<EncodedPair>,
     on_cpu: Vec<EncodedPair>,
+    /// The texts, and whether they are pre-tokenised, in the same order.
+    texts: Vec<(String, String, bool)>,
 }
 
 /// Raw-text pairs from the reference file: its sentence 0 against its German, Romanian,
@@ -119,11 +122,15 @@ fn fixture() -> Option<&'static Fixture> {
         let (g, c) = encode(false);
         on_gpu.extend(g);
         on_cpu.extend(c);
+        let texts = (reference_pairs().into_iter().map(|(s, t)| (s, t, false)))
+            .chain(gold_pairs().into_iter().map(|(s, t)| (s, t, true)))
+            .collect();
         Some(Fixture {
             gpu,
             cpu,
             on_gpu,
             on_cpu,
+            texts,
         })
     })
     .as_ref()
@@ -365,4 +372,49 @@ fn align_and_align_batch_take_the_gpu_path() {
         pairs_of(&one.links),
         "reversed pair, same diagonal"
     );
+}
+
+/// `align_batch` without the pooled cosine runs encoder, unit averaging and extraction on the
+/// GPU in one go (the states never come back): the same links as extracting on the CPU from
+/// the read-back states, cosines within the rounding of averaging and norms in f32.
+#[test]
+fn single_pass_gpu_alignment_matches_extraction_from_read_back_states() {
+    let Some(f) = fixture() else { return };
+    let seq = [1u32, 2];
+    for opts in options() {
+        let answers = pollster::block_on(f.gpu.backend.align_sequences(&[&seq], 1, &[], &opts))
+            .expect("align_sequences");
+        assert_eq!(
+            answers.is_some(),
+            opts.method != Method::Itermax,
+            "{opts:?}: the GPU answers for argmax and softmax"
+        );
+    }
+    // Each case encodes again (slow on a software adapter): softmax at subword level on the
+    // raw pairs, argmax (union) at word-average level on the pre-tokenised ones.
+    let cases = options();
+    let cases = [(&cases[3], false), (&cases[6], true)];
+    for (opts, pretokenized) in cases {
+        let idx: Vec<usize> = (0..f.texts.len())
+            .filter(|&i| f.texts[i].2 == pretokenized)
+            .collect();
+        let pairs: Vec<(&str, &str)> = idx
+            .iter()
+            .map(|&i| (f.texts[i].0.as_str(), f.texts[i].1.as_str()))
+            .collect();
+        let enc = EncodeOptions {
+            pretokenized,
+            ..Default::default()
+        };
+        let got = pollster::block_on(f.gpu.align_batch(&pairs, &enc, opts)).expect("batch");
+        for (g, &i) in got.into_iter().zip(&idx) {
+            let want = f.gpu.extract(&f.on_gpu[i], opts).expect("CPU extract");
+            assert_same(
+                &g.expect("aligned"),
+                &want,
+                1e-4,
+                &format!("pair {i}, {opts:?}"),
+            );
+        }
+    }
 }

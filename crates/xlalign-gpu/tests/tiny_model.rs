@@ -157,3 +157,118 @@ fn inconsistent_weights_are_refused() {
     let e = pollster::block_on(GpuBackend::from_weights(ctx, &cfg, &w, "broken")).unwrap_err();
     assert!(e.to_string().contains("position_embd"), "{e}");
 }
+
+/// `align_sequences` (the states stay on the GPU; units averaged there by `gather.wgsl`)
+/// against reading the states back, averaging on the CPU and aligning those vectors: the
+/// same links and cosines, over several passes (a small token budget splits the batch) and
+/// units of one and of several rows.
+#[test]
+fn units_gathered_on_the_gpu_match_the_read_back_states() {
+    use ndarray::{Array2, Axis};
+    use xlalign_core::align::{cosine_matrix, AlignOptions, Direction, Method};
+    use xlalign_core::backend::{SequencePair, UnitPair};
+
+    let Some(ctx) = gpu() else { return };
+    let (cfg, w) = tiny_model(DType::Q8_0, Activation::GeluErf, Pooling::Mean, 900);
+    let mut gpu = pollster::block_on(GpuBackend::from_weights(ctx.clone(), &cfg, &w, "tiny"))
+        .expect("gpu backend");
+    gpu.set_max_tokens_per_pass(1);
+    let seqs = sequences(cfg.vocab as u32, 901);
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let mut rng = Rng::new(902);
+    // Random groups of 1–3 rows of a sequence (overlapping, as shared CJK pieces are).
+    let mut groups = |seq: usize, n: usize| -> Vec<Vec<usize>> {
+        let len = refs[seq].len() as u32;
+        (0..n)
+            .map(|_| {
+                (0..1 + rng.below(3))
+                    .map(|_| rng.below(len) as usize)
+                    .collect()
+            })
+            .collect()
+    };
+    let units = [
+        (2, 3, groups(2, 29), groups(3, 37)),
+        (0, 4, groups(0, 1), groups(4, 11)),
+        (5, 1, groups(5, 3), groups(1, 5)),
+    ];
+    let pairs: Vec<SequencePair> = units
+        .iter()
+        .map(|(s, t, su, tu)| SequencePair {
+            src: *s,
+            tgt: *t,
+            src_units: su,
+            tgt_units: tu,
+        })
+        .collect();
+    let mean = |states: &Array2<f32>, groups: &[Vec<usize>]| {
+        let mut out = Array2::<f32>::zeros((groups.len(), states.ncols()));
+        for (r, rows) in groups.iter().enumerate() {
+            out.row_mut(r)
+                .assign(&states.select(Axis(0), rows).mean_axis(Axis(0)).unwrap());
+        }
+        out
+    };
+    for (layer, opts) in [
+        (0, AlignOptions::new(Method::Argmax)),
+        (
+            2,
+            AlignOptions {
+                direction: Direction::Union,
+                threshold: Some(0.1),
+                ..AlignOptions::new(Method::Softmax)
+            },
+        ),
+    ] {
+        let got = pollster::block_on(gpu.align_sequences(&refs, layer, &pairs, &opts))
+            .expect("align_sequences")
+            .expect("the GPU answers for this method");
+        let states = pollster::block_on(gpu.forward(&refs, &[layer])).expect("forward");
+        let vectors: Vec<(Array2<f32>, Array2<f32>)> = units
+            .iter()
+            .map(|(s, t, su, tu)| {
+                (
+                    mean(&states[*s].layers[0], su),
+                    mean(&states[*t].layers[0], tu),
+                )
+            })
+            .collect();
+        let host: Vec<UnitPair> = vectors
+            .iter()
+            .map(|(s, t)| UnitPair {
+                src: s.view(),
+                tgt: t.view(),
+            })
+            .collect();
+        let want = pollster::block_on(xlalign_gpu::align_pairs_on_gpu(&ctx, &host, &opts))
+            .expect("aligning read-back units");
+        for (k, ((g, w), (s, t))) in got.iter().zip(&want).zip(&vectors).enumerate() {
+            let key = |l: &xlalign_core::align::UnitLink| (l.row, l.col);
+            assert_eq!(
+                g.links.iter().map(key).collect::<Vec<_>>(),
+                w.links.iter().map(key).collect::<Vec<_>>(),
+                "pair {k}, layer {layer}"
+            );
+            let cpu = cosine_matrix(s.view(), t.view());
+            for (a, b) in g.cosine.iter().zip(&cpu) {
+                assert!((a - b).abs() < 1e-5, "pair {k}: cosine {a} vs {b}");
+            }
+            assert!(!g.links.is_empty(), "pair {k} has links");
+        }
+    }
+    // Units pointing outside their sequence are refused.
+    let bad = [vec![0usize, 99]];
+    let e = pollster::block_on(gpu.align_sequences(
+        &refs,
+        1,
+        &[SequencePair {
+            src: 0,
+            tgt: 1,
+            src_units: &bad,
+            tgt_units: &bad,
+        }],
+        &AlignOptions::default(),
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("rows"), "{e}");
+}
