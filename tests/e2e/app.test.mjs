@@ -257,6 +257,33 @@ try {
     const cdp = await browser.target().createCDPSession();
     await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads, eventsEnabled: true });
 
+    await step("the service worker's cache name follows the build, not the model (web/sw-stamp.py)", async () => {
+        // Stamps a copy of web/sw.js in a made-up staging folder, as Trunk's hook does.
+        const stamp = (files) => {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xlalign-e2e-stage-"));
+            try {
+                fs.copyFileSync(path.join(ROOT, "web/sw.js"), path.join(dir, "sw.js"));
+                for (const [name, text] of Object.entries(files)) {
+                    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+                    fs.writeFileSync(path.join(dir, name), text);
+                }
+                execFileSync("python3", [path.join(ROOT, "web/sw-stamp.py")], { env: { ...process.env, TRUNK_STAGING_DIR: dir }, stdio: "pipe" });
+                const sw = fs.readFileSync(path.join(dir, "sw.js"), "utf8");
+                return { build: sw.match(/const BUILD = "([0-9a-f]{16})";/)?.[1], shell: JSON.parse(sw.match(/const SHELL = (\[.*\]);/)[1]) };
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        };
+        const base = { "index.html": "<p>page</p>", "app-0123.js": "js", "worker_bg.wasm": "w1", "models/m.gguf": "model" };
+        const a = stamp(base);
+        assert.ok(a.build, "no build id stamped");
+        assert.deepEqual(a.shell, ["app-0123.js", "worker_bg.wasm"], "the shell: every built file but the page itself (cached as ./) and the model");
+        assert.equal(stamp({ ...base }).build, a.build, "the same build, the same id");
+        assert.notEqual(stamp({ ...base, "worker_bg.wasm": "w2" }).build, a.build, "a changed worker must change the id");
+        assert.notEqual(stamp({ ...base, "index.html": "<p>new</p>" }).build, a.build, "a changed page must change the id");
+        assert.equal(stamp({ ...base, "models/m.gguf": "other" }).build, a.build, "the model is not part of the app cache");
+    });
+
     let loadMs;
     await step("the model loads (progress shown, then backend named)", async () => {
         const t0 = Date.now();
