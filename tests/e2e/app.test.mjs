@@ -136,6 +136,25 @@ async function unnamedControls(page) {
 /** How far the page is wider than the window (sideways scrolling of the page itself). */
 const overflowX = (page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 
+/** RFC 4180 rows (quoted fields with commas, doubled quotes). */
+function parseCsv(text) {
+    const rows = [];
+    let row = [], field = "", quoted = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (quoted) {
+            if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+            else if (c === '"') quoted = false;
+            else field += c;
+        } else if (c === '"') quoted = true;
+        else if (c === ",") row.push(field), (field = "");
+        else if (c === "\n") row.push(field), rows.push(row), (row = []), (field = "");
+        else if (c !== "\r") field += c;
+    }
+    if (field || row.length) row.push(field), rows.push(row);
+    return rows;
+}
+
 /** Waits for an alignment newer than `after` (a result id) with no request pending. */
 async function waitResult(page, after, timeout = 120_000) {
     await page.waitForFunction(
@@ -548,16 +567,27 @@ try {
         const many = Array.from({ length: 6 }, () => BATCH).flat();
         const cli = cliAlign(many, ["--words", "raw"], "pharaoh");
         assert.equal(pharaoh, cli, "Pharaoh export ≠ `xlalign align --words raw` output");
-        const lines = csv.trim().split("\n");
-        assert.equal(lines[0], "line,source,target,cosine,bertscore_f1,bertscore_src,bertscore_tgt,coverage,links,flagged,error");
-        assert.equal(lines.length, many.length + 1);
-        lines.slice(1).forEach((l, k) => {
-            const flagged = l.split(",").at(-2);
-            assert.equal(flagged, String(k % BATCH.length === MISMATCH), `CSV row ${k + 1}: ${l}`);
-        });
+        const rows = parseCsv(csv);
+        assert.deepEqual(rows[0], ["line", "source", "target", "cosine", "bertscore_f1", "bertscore_src", "bertscore_tgt", "coverage", "links", "flagged", "error"]);
+        assert.equal(rows.length, many.length + 1);
+        const pharaohLines = pharaoh.split("\n");
         assert.equal(json.length, many.length);
-        assert.equal(json[0].src, BATCH[0][0]);
-        assert.ok(json[0].alignment.links.length > 0 && json[0].alignment.similarity.cosine > 0.8);
+        rows.slice(1).forEach((r, k) => {
+            const at = `CSV row ${k + 1}`;
+            assert.deepEqual(r.slice(0, 3), [String(k + 1), many[k][0], many[k][1]], at);
+            assert.equal(r[8], pharaohLines[k], `${at}: links`);
+            assert.equal(r[9], String(k % BATCH.length === MISMATCH), `${at}: flagged`);
+            assert.equal(r[10], "", `${at}: error`);
+            // JSON: the same pair, the same links, the same scores.
+            const j = json[k];
+            assert.deepEqual([j.line, j.src, j.tgt], [k + 1, many[k][0], many[k][1]], `JSON row ${k + 1}`);
+            const links = [...j.alignment.links].sort((a, b) => a.src - b.src || a.tgt - b.tgt).map(key).join(" ");
+            assert.equal(links, pharaohLines[k].split(" ").filter(Boolean).sort((a, b) => {
+                const [x, y] = [a.split("-").map(Number), b.split("-").map(Number)];
+                return x[0] - y[0] || x[1] - y[1];
+            }).join(" "), `JSON row ${k + 1}: links`);
+            assert.ok(Math.abs(+r[3] - j.alignment.similarity.cosine) < 1e-4, `${at}: cosine ${r[3]} vs ${j.alignment.similarity.cosine}`);
+        });
     });
 
     await step("document mode pairs sentences (1–2 merge, an added sentence) and aligns their words", async () => {
