@@ -34,6 +34,7 @@ pub fn parse<T: DeserializeOwned + Default>(
         live.push(Reflect::get(&plain, &key).unwrap_or(JsValue::UNDEFINED));
         let _ = Reflect::delete_property(&plain, &key);
     }
+    reject_non_finite(&plain, what, "", 0)?;
     // Through a JSON value because serde-wasm-bindgen only reads the fields a struct names,
     // so `deny_unknown_fields` would never see a misspelt key.
     let json: serde_json::Value = serde_wasm_bindgen::from_value(plain.into())
@@ -41,6 +42,38 @@ pub fn parse<T: DeserializeOwned + Default>(
     let parsed =
         serde_json::from_value(json).map_err(|e| WasmError::input(format!("{what}: {e}")))?;
     Ok((parsed, live))
+}
+
+/// JSON has no NaN or Infinity: on the way to a JSON value they become `null`, which reads
+/// as "option unset" (`threshold: NaN` would silently mean the default threshold) or as a
+/// puzzling "invalid type: null". Named here instead, with the key that holds them.
+fn reject_non_finite(v: &JsValue, what: &str, path: &str, depth: u32) -> Result<()> {
+    if let Some(x) = v.as_f64() {
+        if !x.is_finite() {
+            let js = if x.is_nan() {
+                "NaN"
+            } else if x > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            };
+            return Err(WasmError::input(format!(
+                "{what}: `{path}` must be a finite number, got {js}"
+            )));
+        }
+    } else if depth < 4 && v.is_object() && !v.is_function() {
+        for entry in Object::entries(v.unchecked_ref()).iter() {
+            let entry: js_sys::Array = entry.unchecked_into();
+            let key = entry.get(0).as_string().unwrap_or_default();
+            let path = if path.is_empty() {
+                key
+            } else {
+                format!("{path}.{key}")
+            };
+            reject_non_finite(&entry.get(1), what, &path, depth + 1)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn function(v: JsValue, what: &str) -> Result<Option<Function>> {

@@ -1,0 +1,121 @@
+// Error paths of the package as a page uses it: every failure is a thrown JS `Error` with
+// a `code` and a message, never a WebAssembly trap ("unreachable") or a silently ignored
+// value; and a failure part-way (the server gone during progressive loading) leaves the
+// aligner usable for what it already has.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { browser, page, server } from "./lib.mjs";
+
+let srv, b, p;
+before(async () => {
+  srv = await server();
+  b = await browser();
+  p = await page(b, `${srv.base}/tests/browser/harness.html`);
+  await p.evaluate(async (url) => {
+    window.xl = await import("/pkg/index.js");
+    await xl.default();
+    window.aligner = await xl.Aligner.load(url, { backend: "cpu", cache: false });
+    // What a rejection looks like from the outside.
+    window.outcome = (pr) =>
+      Promise.resolve()
+        .then(() => pr())
+        .then(
+          () => ({ ok: true }),
+          (e) => ({ isError: e instanceof Error, trap: e instanceof WebAssembly.RuntimeError, code: e?.code, message: String(e?.message) }),
+        );
+  }, srv.modelUrl);
+});
+after(async () => {
+  await p?.evaluate(() => window.aligner?.dispose());
+  await b?.close();
+  srv?.stop();
+});
+
+const T = { timeout: 600_000 };
+
+function expectError(r, code, pattern, what) {
+  assert.ok(!r.ok, `${what}: resolved instead of throwing`);
+  assert.ok(r.isError && !r.trap, `${what}: not a plain Error: ${JSON.stringify(r)}`);
+  assert.equal(r.code, code, `${what}: ${r.message}`);
+  assert.match(r.message, pattern, what);
+}
+
+test("NaN and Infinity in options are refused by name, not read as unset", T, async () => {
+  const r = await p.evaluate(async () => {
+    const A = "The house is small.", B = "Das Haus ist klein.";
+    return {
+      threshold: await outcome(() => aligner.align(A, B, { threshold: NaN })),
+      temperature: await outcome(() => aligner.alignBatch([[A, B]], { temperature: Infinity })),
+      alpha: await outcome(() => aligner.align(A, B, { method: "itermax", alpha: -Infinity })),
+      prefetch: await outcome(() => xl.Aligner.load("/models/x.gguf", { progressive: true, prefetchRows: NaN })),
+      // Finite values still work.
+      fine: await outcome(() => aligner.align(A, B, { threshold: 0.25, temperature: 1 })),
+    };
+  });
+  expectError(r.threshold, "input", /`threshold` must be a finite number, got NaN/, "threshold NaN");
+  expectError(r.temperature, "input", /`temperature` must be a finite number, got Infinity/, "temperature Infinity");
+  expectError(r.alpha, "input", /`alpha` must be a finite number, got -Infinity/, "alpha -Infinity");
+  expectError(r.prefetch, "input", /`prefetchRows` must be a finite number/, "prefetchRows NaN");
+  assert.deepEqual(r.fine, { ok: true });
+  assert.deepEqual(p.errors, []);
+});
+
+test("bad calls and bad files throw Errors with codes", T, async () => {
+  const r = await p.evaluate(async () => {
+    const A = "The house is small.", B = "Das Haus ist klein.";
+    const cases = {
+      "empty sentence": [() => aligner.align("", B), "input", "no words"],
+      "layer past the last": [() => aligner.align(A, B, { layer: 13 }), "input", "layer 13"],
+      "negative layer": [() => aligner.align(A, B, { layer: -1 }), "input", "layer|-1"],
+      "fractional batchSize": [() => aligner.alignBatch([[A, B]], { batchSize: 1.5 }), "input", "batchSize"],
+      "pair of one": [() => aligner.alignBatch([["a"]]), "input", "pairs\\[0\\]"],
+      "progress not a function": [() => aligner.alignBatch([[A, B]], {}, 5), "input", "onProgress"],
+      "texts not an array": [() => aligner.embed("abc"), "input", "array"],
+      "unknown prefix": [() => aligner.embed(["a"], { prefix: "x" }), "input", "prefix"],
+      "tokenize a number": [() => aligner.tokenize(5), "input", "string"],
+      "HTML instead of a model": [() => xl.Aligner.load("/tests/browser/harness.html", { cache: false }), "model", "not a GGUF file"],
+      "HTML, progressive": [() => xl.Aligner.load("/tests/browser/harness.html", { progressive: true, cache: false }), "model", "not a GGUF file"],
+      "missing file, progressive": [() => xl.Aligner.load("/models/missing.gguf", { progressive: true, cache: false }), "network", "404"],
+      "unparsable URL": [() => xl.Aligner.load("http://[::1", { cache: false }), "input", "URL"],
+      "negative prefetchRows": [() => xl.Aligner.load("/models/x.gguf", { progressive: true, prefetchRows: -1 }), "input", "-1"],
+    };
+    const out = {};
+    for (const [name, [call, code, pattern]] of Object.entries(cases)) out[name] = { ...(await outcome(call)), want: [code, pattern] };
+    return out;
+  });
+  for (const [name, x] of Object.entries(r)) expectError(x, x.want[0], new RegExp(x.want[1]), name);
+  assert.deepEqual(p.errors, []);
+});
+
+test("a server gone during progressive loading: network Error for new rows, the rest still works", T, async () => {
+  const own = await server({ fresh: true }); // a server this test may stop
+  let stopped = false;
+  try {
+    await p.evaluate(async (url) => {
+      window.prog = await xl.Aligner.load(url, { backend: "cpu", progressive: true, cache: false });
+      await prog.align("The house is small.", "Das Haus ist klein.");
+    }, own.modelUrl);
+    own.stop();
+    stopped = true;
+    const r = await p.evaluate(async () => {
+      const before = prog.loading;
+      // Rare pieces (Icelandic place names) whose rows lie past the prefetched part.
+      const rare = await outcome(() => prog.align("Eyjafjallajökull erupted near Hvolsvöllur.", "Az Eyjafjallajökull Hvolsvöllur közelében tört ki."));
+      const afterFail = prog.loading;
+      const common = await prog.align("The house is small.", "Das Haus ist klein.");
+      const batch = await prog.alignBatch([["Eyjafjallajökull", "Hvolsvöllur"]]).catch((e) => ({ thrown: e.code }));
+      prog.dispose();
+      return { before, rare, afterFail, commonLinks: common.links.length, batch };
+    });
+    assert.equal(r.before.mode, "progressive");
+    expectError(r.rare, "network", /download|fetch/i, "rows from a stopped server");
+    assert.equal(r.afterFail.rowsPresent, r.before.rowsPresent, "no rows were marked present by the failed fetch");
+    assert.ok(r.commonLinks >= 3, "rows already present still align");
+    // alignBatch reports the failure for the whole call or per pair, as an error either way.
+    const batchFailed = r.batch.thrown === "network" || r.batch[0]?.error?.code === "network";
+    assert.ok(batchFailed, `alignBatch after the server left: ${JSON.stringify(r.batch).slice(0, 200)}`);
+    assert.deepEqual(p.errors, []);
+  } finally {
+    if (!stopped) own.stop();
+  }
+});
