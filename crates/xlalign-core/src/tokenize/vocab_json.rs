@@ -100,6 +100,47 @@ impl Floats {
     }
 }
 
+/// Whether `s` is well-formed UTF-8 (Unicode's table 3-7). `std::str::from_utf8` says the
+/// same, but its set-up for long texts costs more than the check itself on a piece of a few
+/// bytes, which nearly every piece is (and nearly every one starts with the non-ASCII `▁`).
+#[inline]
+fn is_utf8(s: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&lead) = s.get(i) {
+        if lead < 0x80 {
+            i += 1;
+            continue;
+        }
+        let (len, second) = match lead {
+            0xc2..=0xdf => (2, 0x80..=0xbf),
+            0xe0 => (3, 0xa0..=0xbf),
+            0xe1..=0xec | 0xee..=0xef => (3, 0x80..=0xbf),
+            0xed => (3, 0x80..=0x9f),
+            0xf0 => (4, 0x90..=0xbf),
+            0xf1..=0xf3 => (4, 0x80..=0xbf),
+            0xf4 => (4, 0x80..=0x8f),
+            _ => return false,
+        };
+        let Some(rest) = s.get(i + 1..i + len) else { return false };
+        if !second.contains(&rest[0]) || rest[1..].iter().any(|&c| c & 0xc0 != 0x80) {
+            return false;
+        }
+        i += len;
+    }
+    true
+}
+
+/// The value of eight ASCII digits read as a little-endian word (first digit lowest).
+#[inline]
+fn eight_digits(v: u64) -> u64 {
+    const MASK: u64 = 0x0000_00ff_0000_00ff;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    let v = v.wrapping_sub(0x3030_3030_3030_3030);
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    ((v & MASK).wrapping_mul(MUL1).wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2))) >> 32
+}
+
 impl<'a> Scan<'a> {
     #[inline]
     fn ws(&mut self) {
@@ -152,8 +193,7 @@ impl<'a> Scan<'a> {
                 b'"' => {
                     self.i += 1;
                     let s = &self.b[start..self.i - 1];
-                    // ASCII needs no further check, and a call per short string adds up.
-                    return (high < 0x80 || std::str::from_utf8(s).is_ok()).then_some(s);
+                    return (high < 0x80 || is_utf8(s)).then_some(s);
                 }
                 b'\\' | 0..0x20 => return None,
                 c => {
@@ -260,9 +300,22 @@ impl<'a> Scan<'a> {
     }
 
     /// Skips digits, accumulating them onto `acc` (which may wrap; callers only use it for
-    /// numbers of at most 19 digits).
+    /// numbers of at most 19 digits). Scores run to 17 digits, so eight are taken at a time
+    /// where they are all digits (the SWAR steps of simdjson and fast_float).
     #[inline]
     fn digits(&mut self, mut acc: u64) -> u64 {
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let v =
+                u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            // A byte is a digit iff it is at least b'0' and adding 0x46 does not carry past 0x7f.
+            if (v.wrapping_add(0x4646_4646_4646_4646) | v.wrapping_sub(0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080
+                != 0
+            {
+                break;
+            }
+            acc = acc.wrapping_mul(100_000_000).wrapping_add(eight_digits(v));
+            self.i += 8;
+        }
         while let Some(&c @ b'0'..=b'9') = self.b.get(self.i) {
             acc = acc.wrapping_mul(10).wrapping_add((c - b'0') as u64);
             self.i += 1;
@@ -317,5 +370,78 @@ impl<'a> Scan<'a> {
         self.i = open + 1;
         self.skip_string()?;
         serde_json::from_slice(self.b.get(open..self.i)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20000, ..ProptestConfig::default() })]
+        #[test]
+        fn utf8_check_agrees_with_std(bytes in prop::collection::vec(any::<u8>(), 0..12), text in "\\PC{0,6}") {
+            prop_assert_eq!(is_utf8(&bytes), std::str::from_utf8(&bytes).is_ok());
+            prop_assert!(is_utf8(text.as_bytes()));
+            // Valid text with one byte changed: the two checks still agree.
+            let mut changed = text.clone().into_bytes();
+            if let Some(b) = changed.first_mut() {
+                *b ^= bytes.first().copied().unwrap_or(0x80);
+            }
+            prop_assert_eq!(is_utf8(&changed), std::str::from_utf8(&changed).is_ok());
+        }
+    }
+
+    #[test]
+    fn utf8_check_edges() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"a",
+            "▁the".as_bytes(),
+            "😀".as_bytes(),
+            b"\xc0\x80",
+            b"\xc1\xbf",
+            b"\xc2\x80",
+            b"\xe0\x9f\xbf",
+            b"\xe0\xa0\x80",
+            b"\xed\x9f\xbf",
+            b"\xed\xa0\x80",
+            b"\xef\xbf\xbf",
+            b"\xf0\x8f\xbf\xbf",
+            b"\xf0\x90\x80\x80",
+            b"\xf4\x8f\xbf\xbf",
+            b"\xf4\x90\x80\x80",
+            b"\xf5\x80\x80\x80",
+            b"\xe2\x96",
+            b"\xe2\x96\x81\x80",
+            b"\x80",
+            b"\xff",
+        ];
+        for &c in cases {
+            assert_eq!(is_utf8(c), std::str::from_utf8(c).is_ok(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn digits_in_runs_of_eight_and_one() {
+        for text in ["0", "7", "12345678", "123456789", "1234567890123456789", "00000000x", "9999999999999999"] {
+            let mut s = Scan { b: text.as_bytes(), i: 0, floats: Floats::new() };
+            let got = s.digits(0);
+            let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
+            assert_eq!(got, digits.parse::<u64>().unwrap(), "{text}");
+            assert_eq!(s.i, digits.len());
+        }
+        // A non-digit anywhere in a run of eight stops the fast step there.
+        for bad in [b'/', b':', b'.', b' ', 0x80, 0xff] {
+            for at in 0..8 {
+                let mut text = *b"12345678";
+                text[at] = bad;
+                let mut s = Scan { b: &text, i: 0, floats: Floats::new() };
+                s.digits(0);
+                assert_eq!(s.i, at, "{text:?}");
+            }
+        }
     }
 }
