@@ -172,3 +172,97 @@ async fn alignment_matches_the_cpu() {
         );
     }
 }
+
+/// The single-pass alignment (states kept on the GPU across several unawaited passes, units
+/// averaged there) against aligning the read-back states, in the browser's WebGPU.
+#[wasm_bindgen_test]
+async fn alignment_from_states_kept_on_the_gpu() {
+    use xlalign_core::align::UnitLink;
+    use xlalign_core::backend::{SequencePair, UnitPair};
+    let ctx = ctx().await;
+    let (cfg, w) = tiny_model(DType::Q8_0, Activation::GeluErf, Pooling::Mean, 40);
+    let mut gpu = GpuBackend::from_weights(ctx.clone(), &cfg, &w, "tiny")
+        .await
+        .expect("gpu backend");
+    // One sequence per pass.
+    gpu.set_max_tokens_per_pass(1);
+    let seqs: Vec<Vec<u32>> = [9usize, 23, 40, 5]
+        .iter()
+        .map(|&n| (0..n as u32).map(|i| (i * 11 + 3) % 301).collect())
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let single = |n: usize, step: usize, len: usize| -> Vec<Vec<usize>> {
+        (0..n).map(|i| vec![(i * step) % len]).collect()
+    };
+    let averaged = |n: usize, len: usize| -> Vec<Vec<usize>> {
+        (0..n).map(|i| vec![i % len, (i * 3 + 1) % len]).collect()
+    };
+    let units = [
+        (0, 2, single(9, 1, 9), averaged(31, 40)),
+        (3, 1, averaged(4, 5), single(23, 1, 23)),
+    ];
+    let pairs: Vec<SequencePair> = units
+        .iter()
+        .map(|(s, t, su, tu)| SequencePair {
+            src: *s,
+            tgt: *t,
+            src_units: su,
+            tgt_units: tu,
+        })
+        .collect();
+    for method in [Method::Argmax, Method::Softmax] {
+        let opts = AlignOptions {
+            threshold: Some(0.1),
+            ..AlignOptions::new(method)
+        };
+        let got = gpu
+            .align_sequences(&refs, 2, &pairs, &opts)
+            .await
+            .expect("align_sequences")
+            .expect("the GPU answers");
+        let states = gpu.forward(&refs, &[2]).await.expect("forward");
+        let mean = |seq: usize, groups: &[Vec<usize>]| {
+            let s = &states[seq].layers[0];
+            let mut out = Array2::<f32>::zeros((groups.len(), s.ncols()));
+            for (r, rows) in groups.iter().enumerate() {
+                out.row_mut(r).assign(
+                    &s.select(ndarray::Axis(0), rows)
+                        .mean_axis(ndarray::Axis(0))
+                        .unwrap(),
+                );
+            }
+            out
+        };
+        let vectors: Vec<_> = units
+            .iter()
+            .map(|(s, t, su, tu)| (mean(*s, su), mean(*t, tu)))
+            .collect();
+        let host: Vec<UnitPair> = vectors
+            .iter()
+            .map(|(s, t)| UnitPair {
+                src: s.view(),
+                tgt: t.view(),
+            })
+            .collect();
+        let want = xlalign_gpu::align_pairs_on_gpu(&ctx, &host, &opts)
+            .await
+            .expect("aligning read-back units");
+        let key = |l: &UnitLink| (l.row, l.col);
+        for (k, ((g, w), (s, t))) in got.iter().zip(&want).zip(&vectors).enumerate() {
+            // Cosines do not see the units' scale; the softmax links (dot products) do.
+            let cos = cosine_matrix(s.view(), t.view());
+            for (a, b) in g.cosine.iter().zip(&cos) {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{method:?}, pair {k}: cosine {a} vs {b}"
+                );
+            }
+            assert_eq!(
+                g.links.iter().map(key).collect::<Vec<_>>(),
+                w.links.iter().map(key).collect::<Vec<_>>(),
+                "{method:?}, pair {k}"
+            );
+            assert!(!g.links.is_empty(), "{method:?}, pair {k}");
+        }
+    }
+}

@@ -41,7 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         for (var t = start; t < end; t++) {
             s += states[index[t] * p.hidden + c];
         }
-        let v = s / (count + 1.0);
+        let v = s / count;
         out[u * p.hidden + c] = v;
         sq += v * v;
     }
