@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end test of the demo app: builds it (trunk build --release into dist/), builds the CLI
+# End-to-end test of the demo app: builds it (scripts/build-web.sh, the same build as
+# scripts/demo.sh: trunk build --release into dist/), builds the CLI
 # if it is missing, and runs tests/e2e/app.test.mjs, which serves dist/ on a local port and
 # drives headless Chromium (puppeteer-core). Writes docs/screenshot.png.
 #
@@ -7,6 +8,7 @@
 #      XLALIGN_MODEL             model file for the CLI (default public/models/…)
 #      XLALIGN_E2E_WEBGPU=0      skip the WebGPU (SwiftShader) step
 #      XLALIGN_E2E_PORT          serve on this port instead of a free one
+#      XLALIGN_SCREENSHOT        write the screenshot here instead of docs/screenshot.png
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

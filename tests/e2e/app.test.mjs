@@ -1,20 +1,21 @@
 // End-to-end test of the demo app (web/) in headless Chromium, driven by puppeteer-core.
 //
-// It loads the built app (dist/, served by scripts/test-e2e.sh), waits for the model, and checks
-// what a visitor sees against the CLI: the links drawn in the SVG must be the links
+// It serves the built app (dist/) itself, waits for the model, and checks what a visitor sees
+// against the CLI: the links drawn in the SVG must be the links
 // `xlalign align --words raw --format json` prints for the same pair and settings. Then it
+// goes through every built-in example, checks that every control has an accessible name,
 // changes the method, layer and threshold, hovers and tabs through words, opens a share link,
-// provokes an error, runs a batch (watching that the page keeps painting while the worker
-// works), checks the Pharaoh / CSV / JSON exports against the CLI, tries document mode and the
-// WebGPU backend, and saves docs/screenshot.png.
-//
-// The test serves the built app (dist/) itself, so that it can stop the server and check that
-// the page still opens and aligns offline (service worker + the model worker's cache).
+// provokes errors (an impossible layer, an over-long sentence), runs a batch (watching that
+// the page keeps painting while the worker works), checks the Pharaoh / CSV / JSON exports,
+// tries document mode and the WebGPU backend (SwiftShader), saves docs/screenshot.png, checks
+// a phone-width layout, and finally stops its server to check that the page still opens and
+// aligns offline (service worker + the model worker's cache).
 //
 // Environment: XLALIGN_E2E_DIST (the built app, default dist/), XLALIGN_E2E_PORT (default: a
-// free port), XLALIGN_BIN (the release CLI),
-// XLALIGN_MODEL (the model file the CLI reads), XLALIGN_SCREENSHOT (default docs/screenshot.png),
-// XLALIGN_E2E_WEBGPU=0 skips the WebGPU step, XLALIGN_E2E_HEADFUL=1 shows the browser.
+// free port), XLALIGN_BIN (the release CLI), XLALIGN_MODEL (the model file the CLI reads),
+// XLALIGN_SCREENSHOT (default docs/screenshot.png), XLALIGN_E2E_PHONE_SHOT (also save the
+// phone-width view there), XLALIGN_E2E_WEBGPU=0 skips the WebGPU step,
+// XLALIGN_E2E_HEADFUL=1 shows the browser.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -681,10 +682,22 @@ try {
             await paste(page, "#tgt", BATCH[0][1]);
             await waitResult(page, before);
             assert.ok((await drawnLinks(page)).length >= 5, "a new pair aligns offline");
+
+            // Without the model in the cache, offline: the page says what is wrong and what to do.
+            await page.evaluate(() => caches.delete("xlalign-models-v1"));
+            await page.reload({ waitUntil: "domcontentloaded" });
+            await page.waitForSelector("#load-error", { timeout: 60_000 });
+            const msg = await page.$eval("#load-error", (e) => e.textContent);
+            assert.match(msg, /offline and the model is not in its cache.*connect to the internet and reload/, msg);
         } finally {
             await page.setOfflineMode(false);
             await server.start(server.port);
         }
+        // Back online, the error's Reload button downloads the model again.
+        await Promise.all([page.waitForNavigation({ waitUntil: "domcontentloaded" }), page.click("#reload")]);
+        await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+        await waitResult(page, 0);
+        assert.ok((await drawnLinks(page)).length >= 5, "aligns after the model is downloaded again");
     });
 
     assert.deepEqual(problems, [], "errors in the page's console");

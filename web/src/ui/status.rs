@@ -64,10 +64,10 @@ pub fn ModelStatus() -> impl IntoView {
             .into_any())
         }
         Load::Failed(msg) => Some(view! {
-            <div class="load failed" role="alert">
+            <div class="load failed" id="load-error" role="alert">
                 <strong>"The model could not be loaded. "</strong>
                 <span>{msg}</span>
-                <button type="button" on:click=move |_| { let _ = window().location().reload(); }>"Reload"</button>
+                <button type="button" id="reload" on:click=move |_| { let _ = window().location().reload(); }>"Reload"</button>
             </div>
         }
         .into_any()),

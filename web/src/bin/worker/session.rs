@@ -55,6 +55,15 @@ pub fn now_ms() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
+/// Whether the browser says it has no network (`navigator.onLine` in the worker).
+fn browser_offline() -> bool {
+    Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|n| Reflect::get(&n, &"onLine".into()))
+        .ok()
+        .and_then(|v| v.as_bool())
+        == Some(false)
+}
+
 fn choice(b: BackendPref) -> BackendChoice {
     match b {
         BackendPref::Auto => BackendChoice::Auto,
@@ -108,7 +117,11 @@ impl Session {
         });
         let mut reporter = Progress::new(Some(cb.as_ref().unchecked_ref::<Function>().clone()));
         let bytes = source::load_url(&url, true, None, &mut reporter, None).await.map_err(|e| {
-            format!("{} — check that the model file is served next to the page (run scripts/setup.sh), then reload", e.message)
+            if browser_offline() {
+                format!("{} — this browser is offline and the model is not in its cache yet: connect to the internet and reload (once downloaded, the model is kept for offline use)", e.message)
+            } else {
+                format!("{} — check that the model file is served next to the page (run scripts/setup.sh), then reload", e.message)
+            }
         })?;
         drop(cb);
         let n = bytes.len() as f64;
