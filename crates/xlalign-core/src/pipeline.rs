@@ -287,7 +287,7 @@ impl<B: Backend> Aligner<B> {
             .collect();
         let (cfg, tok) = (&self.model.config, &self.model.tokenizer);
         let mut sequences: Vec<&[u32]> = Vec::new();
-        let mut units: Vec<[(Vec<Vec<usize>>, Vec<Vec<usize>>); 2]> = Vec::new();
+        let mut units: Vec<[UnitGroups; 2]> = Vec::new();
         for (s, t) in prepared.iter().flatten() {
             for (_, tokens, _) in [s, t] {
                 // The encoder must see exactly what `encode_tokenized` would give it.
@@ -410,10 +410,13 @@ fn side_units(side: &EncodedSide, level: Level, what: &str) -> Result<Units> {
     })
 }
 
+/// Per unit of one side, the token rows averaged into it and the word(s) it belongs to.
+type UnitGroups = (Vec<Vec<usize>>, Vec<Vec<usize>>);
+
 /// The units of one side: per unit the token rows averaged into it and the word(s) it
 /// belongs to. Subword level: every token of a word, alone. Word-average level: every word
 /// with at least one subword, over all its subwords.
-fn unit_groups(map: &WordMap, level: Level) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+fn unit_groups(map: &WordMap, level: Level) -> UnitGroups {
     match level {
         Level::Subword => map
             .words_of_tokens()
