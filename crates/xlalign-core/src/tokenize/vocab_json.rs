@@ -79,6 +79,17 @@ const PROBE: &str = "0.92030920993190389";
 const POW10: [f64; 20] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19];
 
+/// The same powers as integers.
+const POW10_INT: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
 impl Floats {
     fn new() -> Floats {
         let serde = serde_json::from_str::<f64>(PROBE).ok();
@@ -94,10 +105,42 @@ impl Floats {
             // since the power of ten is and division rounds once.
             significand as f64 / POW10[fraction]
         } else {
-            return std::str::from_utf8(text).ok()?.parse().ok();
+            match nearest(significand, fraction) {
+                Some(f) => f,
+                None => return std::str::from_utf8(text).ok()?.parse().ok(),
+            }
         };
         Some(if negative { -f } else { f })
     }
+}
+
+/// `significand / 10^fraction` rounded to the nearest f64, or `None` when that is not easily
+/// settled. The quotient of the two f64s is at most one unit in the last place from it (the
+/// significand of up to 19 digits is rounded once, the division once), so it and its two
+/// neighbours are candidates, each checked exactly in integers.
+#[inline]
+fn nearest(significand: u64, fraction: usize) -> Option<f64> {
+    let f = significand as f64 / POW10[fraction];
+    let bits = f.to_bits();
+    [bits, bits + 1, bits - 1].into_iter().map(f64::from_bits).find(|&f| is_nearest(f, significand, fraction))
+}
+
+/// Whether `f = m·2^e` is the f64 nearest to `w/d` (`d = 10^fraction`): iff
+/// `|w/d − m·2^e| < 2^e/2`, that is `(2m−1)·d < 2w·2^−e < (2m+1)·d`. Ties, powers of two
+/// (whose lower neighbour is closer) and very small values answer no.
+#[inline]
+fn is_nearest(f: f64, w: u64, fraction: usize) -> bool {
+    let bits = f.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let m = (bits & ((1 << 52) - 1)) | (1 << 52);
+    let e = biased - 1075;
+    if biased == 0 || m == 1 << 52 || !(-63..0).contains(&e) {
+        return false;
+    }
+    let w2 = (w as u128) << (1 - e);
+    let d = POW10_INT[fraction] as u128;
+    let m2 = 2 * m as u128;
+    (m2 - 1) * d < w2 && w2 < (m2 + 1) * d
 }
 
 /// Whether `s` is well-formed UTF-8 (Unicode's table 3-7). `std::str::from_utf8` says the
@@ -392,6 +435,42 @@ mod tests {
             }
             prop_assert_eq!(is_utf8(&changed), std::str::from_utf8(&changed).is_ok());
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20000, ..ProptestConfig::default() })]
+        /// Whenever the exact check accepts a quotient, it is the correctly rounded value.
+        #[test]
+        fn nearest_is_correctly_rounded(significand in 1u64..10_000_000_000_000_000_000, fraction in 1usize..20) {
+            let digits = format!("{significand:0>width$}", width = fraction + 1);
+            let text = format!("{}.{}", &digits[..digits.len() - fraction], &digits[digits.len() - fraction..]);
+            let exact: f64 = text.parse().unwrap();
+            if let Some(f) = nearest(significand, fraction) {
+                prop_assert_eq!(f.to_bits(), exact.to_bits(), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_settles_most_scores() {
+        // Scores as tokenizer.json files write them (f32 values printed to 17 digits).
+        let mut settled = 0;
+        let mut total = 0;
+        for i in 1..20_000u32 {
+            let score = -(i as f32 * 0.000_731).ln_1p() as f64 - 1.0;
+            let text = format!("{:.16}", -score);
+            let (int, frac) = text.split_once('.').unwrap();
+            let significand: u64 = format!("{int}{frac}").parse().unwrap();
+            if significand < 1 << 53 {
+                continue;
+            }
+            total += 1;
+            if let Some(f) = nearest(significand, frac.len()) {
+                assert_eq!(f, text.parse::<f64>().unwrap(), "{text}");
+                settled += 1;
+            }
+        }
+        assert!(total > 1000 && settled * 1000 > total * 999, "{settled} of {total}");
     }
 
     #[test]
