@@ -450,8 +450,9 @@ mod tests {
     fn unusual_or_broken_vocabularies_fall_back_to_serde() {
         let f = gguf([0, 2, 1, 3]);
         // Valid, but not the shape the read-ahead takes: serde reads them, to the same model.
-        let escaped_key = unigram(PIECES, false).replacen("\"vocab\"", "\"voc\\u0061b\"", 1);
-        for json in [escaped_key] {
+        let escaped_vocab = unigram(PIECES, false).replacen("\"vocab\"", "\"voc\\u0061b\"", 1);
+        let escaped_model = unigram(PIECES, false).replacen("\"model\"", "\"mod\\u0065l\"", 1);
+        for json in [escaped_vocab, escaped_model] {
             let (fast, serde) = both_readings(&json);
             assert!(fast.is_none(), "{json}");
             let t = TextTokenizer::from_json(json.as_bytes(), &f).unwrap();
