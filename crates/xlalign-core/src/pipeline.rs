@@ -5,9 +5,17 @@
 //! re-running the encoder: [`Aligner::encode_pairs`] does tokenising and the forward pass and
 //! returns [`EncodedPair`]s; [`Aligner::extract`] turns one into a [`PairAlignment`].
 //!
-//! [`Aligner::align`], [`Aligner::align_batch`] and [`Aligner::extract_batch`] let the backend
-//! extract the links where it computed the vectors ([`Backend::align_units`]: on the GPU only
-//! links and cosines come back), and extract on the CPU otherwise; the result is the same.
+//! Where the backend can, the links are extracted where the vectors were computed, and the
+//! result is the same as on the CPU:
+//! - [`Aligner::align`] and [`Aligner::align_batch`] first offer the whole step to
+//!   [`Backend::align_sequences`] (encoder, unit averaging and extraction on the device; on
+//!   the GPU no hidden state comes back). That applies when the pooled sentence cosine is not
+//!   asked for and every text fits one encoder window.
+//! - Otherwise they encode (states read back, as [`Aligner::encode_pairs`]) and extract with
+//!   [`Aligner::extract_batch`], which offers the unit vectors to [`Backend::align_units`]
+//!   (links and cosines come back) before extracting on the CPU.
+//! - [`Aligner::extract`] always runs on the CPU: callers that keep [`EncodedPair`]s (for a
+//!   heatmap, or to re-extract with other options) have the states anyway.
 
 use std::sync::Arc;
 
