@@ -20,14 +20,13 @@ use xlalign_core::align::methods::UnitLink;
 use xlalign_core::align::{AlignOptions, Direction, Method};
 use xlalign_core::backend::{UnitAlignment, UnitPair};
 use xlalign_core::error::{Error, Result};
-use xlalign_core::tensor::Tensor;
 
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
     bind_group, matmul_groups, AlignParams, Bind, Epilogue, GatherParams, MatmulParams,
     ALIGN_EXTRACT_SIDE, UNIFORM_SLOT,
 };
-use crate::weights::{storage, GpuMatrix};
+use crate::weights::{storage, WeightType};
 
 /// Whether [`align_on_gpu`] runs `method` (the others are CPU-only).
 pub fn runs_on_gpu(method: Method) -> bool {
@@ -266,27 +265,44 @@ impl Job {
     }
 }
 
-/// GPU objects of one pair, alive until its submission is done.
-struct Bound {
-    /// Source then target gathering, for units gathered on the GPU.
-    gather: Option<[wgpu::BindGroup; 2]>,
-    mm_group: wgpu::BindGroup,
-    align_group: wgpu::BindGroup,
-    wtype: crate::weights::WeightType,
-    links: wgpu::Buffer,
-    counter: wgpu::Buffer,
-    dots: wgpu::Buffer,
-    norms: wgpu::Buffer,
-    // Held until the submission has run: on the web a dropped buffer is destroyed at once.
-    _inputs: (GpuMatrix, [wgpu::Buffer; 3]),
+/// Where one pair's data lives in the shared buffers of a submission: a byte offset per
+/// role (see [`role_bytes`]), each aligned for a storage binding.
+type Slots = [u64; ROLES];
+
+/// Source and target vectors, norms, dot products, row/column statistics, links, link count.
+const ROLES: usize = 7;
+const SRC: usize = 0;
+const TGT: usize = 1;
+const NORMS: usize = 2;
+const DOTS: usize = 3;
+const STATS: usize = 4;
+const LINKS: usize = 5;
+const COUNT: usize = 6;
+
+/// Bytes each role of a job needs.
+fn role_bytes(job: &Job) -> [u64; ROLES] {
+    let (n, m, h) = (job.n as u64, job.m as u64, job.hidden as u64);
+    [
+        n * h * 4,
+        m * h * 4,
+        (n + m) * 4,
+        n * m * 4,
+        (n + m) * 16,
+        (job.capacity as u64 * 16).max(4),
+        4,
+    ]
 }
 
+/// Records and runs `jobs` in one submission. Each role has one buffer for the whole
+/// submission with every pair in its own aligned range, so a batch costs a handful of
+/// allocations rather than a dozen per pair.
 async fn run_jobs(
     ctx: &GpuContext,
     jobs: &[Job],
     opts: &AlignOptions,
     kept: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
 ) -> Result<Vec<UnitAlignment>> {
+    use wgpu::BufferUsages as U;
     let d = &ctx.device;
     let k = &ctx.kernels;
     let softmax = opts.method == Method::Softmax;
@@ -299,33 +315,205 @@ async fn run_jobs(
         return Ok(jobs.iter().map(empty).collect());
     }
     let scopes = ErrorScopes::push(d);
-    // A fresh buffer per call: results are a few KB per pair and mapping is the cost.
+
+    let align_to = (ctx.limits.min_storage_buffer_offset_alignment as u64).max(4);
+    let mut sizes = [0u64; ROLES];
+    let slots: Vec<Slots> = jobs
+        .iter()
+        .map(|job| {
+            let mut at = [0u64; ROLES];
+            if !job.is_empty() {
+                for (r, bytes) in role_bytes(job).into_iter().enumerate() {
+                    at[r] = sizes[r];
+                    sizes[r] += bytes.next_multiple_of(align_to);
+                }
+            }
+            at
+        })
+        .collect();
+    let buffer = |label: &str, role: usize, usage: U| {
+        d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: sizes[role].max(4),
+            usage: U::STORAGE | usage,
+            mapped_at_creation: false,
+        })
+    };
+    let all = [
+        buffer("source units", SRC, U::COPY_DST),
+        buffer("target units", TGT, U::COPY_DST),
+        buffer("unit norms", NORMS, U::COPY_DST | U::COPY_SRC),
+        buffer("dot products", DOTS, U::COPY_SRC),
+        buffer("row/column statistics", STATS, U::empty()),
+        buffer("links", LINKS, U::COPY_SRC),
+        buffer("link counts", COUNT, U::COPY_SRC | U::COPY_DST),
+    ];
+    let widest = jobs.iter().map(|j| j.m).max().unwrap_or(0);
+    let zero_bias = storage(ctx, "zero bias", bytemuck::cast_slice(&vec![0f32; widest]))?;
+    let no_scales = storage(ctx, "no scales", &[0u8; 4])?;
+    // Per pair: matmul, align, and the two gathers' parameters.
+    let params = d.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("align parameters"),
+        size: UNIFORM_SLOT * 4 * jobs.len() as u64,
+        usage: U::UNIFORM | U::COPY_DST,
+        mapped_at_creation: false,
+    });
     let readback = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("alignment readback"),
         size: total,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        usage: U::MAP_READ | U::COPY_DST,
         mapped_at_creation: false,
     });
+
+    // Host vectors and their norms go up in one write per role.
+    let mut uploads: [Vec<u8>; 3] = Default::default();
+    for (job, at) in jobs.iter().zip(&slots) {
+        if let (false, Inputs::Host { src, tgt, norms }) = (job.is_empty(), &job.inputs) {
+            for (role, data) in [(SRC, src), (TGT, tgt), (NORMS, norms)] {
+                uploads[role].resize(at[role] as usize, 0);
+                uploads[role].extend_from_slice(bytemuck::cast_slice(data));
+            }
+        }
+    }
+    for (role, data) in uploads.iter().enumerate() {
+        if !data.is_empty() {
+            ctx.queue.write_buffer(&all[role], 0, data);
+        }
+    }
+
+    let part = |role: usize, at: &Slots, bytes: &[u64; ROLES]| {
+        Bind::Range(&all[role], at[role], bytes[role].max(4))
+    };
     let mut bound: Vec<Option<Bound>> = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        bound.push(if job.is_empty() {
-            None
-        } else {
-            Some(bind(ctx, job, opts, kept)?)
-        });
+    for (p, (job, at)) in jobs.iter().zip(&slots).enumerate() {
+        if job.is_empty() {
+            bound.push(None);
+            continue;
+        }
+        let (n, m, h) = (job.n, job.m, job.hidden);
+        let bytes = role_bytes(job);
+        let base = p as u64 * 4 * UNIFORM_SLOT;
+        let mm_params = MatmulParams {
+            m: n as u32,
+            n: m as u32,
+            k: h as u32,
+            _pad: 0,
+        };
+        let align_params = AlignParams {
+            rows: n as u32,
+            cols: m as u32,
+            method: softmax as u32,
+            direction: match opts.direction {
+                Direction::Both => 0,
+                Direction::Forward => 1,
+                Direction::Reverse => 2,
+                Direction::Union => 3,
+            },
+            threshold: opts.effective_threshold(),
+            inv_temperature: 1.0 / opts.temperature,
+            distortion: opts.distortion,
+            capacity: job.capacity as u32,
+        };
+        let q = &ctx.queue;
+        q.write_buffer(&params, base, bytemuck::bytes_of(&mm_params));
+        q.write_buffer(
+            &params,
+            base + UNIFORM_SLOT,
+            bytemuck::bytes_of(&align_params),
+        );
+        let gather = match (&job.inputs, kept) {
+            (
+                Inputs::Device {
+                    src_first,
+                    tgt_first,
+                },
+                Some((states, index)),
+            ) => {
+                let side =
+                    |first: u32, units: usize, norm_offset: usize, slot: u64, role: usize| {
+                        let gp = GatherParams {
+                            units: units as u32,
+                            hidden: h as u32,
+                            first,
+                            norm_offset: norm_offset as u32,
+                        };
+                        let offset = base + slot * UNIFORM_SLOT;
+                        q.write_buffer(&params, offset, bytemuck::bytes_of(&gp));
+                        bind_group(
+                            d,
+                            &k.gather_layout,
+                            "gather units",
+                            &[
+                                Bind::Uniform(
+                                    &params,
+                                    offset,
+                                    std::mem::size_of::<GatherParams>() as u64,
+                                ),
+                                Bind::Whole(states),
+                                Bind::Whole(index),
+                                part(role, at, &bytes),
+                                part(NORMS, at, &bytes),
+                            ],
+                        )
+                    };
+                Some([
+                    side(*src_first, n, 0, 2, SRC),
+                    side(*tgt_first, m, n, 3, TGT),
+                ])
+            }
+            (Inputs::Device { .. }, None) => {
+                return Err(Error::Backend("gathered units without kept states".into()))
+            }
+            (Inputs::Host { .. }, _) => None,
+        };
+        let mm_group = bind_group(
+            d,
+            &k.matmul_layout,
+            "dot products",
+            &[
+                Bind::Uniform(&params, base, std::mem::size_of::<MatmulParams>() as u64),
+                part(SRC, at, &bytes),
+                part(TGT, at, &bytes),
+                Bind::Whole(&no_scales),
+                Bind::Whole(&zero_bias),
+                part(DOTS, at, &bytes),
+            ],
+        );
+        let align_group = bind_group(
+            d,
+            &k.align_layout,
+            "align",
+            &[
+                Bind::Uniform(
+                    &params,
+                    base + UNIFORM_SLOT,
+                    std::mem::size_of::<AlignParams>() as u64,
+                ),
+                part(DOTS, at, &bytes),
+                part(NORMS, at, &bytes),
+                part(STATS, at, &bytes),
+                part(LINKS, at, &bytes),
+                part(COUNT, at, &bytes),
+            ],
+        );
+        bound.push(Some(Bound {
+            gather,
+            mm_group,
+            align_group,
+        }));
     }
 
     let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("align"),
     });
-    for b in bound.iter().flatten() {
-        enc.clear_buffer(&b.counter, 0, None);
-    }
+    enc.clear_buffer(&all[COUNT], 0, None);
     {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("align"),
             timestamp_writes: None,
         });
+        // Target vectors are an f32 "weight" matrix for the matmul kernel: dot = src · tgtᵀ.
+        let matmul = k.matmul(WeightType::F32, Epilogue::None);
         for (job, b) in jobs.iter().zip(&bound) {
             let Some(b) = b else { continue };
             let (n, m) = (job.n as u32, job.m as u32);
@@ -336,7 +524,7 @@ async fn run_jobs(
                 pass.set_bind_group(0, tgt, &[]);
                 pass.dispatch_workgroups(m, 1, 1);
             }
-            pass.set_pipeline(&k.matmul(b.wtype, Epilogue::None));
+            pass.set_pipeline(&matmul);
             pass.set_bind_group(0, &b.mm_group, &[]);
             let (gx, gy) = matmul_groups(n, m);
             pass.dispatch_workgroups(gx, gy, 1);
@@ -352,23 +540,24 @@ async fn run_jobs(
         }
     }
     let mut offset = 0u64;
-    for (job, b) in jobs.iter().zip(&bound) {
-        let Some(b) = b else { continue };
-        let links_bytes = (job.capacity * 16) as u64;
-        let dots_bytes = (job.n * job.m * 4) as u64;
-        enc.copy_buffer_to_buffer(&b.counter, 0, &readback, offset, 4);
-        if links_bytes > 0 {
-            enc.copy_buffer_to_buffer(&b.links, 0, &readback, offset + 4, links_bytes);
+    for (job, at) in jobs.iter().zip(&slots) {
+        if job.is_empty() {
+            continue;
         }
-        enc.copy_buffer_to_buffer(&b.dots, 0, &readback, offset + 4 + links_bytes, dots_bytes);
+        let bytes = role_bytes(job);
+        let links_bytes = (job.capacity * 16) as u64;
+        let mut to = offset;
+        let mut copy = |role: usize, len: u64| {
+            if len > 0 {
+                enc.copy_buffer_to_buffer(&all[role], at[role], &readback, to, len);
+            }
+            to += len;
+        };
+        copy(COUNT, 4);
+        copy(LINKS, links_bytes);
+        copy(DOTS, bytes[DOTS]);
         if let Inputs::Device { .. } = job.inputs {
-            enc.copy_buffer_to_buffer(
-                &b.norms,
-                0,
-                &readback,
-                offset + 4 + links_bytes + dots_bytes,
-                ((job.n + job.m) * 4) as u64,
-            );
+            copy(NORMS, bytes[NORMS]);
         }
         offset += job.readback_bytes();
     }
@@ -378,6 +567,9 @@ async fn run_jobs(
     if let Some(e) = ctx.take_uncaptured() {
         return Err(Error::Backend(format!("GPU error while aligning: {e}")));
     }
+    // The buffers the bind groups use must outlive the submission (on the web a dropped
+    // buffer is destroyed at once); they are dropped only here.
+    drop((bound, all, zero_bias, no_scales, params));
 
     let mut out = Vec::with_capacity(jobs.len());
     let mut at = 0usize;
@@ -427,169 +619,12 @@ async fn run_jobs(
     Ok(out)
 }
 
-/// Puts one pair's vectors on the GPU (uploading them, or making room for the gathered
-/// ones) and builds the bind groups of its dispatches.
-fn bind(
-    ctx: &GpuContext,
-    job: &Job,
-    opts: &AlignOptions,
-    kept: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
-) -> Result<Bound> {
-    let d = &ctx.device;
-    let k = &ctx.kernels;
-    let (n, m, hidden) = (job.n, job.m, job.hidden);
-    let scratch = |label: &str, bytes: usize, extra: wgpu::BufferUsages| {
-        d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | extra,
-            mapped_at_creation: false,
-        })
-    };
-    let params = d.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("align parameters"),
-        size: UNIFORM_SLOT * 4,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    use Bind::Whole as W;
-    let (tgt_mat, src_buf, norms_buf, gather) = match &job.inputs {
-        Inputs::Host { src, tgt, norms } => {
-            let tgt_t = Tensor::from_f32("target vectors", vec![m, hidden], tgt)?;
-            let tgt_mat = GpuMatrix::upload(ctx, "target vectors", &[&tgt_t], &vec![0.0; m])?;
-            let src_buf = storage(ctx, "source vectors", bytemuck::cast_slice(src))?;
-            let norms_buf = storage(ctx, "norms", bytemuck::cast_slice(norms))?;
-            (tgt_mat, src_buf, norms_buf, None)
-        }
-        Inputs::Device {
-            src_first,
-            tgt_first,
-        } => {
-            let (states, index) = kept.expect("kept states for gathered units");
-            let src_buf = scratch("source units", n * hidden * 4, wgpu::BufferUsages::empty());
-            let tgt_mat = GpuMatrix {
-                rows: m,
-                cols: hidden,
-                wtype: crate::weights::WeightType::F32,
-                quants: scratch("target units", m * hidden * 4, wgpu::BufferUsages::empty()),
-                scales: storage(ctx, "no scales", &[0u8; 4])?,
-                bias: storage(ctx, "zero bias", bytemuck::cast_slice(&vec![0f32; m]))?,
-            };
-            let norms_buf = scratch("unit norms", (n + m) * 4, wgpu::BufferUsages::COPY_SRC);
-            let side =
-                |first: u32, units: usize, norm_offset: usize, slot: u64, out: &wgpu::Buffer| {
-                    let gp = GatherParams {
-                        units: units as u32,
-                        hidden: hidden as u32,
-                        first,
-                        norm_offset: norm_offset as u32,
-                    };
-                    ctx.queue
-                        .write_buffer(&params, slot * UNIFORM_SLOT, bytemuck::bytes_of(&gp));
-                    bind_group(
-                        d,
-                        &k.gather_layout,
-                        "gather units",
-                        &[
-                            Bind::Uniform(
-                                &params,
-                                slot * UNIFORM_SLOT,
-                                std::mem::size_of::<GatherParams>() as u64,
-                            ),
-                            W(states),
-                            W(index),
-                            W(out),
-                            W(&norms_buf),
-                        ],
-                    )
-                };
-            let gather = [
-                side(*src_first, n, 0, 2, &src_buf),
-                side(*tgt_first, m, n, 3, &tgt_mat.quants),
-            ];
-            (tgt_mat, src_buf, norms_buf, Some(gather))
-        }
-    };
-    let dots = scratch("dot products", n * m * 4, wgpu::BufferUsages::COPY_SRC);
-    let stats = scratch(
-        "row/column statistics",
-        (n + m) * 16,
-        wgpu::BufferUsages::empty(),
-    );
-    let links = scratch("links", job.capacity * 16, wgpu::BufferUsages::COPY_SRC);
-    let counter = scratch(
-        "link count",
-        4,
-        wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    );
-
-    let mm_params = MatmulParams {
-        m: n as u32,
-        n: m as u32,
-        k: hidden as u32,
-        _pad: 0,
-    };
-    let align_params = AlignParams {
-        rows: n as u32,
-        cols: m as u32,
-        method: (opts.method == Method::Softmax) as u32,
-        direction: match opts.direction {
-            Direction::Both => 0,
-            Direction::Forward => 1,
-            Direction::Reverse => 2,
-            Direction::Union => 3,
-        },
-        threshold: opts.effective_threshold(),
-        inv_temperature: 1.0 / opts.temperature,
-        distortion: opts.distortion,
-        capacity: job.capacity as u32,
-    };
-    ctx.queue
-        .write_buffer(&params, 0, bytemuck::bytes_of(&mm_params));
-    ctx.queue
-        .write_buffer(&params, UNIFORM_SLOT, bytemuck::bytes_of(&align_params));
-
-    let mm_group = bind_group(
-        d,
-        &k.matmul_layout,
-        "dot products",
-        &[
-            Bind::Uniform(&params, 0, std::mem::size_of::<MatmulParams>() as u64),
-            W(&src_buf),
-            W(&tgt_mat.quants),
-            W(&tgt_mat.scales),
-            W(&tgt_mat.bias),
-            W(&dots),
-        ],
-    );
-    let align_group = bind_group(
-        d,
-        &k.align_layout,
-        "align",
-        &[
-            Bind::Uniform(
-                &params,
-                UNIFORM_SLOT,
-                std::mem::size_of::<AlignParams>() as u64,
-            ),
-            W(&dots),
-            W(&norms_buf),
-            W(&stats),
-            W(&links),
-            W(&counter),
-        ],
-    );
-    Ok(Bound {
-        gather,
-        mm_group,
-        align_group,
-        wtype: tgt_mat.wtype,
-        links,
-        counter,
-        dots,
-        norms: norms_buf,
-        _inputs: (tgt_mat, [src_buf, stats, params]),
-    })
+/// The bind groups of one pair's dispatches.
+struct Bound {
+    /// Source then target gathering, for units gathered on the GPU.
+    gather: Option<[wgpu::BindGroup; 2]>,
+    mm_group: wgpu::BindGroup,
+    align_group: wgpu::BindGroup,
 }
 
 /// Most links the method can produce, so the link buffer is sized without reading the

@@ -423,10 +423,12 @@ fn layout(device: &wgpu::Device, label: &str, slots: &[Slot]) -> wgpu::BindGroup
     })
 }
 
-/// A buffer binding: a whole buffer, or a uniform slot of a parameter buffer.
+/// A buffer binding: a whole buffer, a uniform slot of a parameter buffer, or a byte range
+/// (offset, size) of a storage buffer holding several jobs' data.
 pub(crate) enum Bind<'a> {
     Whole(&'a wgpu::Buffer),
     Uniform(&'a wgpu::Buffer, u64, u64),
+    Range(&'a wgpu::Buffer, u64, u64),
 }
 
 pub(crate) fn bind_group(
@@ -442,7 +444,7 @@ pub(crate) fn bind_group(
             binding: i as u32,
             resource: match b {
                 Bind::Whole(buf) => buf.as_entire_binding(),
-                Bind::Uniform(buf, offset, size) => {
+                Bind::Uniform(buf, offset, size) | Bind::Range(buf, offset, size) => {
                     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: buf,
                         offset: *offset,
