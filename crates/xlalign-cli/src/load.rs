@@ -30,13 +30,26 @@ pub fn default_model_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_REL))
 }
 
-/// Maps a file into memory (no copy; the OS pages in what is used).
-pub fn map_file(path: &Path) -> Result<Bytes> {
+/// A read-only memory map shared between the model's bytes and this handle.
+struct SharedMap(std::sync::Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn map(path: &Path) -> Result<std::sync::Arc<memmap2::Mmap>> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY: the mapping is read-only; a file changed underneath us gives wrong numbers, not UB
     // in safe code that only reads bytes.
     let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
-    Ok(Bytes::from_owner(map))
+    Ok(std::sync::Arc::new(map))
+}
+
+/// Maps a file into memory (no copy; the OS pages in what is used).
+pub fn map_file(path: &Path) -> Result<Bytes> {
+    Ok(Bytes::from_owner(SharedMap(map(path)?)))
 }
 
 pub fn load_model(path: Option<&Path>) -> Result<Model> {
@@ -47,6 +60,15 @@ pub fn load_model(path: Option<&Path>) -> Result<Model> {
             path.display()
         );
     }
-    let bytes = map_file(&path)?;
-    Model::from_bytes(bytes).with_context(|| format!("cannot load {}", path.display()))
+    let map = map(&path)?;
+    let model = Model::from_bytes(Bytes::from_owner(SharedMap(map.clone())))
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    // Loading read the 9 MB tokenizer.json and the tensor headers, which are not needed again:
+    // drop those pages from this process (they stay in the page cache; what the encoder reads
+    // later faults back in). Only a hint: ignore a refusal.
+    #[cfg(unix)]
+    // SAFETY: the mapping is a read-only, shared file mapping, so dropped pages read back the
+    // same bytes from the file on the next access.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+    Ok(model)
 }
