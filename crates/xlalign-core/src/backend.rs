@@ -55,7 +55,9 @@ pub trait Backend {
     /// Runs the encoder up to `layer` on `sequences` (as [`Backend::forward`] would) and
     /// aligns `pairs` of them where the hidden states are, so that they never leave the
     /// device: each unit is the mean of the listed rows of that layer, and the rest is
-    /// [`Backend::align_units`] on those units.
+    /// [`Backend::align_units`] on those units. With `pooled`, the encoder runs to the last
+    /// layer and each sequence's pooled, L2-normalised vector comes back too (as
+    /// [`crate::embed`] pools a text of one window).
     ///
     /// `Ok(None)` (the default) means "not here": the caller runs [`Backend::forward`] and
     /// extracts as usual.
@@ -63,12 +65,22 @@ pub trait Backend {
         &self,
         sequences: &[&[u32]],
         layer: usize,
+        pooled: bool,
         pairs: &[SequencePair<'_>],
         opts: &AlignOptions,
-    ) -> Result<Option<Vec<UnitAlignment>>> {
-        let _ = (sequences, layer, pairs, opts);
+    ) -> Result<Option<SequenceAlignment>> {
+        let _ = (sequences, layer, pooled, pairs, opts);
         Ok(None)
     }
+}
+
+/// What [`Backend::align_sequences`] gives back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceAlignment {
+    /// One per pair, in order.
+    pub pairs: Vec<UnitAlignment>,
+    /// One pooled vector per sequence when asked for, else empty.
+    pub pooled: Vec<Vec<f32>>,
 }
 
 /// One pair of a [`Backend::align_sequences`] call.

@@ -9,8 +9,8 @@
 //! result is the same as on the CPU:
 //! - [`Aligner::align`] and [`Aligner::align_batch`] first offer the whole step to
 //!   [`Backend::align_sequences`] (encoder, unit averaging and extraction on the device; on
-//!   the GPU no hidden state comes back). That applies when the pooled sentence cosine is not
-//!   asked for and every text fits one encoder window.
+//!   the GPU no hidden state comes back; the pooled sentence vectors do, when asked for).
+//!   That applies when every text fits one encoder window.
 //! - Otherwise they encode (states read back, as [`Aligner::encode_pairs`]) and extract with
 //!   [`Aligner::extract_batch`], which offers the unit vectors to [`Backend::align_units`]
 //!   (links and cosines come back) before extracting on the CPU.
@@ -277,17 +277,13 @@ impl<B: Backend> Aligner<B> {
 
     /// Encoder, unit averaging and extraction on the backend's device in one go
     /// ([`Backend::align_sequences`]), so that no hidden state comes back. `None` when that
-    /// does not apply: the backend declines, the pooled sentence cosine is asked for (it
-    /// needs the last layer's states), or a text needs more than one encoder window.
+    /// does not apply: the backend declines, or a text needs more than one encoder window.
     async fn align_on_device(
         &self,
         pairs: &[(&str, &str)],
         enc: &EncodeOptions,
         opts: &AlignOptions,
     ) -> Result<Option<Vec<Result<PairAlignment>>>> {
-        if enc.sentence_cosine {
-            return Ok(None);
-        }
         let layer = self.layer(enc)?;
         let prepared: Vec<Result<_>> = pairs
             .iter()
@@ -315,21 +311,29 @@ impl<B: Backend> Aligner<B> {
             .enumerate()
             .map(|(k, [s, t])| SequencePair { src: 2 * k, tgt: 2 * k + 1, src_units: &s.0, tgt_units: &t.0 })
             .collect();
-        let Some(done) = self.backend.align_sequences(&sequences, layer, &jobs, opts).await? else {
+        let pooled = enc.sentence_cosine;
+        let Some(done) = self.backend.align_sequences(&sequences, layer, pooled, &jobs, opts).await? else {
             return Ok(None);
         };
-        if done.len() != jobs.len() {
-            return Err(Error::Backend(format!("the backend aligned {} of {} pairs", done.len(), jobs.len())));
+        if done.pairs.len() != jobs.len() || done.pooled.len() != if pooled { sequences.len() } else { 0 } {
+            return Err(Error::Backend(format!(
+                "the backend aligned {} of {} pairs and pooled {} sequences",
+                done.pairs.len(),
+                jobs.len(),
+                done.pooled.len()
+            )));
         }
-        let mut done = done.into_iter().zip(&units);
+        let mut cosines = done.pooled.chunks(2).map(|p| crate::embed::cosine(&p[0], &p[1]));
+        let mut done = done.pairs.into_iter().zip(&units);
         Ok(Some(
             prepared
                 .into_iter()
                 .map(|p| {
                     let ((s, _, s_map), (t, _, t_map)) = p?;
                     let (one, [su, tu]) = done.next().expect("one per prepared pair");
+                    let cosine = if pooled { cosines.next() } else { None };
                     let (links, word_similarity) = lift_device(&su.1, &tu.1, (s_map.n_words, t_map.n_words), one)?;
-                    result((s.words, t.words), links, word_similarity, None, layer, opts)
+                    result((s.words, t.words), links, word_similarity, cosine, layer, opts)
                 })
                 .collect(),
         ))
@@ -527,7 +531,7 @@ mod tests {
     use super::*;
     use crate::align::methods::extract;
     use crate::align::{cosine_matrix, Direction};
-    use crate::backend::{BackendInfo, ForwardOutput};
+    use crate::backend::{BackendInfo, ForwardOutput, SequenceAlignment};
     use crate::cpu::CpuBackend;
 
     /// The CPU backend's futures are complete when created; no executor is needed.
@@ -596,11 +600,30 @@ mod tests {
             &self,
             sequences: &[&[u32]],
             layer: usize,
+            pooled: bool,
             pairs: &[SequencePair<'_>],
             opts: &AlignOptions,
-        ) -> Result<Option<Vec<UnitAlignment>>> {
+        ) -> Result<Option<SequenceAlignment>> {
             self.1.set(self.1.get() + 1);
-            let states = self.0.forward(sequences, &[layer]).await?;
+            let last = self.0.config().layers;
+            let states = self.0.forward(sequences, &[layer, last]).await?;
+            // As `embed::encode_tokenized` pools a text of one window (weighted by its
+            // content tokens, then normalised).
+            let pooled = if pooled {
+                sequences
+                    .iter()
+                    .zip(&states)
+                    .map(|(ids, s)| {
+                        let wt = ids.len().saturating_sub(2).max(1) as f32;
+                        let mean = s.layers[1].mean_axis(Axis(0)).unwrap();
+                        let mut v: Vec<f32> = mean.iter().map(|&x| 0.0 + wt * x).map(|x| x / wt).collect();
+                        crate::embed::l2_normalize(&mut v);
+                        v
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mean = |seq: usize, units: &[Vec<usize>]| {
                 let s = &states[seq].layers[0];
                 let mut out = Array2::<f32>::zeros((units.len(), s.ncols()));
@@ -611,7 +634,8 @@ mod tests {
             };
             let units: Vec<_> = pairs.iter().map(|p| (mean(p.src, p.src_units), mean(p.tgt, p.tgt_units))).collect();
             let jobs: Vec<UnitPair> = units.iter().map(|(s, t)| UnitPair { src: s.view(), tgt: t.view() }).collect();
-            self.align_units(&jobs, opts).await
+            let pairs = self.align_units(&jobs, opts).await?.expect("the twin aligns units");
+            Ok(Some(SequenceAlignment { pairs, pooled }))
         }
     }
 
@@ -718,11 +742,16 @@ mod tests {
         let one = ready(twin.align(raw[0].0, raw[0].1, &plain, &AlignOptions::default())).unwrap();
         assert_eq!(one, ready(cpu.align(raw[0].0, raw[0].1, &plain, &AlignOptions::default())).unwrap());
 
-        // The pooled cosine and texts longer than one window take the two-step path.
-        let calls = twin.backend.1.get();
+        // With the pooled cosine too.
         let with_cosine = EncodeOptions { sentence_cosine: true, ..plain };
-        let got = ready(twin.align(raw[0].0, raw[0].1, &with_cosine, &AlignOptions::default())).unwrap();
-        assert!(got.similarity.cosine.is_some());
+        let want = ready(cpu.align_batch(&raw, &with_cosine, &AlignOptions::default())).unwrap();
+        let got = ready(twin.align_batch(&raw, &with_cosine, &AlignOptions::default())).unwrap();
+        assert_eq!(got[0].as_ref().unwrap(), want[0].as_ref().unwrap());
+        assert_eq!(got[1].as_ref().unwrap(), want[1].as_ref().unwrap());
+        assert!(got[0].as_ref().unwrap().similarity.cosine.is_some());
+
+        // Texts longer than one window take the two-step path.
+        let calls = twin.backend.1.get();
         let long = "The old lighthouse keeper walked along the rocky shore. ".repeat(50);
         let got = ready(twin.align_batch(&[(raw[0].0, raw[0].1), (&long, &long)], &plain, &AlignOptions::default()));
         assert!(got.unwrap().iter().all(|r| r.is_ok()));

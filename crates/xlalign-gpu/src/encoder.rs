@@ -21,7 +21,7 @@ use ndarray::Array2;
 
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    Backend, BackendInfo, ForwardOutput, SequencePair, UnitAlignment, UnitPair,
+    Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
 };
 use xlalign_core::error::{Error, Result};
 use xlalign_core::model::{Activation, EncoderConfig, EncoderWeights, Model, Pooling};
@@ -73,13 +73,15 @@ enum Readback<'a> {
     Layers(&'a [usize]),
     /// Pooled, L2-normalised sentence vectors after the last layer.
     Pooled,
-    /// Nothing comes back: each sequence's rows of this layer are copied into `dest` (a
-    /// storage buffer of `[rows, hidden]`) from row `rows[r]` on, for the alignment step to
-    /// read where they are.
+    /// Each sequence's rows of this layer are copied into `dest` (a storage buffer of
+    /// `[rows, hidden]`) from row `rows[r]` on, for the alignment step to read where they
+    /// are; with `pooled`, the pass runs to the last layer and the pooled vectors come back
+    /// (as for [`Readback::Pooled`]), otherwise nothing does.
     Keep {
         layer: usize,
         dest: &'a wgpu::Buffer,
         rows: &'a [u64],
+        pooled: bool,
     },
 }
 
@@ -321,7 +323,7 @@ impl GpuBackend {
         }
         let out_floats = match readback {
             Readback::Layers(slots) => slots.len() * m * h,
-            Readback::Pooled => b * h,
+            Readback::Pooled | Readback::Keep { pooled: true, .. } => b * h,
             Readback::Keep { .. } => 0,
         };
         let out_bytes = (out_floats * 4) as u64;
@@ -421,6 +423,7 @@ impl GpuBackend {
         let (slots, upto): (&[usize], usize) = match readback {
             Readback::Layers(s) => (s, s.last().copied().unwrap_or(0)),
             Readback::Pooled => (&[], cfg.layers),
+            Readback::Keep { pooled: true, .. } => (&[], cfg.layers),
             Readback::Keep { layer, .. } => (&[], layer),
         };
         let copy_if_requested = |enc: &mut wgpu::CommandEncoder, layer: usize| {
@@ -432,6 +435,7 @@ impl GpuBackend {
                 layer: keep,
                 dest,
                 rows,
+                ..
             } = readback
             {
                 if keep == layer {
@@ -509,7 +513,7 @@ impl GpuBackend {
             copy_if_requested(enc, l + 1);
         }
 
-        if let Readback::Pooled = readback {
+        if let Readback::Pooled | Readback::Keep { pooled: true, .. } = readback {
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("pooling"),
@@ -588,9 +592,10 @@ impl Backend for GpuBackend {
         &self,
         sequences: &[&[u32]],
         layer: usize,
+        pooled: bool,
         pairs: &[SequencePair<'_>],
         opts: &AlignOptions,
-    ) -> Result<Option<Vec<UnitAlignment>>> {
+    ) -> Result<Option<SequenceAlignment>> {
         if !self.device_alignment || !runs_on_gpu(opts.method) {
             return Ok(None);
         }
@@ -678,23 +683,33 @@ impl Backend for GpuBackend {
             let mut guard = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
             self.grow_workspace(&mut guard, largest);
         }
+        let mut vectors = vec![Vec::new(); if pooled { sequences.len() } else { 0 }];
         for chunk in &chunks {
             let rows: Vec<u64> = chunk.iter().map(|&i| first_row[i]).collect();
             let keep = Readback::Keep {
                 layer,
                 dest: &kept,
                 rows: &rows,
+                pooled,
             };
-            self.run_chunk(sequences, chunk, keep, 1).await?;
+            // Without pooling nothing is read back, so the passes are not waited for.
+            let (data, _) = self.run_chunk(sequences, chunk, keep, 1).await?;
+            if pooled {
+                for (r, &si) in chunk.iter().enumerate() {
+                    vectors[si] = data[r * h..(r + 1) * h].to_vec();
+                }
+            }
         }
         let kept_states = Kept {
             states: &kept,
             hidden: h,
             index: &index,
         };
-        align_kept(&self.ctx, &kept_states, &kept_pairs, opts)
-            .await
-            .map(Some)
+        let pairs = align_kept(&self.ctx, &kept_states, &kept_pairs, opts).await?;
+        Ok(Some(SequenceAlignment {
+            pairs,
+            pooled: vectors,
+        }))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    Backend, BackendInfo, ForwardOutput, SequencePair, UnitAlignment, UnitPair,
+    Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
 };
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::error::{Error, Result};
@@ -94,14 +94,20 @@ impl Backend for AnyBackend {
         &self,
         sequences: &[&[u32]],
         layer: usize,
+        pooled: bool,
         pairs: &[SequencePair<'_>],
         opts: &AlignOptions,
-    ) -> Result<Option<Vec<UnitAlignment>>> {
+    ) -> Result<Option<SequenceAlignment>> {
         match self {
             AnyBackend::Cpu { backend, .. } => {
-                backend.align_sequences(sequences, layer, pairs, opts).await
+                backend
+                    .align_sequences(sequences, layer, pooled, pairs, opts)
+                    .await
             }
-            AnyBackend::Gpu(g) => g.align_sequences(sequences, layer, pairs, opts).await,
+            AnyBackend::Gpu(g) => {
+                g.align_sequences(sequences, layer, pooled, pairs, opts)
+                    .await
+            }
         }
     }
 }

@@ -353,6 +353,15 @@ fn align_and_align_batch_take_the_gpu_path() {
     let one = pollster::block_on(f.gpu.align(src, tgt, &enc, &opts)).expect("align");
     let want = pollster::block_on(f.cpu.align(src, tgt, &enc, &opts)).expect("CPU align");
     assert_same(&one, &want, 1e-2, "align");
+    // The pooled sentence cosine comes from the same single GPU pass.
+    let with_cosine = EncodeOptions {
+        sentence_cosine: true,
+        ..enc
+    };
+    let c = pollster::block_on(f.gpu.align(src, tgt, &with_cosine, &opts)).expect("align");
+    let w = pollster::block_on(f.cpu.align(src, tgt, &with_cosine, &opts)).expect("CPU align");
+    let (c, w) = (c.similarity.cosine.unwrap(), w.similarity.cosine.unwrap());
+    assert!((c - w).abs() < 1e-3, "sentence cosine {c} vs {w}");
     assert_eq!(
         pairs_of(&one.links),
         vec![(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
@@ -382,8 +391,9 @@ fn single_pass_gpu_alignment_matches_extraction_from_read_back_states() {
     let Some(f) = fixture() else { return };
     let seq = [1u32, 2];
     for opts in options() {
-        let answers = pollster::block_on(f.gpu.backend.align_sequences(&[&seq], 1, &[], &opts))
-            .expect("align_sequences");
+        let answers =
+            pollster::block_on(f.gpu.backend.align_sequences(&[&seq], 1, false, &[], &opts))
+                .expect("align_sequences");
         assert_eq!(
             answers.is_some(),
             opts.method != Method::Itermax,

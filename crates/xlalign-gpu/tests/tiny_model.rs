@@ -220,9 +220,21 @@ fn units_gathered_on_the_gpu_match_the_read_back_states() {
             },
         ),
     ] {
-        let got = pollster::block_on(gpu.align_sequences(&refs, layer, &pairs, &opts))
+        // Pooling needs the last layer, which the second case runs to.
+        let pooled = layer == 2;
+        let done = pollster::block_on(gpu.align_sequences(&refs, layer, pooled, &pairs, &opts))
             .expect("align_sequences")
             .expect("the GPU answers for this method");
+        if pooled {
+            let want = pollster::block_on(gpu.forward_pooled(&refs)).expect("pooled");
+            assert_eq!(
+                done.pooled, want,
+                "pooled vectors as forward_pooled gives them"
+            );
+        } else {
+            assert!(done.pooled.is_empty());
+        }
+        let got = done.pairs;
         let states = pollster::block_on(gpu.forward(&refs, &[layer])).expect("forward");
         let vectors: Vec<(Array2<f32>, Array2<f32>)> = units
             .iter()
@@ -261,6 +273,7 @@ fn units_gathered_on_the_gpu_match_the_read_back_states() {
     let e = pollster::block_on(gpu.align_sequences(
         &refs,
         1,
+        false,
         &[SequencePair {
             src: 0,
             tgt: 1,

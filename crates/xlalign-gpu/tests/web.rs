@@ -216,10 +216,11 @@ async fn alignment_from_states_kept_on_the_gpu() {
             ..AlignOptions::new(method)
         };
         let got = gpu
-            .align_sequences(&refs, 2, &pairs, &opts)
+            .align_sequences(&refs, 2, false, &pairs, &opts)
             .await
             .expect("align_sequences")
-            .expect("the GPU answers");
+            .expect("the GPU answers")
+            .pairs;
         let states = gpu.forward(&refs, &[2]).await.expect("forward");
         let mean = |seq: usize, groups: &[Vec<usize>]| {
             let s = &states[seq].layers[0];
