@@ -22,8 +22,9 @@ use std::sync::Arc;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
+use crate::align::extract::lift;
 use crate::align::methods::check_finite;
-use crate::align::{self, AlignOptions, Level, Method, Segmented, UnitLink, Word, WordLink, WordMap, WordOptions};
+use crate::align::{self, AlignOptions, Level, Method, Segmented, Word, WordLink, WordMap, WordOptions};
 use crate::backend::{Backend, SequencePair, UnitAlignment, UnitPair};
 use crate::embed::{check_text, encode_tokenized};
 use crate::error::{Error, Result};
@@ -496,30 +497,6 @@ fn lift_device(
     Ok((lift(&done.links, src_words, tgt_words), word_similarity))
 }
 
-fn lift(units: &[UnitLink], src_words: &[Vec<usize>], tgt_words: &[Vec<usize>]) -> Vec<WordLink> {
-    let mut links: Vec<WordLink> = units
-        .iter()
-        .flat_map(|u| {
-            src_words[u.row].iter().flat_map(move |&src| {
-                tgt_words[u.col].iter().map(move |&tgt| WordLink { src, tgt, score: u.score, prob: u.prob })
-            })
-        })
-        .collect();
-    links.sort_by_key(|l| (l.src, l.tgt));
-    links.dedup_by(|later, kept| {
-        if (later.src, later.tgt) != (kept.src, kept.tgt) {
-            return false;
-        }
-        kept.score = kept.score.max(later.score);
-        kept.prob = match (kept.prob, later.prob) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        true
-    });
-    links
-}
-
 #[cfg(test)]
 mod tests {
     use std::future::Future;
@@ -797,7 +774,7 @@ mod tests {
                     pairs
                         .iter()
                         .map(|p| UnitAlignment {
-                            links: vec![UnitLink { row: p.src.nrows(), col: 0, score: 1.0, prob: None }],
+                            links: vec![align::UnitLink { row: p.src.nrows(), col: 0, score: 1.0, prob: None }],
                             cosine: Array2::zeros((p.src.nrows(), p.tgt.nrows())),
                         })
                         .collect(),

@@ -160,8 +160,8 @@ pub fn cosine_matrix(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
 }
 
 /// Unit links → word links: a word pair is linked when any of its unit pairs is; score and
-/// probability are the largest among those.
-fn lift(units: &[UnitLink], src_words: &[Vec<usize>], tgt_words: &[Vec<usize>]) -> Vec<WordLink> {
+/// probability are the largest among those. The pipeline lifts a device's links with it too.
+pub(crate) fn lift(units: &[UnitLink], src_words: &[Vec<usize>], tgt_words: &[Vec<usize>]) -> Vec<WordLink> {
     let mut links: Vec<WordLink> = units
         .iter()
         .flat_map(|u| {
