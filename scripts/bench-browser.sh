@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Browser benchmarks in headless Chromium.
 #
-#   scripts/bench-browser.sh [variants] [repeat]
+#   scripts/bench-browser.sh [variants] [repeat] [gpuSubset]
 #       tokens/s and pairs/s for the WebAssembly CPU backend with and without SIMD, and
 #       WebGPU (SwiftShader when there is no GPU), in one run (public/bench/ driven by
-#       tests/browser/bench.mjs; variants default "simd,nosimd,webgpu", repeat 3).
+#       tests/browser/bench.mjs; variants default "simd,nosimd,webgpu", best of 3 runs; WebGPU
+#       runs once over the first 32 sentences and pairs).
 #       Builds pkg/ and pkg/nosimd/ first.
 #   scripts/bench-browser.sh progressive [mbit] [latency ms] [rounds]
 #       time and bytes until the first alignment is shown, full download versus progressive

@@ -150,6 +150,12 @@ try {
     console.log(`| ${r.mode} | ${mb(r.firstBytes)} MB (${req}) | ${s(r.readyMs)} s | ${s(r.firstShownMs)} s | ${second} |`);
   }
   console.log("");
+  for (const r of best) {
+    const ph = r.phases;
+    if (ph.downloadEnd != null && ph.parse != null) {
+      console.log(`${r.mode}: last model bytes at ${s(ph.downloadEnd)} s, then parse and backend until ready ${s(r.readyMs - ph.downloadEnd)} s, first alignment ${s(r.firstShownMs - r.readyMs)} s`);
+    }
+  }
   console.log(`package (.js + .wasm, uncompressed, same for both): ${s(best[0].packageMs)} s; times count from Aligner.load.`);
   console.log(JSON.stringify({ mbit, latency, modelBytes: srv.modelBytes, runs: all }));
 } finally {
