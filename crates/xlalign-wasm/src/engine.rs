@@ -4,7 +4,8 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use xlalign_core::backend::ForwardOutput;
+use xlalign_core::align::AlignOptions;
+use xlalign_core::backend::{ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair};
 use xlalign_core::{Backend, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
 
@@ -32,6 +33,31 @@ impl Backend for Engine {
         match self {
             Engine::Direct(b) => b.forward(sequences, layers).await,
             Engine::Progressive(p) => p.forward(sequences, layers).await,
+        }
+    }
+
+    async fn align_units(
+        &self,
+        pairs: &[UnitPair<'_>],
+        opts: &AlignOptions,
+    ) -> xlalign_core::Result<Option<Vec<UnitAlignment>>> {
+        match self {
+            Engine::Direct(b) => b.align_units(pairs, opts).await,
+            Engine::Progressive(p) => p.align_units(pairs, opts).await,
+        }
+    }
+
+    async fn align_sequences(
+        &self,
+        sequences: &[&[u32]],
+        layer: usize,
+        pooled: bool,
+        pairs: &[SequencePair<'_>],
+        opts: &AlignOptions,
+    ) -> xlalign_core::Result<Option<SequenceAlignment>> {
+        match self {
+            Engine::Direct(b) => b.align_sequences(sequences, layer, pooled, pairs, opts).await,
+            Engine::Progressive(p) => p.align_sequences(sequences, layer, pooled, pairs, opts).await,
         }
     }
 }

@@ -27,7 +27,8 @@ use serde::Serialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Request, Response};
-use xlalign_core::backend::ForwardOutput;
+use xlalign_core::align::AlignOptions;
+use xlalign_core::backend::{ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair};
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::gguf::{GgufFile, GgufHeader};
 use xlalign_core::{Backend, BackendInfo, Model};
@@ -289,6 +290,30 @@ impl Backend for ProgressiveBackend {
         self.0.ensure(&ids).await.map_err(|e| xlalign_core::Error::Io(e.message))?;
         let backend = self.0.backend().map_err(|e| xlalign_core::Error::Backend(e.message))?;
         backend.forward(sequences, layers).await
+    }
+
+    async fn align_units(
+        &self,
+        pairs: &[UnitPair<'_>],
+        opts: &AlignOptions,
+    ) -> xlalign_core::Result<Option<Vec<UnitAlignment>>> {
+        let backend = self.0.backend().map_err(|e| xlalign_core::Error::Backend(e.message))?;
+        backend.align_units(pairs, opts).await
+    }
+
+    async fn align_sequences(
+        &self,
+        sequences: &[&[u32]],
+        layer: usize,
+        pooled: bool,
+        pairs: &[SequencePair<'_>],
+        opts: &AlignOptions,
+    ) -> xlalign_core::Result<Option<SequenceAlignment>> {
+        // The encoder runs inside, so the rows it reads must be present first, as for `forward`.
+        let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
+        self.0.ensure(&ids).await.map_err(|e| xlalign_core::Error::Io(e.message))?;
+        let backend = self.0.backend().map_err(|e| xlalign_core::Error::Backend(e.message))?;
+        backend.align_sequences(sequences, layer, pooled, pairs, opts).await
     }
 }
 

@@ -786,6 +786,12 @@ async fn webgpu_when_offered_and_cpu_fallback() {
 
     let gpu = Aligner::load(bytes.into(), opts(&[("backend", "webgpu".into())])).await;
     if !has_webgpu_adapter().await {
+        // The test command runs Chromium with SwiftShader WebGPU and sets this, so the WebGPU
+        // half cannot be skipped there without failing.
+        assert!(
+            option_env!("XLALIGN_REQUIRE_GPU") != Some("1"),
+            "XLALIGN_REQUIRE_GPU=1 but the browser offers no WebGPU adapter"
+        );
         assert_eq!(kind, "cpu");
         assert_js_error(
             gpu.err().expect("no adapter, no WebGPU"),
