@@ -15,7 +15,8 @@
 #                              to a 76 MB model) but loads the model 2.5-4x slower (the tokenizer's
 #                              vocabulary build) and embeds 1.3-1.9x slower.
 #   XLALIGN_WASM_OPT=0         skip wasm-opt; XLALIGN_WASM_OPT_FLAGS (default -O3)
-#   XLALIGN_PKG_DIR            output folder (default pkg/ or pkg-nosimd/)
+#   XLALIGN_PKG_DIR            output folder (default pkg/, or pkg/nosimd/ without simd128)
+#   XLALIGN_WASM_SIZE_REPORT=1 also print code bytes per crate and the largest functions
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$XLALIGN_ROOT"
 
@@ -71,20 +72,28 @@ step "wasm-bindgen --target web and --target bundler"
 wasm-bindgen "$wasm" --target web --out-dir "$out" --out-name xlalign_wasm
 wasm-bindgen "$wasm" --target bundler --out-dir "$out/bundler" --out-name xlalign_wasm
 
+# The size report reads function names, which wasm-opt drops unless told (-g) to keep them:
+# a copy is optimised with names kept, the same way as the real file otherwise.
+report=""
+if [[ ${XLALIGN_WASM_SIZE_REPORT:-0} == 1 ]]; then
+    report="$(mktemp -d)/xlalign_wasm_named.wasm"
+    cp "$out/xlalign_wasm_bg.wasm" "$report"
+fi
+
 if [[ ${XLALIGN_WASM_OPT:-1} == 1 ]]; then
     flags="${XLALIGN_WASM_OPT_FLAGS:--O3}"
     step "wasm-opt $flags ($("$WASM_OPT" --version))"
     # The two builds differ only in their import module names; optimise them side by side.
     pids=()
-    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm"; do
+    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm" $report; do
         # Features the module was compiled with (see its target_features section).
-        "$WASM_OPT" $flags --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+        "$WASM_OPT" $flags $([[ $f == "$report" ]] && echo -g) --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
             --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
             "$f" -o "$f.opt" &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || die "wasm-opt failed"; done
-    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm"; do mv "$f.opt" "$f"; done
+    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm" $report; do mv "$f.opt" "$f"; done
 fi
 
 step "package files"
@@ -93,9 +102,24 @@ version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$version\"/" "$js_src/package.json" > "$out/package.json"
 rm -f "$out/.gitignore" "$out/bundler/.gitignore" "$out/bundler/package.json"
 
-raw=$(stat -c %s "$out/xlalign_wasm_bg.wasm")
-gz=$(gzip -9 -c "$out/xlalign_wasm_bg.wasm" | wc -c)
-br=""
-if have brotli; then br=", brotli $(brotli -c -q 11 "$out/xlalign_wasm_bg.wasm" | wc -c) B"; fi
-info "xlalign_wasm_bg.wasm: $raw B raw, $gz B gzip -9$br"
-info "package in $out ($(du -sh "$out" | cut -f1))"
+# Sizes as a page downloads them (servers compress .wasm with gzip or brotli).
+sizes() {
+    local f=$1 raw gz br=""
+    raw=$(stat -c %s "$f")
+    gz=$(gzip -9 -c "$f" | wc -c)
+    if have brotli; then br=", $(brotli -c -q 11 "$f" | wc -c) B brotli"; fi
+    echo "$raw B raw, $gz B gzip -9$br"
+}
+step "sizes"
+info "$(basename "$out")/xlalign_wasm_bg.wasm (simd128 $([[ $simd == 1 ]] && echo on || echo off)): $(sizes "$out/xlalign_wasm_bg.wasm")"
+other="$XLALIGN_ROOT/pkg/nosimd/xlalign_wasm_bg.wasm"
+[[ $simd == 1 ]] || other="$XLALIGN_ROOT/pkg/xlalign_wasm_bg.wasm"
+if [[ -z ${XLALIGN_PKG_DIR:-} && -f $other ]]; then
+    info "$(basename "$(dirname "$other")")/xlalign_wasm_bg.wasm (simd128 $([[ $simd == 1 ]] && echo off || echo on), from an earlier build): $(sizes "$other")"
+fi
+info "wasm-bindgen JS glue: $(stat -c %s "$out/xlalign_wasm.js") B; package in $out ($(du -sh $([[ $simd == 1 ]] && echo --exclude=nosimd) "$out" | cut -f1))"
+if [[ -n $report ]]; then
+    step "what the .wasm is made of (optimised like the package, function names kept)"
+    python3 crates/xlalign-wasm/tools/wasm-size.py "$report"
+    rm -rf "$(dirname "$report")"
+fi
