@@ -164,7 +164,7 @@ def main():
     if code is None:
         return
     if not names:
-        print("  (no name section: per-crate split needs the unoptimised rustc output)")
+        print("  (no name section: run on a copy optimised with wasm-opt -g, as XLALIGN_WASM_SIZE_REPORT=1 scripts/build-wasm.sh does, or on rustc's output)")
         return
     sizes = body_sizes(code)
     total = sum(sizes)
