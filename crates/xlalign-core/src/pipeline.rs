@@ -19,11 +19,10 @@
 
 use std::sync::Arc;
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::align::extract::lift;
-use crate::align::methods::check_finite;
+use crate::align::extract::{lift, side_units, unit_groups, word_cosines, UnitGroups, Units};
 use crate::align::{self, AlignOptions, Level, Method, Segmented, Word, WordLink, WordMap, WordOptions};
 use crate::backend::{Backend, SequencePair, UnitAlignment, UnitPair};
 use crate::embed::{check_text, encode_tokenized};
@@ -395,73 +394,15 @@ fn result(
     })
 }
 
-// The unit selection and the lifting of unit links to words below follow
-// `align::extract::align_words` step for step, so that a device extracts between exactly the
-// vectors the CPU would and its links turn into the same word links; the tests compare the
-// two paths on the real model.
-
-/// The rows extraction works on, the word(s) of each.
-struct Units {
-    vectors: Array2<f32>,
-    words: Vec<Vec<usize>>,
-}
+// A device extracts between exactly the units `align::extract::align_words` would (same
+// selection, same checks) and its links are lifted to words the same way; the tests compare
+// the two paths on the real model.
 
 fn pair_units(pair: &EncodedPair, level: Level) -> Result<(Units, Units)> {
-    Ok((side_units(&pair.src, level, "source")?, side_units(&pair.tgt, level, "target")?))
-}
-
-fn side_units(side: &EncodedSide, level: Level, what: &str) -> Result<Units> {
-    let (vectors, map) = (side.states.view(), &side.map);
-    if vectors.nrows() != map.word_of.len() {
-        return Err(Error::Input(format!("{what}: {} vectors for {} tokens", vectors.nrows(), map.word_of.len())));
-    }
-    map.check(what)?;
-    check_finite(vectors, what)?;
-    Ok(match level {
-        Level::Subword => subword_units(vectors, map),
-        Level::WordAverage => word_units(vectors, map),
-    })
-}
-
-/// Per unit of one side, the token rows averaged into it and the word(s) it belongs to.
-type UnitGroups = (Vec<Vec<usize>>, Vec<Vec<usize>>);
-
-/// The units of one side: per unit the token rows averaged into it and the word(s) it
-/// belongs to. Subword level: every token of a word, alone. Word-average level: every word
-/// with at least one subword, over all its subwords.
-fn unit_groups(map: &WordMap, level: Level) -> UnitGroups {
-    match level {
-        Level::Subword => map
-            .words_of_tokens()
-            .into_iter()
-            .enumerate()
-            .filter(|(_, ws)| !ws.is_empty())
-            .map(|(t, ws)| (vec![t], ws))
-            .unzip(),
-        Level::WordAverage => map
-            .subwords()
-            .into_iter()
-            .enumerate()
-            .filter(|(_, ts)| !ts.is_empty())
-            .map(|(w, ts)| (ts, vec![w]))
-            .unzip(),
-    }
-}
-
-fn subword_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
-    let (rows, words) = unit_groups(map, Level::Subword);
-    let token: Vec<usize> = rows.into_iter().flatten().collect();
-    Units { vectors: vectors.select(Axis(0), &token), words }
-}
-
-fn word_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
-    let (rows, words) = unit_groups(map, Level::WordAverage);
-    let mut out = Array2::<f32>::zeros((rows.len(), vectors.ncols()));
-    for (row, tokens) in rows.iter().enumerate() {
-        let mean: Array1<f32> = vectors.select(Axis(0), tokens).mean_axis(Axis(0)).expect("non-empty");
-        out.row_mut(row).assign(&mean);
-    }
-    Units { vectors: out, words }
+    Ok((
+        side_units(pair.src.states.view(), &pair.src.map, level, "source")?,
+        side_units(pair.tgt.states.view(), &pair.tgt.map, level, "target")?,
+    ))
 }
 
 /// A device's unit links and cosines → word links and the word×word cosines: a word pair is
@@ -481,19 +422,7 @@ fn lift_device(
             done.links.iter().map(|l| (l.row, l.col)).collect::<Vec<_>>()
         )));
     }
-    let mut word_similarity = Array2::<f32>::zeros((n_src, n_tgt));
-    let mut seen = Array2::<bool>::from_elem((n_src, n_tgt), false);
-    for ((r, c), &v) in done.cosine.indexed_iter() {
-        for &ws in &src_words[r] {
-            for &wt in &tgt_words[c] {
-                let cell = &mut word_similarity[[ws, wt]];
-                if !seen[[ws, wt]] || v > *cell {
-                    *cell = v;
-                    seen[[ws, wt]] = true;
-                }
-            }
-        }
-    }
+    let word_similarity = word_cosines(done.cosine.view(), src_words, tgt_words, (n_src, n_tgt));
     Ok((lift(&done.links, src_words, tgt_words), word_similarity))
 }
 
@@ -504,6 +433,8 @@ mod tests {
     use std::pin::pin;
     use std::sync::OnceLock;
     use std::task::{Context, Poll, Waker};
+
+    use ndarray::Axis;
 
     use super::*;
     use crate::align::methods::extract;

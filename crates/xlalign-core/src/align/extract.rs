@@ -65,8 +65,8 @@ pub fn align_words(
     opts: &AlignOptions,
 ) -> Result<Alignment> {
     opts.validate()?;
-    check_side(src, src_map, "source")?;
-    check_side(tgt, tgt_map, "target")?;
+    let src_units = side_units(src, src_map, opts.level, "source")?;
+    let tgt_units = side_units(tgt, tgt_map, opts.level, "target")?;
     if src.ncols() != tgt.ncols() {
         return Err(Error::Input(format!(
             "source vectors have {} dimensions but target vectors {}",
@@ -74,28 +74,11 @@ pub fn align_words(
             tgt.ncols()
         )));
     }
-    let (src_units, tgt_units) = match opts.level {
-        Level::Subword => (subword_units(src, src_map), subword_units(tgt, tgt_map)),
-        Level::WordAverage => (word_units(src, src_map), word_units(tgt, tgt_map)),
-    };
     let cos = cosine_matrix(src_units.vectors.view(), tgt_units.vectors.view());
     let dot = opts.method.uses_dot_products().then(|| src_units.vectors.dot(&tgt_units.vectors.t()));
     let unit_links = extract(cos.view(), dot.as_ref().map(|d| d.view()), opts)?;
-
-    let (n_src, n_tgt) = (src_map.n_words, tgt_map.n_words);
-    let mut word_similarity = Array2::<f32>::zeros((n_src, n_tgt));
-    let mut seen = Array2::<bool>::from_elem((n_src, n_tgt), false);
-    for ((r, c), &v) in cos.indexed_iter() {
-        for &ws in &src_units.words[r] {
-            for &wt in &tgt_units.words[c] {
-                let cell = &mut word_similarity[[ws, wt]];
-                if !seen[[ws, wt]] || v > *cell {
-                    *cell = v;
-                    seen[[ws, wt]] = true;
-                }
-            }
-        }
-    }
+    let word_similarity =
+        word_cosines(cos.view(), &src_units.words, &tgt_units.words, (src_map.n_words, tgt_map.n_words));
 
     let links = lift(&unit_links, &src_units.words, &tgt_units.words);
     let subword_similarity = (opts.level == Level::Subword).then(|| SubwordSimilarity {
@@ -119,27 +102,80 @@ fn check_side(vectors: ArrayView2<f32>, map: &WordMap, side: &str) -> Result<()>
 }
 
 /// The rows extraction works on, the word(s) of each, and at subword level its token.
-struct Units {
-    vectors: Array2<f32>,
-    words: Vec<Vec<usize>>,
-    token: Vec<usize>,
+/// The pipeline hands the same units to a backend that extracts on its device.
+pub(crate) struct Units {
+    pub vectors: Array2<f32>,
+    pub words: Vec<Vec<usize>>,
+    pub token: Vec<usize>,
 }
 
-fn subword_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
-    let (token, words): (Vec<usize>, Vec<Vec<usize>>) =
-        map.words_of_tokens().into_iter().enumerate().filter(|(_, ws)| !ws.is_empty()).unzip();
-    Units { vectors: vectors.select(Axis(0), &token), words, token }
-}
+/// Per unit of one side, the token rows averaged into it and the word(s) it belongs to.
+pub(crate) type UnitGroups = (Vec<Vec<usize>>, Vec<Vec<usize>>);
 
-fn word_units(vectors: ArrayView2<f32>, map: &WordMap) -> Units {
-    let subwords = map.subwords();
-    let covered: Vec<usize> = (0..map.n_words).filter(|&w| !subwords[w].is_empty()).collect();
-    let mut out = Array2::<f32>::zeros((covered.len(), vectors.ncols()));
-    for (row, &w) in covered.iter().enumerate() {
-        let mean: Array1<f32> = vectors.select(Axis(0), &subwords[w]).mean_axis(Axis(0)).expect("non-empty");
-        out.row_mut(row).assign(&mean);
+/// The units of one side: per unit the token rows averaged into it and the word(s) it
+/// belongs to. Subword level: every token of a word, alone. Word-average level: every word
+/// with at least one subword, over all its subwords.
+pub(crate) fn unit_groups(map: &WordMap, level: Level) -> UnitGroups {
+    match level {
+        Level::Subword => map
+            .words_of_tokens()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ws)| !ws.is_empty())
+            .map(|(t, ws)| (vec![t], ws))
+            .unzip(),
+        Level::WordAverage => map
+            .subwords()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ts)| !ts.is_empty())
+            .map(|(w, ts)| (ts, vec![w]))
+            .unzip(),
     }
-    Units { vectors: out, words: covered.into_iter().map(|w| vec![w]).collect(), token: Vec::new() }
+}
+
+/// One side's units from its hidden states, after checking them against the word map.
+pub(crate) fn side_units(vectors: ArrayView2<f32>, map: &WordMap, level: Level, side: &str) -> Result<Units> {
+    check_side(vectors, map, side)?;
+    let (rows, words) = unit_groups(map, level);
+    Ok(match level {
+        Level::Subword => {
+            let token: Vec<usize> = rows.into_iter().flatten().collect();
+            Units { vectors: vectors.select(Axis(0), &token), words, token }
+        }
+        Level::WordAverage => {
+            let mut out = Array2::<f32>::zeros((rows.len(), vectors.ncols()));
+            for (row, tokens) in rows.iter().enumerate() {
+                let mean: Array1<f32> = vectors.select(Axis(0), tokens).mean_axis(Axis(0)).expect("non-empty");
+                out.row_mut(row).assign(&mean);
+            }
+            Units { vectors: out, words, token: Vec::new() }
+        }
+    })
+}
+
+/// Unit cosines → the `[n_src, n_tgt]` word cosines: each word pair takes the largest cosine
+/// of its unit pairs; words without units keep 0.
+pub(crate) fn word_cosines(
+    cos: ArrayView2<f32>,
+    src_words: &[Vec<usize>],
+    tgt_words: &[Vec<usize>],
+    (n_src, n_tgt): (usize, usize),
+) -> Array2<f32> {
+    let mut word_similarity = Array2::<f32>::zeros((n_src, n_tgt));
+    let mut seen = Array2::<bool>::from_elem((n_src, n_tgt), false);
+    for ((r, c), &v) in cos.indexed_iter() {
+        for &ws in &src_words[r] {
+            for &wt in &tgt_words[c] {
+                let cell = &mut word_similarity[[ws, wt]];
+                if !seen[[ws, wt]] || v > *cell {
+                    *cell = v;
+                    seen[[ws, wt]] = true;
+                }
+            }
+        }
+    }
+    word_similarity
 }
 
 /// Cosine similarity of every row of `a` with every row of `b`; 0 where a vector is zero.
