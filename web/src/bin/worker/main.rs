@@ -153,6 +153,18 @@ fn session() -> Option<Rc<Session>> {
 
 const NOT_LOADED: &str = "the model is not loaded yet; wait for it to finish loading (or reload the page if loading failed)";
 
+/// The loaded session, or `None` after telling the page (for request `id`) that there is none.
+fn loaded_session(id: Option<u64>) -> Option<Rc<Session>> {
+    let s = session();
+    if s.is_none() {
+        send(&FromWorker::Failed {
+            id,
+            message: NOT_LOADED.into(),
+        });
+    }
+    s
+}
+
 async fn handle(m: ToWorker) {
     match m {
         ToWorker::Load { url, backend } => {
@@ -178,11 +190,8 @@ async fn handle(m: ToWorker) {
             }
         }
         ToWorker::SetBackend { backend } => {
-            let Some(s) = session() else {
-                return send(&FromWorker::Failed {
-                    id: None,
-                    message: NOT_LOADED.into(),
-                });
+            let Some(s) = loaded_session(None) else {
+                return;
             };
             match s.with_backend(backend).await {
                 Ok(new) => {
@@ -202,11 +211,8 @@ async fn handle(m: ToWorker) {
             tgt,
             settings,
         } => {
-            let Some(s) = session() else {
-                return send(&FromWorker::Failed {
-                    id: Some(id),
-                    message: NOT_LOADED.into(),
-                });
+            let Some(s) = loaded_session(Some(id)) else {
+                return;
             };
             match s.align(&src, &tgt, &settings).await {
                 Ok((result, timing)) => send(&FromWorker::Aligned { id, result, timing }),
@@ -221,11 +227,8 @@ async fn handle(m: ToWorker) {
             pairs,
             settings,
         } => {
-            if session().is_none() {
-                return send(&FromWorker::Failed {
-                    id: Some(id),
-                    message: NOT_LOADED.into(),
-                });
+            if loaded_session(Some(id)).is_none() {
+                return;
             }
             let total = pairs.len();
             let job = BatchJob {
@@ -258,11 +261,8 @@ async fn handle(m: ToWorker) {
             tgt,
             settings,
         } => {
-            let Some(s) = session() else {
-                return send(&FromWorker::Failed {
-                    id: Some(id),
-                    message: NOT_LOADED.into(),
-                });
+            let Some(s) = loaded_session(Some(id)) else {
+                return;
             };
             let t0 = now_ms();
             match s.align_document(&src, &tgt, &settings).await {
