@@ -370,7 +370,7 @@ fn bert_f32_keeps_every_value_and_the_configuration() {
 
     let w = &m.weights;
     assert_eq!(w.token_embd.to_f32_vec(), ck.get("embeddings.word_embeddings.weight"));
-    assert_eq!(w.position_embd, ck.get("embeddings.position_embeddings.weight"));
+    assert_eq!(&w.position_embd[..], ck.get("embeddings.position_embeddings.weight"));
     assert_eq!(w.token_types, ck.get("embeddings.token_type_embeddings.weight"));
     assert_eq!(w.embd_norm.weight, ck.get("embeddings.LayerNorm.weight"));
     let l1 = &w.layers[1];
@@ -426,7 +426,7 @@ fn quantised_types_apply_to_matrices_only() {
             ck.get("encoder.layer.1.output.dense.weight"),
         );
         assert_eq!(m.weights.layers[0].value.bias, ck.get("encoder.layer.0.attention.self.value.bias"));
-        assert_eq!(m.weights.position_embd, ck.get("embeddings.position_embeddings.weight"));
+        assert_eq!(&m.weights.position_embd[..], ck.get("embeddings.position_embeddings.weight"));
     }
 }
 
@@ -464,7 +464,7 @@ fn xlm_roberta_drops_the_unused_position_rows() {
     assert_eq!((t.bos, t.eos, t.pad, t.unk), (0, 2, 1, 3));
     let h = ck.spec.hidden;
     // bf16 → f32 is exact, so the remaining rows are the source rows 2.. bit for bit.
-    assert_eq!(m.weights.position_embd, &ck.get("embeddings.position_embeddings.weight")[2 * h..]);
+    assert_eq!(&m.weights.position_embd[..], &ck.get("embeddings.position_embeddings.weight")[2 * h..]);
     assert_eq!(m.weights.token_embd.to_f32_vec(), ck.get("embeddings.word_embeddings.weight"));
 }
 

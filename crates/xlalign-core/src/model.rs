@@ -6,6 +6,8 @@
 //! (`token_embd.weight`, `blk.N.attn_q.weight`, `bert.embedding_length`, ...); keys llama.cpp
 //! has no name for live under `xlalign.*`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
@@ -184,8 +186,8 @@ pub struct EncoderLayer {
 pub struct EncoderWeights {
     /// `[vocab, hidden]`, any supported type; rows are dequantised on lookup.
     pub token_embd: Tensor,
-    /// `[max_positions, hidden]`, f32.
-    pub position_embd: Vec<f32>,
+    /// `[max_positions, hidden]`, f32; shared with the backends that read it.
+    pub position_embd: Arc<[f32]>,
     /// `[type_vocab, hidden]`, f32.
     pub token_types: Vec<f32>,
     pub embd_norm: LayerNorm,
@@ -227,7 +229,7 @@ impl EncoderWeights {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let position_embd = t("position_embd.weight", &[c.max_positions, c.hidden])?.to_f32_vec();
+        let position_embd = t("position_embd.weight", &[c.max_positions, c.hidden])?.to_f32_vec().into();
         let token_types = t("token_types.weight", &[c.type_vocab, c.hidden])?.to_f32_vec();
         Ok(EncoderWeights { token_embd, position_embd, token_types, embd_norm: norm("token_embd_norm")?, layers })
     }

@@ -153,7 +153,7 @@ fn q4_0_weights_against_the_cpu_int8_path() {
 fn inconsistent_weights_are_refused() {
     let Some(ctx) = gpu() else { return };
     let (cfg, mut w) = tiny_model(DType::F32, Activation::GeluErf, Pooling::Mean, 5);
-    w.position_embd.truncate(10);
+    w.position_embd = w.position_embd[..10].into();
     let e = pollster::block_on(GpuBackend::from_weights(ctx, &cfg, &w, "broken")).unwrap_err();
     assert!(e.to_string().contains("position_embd"), "{e}");
 }

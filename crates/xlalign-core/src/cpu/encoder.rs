@@ -4,6 +4,7 @@
 //! matmul; only attention looks at sequence boundaries.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ndarray::Array2;
 
@@ -38,21 +39,22 @@ struct Block {
 pub(crate) struct Encoder {
     pub(crate) config: EncoderConfig,
     token_embd: Tensor,
-    position: Vec<f32>,
+    position: Arc<[f32]>,
     /// Row 0 of the token-type table: every token is type 0.
     token_type: Vec<f32>,
     embd_norm: LayerNorm,
     blocks: Vec<Block>,
 }
 
-/// Buffers reused across the blocks of one pass.
+/// Buffers reused across the blocks of one pass. Once attention has read `q` and `k`, they
+/// take the attention projection and the feed-forward output, so a block needs four
+/// `tokens × hidden` buffers besides its input.
 #[derive(Default)]
 struct Scratch {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
     ctx: Vec<f32>,
-    proj: Vec<f32>,
     ff: Vec<f32>,
     xq: Q8Rows,
 }
@@ -200,16 +202,16 @@ impl Encoder {
         let mut x = self.embed(isa, seqs);
         let last = layers.iter().copied().max().unwrap_or(0);
         let mut kept: Vec<Option<Vec<f32>>> = vec![None; last + 1];
-        if layers.contains(&0) {
-            kept[0] = Some(x.clone());
-        }
         let mut scratch = Scratch::default();
-        for (i, block) in self.blocks[..last].iter().enumerate() {
-            self.block(isa, block, &mut x, &ranges, &mut scratch);
-            if layers.contains(&(i + 1)) {
-                kept[i + 1] = Some(x.clone());
+        for i in 0..last {
+            if layers.contains(&i) {
+                kept[i] = Some(x.clone());
             }
+            self.block(isa, &self.blocks[i], &mut x, &ranges, &mut scratch);
         }
+        drop(scratch);
+        // The last layer asked for is the pass's final state: no copy.
+        kept[last] = Some(x);
         ranges
             .iter()
             .map(|r| ForwardOutput {
@@ -252,7 +254,7 @@ impl Encoder {
     fn block(&self, isa: Isa, b: &Block, x: &mut [f32], ranges: &[Range<usize>], s: &mut Scratch) {
         let c = &self.config;
         let (h, rows) = (c.hidden, x.len() / c.hidden);
-        for buf in [&mut s.q, &mut s.k, &mut s.v, &mut s.ctx, &mut s.proj] {
+        for buf in [&mut s.q, &mut s.k, &mut s.v, &mut s.ctx] {
             buf.resize(rows * h, 0.0);
         }
         s.ff.resize(rows.min(FFN_CHUNK_ROWS) * c.ff, 0.0);
@@ -277,22 +279,26 @@ impl Encoder {
             c.head_dim(),
             &mut s.ctx,
         );
-        b.attn_output.forward(isa, &s.ctx, None, &mut s.proj);
-        self.norm_rows(isa, x, Some(&s.proj), &b.attn_norm);
+        let proj = &mut s.q;
+        b.attn_output.forward(isa, &s.ctx, None, proj);
+        self.norm_rows(isa, x, Some(proj), &b.attn_norm);
 
         // Every row is computed on its own (activations are quantised per row), so the chunks
         // give exactly the whole-pass result.
         let act = c.activation;
+        let proj = &mut s.k;
         for start in (0..rows).step_by(FFN_CHUNK_ROWS) {
             let n = (rows - start).min(FFN_CHUNK_ROWS);
             let ff = &mut s.ff[..n * c.ff];
-            b.ffn_up.forward(isa, &x[start * h..(start + n) * h], None, ff);
+            b.ffn_up
+                .forward(isa, &x[start * h..(start + n) * h], None, ff);
             par::for_each_chunk_mut(ff, par::token_chunk(n, 1) * c.ff, |_, part| {
                 kernels::activation_with(isa, part, act)
             });
-            b.ffn_down.forward(isa, ff, None, &mut s.proj[start * h..(start + n) * h]);
+            b.ffn_down
+                .forward(isa, ff, None, &mut proj[start * h..(start + n) * h]);
         }
-        self.norm_rows(isa, x, Some(&s.proj), &b.output_norm);
+        self.norm_rows(isa, x, Some(proj), &b.output_norm);
     }
 
     /// `x ← LayerNorm(x + residual)` (or of `x` alone), rows split across threads.

@@ -83,7 +83,7 @@ fn weights(c: &EncoderConfig, dtype: DType, seed: u64) -> EncoderWeights {
     let embd_norm = norm();
     EncoderWeights {
         token_embd: tensor(dtype, vec![c.vocab, h], &r.vec(c.vocab * h, 2.0)),
-        position_embd: r.vec(c.max_positions * h, 0.5),
+        position_embd: r.vec(c.max_positions * h, 0.5).into(),
         token_types: r.vec(c.type_vocab * h, 0.5),
         embd_norm,
         layers,

@@ -3,9 +3,9 @@
 //! The crate's own `Unigram` keeps a `String` per piece, a `HashMap` from piece to id and a
 //! trie whose every node is a `HashMap`: for XLM-R's 250,002 pieces that is ~250 MB and
 //! ~0.4 s to build, more than the 4-bit weights themselves. Here every piece lives in one byte
-//! buffer (score, id and bytes side by side), exact lookups go through an open-addressing
-//! table, and a bit set of piece prefixes cuts Viterbi short, so the whole model is ~13 MB and
-//! loads in little more than the time it takes to parse the JSON.
+//! buffer (score, length and bytes side by side), exact lookups go through an open-addressing
+//! table of 32-bit slots, and a bit set of piece prefixes cuts Viterbi short, so the whole
+//! model is ~10 MB and loads in little more than the time it takes to parse the JSON.
 //!
 //! Tokenisation replicates `Unigram::encode_optimized` (SentencePiece's optimised Viterbi)
 //! and `Unigram::tokenize` of tokenizers 0.23 step by step, so that ids and offsets are the
@@ -39,16 +39,20 @@ fn err(msg: impl Into<String>) -> BoxError {
 }
 
 pub struct CompactUnigram {
-    /// One record per piece, back to back: score (f64), id (u32), byte length (u32), then the
-    /// piece's bytes. Keeping all that a Viterbi step needs side by side costs one cache miss
-    /// per candidate instead of one per array.
+    /// One record per piece, back to back in id order: score (f64), byte length (u16), then
+    /// the piece's bytes. Keeping all that a Viterbi step needs side by side costs one cache
+    /// miss per candidate instead of one per array. A record's id is its index in `starts`
+    /// (binary search), needed only for the tokens Viterbi keeps.
     records: Vec<u8>,
-    /// Start of each id's record.
+    /// Start of each id's record, strictly increasing.
     starts: Vec<u32>,
-    /// Open addressing with linear probing: (record start, 32 high bits of the hash), `EMPTY`
-    /// starts free. A piece listed twice maps to its last id, as in `tokenizers`.
-    table: Vec<(u32, u32)>,
+    /// Open addressing with linear probing. A slot packs a record start (its high
+    /// `32 - tag_bits` bits) with `tag_bits` bits of the piece's hash that spare most
+    /// mismatching probes a look at the record; `EMPTY` is free. A piece listed twice maps to
+    /// its last id, as in `tokenizers`.
+    table: Vec<u32>,
     table_bits: u32,
+    tag_bits: u32,
     /// One bit per hash of every piece prefix that ends on a character boundary (pieces
     /// included): when a candidate's bit is clear no longer piece can start with it, so
     /// Viterbi stops looking further ahead. Collisions only cost extra lookups.
@@ -63,7 +67,8 @@ pub struct CompactUnigram {
     byte_ids: Vec<Option<u32>>,
 }
 
-const HEADER: usize = 16;
+/// Score (f64) and byte length (u16) before each piece's bytes.
+const HEADER: usize = 10;
 
 impl fmt::Debug for CompactUnigram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,13 +119,15 @@ impl Builder {
     pub(crate) fn push_piece(&mut self, piece: &[u8]) -> Result<(), String> {
         let too_big = || "the vocabulary is over 4 GB".to_string();
         let start = u32::try_from(self.records.len()).map_err(|_| too_big())?;
-        let id = u32::try_from(self.starts.len()).map_err(|_| too_big())?;
-        let len = u32::try_from(piece.len()).map_err(|_| too_big())?;
+        let len = u16::try_from(piece.len())
+            .map_err(|_| format!("a vocabulary piece is {} bytes long; at most 65,535 are supported", piece.len()))?;
         self.records.extend_from_slice(&[0; 8]);
-        self.records.extend_from_slice(&id.to_le_bytes());
         self.records.extend_from_slice(&len.to_le_bytes());
         self.records.extend_from_slice(piece);
-        u32::try_from(self.records.len()).map_err(|_| too_big())?;
+        // u32::MAX stays free so that no slot of the lookup table can read as `EMPTY`.
+        if self.records.len() >= u32::MAX as usize {
+            return Err(too_big());
+        }
         self.n_prefixes += piece.iter().filter(|&&b| is_char_start(b)).count();
         self.starts.push(start);
         Ok(())
@@ -162,11 +169,14 @@ impl CompactUnigram {
         b.records.shrink_to_fit();
         b.starts.shrink_to_fit();
         let table_bits = (2 * n).max(16).next_power_of_two().trailing_zeros();
+        // Record starts are below `records.len()`, which fits in this many bits.
+        let start_bits = (usize::BITS - b.records.len().leading_zeros()).max(1);
         let mut model = CompactUnigram {
             records: b.records,
             starts: b.starts,
-            table: vec![(EMPTY, 0); 1 << table_bits],
+            table: vec![EMPTY; 1 << table_bits],
             table_bits,
+            tag_bits: 32 - start_bits,
             prefixes: Vec::new(),
             prefix_bits: 0,
             max_len: 0,
@@ -207,7 +217,7 @@ impl CompactUnigram {
             for &bit in &bits {
                 prefixes[bit / 64] |= 1 << (bit % 64);
             }
-            let touched = hashes[..ids.len()].iter().fold(0u32, |acc, &h| acc ^ model.table[model.slot(h).0].0);
+            let touched = hashes[..ids.len()].iter().fold(0u32, |acc, &h| acc ^ model.table[model.slot(h).0]);
             std::hint::black_box(touched);
             for (id, &h) in ids.zip(&hashes) {
                 model.insert(model.starts[id], h);
@@ -248,11 +258,6 @@ impl CompactUnigram {
         self.byte_fallback
     }
 
-    #[inline]
-    fn rec_u32(&self, at: usize) -> u32 {
-        let b = &self.records[at..at + 4];
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-    }
 
     #[inline]
     fn rec_score(&self, rec: usize) -> f64 {
@@ -261,14 +266,14 @@ impl CompactUnigram {
         f64::from_le_bytes(b)
     }
 
-    #[inline]
+    /// The id of the record at `rec`: its index among the record starts.
     fn rec_id(&self, rec: usize) -> u32 {
-        self.rec_u32(rec + 8)
+        (self.starts.partition_point(|&s| s as usize <= rec) - 1) as u32
     }
 
     #[inline]
     fn rec_bytes(&self, rec: usize) -> &[u8] {
-        let len = self.rec_u32(rec + 12) as usize;
+        let len = u16::from_le_bytes([self.records[rec + 8], self.records[rec + 9]]) as usize;
         &self.records[rec + HEADER..rec + HEADER + len]
     }
 
@@ -281,10 +286,24 @@ impl CompactUnigram {
         std::str::from_utf8(self.piece_bytes(id)).unwrap_or_default()
     }
 
+    /// The home slot of hash `h` and its tag.
     #[inline]
     fn slot(&self, h: u64) -> (usize, u32) {
         let mixed = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        ((mixed >> (64 - self.table_bits)) as usize, (h >> 32) as u32)
+        let tag = ((h >> 32) as u32) & ((1u64 << self.tag_bits) - 1) as u32;
+        ((mixed >> (64 - self.table_bits)) as usize, tag)
+    }
+
+    #[inline]
+    fn pack(&self, rec: u32, tag: u32) -> u32 {
+        ((rec as u64) << self.tag_bits) as u32 | tag
+    }
+
+    /// Record start and tag of an occupied slot.
+    #[inline]
+    fn unpack(&self, slot: u32) -> (usize, u32) {
+        let rec = ((slot as u64) >> self.tag_bits) as usize;
+        (rec, slot & ((1u64 << self.tag_bits) - 1) as u32)
     }
 
     /// Adds the record at `rec`, whose piece hashes to `h`.
@@ -293,14 +312,15 @@ impl CompactUnigram {
         let (mut i, tag) = self.slot(h);
         let mask = self.table.len() - 1;
         loop {
-            let (cur, cur_tag) = self.table[i];
+            let cur = self.table[i];
             if cur == EMPTY {
-                self.table[i] = (rec, tag);
+                self.table[i] = self.pack(rec, tag);
                 return;
             }
-            if cur_tag == tag && self.rec_bytes(cur as usize) == key {
+            let (cur_rec, cur_tag) = self.unpack(cur);
+            if cur_tag == tag && self.rec_bytes(cur_rec) == key {
                 // A repeated piece keeps the last id, like `tokenizers`' HashMap insert.
-                self.table[i].0 = rec;
+                self.table[i] = self.pack(rec, tag);
                 return;
             }
             i = (i + 1) & mask;
@@ -313,12 +333,13 @@ impl CompactUnigram {
         let (mut i, tag) = self.slot(h);
         let mask = self.table.len() - 1;
         loop {
-            let (rec, t) = self.table[i];
-            if rec == EMPTY {
+            let slot = self.table[i];
+            if slot == EMPTY {
                 return None;
             }
-            if t == tag && self.rec_bytes(rec as usize) == key {
-                return Some(rec as usize);
+            let (rec, t) = self.unpack(slot);
+            if t == tag && self.rec_bytes(rec) == key {
+                return Some(rec);
             }
             i = (i + 1) & mask;
         }
@@ -363,7 +384,7 @@ impl CompactUnigram {
         let n = bytes.len();
         let unk_score = self.min_score - UNK_PENALTY;
         best.clear();
-        best.resize(n + 1, Best { score: 0.0, start: usize::MAX, id: 0 });
+        best.resize(n + 1, Best { score: 0.0, start: usize::MAX, rec: UNKNOWN });
         let mut pos = 0;
         while pos < n {
             let base = best[pos].score;
@@ -383,11 +404,10 @@ impl CompactUnigram {
                     break;
                 }
                 if let Some(rec) = self.find(h, &bytes[pos..end]) {
-                    let id = self.rec_id(rec);
                     let cand = self.rec_score(rec) + base;
                     let t = &mut best[end];
                     if t.start == usize::MAX || cand > t.score {
-                        *t = Best { score: cand, start: pos, id };
+                        *t = Best { score: cand, start: pos, rec: rec as u32 };
                     }
                     if end - pos == char_len {
                         has_single = true;
@@ -398,10 +418,10 @@ impl CompactUnigram {
                 let t = &mut best[pos + char_len];
                 let cand = unk_score + base;
                 if t.start == usize::MAX || cand > t.score {
-                    let id = self
-                        .unk_id
-                        .ok_or_else(|| err("an unknown character needs <unk>, and the model has no unk_id"))?;
-                    *t = Best { score: cand, start: pos, id };
+                    if self.unk_id.is_none() {
+                        return Err(err("an unknown character needs <unk>, and the model has no unk_id"));
+                    }
+                    *t = Best { score: cand, start: pos, rec: UNKNOWN };
                 }
             }
             pos += char_len;
@@ -415,11 +435,13 @@ impl CompactUnigram {
                 // Unreachable: every character start gets a piece or <unk> above.
                 return Err(err("no segmentation covers the text"));
             }
-            let fuse = Some(node.id) == self.unk_id;
+            // `unk_id` is set whenever an unknown character got onto the path.
+            let id = if node.rec == UNKNOWN { self.unk_id.unwrap_or_default() } else { self.rec_id(node.rec as usize) };
+            let fuse = Some(id) == self.unk_id;
             match out.last_mut() {
                 // Walking backwards: this unknown run continues the one just emitted.
-                Some((start, _, id)) if fuse && Some(*id) == self.unk_id => *start = node.start,
-                _ => out.push((node.start, end, node.id)),
+                Some((start, _, prev)) if fuse && Some(*prev) == self.unk_id => *start = node.start,
+                _ => out.push((node.start, end, id)),
             }
             end = node.start;
         }
@@ -433,8 +455,12 @@ struct Best {
     score: f64,
     /// `usize::MAX`: no path reaches this position yet.
     start: usize,
-    id: u32,
+    /// Record of the piece that ends here, or [`UNKNOWN`].
+    rec: u32,
 }
+
+/// [`Best::rec`] of an unknown character (no record starts at `u32::MAX`).
+const UNKNOWN: u32 = u32::MAX;
 
 /// Length of the UTF-8 sequence that starts with `lead`.
 #[inline]
@@ -482,9 +508,9 @@ impl Model for CompactUnigram {
     fn get_vocab(&self) -> HashMap<String, u32> {
         self.table
             .iter()
-            .filter(|(rec, _)| *rec != EMPTY)
-            .map(|&(rec, _)| {
-                let rec = rec as usize;
+            .filter(|&&slot| slot != EMPTY)
+            .map(|&slot| {
+                let rec = self.unpack(slot).0;
                 (String::from_utf8_lossy(self.rec_bytes(rec)).into_owned(), self.rec_id(rec))
             })
             .collect()

@@ -253,7 +253,7 @@ pub fn tiny_model(
         .collect();
     let w = EncoderWeights {
         token_embd,
-        position_embd: rng.vec(c.max_positions * h, -0.3, 0.3),
+        position_embd: rng.vec(c.max_positions * h, -0.3, 0.3).into(),
         token_types: rng.vec(c.type_vocab * h, -0.1, 0.1),
         embd_norm: norm(&mut rng),
         layers,
