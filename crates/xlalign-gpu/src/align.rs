@@ -2,13 +2,16 @@
 //! links read off it, with only the links and the cosines coming back.
 //!
 //! This is the GPU twin of [`xlalign_core::align::methods::extract`] for the methods that
-//! decide cell by cell from row and column statistics: argmax (SimAlign) and softmax
-//! (awesome-align), with every direction, temperature and distortion setting of
-//! [`AlignOptions`]. The dot-product matrix is the matmul kernel with the target vectors as
-//! an f32 "weight" (`dot = src · tgtᵀ`); `align.wgsl` then derives cosines from the row
-//! norms, computes per-row and per-column maxima, first argmaxes and softmax denominators,
-//! and one thread per cell decides whether it is a link. Itermax, matching and entmax need
-//! sequential or sorting steps and stay on the CPU.
+//! decide from row and column statistics: argmax and itermax (SimAlign) and softmax
+//! (awesome-align), with every direction, temperature, distortion, iteration and alpha
+//! setting of [`AlignOptions`]. The dot-product matrix is the matmul kernel with the target
+//! vectors as an f32 "weight" (`dot = src · tgtᵀ`); `align.wgsl` then derives cosines from
+//! the row norms, computes per-row and per-column maxima, first argmaxes and softmax
+//! denominators, and one thread per cell decides whether it is a link. Itermax records its
+//! rounds back to back in the same submission (a gate, masked row/column statistics and a
+//! per-row link step each), keeping which rows and columns are aligned on the GPU; a round
+//! the CPU's loop would not have run does nothing there, so nothing is read back between
+//! rounds. Matching and entmax need sorting or global steps and stay on the CPU.
 //!
 //! [`align_pairs_on_gpu`] takes a whole batch of pairs in one submission and one read back;
 //! it is what [`crate::GpuBackend`] answers [`xlalign_core::Backend::align_units`] with, so
@@ -24,13 +27,13 @@ use xlalign_core::error::{Error, Result};
 use crate::context::{ErrorScopes, GpuContext};
 use crate::kernels::{
     bind_group, matmul_groups, AlignParams, Bind, Epilogue, GatherParams, MatmulParams,
-    ALIGN_EXTRACT_SIDE, UNIFORM_SLOT,
+    ALIGN_COUNTER_WORDS, ALIGN_EXTRACT_SIDE, ALIGN_ROWS_WG, UNIFORM_SLOT,
 };
 use crate::weights::{storage, WeightType};
 
 /// Whether [`align_on_gpu`] runs `method` (the others are CPU-only).
 pub fn runs_on_gpu(method: Method) -> bool {
-    matches!(method, Method::Argmax | Method::Softmax)
+    matches!(method, Method::Argmax | Method::Softmax | Method::Itermax)
 }
 
 /// Aligns the rows of `src` (`[n, hidden]`, source units) with the rows of `tgt`
@@ -213,8 +216,7 @@ impl Job {
                 "{n} × {m} units is too large to align in one go"
             )));
         }
-        let softmax = opts.method == Method::Softmax;
-        let capacity = link_bound(n, m, softmax, opts.effective_threshold(), opts.direction);
+        let capacity = link_bound(n, m, opts);
         for bytes in [
             n * m * 4,
             capacity * 16,
@@ -269,7 +271,8 @@ impl Job {
 /// role (see [`role_bytes`]), each aligned for a storage binding.
 type Slots = [u64; ROLES];
 
-/// Source and target vectors, norms, dot products, row/column statistics, links, link count.
+/// Source and target vectors, norms, dot products, row/column statistics, links, link count
+/// (with itermax's control words).
 const ROLES: usize = 7;
 const SRC: usize = 0;
 const TGT: usize = 1;
@@ -289,7 +292,7 @@ fn role_bytes(job: &Job) -> [u64; ROLES] {
         n * m * 4,
         (n + m) * 16,
         (job.capacity as u64 * 16).max(4),
-        4,
+        ALIGN_COUNTER_WORDS as u64 * 4,
     ]
 }
 
@@ -402,7 +405,11 @@ async fn run_jobs(
         let align_params = AlignParams {
             rows: n as u32,
             cols: m as u32,
-            method: softmax as u32,
+            method: match opts.method {
+                Method::Softmax => 1,
+                Method::Itermax => 2,
+                _ => 0,
+            },
             direction: match opts.direction {
                 Direction::Both => 0,
                 Direction::Forward => 1,
@@ -413,6 +420,9 @@ async fn run_jobs(
             inv_temperature: 1.0 / opts.temperature,
             distortion: opts.distortion,
             capacity: job.capacity as u32,
+            iterations: opts.iterations.min(u32::MAX as usize) as u32,
+            alpha: opts.alpha,
+            _pad: [0; 2],
         };
         let q = &ctx.queue;
         q.write_buffer(&params, base, bytemuck::bytes_of(&mm_params));
@@ -528,8 +538,21 @@ async fn run_jobs(
             pass.set_bind_group(0, &b.mm_group, &[]);
             let (gx, gy) = matmul_groups(n, m);
             pass.dispatch_workgroups(gx, gy, 1);
-            pass.set_pipeline(&k.align_stats());
             pass.set_bind_group(0, &b.align_group, &[]);
+            if opts.method == Method::Itermax {
+                for round in 0..itermax_rounds(job.n, job.m, opts.iterations) {
+                    if round > 0 {
+                        pass.set_pipeline(&k.align_itermax_gate());
+                        pass.dispatch_workgroups(1, 1, 1);
+                    }
+                    pass.set_pipeline(&k.align_stats());
+                    pass.dispatch_workgroups(n + m, 1, 1);
+                    pass.set_pipeline(&k.align_itermax_links());
+                    pass.dispatch_workgroups(n.div_ceil(ALIGN_ROWS_WG), 1, 1);
+                }
+                continue;
+            }
+            pass.set_pipeline(&k.align_stats());
             pass.dispatch_workgroups(n + m, 1, 1);
             pass.set_pipeline(&k.align_extract());
             pass.dispatch_workgroups(
@@ -627,10 +650,35 @@ struct Bound {
     align_group: wgpu::BindGroup,
 }
 
+/// Itermax rounds recorded for an `n × m` pair, the first being argmax. The CPU loop runs
+/// later rounds only when both sides have more than two units, and stops once all rows or
+/// all columns are aligned; every round that adds a link aligns at least one more row or
+/// column, so rounds beyond `n + m` can never run and are not recorded. The GPU skips the
+/// recorded rounds the CPU loop would not have run.
+fn itermax_rounds(n: usize, m: usize, iterations: usize) -> u32 {
+    if n.min(m) > 2 {
+        iterations.clamp(1, n + m) as u32
+    } else {
+        1
+    }
+}
+
 /// Most links the method can produce, so the link buffer is sized without reading the
 /// count back first. Argmax keeps at most one per row (forward), per column (reverse), or
-/// both; a softmax row's probabilities sum to 1, so fewer than 1/t of them exceed t.
-fn link_bound(n: usize, m: usize, softmax: bool, threshold: f32, direction: Direction) -> usize {
+/// both; a softmax row's probabilities sum to 1, so fewer than 1/t of them exceed t; each
+/// itermax link aligns a row or a column that had none.
+fn link_bound(n: usize, m: usize, opts: &AlignOptions) -> usize {
+    if opts.method == Method::Itermax {
+        let bound = if itermax_rounds(n, m, opts.iterations) > 1 {
+            n + m
+        } else {
+            n.min(m)
+        };
+        return bound.min(n * m);
+    }
+    let softmax = opts.method == Method::Softmax;
+    let threshold = opts.effective_threshold();
+    let direction = opts.direction;
     let per_unit = if !softmax {
         1
     } else if threshold > 0.0 {

@@ -68,6 +68,11 @@ pub const GATHER_WG: u32 = 128;
 pub const ALIGN_WG: u32 = 128;
 /// Link extraction runs on square workgroups of this side (one thread per cell).
 pub const ALIGN_EXTRACT_SIDE: u32 = 16;
+/// Threads per workgroup of itermax's link step (one thread per row).
+pub const ALIGN_ROWS_WG: u32 = 64;
+/// Words of the per-pair counter block of the alignment kernels: the link count and
+/// itermax's control words (see `align.wgsl`).
+pub const ALIGN_COUNTER_WORDS: u32 = 6;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -125,7 +130,7 @@ pub struct PoolParams {
 pub struct AlignParams {
     pub rows: u32,
     pub cols: u32,
-    /// 0: argmax, 1: softmax.
+    /// 0: argmax, 1: softmax, 2: itermax.
     pub method: u32,
     /// 0: both, 1: forward (rows), 2: reverse (columns), 3: union.
     pub direction: u32,
@@ -133,6 +138,11 @@ pub struct AlignParams {
     pub inv_temperature: f32,
     pub distortion: f32,
     pub capacity: u32,
+    /// Itermax: total rounds, the first being argmax.
+    pub iterations: u32,
+    /// Itermax: the discount of cells whose row or column is already aligned.
+    pub alpha: f32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -156,6 +166,8 @@ enum Variant {
     Pool,
     AlignStats,
     AlignExtract,
+    AlignItermaxGate,
+    AlignItermaxLinks,
     Gather,
 }
 
@@ -198,6 +210,8 @@ impl Kernels {
                 .max(EMBED_WG)
                 .max(POOL_WG)
                 .max(GATHER_WG)
+                .max(ALIGN_WG)
+                .max(ALIGN_ROWS_WG)
                 .max(ALIGN_EXTRACT_SIDE * ALIGN_EXTRACT_SIDE),
             storage_buffers: 6,
         }
@@ -261,6 +275,12 @@ impl Kernels {
     pub(crate) fn align_extract(&self) -> Arc<wgpu::ComputePipeline> {
         self.get(Variant::AlignExtract)
     }
+    pub(crate) fn align_itermax_gate(&self) -> Arc<wgpu::ComputePipeline> {
+        self.get(Variant::AlignItermaxGate)
+    }
+    pub(crate) fn align_itermax_links(&self) -> Arc<wgpu::ComputePipeline> {
+        self.get(Variant::AlignItermaxLinks)
+    }
     pub(crate) fn gather(&self) -> Arc<wgpu::ComputePipeline> {
         self.get(Variant::Gather)
     }
@@ -280,6 +300,20 @@ impl Kernels {
             ("WT_Q8_0", WeightType::Q8_0 as u32),
             ("WT_Q4_0", WeightType::Q4_0 as u32),
         ];
+        let align = |label: &str, entry: &'static str| {
+            (
+                label.to_string(),
+                ALIGN_WGSL,
+                &self.align_layout,
+                entry,
+                vec![
+                    ("WG", ALIGN_WG),
+                    ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE),
+                    ("ROWS_WG", ALIGN_ROWS_WG),
+                    ("COUNTER_WORDS", ALIGN_COUNTER_WORDS),
+                ],
+            )
+        };
         let (label, body, layout, entry, mut consts): (
             String,
             &str,
@@ -337,20 +371,10 @@ impl Kernels {
                 "main",
                 vec![("WG", POOL_WG)],
             ),
-            Variant::AlignStats => (
-                "align stats".into(),
-                ALIGN_WGSL,
-                &self.align_layout,
-                "row_col_stats",
-                vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
-            ),
-            Variant::AlignExtract => (
-                "align extract".into(),
-                ALIGN_WGSL,
-                &self.align_layout,
-                "extract_links",
-                vec![("WG", ALIGN_WG), ("EXTRACT_SIDE", ALIGN_EXTRACT_SIDE)],
-            ),
+            Variant::AlignStats => align("align stats", "row_col_stats"),
+            Variant::AlignExtract => align("align extract", "extract_links"),
+            Variant::AlignItermaxGate => align("itermax gate", "itermax_gate"),
+            Variant::AlignItermaxLinks => align("itermax links", "itermax_links"),
             Variant::Gather => (
                 "gather units".into(),
                 GATHER_WGSL,

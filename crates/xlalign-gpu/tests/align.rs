@@ -1,6 +1,7 @@
 //! The GPU alignment step against the CPU's `align::methods::extract` on the same vectors:
 //! the same links, cosines and probabilities, for argmax and softmax with every direction,
-//! temperature and distortion, on sizes that are not multiples of the workgroup sizes.
+//! temperature and distortion, and for itermax with every iteration count, alpha and
+//! distortion, on sizes that are not multiples of the workgroup sizes.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -278,7 +279,7 @@ fn zero_vectors_have_cosine_zero_as_on_the_cpu() {
 fn unsupported_methods_and_bad_input_are_errors() {
     let Some(ctx) = gpu() else { return };
     let (src, tgt) = vectors(4, 4, 32, 600);
-    for m in [Method::Itermax, Method::Match, Method::Entmax] {
+    for m in [Method::Match, Method::Entmax] {
         let e = pollster::block_on(align_on_gpu(
             &ctx,
             src.view(),
@@ -335,6 +336,11 @@ fn a_batch_of_pairs_gives_each_pairs_links_and_cosines() {
     for o in [
         opts(Method::Argmax, Direction::Both, None, 1.0, 0.0),
         opts(Method::Softmax, Direction::Union, Some(0.1), 0.5, 0.3),
+        AlignOptions {
+            iterations: 4,
+            alpha: 0.7,
+            ..opts(Method::Itermax, Direction::Both, None, 1.0, 0.2)
+        },
     ] {
         let batch = pollster::block_on(align_pairs_on_gpu(&ctx, &pairs, &o)).expect("batch");
         assert_eq!(batch.len(), pairs.len());
@@ -360,5 +366,151 @@ fn a_batch_of_pairs_gives_each_pairs_links_and_cosines() {
             }
         }
         assert!(batch.iter().map(|b| b.links.len()).sum::<usize>() > 10);
+    }
+}
+
+/// Pairs for the itermax checks: odd shapes (single units, sides of two, 3×3, tall, wide,
+/// beyond one statistics workgroup and one link-step workgroup), with duplicated source and
+/// target vectors, whose exactly equal cosines make ties in rows, columns and masked rounds,
+/// and an all-equal pair where every cell ties.
+fn itermax_pairs(hidden: usize, seed: u64) -> Vec<(Array2<f32>, Array2<f32>)> {
+    let sizes = [
+        (1, 7),
+        (6, 1),
+        (2, 9),
+        (11, 2),
+        (3, 3),
+        (4, 4),
+        (3, 11),
+        (13, 3),
+        (13, 17),
+        (29, 9),
+        (9, 29),
+        (70, 33),
+        (131, 200),
+    ];
+    let mut out: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(k, &(n, m))| {
+            let (mut src, mut tgt) = vectors(n, m, hidden, seed + k as u64);
+            // Copies of earlier rows and columns: the first copy must win every tie.
+            for i in (3..n).step_by(3) {
+                let from = src.row(i / 3).to_owned();
+                src.row_mut(i).assign(&from);
+            }
+            for j in (4..m).step_by(4) {
+                let from = tgt.row(j - 3).to_owned();
+                tgt.row_mut(j).assign(&from);
+            }
+            (src, tgt)
+        })
+        .collect();
+    out.push((Array2::ones((5, hidden)), Array2::ones((7, hidden))));
+    out
+}
+
+/// Aligns `data` as one batch with itermax and checks every pair's links against the CPU's
+/// `extract` on the cosines the GPU decided on (returned with the links): the same links,
+/// exactly, with those cosines as scores. Returns the number of links.
+fn check_itermax(data: &[(Array2<f32>, Array2<f32>)], o: &AlignOptions) -> usize {
+    let Some(ctx) = gpu() else { return 0 };
+    let pairs: Vec<UnitPair> = data
+        .iter()
+        .map(|(s, t)| UnitPair {
+            src: s.view(),
+            tgt: t.view(),
+        })
+        .collect();
+    let got = pollster::block_on(align_pairs_on_gpu(&ctx, &pairs, o)).expect("gpu itermax");
+    assert_eq!(got.len(), data.len());
+    let mut links = 0;
+    for (g, (s, t)) in got.iter().zip(data) {
+        let (n, m) = (s.nrows(), t.nrows());
+        let want = extract(g.cosine.view(), None, o).expect("cpu itermax");
+        let key = |l: &UnitLink| (l.row, l.col);
+        assert_eq!(
+            g.links.iter().map(key).collect::<Vec<_>>(),
+            want.iter().map(key).collect::<Vec<_>>(),
+            "itermax {n}×{m}, iterations {}, alpha {}, distortion {}",
+            o.iterations,
+            o.alpha,
+            o.distortion
+        );
+        for (a, b) in g.links.iter().zip(&want) {
+            assert_eq!(a.score, b.score, "{n}×{m}: score of {:?}", key(a));
+            assert_eq!(a.prob, None);
+        }
+        links += g.links.len();
+    }
+    links
+}
+
+#[test]
+fn itermax_matches_the_cpu_for_every_option() {
+    if gpu().is_none() {
+        return;
+    }
+    let data = itermax_pairs(48, 800);
+    for distortion in [0.0, 0.5] {
+        // Links per iteration count, summed over the alphas.
+        let mut by_rounds = Vec::new();
+        for iterations in [1, 2, 3, 5, 60] {
+            let mut links = 0;
+            // Below 0.5 even cells with both sides free are discounted; 0 and 1 are the ends.
+            for alpha in [0.9, 0.5, 0.3, 0.0, 1.0] {
+                let o = AlignOptions {
+                    iterations,
+                    alpha,
+                    ..opts(Method::Itermax, Direction::Both, None, 1.0, distortion)
+                };
+                links += check_itermax(&data, &o);
+            }
+            by_rounds.push(links);
+        }
+        eprintln!("itermax, distortion {distortion}: links by rounds {by_rounds:?}");
+        // The later rounds must have had work to do, or they went untested.
+        assert!(
+            by_rounds.windows(2).all(|w| w[0] < w[1]),
+            "links by rounds {by_rounds:?}"
+        );
+    }
+}
+
+#[test]
+fn itermax_on_model_sized_vectors_and_zero_vectors() {
+    if gpu().is_none() {
+        return;
+    }
+    let mut data = itermax_pairs(384, 900);
+    // A zero source vector has cosine 0 with everything: its row ties throughout.
+    let (mut src, tgt) = vectors(8, 10, 384, 950);
+    src.row_mut(5).fill(0.0);
+    data.push((src, tgt));
+    let o = opts(Method::Itermax, Direction::Both, None, 1.0, 0.0);
+    assert!(check_itermax(&data, &o) > data.len());
+    // Each pair alone (its own submission) and through the single-pair entry point agrees.
+    let Some(ctx) = gpu() else { return };
+    let (s, t) = &data[8];
+    let alone = pollster::block_on(align_on_gpu(&ctx, s.view(), t.view(), &o)).expect("alone");
+    let cos = cosine_matrix(s.view(), t.view());
+    let want = extract(cos.view(), None, &o).expect("cpu");
+    assert_eq!(
+        alone.iter().map(|l| (l.row, l.col)).collect::<Vec<_>>(),
+        want.iter().map(|l| (l.row, l.col)).collect::<Vec<_>>(),
+        "itermax on the CPU's own cosines"
+    );
+}
+
+#[test]
+fn itermax_refuses_directions_as_the_cpu_does() {
+    let Some(ctx) = gpu() else { return };
+    let (src, tgt) = vectors(5, 6, 32, 990);
+    for direction in [Direction::Forward, Direction::Reverse, Direction::Union] {
+        let o = opts(Method::Itermax, direction, None, 1.0, 0.0);
+        let e = pollster::block_on(align_on_gpu(&ctx, src.view(), tgt.view(), &o)).unwrap_err();
+        let cos = cosine_matrix(src.view(), tgt.view());
+        let c = extract(cos.view(), None, &o).unwrap_err();
+        assert_eq!(e.to_string(), c.to_string());
     }
 }

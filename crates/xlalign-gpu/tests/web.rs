@@ -153,9 +153,10 @@ async fn alignment_matches_the_cpu() {
     let mut rng = Rng::new(30);
     let src = Array2::from_shape_vec((13, 64), rng.vec(13 * 64, -1.0, 1.0)).unwrap();
     let tgt = Array2::from_shape_vec((17, 64), rng.vec(17 * 64, -1.0, 1.0)).unwrap();
-    for method in [Method::Argmax, Method::Softmax] {
+    for method in [Method::Argmax, Method::Softmax, Method::Itermax] {
         let opts = AlignOptions {
             threshold: Some(0.1),
+            iterations: 3,
             ..AlignOptions::new(method)
         };
         let got = align_on_gpu(&ctx, src.view(), tgt.view(), &opts)
@@ -210,7 +211,7 @@ async fn alignment_from_states_kept_on_the_gpu() {
             tgt_units: tu,
         })
         .collect();
-    for method in [Method::Argmax, Method::Softmax] {
+    for method in [Method::Argmax, Method::Softmax, Method::Itermax] {
         let opts = AlignOptions {
             threshold: Some(0.1),
             ..AlignOptions::new(method)

@@ -1,13 +1,17 @@
 // Word-alignment extraction from the dot products of source and target token vectors
 // (sims [rows, cols], computed by the matmul kernel), returning only the links. Mirrors
-// `xlalign_core::align::methods::extract` for the argmax and softmax methods.
+// `xlalign_core::align::methods::extract` for the argmax, softmax and itermax methods.
 //
 // Constants prepended by kernels.rs: WG (threads per row/column statistic, a power of two),
-// EXTRACT_SIDE (the extraction workgroup is EXTRACT_SIDE × EXTRACT_SIDE cells).
+// EXTRACT_SIDE (the extraction workgroup is EXTRACT_SIDE × EXTRACT_SIDE cells), ROWS_WG
+// (threads per workgroup of the per-row itermax link step), COUNTER_WORDS (words of a pair's
+// counter block).
 //
 // The value each method decides on, per cell:
 //   argmax (method 0): SimAlign's similarity (cos + 1) / 2, times the distortion factor;
-//   softmax (method 1): the logit dot / temperature, plus the log of the distortion factor.
+//   softmax (method 1): the logit dot / temperature, plus the log of the distortion factor;
+//   itermax (method 2): argmax's value, in rounds after the first times SimAlign's mask
+//     clamp(alpha · (free sides), 0, 1) (see below).
 // `row_col_stats`: one workgroup per row and then per column; writes its maximum, the index of the
 // first maximum, and Σ exp(v − max) (the softmax denominator).
 // `extract_links`: one thread per cell; the direction (0 both, 1 forward = rows, 2 reverse =
@@ -16,6 +20,18 @@
 // is the smaller of the two for both, the larger for union). Each link carries its cosine
 // and, for softmax, its probability. Links are appended through an atomic counter, so their
 // order is arbitrary (the host sorts them); at most `capacity` are stored.
+//
+// Itermax runs as rounds recorded back to back in one submission, with no read back between
+// them: round 0 is `row_col_stats` then `itermax_links` (mutual first maxima, i.e. argmax
+// "both"); every later round is `itermax_gate`, `row_col_stats`, `itermax_links`. The state
+// between rounds lives on the GPU: each row's and column's statistics slot 3 holds the round
+// in which it got its first link, plus one (0 = still free), and the counter buffer holds the
+// control words below. The gate turns a round into a no-op (every kernel of the round returns
+// at once) when the CPU's loop would have stopped: the previous round added nothing, every row
+// or every column is aligned, or `iterations` rounds have run. A round adds only cells that are
+// the first maximum of their masked row and of their masked column and whose row or column was
+// free when the round began; such a cell is never already a link (a link's row and column are
+// both taken), so no per-cell state is needed.
 
 struct Params {
     rows: u32,
@@ -26,13 +42,33 @@ struct Params {
     inv_temperature: f32,
     distortion: f32,
     capacity: u32,
+    // Itermax: total rounds (the first being argmax) and the discount of half-free cells.
+    iterations: u32,
+    alpha: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
+
+// Counter words: the link count, then itermax's control words.
+const LINK_COUNT: u32 = 0u;
+// The current round (0 = the argmax round).
+const ROUND: u32 = 1u;
+// Non-zero once a round found that the loop is over; it stays set.
+const STOPPED: u32 = 2u;
+// Links added in the current round.
+const ADDED: u32 = 3u;
+// Rows, then columns, that have a link.
+const ROWS_DONE: u32 = 4u;
+const COLS_DONE: u32 = 5u;
+// The host sizes each pair's counter block to COUNTER_WORDS words.
+const_assert COLS_DONE < COUNTER_WORDS;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> sims: array<f32>;
 // L2 norms: the rows' first, then the columns'.
 @group(0) @binding(2) var<storage, read> norms: array<f32>;
-// 4 floats per row, then per column: max, first argmax (u32 bits), softmax denominator, 0.
+// 4 floats per row, then per column: max, first argmax (u32 bits), softmax denominator, and
+// for itermax the round of the first link + 1 (0 while free; 0 for the other methods).
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>;
 // 4 words per link: row, column, cosine bits, probability bits.
 @group(0) @binding(4) var<storage, read_write> links: array<u32>;
@@ -40,6 +76,7 @@ struct Params {
 
 var<workgroup> red_v: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
+var<workgroup> round_state: vec2<u32>;
 
 fn cosine(i: u32, j: u32) -> f32 {
     let n = norms[i] * norms[p.rows + j];
@@ -59,7 +96,7 @@ fn distortion(i: u32, j: u32) -> f32 {
 }
 
 fn decision_value(i: u32, j: u32) -> f32 {
-    if (p.method == 0u) {
+    if (p.method != 1u) {
         return (cosine(i, j) + 1.0) * 0.5 * distortion(i, j);
     }
     var v = sims[i * p.cols + j] * p.inv_temperature;
@@ -69,11 +106,52 @@ fn decision_value(i: u32, j: u32) -> f32 {
     return v;
 }
 
+// Itermax: whether a row (`stat` < rows) or column (`stat` = rows + column) had a link
+// before round `round` began.
+fn done_before(stat: u32, round: u32) -> bool {
+    let r = stats[stat * 4u + 3u];
+    return r > 0.0 && r <= f32(round);
+}
+
+// The value `row_col_stats` ranks for cell (i, j) in itermax round `round` (> 0):
+// SimAlign's sim · clamp(alpha·[row free] + alpha·[column free], 0, 1), computed with the
+// CPU's operations in the CPU's order.
+fn masked_value(i: u32, j: u32, round: u32) -> f32 {
+    let free = f32(u32(!done_before(i, round)) + u32(!done_before(p.rows + j, round)));
+    return decision_value(i, j) * clamp(p.alpha * free, 0.0, 1.0);
+}
+
+// Cell t of row or column statistic g.
+fn cell_of(g: u32, t: u32, is_row: bool) -> vec2<u32> {
+    if (is_row) {
+        return vec2<u32>(g, t);
+    }
+    return vec2<u32>(t, g - p.rows);
+}
+
+// The current itermax round and whether it is a no-op (the same for every thread of a
+// dispatch: only the gate, a dispatch of its own, writes them).
+fn itermax_round() -> vec2<u32> {
+    return vec2<u32>(atomicLoad(&counter[ROUND]), atomicLoad(&counter[STOPPED]));
+}
+
 @compute @workgroup_size(WG)
 fn row_col_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = wg.x;
     if (g >= p.rows + p.cols) {
         return;
+    }
+    var round = 0u;
+    if (p.method == 2u) {
+        // Read through workgroup memory so that the exit is uniform for the barriers below.
+        if (lid == 0u) {
+            round_state = itermax_round();
+        }
+        let state = workgroupUniformLoad(&round_state);
+        if (state.y != 0u) {
+            return;
+        }
+        round = state.x;
     }
     let is_row = g < p.rows;
     let count = select(p.rows, p.cols, is_row);
@@ -81,7 +159,13 @@ fn row_col_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     var best = -3.0e38;
     var best_i = 0xffffffffu;
     for (var t = lid; t < count; t += WG) {
-        let v = select(decision_value(t, g - p.rows), decision_value(g, t), is_row);
+        let c = cell_of(g, t, is_row);
+        var v: f32;
+        if (round == 0u) {
+            v = decision_value(c.x, c.y);
+        } else {
+            v = masked_value(c.x, c.y, round);
+        }
         if (v > best) {
             best = v;
             best_i = t;
@@ -109,8 +193,8 @@ fn row_col_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     var sum = 0.0;
     if (p.method == 1u) {
         for (var t = lid; t < count; t += WG) {
-            let v = select(decision_value(t, g - p.rows), decision_value(g, t), is_row);
-            sum += exp(v - m);
+            let c = cell_of(g, t, is_row);
+            sum += exp(decision_value(c.x, c.y) - m);
         }
     }
     red_v[lid] = sum;
@@ -125,7 +209,10 @@ fn row_col_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         stats[g * 4u] = m;
         stats[g * 4u + 1u] = bitcast<f32>(arg);
         stats[g * 4u + 2u] = red_v[0];
-        stats[g * 4u + 3u] = 0.0;
+        // Later itermax rounds keep the round marks; the first one starts them.
+        if (round == 0u) {
+            stats[g * 4u + 3u] = 0.0;
+        }
     }
 }
 
@@ -170,12 +257,71 @@ fn extract_links(@builtin(global_invocation_id) gid: vec3<u32>) {
         keep = fwd || rev;
     }
     if (keep) {
-        let slot = atomicAdd(&counter[0], 1u);
+        let slot = atomicAdd(&counter[LINK_COUNT], 1u);
         if (slot < p.capacity) {
             links[slot * 4u] = i;
             links[slot * 4u + 1u] = j;
             links[slot * 4u + 2u] = bitcast<u32>(cosine(i, j));
             links[slot * 4u + 3u] = bitcast<u32>(prob);
         }
+    }
+}
+
+// Decides whether the itermax round about to run does anything (one thread, before the
+// round's other dispatches). It mirrors the CPU loop's exits, in its order: the previous
+// round added nothing, every row or every column is aligned, or all rounds have run.
+@compute @workgroup_size(1)
+fn itermax_gate() {
+    let round = atomicLoad(&counter[ROUND]) + 1u;
+    atomicStore(&counter[ROUND], round);
+    let stop = atomicLoad(&counter[STOPPED]) != 0u
+        || atomicLoad(&counter[ADDED]) == 0u
+        || atomicLoad(&counter[ROWS_DONE]) >= p.rows
+        || atomicLoad(&counter[COLS_DONE]) >= p.cols
+        || round >= p.iterations;
+    atomicStore(&counter[STOPPED], u32(stop));
+    atomicStore(&counter[ADDED], 0u);
+}
+
+// One thread per row: the row's first maximum (from `row_col_stats` of this round) is a new
+// link when it is also its column's first maximum and, after round 0, the row or the column
+// was free when the round began. Only this row's thread can link the row, and only the thread
+// of the column's first maximum can link the column, so the round marks need no atomics.
+@compute @workgroup_size(ROWS_WG)
+fn itermax_links(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= p.rows) {
+        return;
+    }
+    let state = itermax_round();
+    let round = state.x;
+    if (state.y != 0u) {
+        return;
+    }
+    let j = bitcast<u32>(stats[i * 4u + 1u]);
+    if (j >= p.cols || bitcast<u32>(stats[(p.rows + j) * 4u + 1u]) != i) {
+        return;
+    }
+    let row_free = !done_before(i, round);
+    let col_free = !done_before(p.rows + j, round);
+    if (round > 0u && !row_free && !col_free) {
+        return;
+    }
+    let mark = f32(round + 1u);
+    if (row_free) {
+        stats[i * 4u + 3u] = mark;
+        atomicAdd(&counter[ROWS_DONE], 1u);
+    }
+    if (col_free) {
+        stats[(p.rows + j) * 4u + 3u] = mark;
+        atomicAdd(&counter[COLS_DONE], 1u);
+    }
+    atomicAdd(&counter[ADDED], 1u);
+    let slot = atomicAdd(&counter[LINK_COUNT], 1u);
+    if (slot < p.capacity) {
+        links[slot * 4u] = i;
+        links[slot * 4u + 1u] = j;
+        links[slot * 4u + 2u] = bitcast<u32>(cosine(i, j));
+        links[slot * 4u + 3u] = bitcast<u32>(f32(-1.0));
     }
 }
