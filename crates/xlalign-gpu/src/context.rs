@@ -56,7 +56,12 @@ impl GpuContext {
             })
             .await
             .map_err(|e| NoAdapter(format!("no WebGPU adapter: {e}")))?;
-        let adapter_info = adapter.get_info();
+        #[allow(unused_mut)]
+        let mut adapter_info = adapter.get_info();
+        #[cfg(target_arch = "wasm32")]
+        if adapter_info.name.is_empty() {
+            adapter_info.name = browser_adapter_name().await.unwrap_or_default();
+        }
         let available = adapter.limits();
         let limits = required_limits(&available).map_err(NoAdapter)?;
         let (device, queue) = adapter
@@ -260,4 +265,32 @@ impl ErrorScopes {
         }
         Ok(())
     }
+}
+
+/// The browser's description of the adapter it would hand out ("google, swiftshader"), for a
+/// name when wgpu's is empty: wgpu copies only `GPUAdapterInfo.description`, which Chromium
+/// leaves blank, while `vendor` and `architecture` are filled in. Asks for the same
+/// high-performance adapter again, since wgpu keeps its `GPUAdapter` to itself.
+#[cfg(target_arch = "wasm32")]
+async fn browser_adapter_name() -> Option<String> {
+    use js_sys::{Function, Object, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let get = |v: &JsValue, key: &str| Reflect::get(v, &JsValue::from_str(key)).ok();
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let request: Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let options = Object::new();
+    Reflect::set(&options, &"powerPreference".into(), &"high-performance".into()).ok()?;
+    let promise: Promise = request.call1(&gpu, &options).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = get(&adapter, "info")?;
+    let fields: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .iter()
+        .filter_map(|k| get(&info, k)?.as_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!fields.is_empty()).then(|| fields.join(", "))
 }
