@@ -280,7 +280,12 @@ async fn browser_adapter_name() -> Option<String> {
     let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
     let request: Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
     let options = Object::new();
-    Reflect::set(&options, &"powerPreference".into(), &"high-performance".into()).ok()?;
+    Reflect::set(
+        &options,
+        &"powerPreference".into(),
+        &"high-performance".into(),
+    )
+    .ok()?;
     let promise: Promise = request.call1(&gpu, &options).ok()?.dyn_into().ok()?;
     let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
     if adapter.is_null() || adapter.is_undefined() {
