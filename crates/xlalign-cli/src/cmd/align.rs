@@ -72,14 +72,51 @@ impl ExtractArgs {
     }
 }
 
+/// What `align` and `similarity` both take: the model, the pairs, how to align them, where
+/// the output goes, the batch size and the device.
+#[derive(clap::Args)]
+pub struct PairJob {
+    /// GGUF model file (default: the model setup installs under public/models/).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub pairs: PairInput,
+    #[command(flatten)]
+    pub extract: ExtractArgs,
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Pairs per encoder batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub backend: backend::BackendArgs,
+}
+
+/// A [`PairJob`] ready to run: the aligner on its backend, the options and the output.
+pub struct PairRun {
+    pub aligner: Aligner<backend::SelectedBackend>,
+    pub enc: EncodeOptions,
+    pub opts: AlignOptions,
+    pub out: Box<dyn Write>,
+}
+
+impl PairJob {
+    /// Loads the model, opens the backend and the output, and reads the options.
+    pub fn start(&self) -> Result<PairRun> {
+        let model = Arc::new(load::load_model(self.model.as_deref())?);
+        let backend = backend::create(&model, &self.backend)?;
+        let aligner = Aligner::new(model, backend);
+        let (enc, opts) = self.extract.options(&aligner)?;
+        let out = open_output(self.output.as_ref())?;
+        Ok(PairRun { aligner, enc, opts, out })
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    model: Option<PathBuf>,
     #[command(flatten)]
-    pairs: PairInput,
-    #[command(flatten)]
-    extract: ExtractArgs,
+    job: PairJob,
     /// Output: Pharaoh links (`0-0 1-2`) or one JSON object per pair.
     #[arg(long, default_value = "pharaoh", value_parser = ["pharaoh", "json"])]
     format: String,
@@ -87,14 +124,6 @@ pub struct Args {
     /// the order of the links line), as awesome-align's prob file.
     #[arg(long)]
     scores: Option<PathBuf>,
-    /// Write to this file instead of stdout.
-    #[arg(short, long)]
-    output: Option<PathBuf>,
-    /// Pairs per encoder batch.
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    #[command(flatten)]
-    backend: backend::BackendArgs,
 }
 
 /// Runs `f` over the pairs in batches, in order; bad lines are reported on stderr and get
@@ -156,14 +185,10 @@ pub fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let model = Arc::new(load::load_model(args.model.as_deref())?);
-    let backend = backend::create(&model, &args.backend)?;
-    let aligner = Aligner::new(model, backend);
-    let (enc, opts) = args.extract.options(&aligner)?;
-    let mut out = open_output(args.output.as_ref())?;
+    let PairRun { aligner, enc, opts, mut out } = args.job.start()?;
     let mut scores = args.scores.as_ref().map(|p| open_output(Some(p))).transpose()?;
     let json = args.format == "json";
-    let failed = for_each_batch(&aligner, &args.pairs, &enc, &opts, args.batch, |_, a| {
+    let failed = for_each_batch(&aligner, &args.job.pairs, &enc, &opts, args.job.batch, |_, a| {
         match (a, json) {
             (Some(a), true) => serde_json::to_writer(&mut out, a)?,
             (Some(a), false) => out.write_all(pharaoh::links_line(&a.links).as_bytes())?,

@@ -20,6 +20,7 @@ use crate::{backend, load};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// GGUF model file (default: the model setup installs under public/models/).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Sentences to embed, one per line.

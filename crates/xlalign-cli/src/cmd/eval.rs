@@ -34,6 +34,7 @@ pub struct Args {
     /// one chosen by --method.
     #[arg(long)]
     all_methods: bool,
+    /// GGUF model file (default: the model setup installs under public/models/).
     #[arg(long)]
     model: Option<PathBuf>,
     #[command(flatten)]
