@@ -2,8 +2,8 @@
 // offline once it has been loaded.
 //
 // The model is not stored here: the model worker already keeps it in the Cache API
-// ("xlalign-models-v1", checked by size and SHA-256) and reads it from there before going to
-// the network, so requests under models/ pass straight through.
+// ("xlalign-models-v1", checked by size and SHA-256, revalidated with a HEAD request), so
+// requests under models/ pass straight through.
 //
 // BUILD and SHELL are filled in by web/sw-stamp.py (a Trunk post-build hook): BUILD is a hash
 // of the built files, so every new build has a new cache, and the old one is deleted when

@@ -8,12 +8,16 @@ What `python3 -m http.server` lacks and the tests need:
     fetch the model and read Content-Length / Content-Range;
   * several folders under one origin (`--mount /models=DIR`);
   * `GET /__stats` → JSON byte and request counts since the last `/__stats?reset=1`,
-    so a test can tell how much of the model a page really downloaded.
+    so a test can tell how much of the model a page really downloaded;
+  * `ETag` and `Last-Modified` from each file's size and modification time, and
+    `GET /__replace` to make every file look replaced (new `ETag`, later `Last-Modified`)
+    without touching it, so a test can check that cached copies are noticed as stale.
 
 Usage: serve.py --port 8790 --mount /=public --mount /models=public/models [--no-range]
 """
 
 import argparse
+import email.utils
 import json
 import os
 import posixpath
@@ -24,7 +28,9 @@ import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 STATS_LOCK = threading.Lock()
-STATS = {"requests": 0, "rangeRequests": 0, "bytes": 0}
+STATS = {"requests": 0, "rangeRequests": 0, "headRequests": 0, "bytes": 0}
+# Bumped by /__replace: part of every ETag and added to every Last-Modified.
+GENERATION = [0]
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -49,7 +55,7 @@ class Handler(SimpleHTTPRequestHandler):
     def end_headers(self):
         self.send_header("Access-Control-Allow-Origin", "*")
         self.send_header("Access-Control-Allow-Headers", "Range")
-        self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, Accept-Ranges")
+        self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, Accept-Ranges, ETag")
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
@@ -72,6 +78,10 @@ class Handler(SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/__stats"):
             return self.send_stats()
+        if self.path.startswith("/__replace"):
+            with STATS_LOCK:
+                GENERATION[0] += 1
+            return self.send_json({"generation": GENERATION[0]})
         self.serve(head=False)
 
     def do_HEAD(self):
@@ -79,10 +89,14 @@ class Handler(SimpleHTTPRequestHandler):
 
     def send_stats(self):
         with STATS_LOCK:
-            body = json.dumps(STATS).encode()
+            stats = dict(STATS)
             if "reset=1" in self.path:
                 for k in STATS:
                     STATS[k] = 0
+        self.send_json(stats)
+
+    def send_json(self, value):
+        body = json.dumps(value).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -96,7 +110,11 @@ class Handler(SimpleHTTPRequestHandler):
         if not os.path.isfile(path):
             self.send_error(404, "not found")
             return
-        size = os.path.getsize(path)
+        st = os.stat(path)
+        size = st.st_size
+        generation = GENERATION[0]
+        etag = f'"{size:x}-{st.st_mtime_ns:x}-{generation}"'
+        last_modified = email.utils.formatdate(int(st.st_mtime) + generation, usegmt=True)
         start, end, partial = 0, size - 1, False
         rng = self.headers.get("Range")
         if rng and self.allow_range:
@@ -121,6 +139,8 @@ class Handler(SimpleHTTPRequestHandler):
         self.send_response(206 if partial else 200)
         self.send_header("Content-Type", self.guess_type(path))
         self.send_header("Content-Length", str(length))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", last_modified)
         if self.allow_range:
             self.send_header("Accept-Ranges", "bytes")
         if partial:
@@ -129,6 +149,7 @@ class Handler(SimpleHTTPRequestHandler):
         with STATS_LOCK:
             STATS["requests"] += 1
             STATS["rangeRequests"] += int(partial)
+            STATS["headRequests"] += int(head)
         if head:
             return
         sent = 0

@@ -83,11 +83,17 @@ impl Aligner {
         options::check_signal(&signal)?;
 
         let settings = progressive::Settings {
-            prefetch_rows: opts.prefetch_rows.map_or(progressive::DEFAULT_PREFETCH_ROWS, |n| n as usize),
+            prefetch_rows: opts
+                .prefetch_rows
+                .map_or(progressive::DEFAULT_PREFETCH_ROWS, |n| n as usize),
             page_rows: match opts.page_rows {
                 None => progressive::DEFAULT_PAGE_ROWS,
                 Some(n) if (1..=1 << 20).contains(&n) => n as usize,
-                Some(n) => return Err(WasmError::input(format!("pageRows must be from 1 to 1048576, got {n}"))),
+                Some(n) => {
+                    return Err(WasmError::input(format!(
+                        "pageRows must be from 1 to 1048576, got {n}"
+                    )))
+                }
             },
             cache: opts.cache,
         };
@@ -110,7 +116,14 @@ impl Aligner {
             Source::Url(url) => {
                 let url = source::absolute_url(&url)?;
                 Outcome::Full(
-                    source::load_url(&url, opts.cache, sha256.as_deref(), &mut progress, signal.as_ref()).await?,
+                    source::load_url(
+                        &url,
+                        opts.cache,
+                        sha256.as_deref(),
+                        &mut progress,
+                        signal.as_ref(),
+                    )
+                    .await?,
                 )
             }
         };
@@ -132,7 +145,13 @@ impl Aligner {
                     ..Default::default()
                 };
                 progress.report("ready", n, Some(n), true);
-                Loaded { engine: Engine::Direct(Rc::new(backend)), model, store: None, info, full_stats }
+                Loaded {
+                    engine: Engine::Direct(Rc::new(backend)),
+                    model,
+                    store: None,
+                    info,
+                    full_stats,
+                }
             }
             Outcome::Ready(store) => {
                 progress.report("backend", 0, None, true);
@@ -148,10 +167,18 @@ impl Aligner {
                 let info = engine.info();
                 let n = store.stats().ready_bytes;
                 progress.report("ready", n, Some(n), true);
-                Loaded { engine, model, store: Some(store), info, full_stats: Stats::default() }
+                Loaded {
+                    engine,
+                    model,
+                    store: Some(store),
+                    info,
+                    full_stats: Stats::default(),
+                }
             }
         };
-        Ok(Aligner { inner: RefCell::new(Some(Rc::new(loaded))) })
+        Ok(Aligner {
+            inner: RefCell::new(Some(Rc::new(loaded))),
+        })
     }
 
     /// How the model was loaded: `{ mode: "full" | "progressive", readyBytes, networkBytes,
@@ -239,11 +266,16 @@ impl Aligner {
         #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
     ) -> std::result::Result<JsValue, JsValue> {
         let l = self.loaded()?;
-        let text = text.as_string().ok_or_else(|| WasmError::input("tokenize: the text must be a string"))?;
+        let text = text
+            .as_string()
+            .ok_or_else(|| WasmError::input("tokenize: the text must be a string"))?;
         xlalign_core::embed::check_text(&text).map_err(WasmError::from)?;
         let (prefix, _) = embed_options(&options)?;
         let model = &l.model();
-        let t = model.tokenizer.encode(&text, prefix.text(model)).map_err(WasmError::from)?;
+        let t = model
+            .tokenizer
+            .encode(&text, prefix.text(model))
+            .map_err(WasmError::from)?;
         let o = Object::new();
         let _ = Reflect::set(&o, &"ids".into(), &js_sys::Uint32Array::from(&t.ids[..]));
         let tokens: Array = t.tokens.iter().map(|s| JsValue::from_str(s)).collect();

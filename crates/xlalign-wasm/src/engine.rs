@@ -5,7 +5,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use xlalign_core::align::AlignOptions;
-use xlalign_core::backend::{ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair};
+use xlalign_core::backend::{
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+};
 use xlalign_core::{Backend, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
 
@@ -29,7 +31,11 @@ impl Backend for Engine {
         }
     }
 
-    async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> xlalign_core::Result<Vec<ForwardOutput>> {
+    async fn forward(
+        &self,
+        sequences: &[&[u32]],
+        layers: &[usize],
+    ) -> xlalign_core::Result<Vec<ForwardOutput>> {
         match self {
             Engine::Direct(b) => b.forward(sequences, layers).await,
             Engine::Progressive(p) => p.forward(sequences, layers).await,
@@ -56,8 +62,14 @@ impl Backend for Engine {
         opts: &AlignOptions,
     ) -> xlalign_core::Result<Option<SequenceAlignment>> {
         match self {
-            Engine::Direct(b) => b.align_sequences(sequences, layer, pooled, pairs, opts).await,
-            Engine::Progressive(p) => p.align_sequences(sequences, layer, pooled, pairs, opts).await,
+            Engine::Direct(b) => {
+                b.align_sequences(sequences, layer, pooled, pairs, opts)
+                    .await
+            }
+            Engine::Progressive(p) => {
+                p.align_sequences(sequences, layer, pooled, pairs, opts)
+                    .await
+            }
         }
     }
 }

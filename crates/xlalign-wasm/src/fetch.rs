@@ -31,13 +31,24 @@ const STEP: f64 = 256.0 * 1024.0;
 
 impl Progress {
     pub fn new(callback: Option<Function>) -> Progress {
-        Progress { callback, last_phase: String::new(), last_loaded: -STEP, base: 0, fixed_total: None }
+        Progress {
+            callback,
+            last_phase: String::new(),
+            last_loaded: -STEP,
+            base: 0,
+            fixed_total: None,
+        }
     }
 
     /// Progress of a transfer that continues an earlier one: `loaded` counts from `base`,
     /// against `total` for the whole.
     pub fn offset(parent: &Progress, base: u64, total: u64) -> Progress {
-        Progress { callback: parent.callback.clone(), base, fixed_total: Some(total), ..Progress::new(None) }
+        Progress {
+            callback: parent.callback.clone(),
+            base,
+            fixed_total: Some(total),
+            ..Progress::new(None)
+        }
     }
 
     /// `force` reports even a small step (phase ends, final byte counts).
@@ -133,6 +144,63 @@ fn fetch_error(url: &str, e: &JsValue) -> WasmError {
         WasmError::cancelled()
     } else {
         WasmError::network(format!("cannot download {url}: {}", describe_js(e)))
+    }
+}
+
+/// The server's version of the file a response came from: its `ETag`, else its
+/// `Last-Modified` (tagged with which, since only like compares with like: a cross-origin
+/// server that does not expose `ETag` still shows `Last-Modified`).
+pub fn version(resp: &Response) -> Option<String> {
+    let h = resp.headers();
+    let get = |k: &str| h.get(k).ok().flatten().filter(|v| !v.trim().is_empty());
+    get("ETag")
+        .map(|v| format!("etag {}", v.trim()))
+        .or_else(|| get("Last-Modified").map(|v| format!("modified {}", v.trim())))
+}
+
+/// Size of the whole file a response speaks of: the total of a `Content-Range`, or the
+/// `Content-Length` of a whole-file answer.
+pub fn file_size(resp: &Response) -> Option<u64> {
+    match content_range(resp) {
+        Some((_, _, total)) => total,
+        None => content_length(resp),
+    }
+}
+
+/// Whether `resp` shows that the file at its URL is no longer the one whose `version` and
+/// `size` were recorded: versions of the same kind that differ, or sizes that differ. A
+/// server that says nothing comparable is taken at its word that nothing changed.
+pub fn replaced(version_then: Option<&str>, size_then: Option<u64>, resp: &Response) -> bool {
+    let kind = |v: &str| v.split_once(' ').map(|(k, _)| k.to_string());
+    let by_version = match (version_then, version(resp)) {
+        (Some(a), Some(b)) => kind(a) == kind(&b) && a != b,
+        _ => false,
+    };
+    let by_size = matches!((size_then, file_size(resp)), (Some(a), Some(b)) if a != b);
+    by_version || by_size
+}
+
+/// Asks the server about the file at `url` (`HEAD`, bypassing the HTTP cache). `None` when
+/// it cannot be reached or does not answer `2xx`: offline, a cached model is still usable.
+pub async fn probe(url: &str) -> Option<Response> {
+    let init = RequestInit::new();
+    init.set_method("HEAD");
+    init.set_cache(web_sys::RequestCache::NoStore);
+    let req = Request::new_with_str_and_init(url, &init).ok()?;
+    let resp: Response = JsFuture::from(global_fetch(&req))
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    resp.ok().then_some(resp)
+}
+
+/// Whether the server now has another file at `url` than the cached one (`version`, `size`
+/// bytes). Unreachable (offline) or silent servers leave the cache in use.
+pub async fn changed_on_server(url: &str, version: Option<&str>, size: u64) -> bool {
+    match probe(url).await {
+        Some(resp) => replaced(version, Some(size), &resp),
+        None => false,
     }
 }
 

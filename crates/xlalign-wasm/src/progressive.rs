@@ -22,13 +22,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use js_sys::{Array, Uint8Array};
+use js_sys::Uint8Array;
 use serde::Serialize;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Request, Response};
+use web_sys::{AbortSignal, Response};
 use xlalign_core::align::AlignOptions;
-use xlalign_core::backend::{ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair};
+use xlalign_core::backend::{
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+};
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::gguf::{GgufFile, GgufHeader};
 use xlalign_core::{Backend, BackendInfo, Model};
@@ -102,6 +102,9 @@ pub struct Stats {
 /// backend running that model.
 pub struct RowStore {
     url: String,
+    /// The server's version of the file the loaded parts came from; every later part must
+    /// come from the same one.
+    version: Option<String>,
     total: usize,
     table: Table,
     page_rows: usize,
@@ -133,7 +136,10 @@ impl RowStore {
     }
 
     fn backend(&self) -> Result<Rc<AnyBackend>> {
-        self.inner.borrow().clone().ok_or_else(|| WasmError::new(Code::Backend, "no backend yet"))
+        self.inner
+            .borrow()
+            .clone()
+            .ok_or_else(|| WasmError::new(Code::Backend, "no backend yet"))
     }
 
     fn pages_missing(&self, ids: impl Iterator<Item = u32>) -> BTreeSet<usize> {
@@ -181,7 +187,7 @@ impl RowStore {
         }
         let fetches = runs.iter().map(|&(a, b)| {
             let (start, end) = self.page_range(a, b);
-            fetch_range(&self.url, start, end)
+            fetch_range(&self.url, start, end, self.version.as_deref(), self.total)
         });
         let results = futures_util::future::join_all(fetches).await;
         let mut writes: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -207,18 +213,27 @@ impl RowStore {
             // The server stopped honouring ranges and sent everything: take the whole table.
             let t = self.table;
             if file.len() != self.total {
-                return Err(WasmError::network(format!("the model changed on the server ({} bytes, was {})", file.len(), self.total)));
+                return Err(WasmError::network(format!(
+                    "the model changed on the server ({} bytes, was {})",
+                    file.len(),
+                    self.total
+                )));
             }
-            self.apply(vec![(0, file[t.offset..t.end()].to_vec())]).await?;
+            self.apply(vec![(0, file[t.offset..t.end()].to_vec())])
+                .await?;
             self.stats.borrow_mut().mode = "full (the server stopped honouring ranges)".into();
             return Ok(());
         }
         if self.cache {
             for (first, bytes) in &writes {
-                for (k, chunk) in bytes.chunks(self.page_rows * self.table.row_bytes).enumerate() {
+                for (k, chunk) in bytes
+                    .chunks(self.page_rows * self.table.row_bytes)
+                    .enumerate()
+                {
                     let data = Uint8Array::from(chunk);
                     if let Ok(sha) = cache::sha256_hex(&data).await {
-                        cache::store(&page_key(&self.url, self.page_rows, first + k, self.total), &data, &sha).await;
+                        let key = page_key(&self.url, self.page_rows, first + k, self.total);
+                        cache::store(&key, &data, &sha, self.version.as_deref()).await;
                     }
                 }
             }
@@ -263,7 +278,10 @@ impl RowStore {
 /// The same kind of backend as `old`, on `model`'s weights.
 async fn rebuild(old: &AnyBackend, model: &Arc<Model>) -> Result<AnyBackend> {
     Ok(match old {
-        AnyBackend::Cpu { reason, .. } => AnyBackend::Cpu { backend: CpuBackend::new(model)?, reason: reason.clone() },
+        AnyBackend::Cpu { reason, .. } => AnyBackend::Cpu {
+            backend: CpuBackend::new(model)?,
+            reason: reason.clone(),
+        },
         AnyBackend::Gpu(g) => {
             let mut n = GpuBackend::with_context(g.context().clone(), model.clone()).await?;
             n.set_reason(g.info().reason);
@@ -281,14 +299,28 @@ impl Backend for ProgressiveBackend {
     fn info(&self) -> BackendInfo {
         match self.0.inner.borrow().as_ref() {
             Some(b) => b.info(),
-            None => BackendInfo { kind: "none".into(), device: String::new(), reason: String::new() },
+            None => BackendInfo {
+                kind: "none".into(),
+                device: String::new(),
+                reason: String::new(),
+            },
         }
     }
 
-    async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> xlalign_core::Result<Vec<ForwardOutput>> {
+    async fn forward(
+        &self,
+        sequences: &[&[u32]],
+        layers: &[usize],
+    ) -> xlalign_core::Result<Vec<ForwardOutput>> {
         let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
-        self.0.ensure(&ids).await.map_err(|e| xlalign_core::Error::Io(e.message))?;
-        let backend = self.0.backend().map_err(|e| xlalign_core::Error::Backend(e.message))?;
+        self.0
+            .ensure(&ids)
+            .await
+            .map_err(|e| xlalign_core::Error::Io(e.message))?;
+        let backend = self
+            .0
+            .backend()
+            .map_err(|e| xlalign_core::Error::Backend(e.message))?;
         backend.forward(sequences, layers).await
     }
 
@@ -297,7 +329,10 @@ impl Backend for ProgressiveBackend {
         pairs: &[UnitPair<'_>],
         opts: &AlignOptions,
     ) -> xlalign_core::Result<Option<Vec<UnitAlignment>>> {
-        let backend = self.0.backend().map_err(|e| xlalign_core::Error::Backend(e.message))?;
+        let backend = self
+            .0
+            .backend()
+            .map_err(|e| xlalign_core::Error::Backend(e.message))?;
         backend.align_units(pairs, opts).await
     }
 
@@ -311,9 +346,17 @@ impl Backend for ProgressiveBackend {
     ) -> xlalign_core::Result<Option<SequenceAlignment>> {
         // The encoder runs inside, so the rows it reads must be present first, as for `forward`.
         let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
-        self.0.ensure(&ids).await.map_err(|e| xlalign_core::Error::Io(e.message))?;
-        let backend = self.0.backend().map_err(|e| xlalign_core::Error::Backend(e.message))?;
-        backend.align_sequences(sequences, layer, pooled, pairs, opts).await
+        self.0
+            .ensure(&ids)
+            .await
+            .map_err(|e| xlalign_core::Error::Io(e.message))?;
+        let backend = self
+            .0
+            .backend()
+            .map_err(|e| xlalign_core::Error::Backend(e.message))?;
+        backend
+            .align_sequences(sequences, layer, pooled, pairs, opts)
+            .await
     }
 }
 
@@ -323,17 +366,30 @@ enum Ranged {
     Whole(Vec<u8>),
 }
 
-/// Bytes `start..end` (end exclusive) of `url`.
-async fn fetch_range(url: &str, start: usize, end: usize) -> Result<Ranged> {
+/// Bytes `start..end` (end exclusive) of `url`, which must still be the file of `version`
+/// and `total` bytes that the other parts came from.
+async fn fetch_range(
+    url: &str,
+    start: usize,
+    end: usize,
+    version: Option<&str>,
+    total: usize,
+) -> Result<Ranged> {
     let resp = fetch::get(url, Some((start as u64, Some(end as u64 - 1))), None).await?;
+    same_file(url, version, total, &resp).await?;
     let mut quiet = Progress::new(None);
     if resp.status() == 200 {
-        return Ok(Ranged::Whole(fetch::read_all(&resp, "download", &mut quiet).await?));
+        return Ok(Ranged::Whole(
+            fetch::read_all(&resp, "download", &mut quiet).await?,
+        ));
     }
     check_range(&resp, start)?;
     let bytes = fetch::read_all(&resp, "rows", &mut quiet).await?;
     if bytes.len() != end - start {
-        return Err(WasmError::network(format!("asked for bytes {start}..{end} of {url}, got {}", bytes.len())));
+        return Err(WasmError::network(format!(
+            "asked for bytes {start}..{end} of {url}, got {}",
+            bytes.len()
+        )));
     }
     Ok(Ranged::Part(bytes))
 }
@@ -341,31 +397,41 @@ async fn fetch_range(url: &str, start: usize, end: usize) -> Result<Ranged> {
 fn check_range(resp: &Response, start: usize) -> Result<Option<u64>> {
     match fetch::content_range(resp) {
         Some((s, _, total)) if s == start as u64 => Ok(total),
-        other => Err(WasmError::network(format!("the server answered a range request with Content-Range {other:?}"))),
+        other => Err(WasmError::network(format!(
+            "the server answered a range request with Content-Range {other:?}"
+        ))),
     }
 }
 
-fn part_key(url: &str, part: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}xlalign-part={part}")
+/// Fails when `resp` comes from another file than the parts loaded so far (the file was
+/// replaced on the server meanwhile), and forgets the cached parts so that the next load
+/// starts afresh: rows of two versions must never be mixed.
+async fn same_file(url: &str, version: Option<&str>, total: usize, resp: &Response) -> Result<()> {
+    if !fetch::replaced(version, Some(total as u64), resp) {
+        return Ok(());
+    }
+    cache::forget(url).await;
+    Err(WasmError::network(format!(
+        "the model file at {url} changed on the server while it was being loaded; load it again to use the new version"
+    )))
 }
 
 fn page_key(url: &str, page_rows: usize, page: usize, total: usize) -> String {
-    part_key(url, &format!("rows-{page_rows}-{page}-of-{total}"))
+    cache::part_key(url, &format!("rows-{page_rows}-{page}-of-{total}"))
 }
 
-async fn cached(key: &str, use_cache: bool) -> Option<Vec<u8>> {
+async fn cached(key: &str, use_cache: bool) -> Option<cache::Entry> {
     if !use_cache {
         return None;
     }
-    cache::lookup(key).await.map(|(d, _)| d.to_vec())
+    cache::lookup(key).await
 }
 
-async fn remember(key: &str, bytes: &[u8], use_cache: bool) {
+async fn remember(key: &str, bytes: &[u8], use_cache: bool, version: Option<&str>) {
     if use_cache {
         let data = Uint8Array::from(bytes);
         if let Ok(sha) = cache::sha256_hex(&data).await {
-            cache::store(key, &data, &sha).await;
+            cache::store(key, &data, &sha, version).await;
         }
     }
 }
@@ -377,7 +443,11 @@ fn table_of(h: &GgufHeader) -> Option<Table> {
     if rows == 0 || t.n_bytes % rows != 0 || t.shape.len() != 2 {
         return None;
     }
-    Some(Table { offset: t.offset, row_bytes: t.n_bytes / rows, rows })
+    Some(Table {
+        offset: t.offset,
+        row_bytes: t.n_bytes / rows,
+        rows,
+    })
 }
 
 /// Bytes needed before the aligner can start: the header and first rows, then the tail.
@@ -390,25 +460,53 @@ fn plan(h: &GgufHeader, prefetch_rows: usize) -> Option<(Table, usize)> {
 }
 
 /// Loads `url` progressively (see the module documentation).
-pub async fn load(url: &str, s: &Settings, progress: &mut Progress, signal: Option<&AbortSignal>) -> Result<Outcome> {
+pub async fn load(
+    url: &str,
+    s: &Settings,
+    progress: &mut Progress,
+    signal: Option<&AbortSignal>,
+) -> Result<Outcome> {
     let use_cache = s.cache && cache::available();
     if use_cache {
-        if let Some((data, _)) = cache::lookup(url).await {
-            let n = data.length() as u64;
-            progress.report("cache", n, Some(n), true);
-            return Ok(Outcome::Full(data.to_vec()));
+        if let Some(entry) = cache::lookup(url).await {
+            let n = entry.data.length() as u64;
+            if !fetch::changed_on_server(url, entry.version.as_deref(), n).await {
+                progress.report("cache", n, Some(n), true);
+                return Ok(Outcome::Full(entry.data.to_vec()));
+            }
+            cache::forget(url).await;
         }
     }
-    let mut stats = Stats { mode: "progressive".into(), page_rows: s.page_rows, ..Default::default() };
-    let prefix_key = part_key(url, &format!("prefix-{}", s.prefetch_rows));
+    let mut stats = Stats {
+        mode: "progressive".into(),
+        page_rows: s.page_rows,
+        ..Default::default()
+    };
+    let prefix_key = cache::part_key(url, &format!("prefix-{}", s.prefetch_rows));
 
-    // 1. The header and the first rows: from the cache, or one streamed request.
-    let (prefix, header, table, stop) = match cached(&prefix_key, use_cache).await.and_then(|p| {
-        let total = cache_total(&p)?;
-        let h = GgufHeader::parse(&p[8..], total).ok()?;
-        let (t, stop) = plan(&h, s.prefetch_rows)?;
-        (p.len() - 8 == stop).then(|| (p[8..].to_vec(), h, t, stop))
-    }) {
+    // 1. The header and the first rows: from the cache (when the server still has the file
+    //    they came from), or one streamed request.
+    let mut version = None;
+    let mut from_cache = None;
+    if let Some(entry) = cached(&prefix_key, use_cache).await {
+        let p = entry.data.to_vec();
+        let parsed = cache_total(&p).and_then(|total| {
+            let h = GgufHeader::parse(&p[8..], total).ok()?;
+            let (t, stop) = plan(&h, s.prefetch_rows)?;
+            (p.len() - 8 == stop).then_some((h, t, stop))
+        });
+        match parsed {
+            Some((h, t, stop))
+                if !fetch::changed_on_server(url, entry.version.as_deref(), h.file_len as u64)
+                    .await =>
+            {
+                version = entry.version;
+                from_cache = Some((p[8..].to_vec(), h, t, stop));
+            }
+            _ => cache::forget(url).await,
+        }
+    }
+    let (prefix, header, table, stop) = match from_cache {
         Some((p, h, t, stop)) => {
             progress.report("cache", p.len() as u64, None, true);
             stats.ready_bytes += p.len() as u64;
@@ -418,32 +516,41 @@ pub async fn load(url: &str, s: &Settings, progress: &mut Progress, signal: Opti
             // Stopping this request part-way must stop the transfer itself, not just the
             // reading: a cancelled body alone lets the browser keep receiving what the
             // server already sent.
-            let stopper = web_sys::AbortController::new().map_err(|e| WasmError::network(crate::error::describe_js(&e)))?;
+            let stopper = web_sys::AbortController::new()
+                .map_err(|e| WasmError::network(crate::error::describe_js(&e)))?;
             let both = fetch::any_signal(&stopper.signal(), signal);
             let resp = fetch::get(url, Some((0, None)), Some(&both)).await?;
             stats.requests += 1;
+            version = fetch::version(&resp);
             if resp.status() == 200 {
                 // Range ignored: this response is the whole file.
                 let bytes = fetch::read_all(&resp, "download", progress).await?;
-                remember(url, &bytes, use_cache).await;
+                remember(url, &bytes, use_cache, version.as_deref()).await;
                 return Ok(Outcome::Full(bytes));
             }
-            let total = check_range(&resp, 0)?
-                .ok_or_else(|| WasmError::network("the server did not say how large the model file is (Content-Range)"))?
-                as usize;
+            let total = check_range(&resp, 0)?.ok_or_else(|| {
+                WasmError::network(
+                    "the server did not say how large the model file is (Content-Range)",
+                )
+            })? as usize;
             let streamed = stream_prefix(&resp, total, s.prefetch_rows, progress).await;
             stopper.abort();
             match streamed? {
-                Prefix::Planned { bytes, header, table, stop } => {
+                Prefix::Planned {
+                    bytes,
+                    header,
+                    table,
+                    stop,
+                } => {
                     stats.network_bytes += bytes.len() as u64;
                     stats.ready_bytes += bytes.len() as u64;
                     let mut stored = (total as u64).to_le_bytes().to_vec();
                     stored.extend_from_slice(&bytes);
-                    remember(&prefix_key, &stored, use_cache).await;
+                    remember(&prefix_key, &stored, use_cache, version.as_deref()).await;
                     (bytes, header, table, stop)
                 }
                 Prefix::Whole(bytes) => {
-                    remember(url, &bytes, use_cache).await;
+                    remember(url, &bytes, use_cache, version.as_deref()).await;
                     return Ok(Outcome::Full(bytes));
                 }
             }
@@ -452,27 +559,42 @@ pub async fn load(url: &str, s: &Settings, progress: &mut Progress, signal: Opti
     let total = header.file_len;
 
     // 2. Every tensor after the table, in one request.
-    let tail_key = part_key(url, &format!("tail-{}-of-{total}", table.end()));
-    let tail = match cached(&tail_key, use_cache).await.filter(|t| t.len() == total - table.end()) {
+    let tail_key = cache::part_key(url, &format!("tail-{}-of-{total}", table.end()));
+    let tail = cached(&tail_key, use_cache)
+        .await
+        .filter(|t| t.data.length() as usize == total - table.end() && t.version == version)
+        .map(|t| t.data.to_vec());
+    let tail = match tail {
         Some(t) => {
             stats.ready_bytes += t.len() as u64;
             t
         }
         None => {
-            let resp = fetch::get(url, Some((table.end() as u64, Some(total as u64 - 1))), signal).await?;
+            let resp = fetch::get(
+                url,
+                Some((table.end() as u64, Some(total as u64 - 1))),
+                signal,
+            )
+            .await?;
             stats.requests += 1;
+            same_file(url, version.as_deref(), total, &resp).await?;
             if resp.status() == 200 {
-                return Ok(Outcome::Full(fetch::read_all(&resp, "download", progress).await?));
+                return Ok(Outcome::Full(
+                    fetch::read_all(&resp, "download", progress).await?,
+                ));
             }
             check_range(&resp, table.end())?;
-            let mut p = Progress::offset(progress, stop as u64, (stop + total - table.end()) as u64);
+            let mut p =
+                Progress::offset(progress, stop as u64, (stop + total - table.end()) as u64);
             let t = fetch::read_all(&resp, "download", &mut p).await?;
             if t.len() != total - table.end() {
-                return Err(WasmError::network("the model file's tail arrived incomplete"));
+                return Err(WasmError::network(
+                    "the model file's tail arrived incomplete",
+                ));
             }
             stats.network_bytes += t.len() as u64;
             stats.ready_bytes += t.len() as u64;
-            remember(&tail_key, &t, use_cache).await;
+            remember(&tail_key, &t, use_cache, version.as_deref()).await;
             t
         }
     };
@@ -492,7 +614,14 @@ pub async fn load(url: &str, s: &Settings, progress: &mut Progress, signal: Opti
     let data = Bytes::copy_from_slice(&model.weights.token_embd.data);
     model.weights.token_embd.data = data.clone();
     for l in &mut model.weights.layers {
-        for lin in [&mut l.query, &mut l.key, &mut l.value, &mut l.attn_output, &mut l.ffn_up, &mut l.ffn_down] {
+        for lin in [
+            &mut l.query,
+            &mut l.key,
+            &mut l.value,
+            &mut l.attn_output,
+            &mut l.ffn_up,
+            &mut l.ffn_down,
+        ] {
             lin.weight.data = Bytes::copy_from_slice(&lin.weight.data);
         }
     }
@@ -501,10 +630,14 @@ pub async fn load(url: &str, s: &Settings, progress: &mut Progress, signal: Opti
     let pages = table.rows.div_ceil(s.page_rows);
     let mut present = vec![false; pages];
     let have_rows = (stop - table.offset) / table.row_bytes;
-    present.iter_mut().take(have_rows / s.page_rows).for_each(|p| *p = true);
+    present
+        .iter_mut()
+        .take(have_rows / s.page_rows)
+        .for_each(|p| *p = true);
     stats.rows_total = table.rows;
     let store = Rc::new(RowStore {
         url: url.to_string(),
+        version,
         total,
         table,
         page_rows: s.page_rows,
@@ -530,13 +663,23 @@ fn cache_total(p: &[u8]) -> Option<usize> {
 }
 
 enum Prefix {
-    Planned { bytes: Vec<u8>, header: GgufHeader, table: Table, stop: usize },
+    Planned {
+        bytes: Vec<u8>,
+        header: GgufHeader,
+        table: Table,
+        stop: usize,
+    },
     Whole(Vec<u8>),
 }
 
 /// Reads the first response until the header parses and the first rows are in, then
 /// cancels it. Progress counts towards the bytes needed to be ready, once they are known.
-async fn stream_prefix(resp: &Response, total: usize, prefetch_rows: usize, progress: &mut Progress) -> Result<Prefix> {
+async fn stream_prefix(
+    resp: &Response,
+    total: usize,
+    prefetch_rows: usize,
+    progress: &mut Progress,
+) -> Result<Prefix> {
     let mut reader = BodyReader::new(resp)?;
     let mut buf = Vec::new();
     let mut next_try = FIRST_HEADER_TRY;
@@ -552,11 +695,18 @@ async fn stream_prefix(resp: &Response, total: usize, prefetch_rows: usize, prog
                     planned = Some((h, p));
                 }
                 // A prefix that ends inside the header: read on. Anything else is final.
-                Err(e) if e.to_string().contains("truncated") && buf.len() < total => next_try = next_header_try(buf.len()),
+                Err(e) if e.to_string().contains("truncated") && buf.len() < total => {
+                    next_try = next_header_try(buf.len())
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        progress.report("download", buf.len() as u64, ready_total.or(Some(total as u64)), false);
+        progress.report(
+            "download",
+            buf.len() as u64,
+            ready_total.or(Some(total as u64)),
+            false,
+        );
         if let Some((_, Some((_, stop)))) = &planned {
             if buf.len() >= *stop {
                 break;
@@ -567,33 +717,48 @@ async fn stream_prefix(resp: &Response, total: usize, prefetch_rows: usize, prog
         Some((header, Some((table, stop)))) if buf.len() >= stop => {
             reader.cancel().await;
             buf.truncate(stop);
-            Ok(Prefix::Planned { bytes: buf, header, table, stop })
+            Ok(Prefix::Planned {
+                bytes: buf,
+                header,
+                table,
+                stop,
+            })
         }
         // No table to page (or the prefetch covers it): the whole file was read.
         _ if buf.len() == total => Ok(Prefix::Whole(buf)),
-        None => Err(GgufHeader::parse(&buf, total).err().map(WasmError::from).unwrap_or_else(|| {
-            WasmError::network("the model download ended early")
-        })),
-        _ => Err(WasmError::network(format!("the model download ended after {} of {total} bytes", buf.len()))),
+        None => Err(GgufHeader::parse(&buf, total)
+            .err()
+            .map(WasmError::from)
+            .unwrap_or_else(|| WasmError::network("the model download ended early"))),
+        _ => Err(WasmError::network(format!(
+            "the model download ended after {} of {total} bytes",
+            buf.len()
+        ))),
     }
 }
 
 async fn restore_pages(store: &RowStore) {
-    let Some(keys) = cache_keys().await else { return };
-    let prefix = part_key(&store.url, &format!("rows-{}-", store.page_rows));
+    let Some(keys) = cache::keys().await else {
+        return;
+    };
+    let prefix = cache::part_key(&store.url, &format!("rows-{}-", store.page_rows));
     let suffix = format!("-of-{}", store.total);
     let mut writes = Vec::new();
     for k in keys {
-        let Some(page) = k.strip_prefix(&prefix).and_then(|r| r.strip_suffix(&suffix)).and_then(|p| p.parse::<usize>().ok()) else {
+        let Some(page) = k
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(&suffix))
+            .and_then(|p| p.parse::<usize>().ok())
+        else {
             continue;
         };
         if page >= store.present.borrow().len() || store.present.borrow()[page] {
             continue;
         }
         let (start, end) = store.page_range(page, page);
-        if let Some((data, _)) = cache::lookup(&k).await {
-            if data.length() as usize == end - start {
-                writes.push((page, data.to_vec()));
+        if let Some(entry) = cache::lookup(&k).await {
+            if entry.data.length() as usize == end - start && entry.version == store.version {
+                writes.push((page, entry.data.to_vec()));
             }
         }
     }
@@ -603,16 +768,4 @@ async fn restore_pages(store: &RowStore) {
     store.stats.borrow_mut().pages_from_cache += writes.len();
     // No backend yet: only the table and model are updated.
     let _ = store.apply(writes).await;
-}
-
-async fn cache_keys() -> Option<Vec<String>> {
-    let storage: web_sys::CacheStorage = js_sys::Reflect::get(&js_sys::global(), &"caches".into()).ok()?.dyn_into().ok()?;
-    let c: web_sys::Cache = JsFuture::from(storage.open(cache::CACHE_NAME)).await.ok()?.dyn_into().ok()?;
-    let keys = JsFuture::from(c.keys()).await.ok()?;
-    Some(
-        Array::from(&keys)
-            .iter()
-            .filter_map(|r| r.dyn_into::<Request>().ok().map(|r| r.url()))
-            .collect(),
-    )
 }

@@ -88,16 +88,25 @@ pub async fn load_url(
 ) -> Result<Vec<u8>> {
     let use_cache = use_cache && cache::available();
     if use_cache {
-        if let Some((data, sha)) = cache::lookup(url).await {
-            // An entry for another version of the file (same URL, other hash) is not used.
-            if sha256.is_none_or(|want| want == sha) {
-                let n = data.length() as u64;
+        if let Some(entry) = cache::lookup(url).await {
+            let n = entry.data.length() as u64;
+            // With a hash, the entry is the file asked for exactly when the hashes agree.
+            // Without one, the server says whether the file is still the one cached.
+            let current = match sha256 {
+                Some(want) => want == entry.sha256,
+                None => !fetch::changed_on_server(url, entry.version.as_deref(), n).await,
+            };
+            if current {
                 progress.report("cache", n, Some(n), true);
-                return Ok(data.to_vec());
+                return Ok(entry.data.to_vec());
+            }
+            if sha256.is_none() {
+                cache::forget(url).await;
             }
         }
     }
     let resp = fetch::get(url, None, signal).await?;
+    let version = fetch::version(&resp);
     let bytes = fetch::read_all(&resp, "download", progress).await?;
     if use_cache || sha256.is_some() {
         progress.report("verify", 0, Some(bytes.len() as u64), true);
@@ -112,7 +121,7 @@ pub async fn load_url(
             }
         }
         if use_cache {
-            cache::store(url, &js, &got).await;
+            cache::store(url, &js, &got, version.as_deref()).await;
         }
     }
     Ok(bytes)

@@ -831,16 +831,40 @@ async fn tokenize_gives_the_reference_token_ids() {
     let reference = fetch_json(&data_url("e5-small-q4-reference.json")).await;
     let a = cpu().await;
     let mut checked = 0;
-    for s in reference["sentences"].as_array().unwrap().iter().filter(|s| s.get("hf_ids_passage").is_none()) {
-        let t = a.tokenize(s["text"].as_str().unwrap().into(), JsValue::UNDEFINED).expect("tokenize");
-        let ids = get(&t, "ids").unchecked_into::<js_sys::Uint32Array>().to_vec();
-        let want: Vec<u32> = s["ids_passage"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    for s in reference["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("hf_ids_passage").is_none())
+    {
+        let t = a
+            .tokenize(s["text"].as_str().unwrap().into(), JsValue::UNDEFINED)
+            .expect("tokenize");
+        let ids = get(&t, "ids")
+            .unchecked_into::<js_sys::Uint32Array>()
+            .to_vec();
+        let want: Vec<u32> = s["ids_passage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
         assert_eq!(ids, want, "`{}`", s["name"]);
         assert_eq!(Array::from(&get(&t, "tokens")).length() as usize, ids.len());
         checked += 1;
     }
     assert!(checked >= 15);
-    let none = a.tokenize("Hi".into(), opts(&[("prefix", "none".into())])).unwrap();
-    assert_eq!(Array::from(&get(&none, "tokens")).length(), 3, "<s> ▁Hi </s>");
-    assert_js_error(a.tokenize(5.into(), JsValue::UNDEFINED).err().unwrap(), "input", "string");
+    let none = a
+        .tokenize("Hi".into(), opts(&[("prefix", "none".into())]))
+        .unwrap();
+    assert_eq!(
+        Array::from(&get(&none, "tokens")).length(),
+        3,
+        "<s> ▁Hi </s>"
+    );
+    assert_js_error(
+        a.tokenize(5.into(), JsValue::UNDEFINED).err().unwrap(),
+        "input",
+        "string",
+    );
 }
