@@ -90,8 +90,11 @@ fi
 #    through --enable-unsafe-webgpu in each crate's webdriver.json).
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+# The runner's own limit (WASM_BINDGEN_TEST_TIMEOUT, 20 s by default) is for the whole suite:
+# on SwiftShader, pipeline creation alone can take that long on a busy 2-core machine.
 suite "browser: WebGPU kernels and model (xlalign-gpu, SwiftShader)" \
     env WASM_BINDGEN_TEST_WEBDRIVER_JSON="$XLALIGN_ROOT/crates/xlalign-gpu/webdriver.json" \
+    WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}" \
     cargo test -p xlalign-gpu --target wasm32-unknown-unknown --test web
 if [[ -f scripts/test-browser.sh ]]; then
     suite "browser: wasm package and JS library" bash scripts/test-browser.sh
