@@ -262,7 +262,10 @@ impl RowStore {
         let mut model = (*self.model()).clone();
         model.weights.token_embd.data = data.clone();
         let model = Arc::new(model);
-        let inner = match self.inner.borrow().clone() {
+        // The borrow ends here: a concurrent call may replace the backend while this one
+        // awaits its rebuild (a `Ref` held across the await would make that a panic).
+        let current = self.inner.borrow().clone();
+        let inner = match current {
             Some(old) => Some(Rc::new(rebuild(&old, &model).await?)),
             None => None,
         };
@@ -295,6 +298,25 @@ async fn rebuild(old: &AnyBackend, model: &Arc<Model>) -> Result<AnyBackend> {
 #[derive(Clone)]
 pub struct ProgressiveBackend(pub Rc<RowStore>);
 
+impl ProgressiveBackend {
+    /// The backend running now (it is replaced whenever new rows arrive).
+    fn current(&self) -> xlalign_core::Result<Rc<AnyBackend>> {
+        self.0
+            .backend()
+            .map_err(|e| xlalign_core::Error::Backend(e.message))
+    }
+
+    /// Fetches the embedding rows `sequences` read, then returns the backend that has them.
+    async fn ready_for(&self, sequences: &[&[u32]]) -> xlalign_core::Result<Rc<AnyBackend>> {
+        let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
+        self.0
+            .ensure(&ids)
+            .await
+            .map_err(|e| xlalign_core::Error::Io(e.message))?;
+        self.current()
+    }
+}
+
 impl Backend for ProgressiveBackend {
     fn info(&self) -> BackendInfo {
         match self.0.inner.borrow().as_ref() {
@@ -312,16 +334,7 @@ impl Backend for ProgressiveBackend {
         sequences: &[&[u32]],
         layers: &[usize],
     ) -> xlalign_core::Result<Vec<ForwardOutput>> {
-        let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
-        self.0
-            .ensure(&ids)
-            .await
-            .map_err(|e| xlalign_core::Error::Io(e.message))?;
-        let backend = self
-            .0
-            .backend()
-            .map_err(|e| xlalign_core::Error::Backend(e.message))?;
-        backend.forward(sequences, layers).await
+        self.ready_for(sequences).await?.forward(sequences, layers).await
     }
 
     async fn align_units(
@@ -329,11 +342,7 @@ impl Backend for ProgressiveBackend {
         pairs: &[UnitPair<'_>],
         opts: &AlignOptions,
     ) -> xlalign_core::Result<Option<Vec<UnitAlignment>>> {
-        let backend = self
-            .0
-            .backend()
-            .map_err(|e| xlalign_core::Error::Backend(e.message))?;
-        backend.align_units(pairs, opts).await
+        self.current()?.align_units(pairs, opts).await
     }
 
     async fn align_sequences(
@@ -345,16 +354,8 @@ impl Backend for ProgressiveBackend {
         opts: &AlignOptions,
     ) -> xlalign_core::Result<Option<SequenceAlignment>> {
         // The encoder runs inside, so the rows it reads must be present first, as for `forward`.
-        let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
-        self.0
-            .ensure(&ids)
-            .await
-            .map_err(|e| xlalign_core::Error::Io(e.message))?;
-        let backend = self
-            .0
-            .backend()
-            .map_err(|e| xlalign_core::Error::Backend(e.message))?;
-        backend
+        self.ready_for(sequences)
+            .await?
             .align_sequences(sequences, layer, pooled, pairs, opts)
             .await
     }
