@@ -5,19 +5,14 @@
 // replaced without touching it.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { browser, page, server } from "./lib.mjs";
+import { browser, harness, server } from "./lib.mjs";
 
 let srv, b, p;
 before(async () => {
   // Its own server: /__replace must not disturb the other suites.
   srv = await server({ fresh: true });
   b = await browser();
-  p = await page(b, `${srv.base}/tests/browser/harness.html`);
-  await p.evaluate(async () => {
-    window.xl = await import("/pkg/index.js");
-    await xl.default();
-    await xl.clearCache();
-  });
+  p = await harness(b, srv, { clearCache: true });
 });
 after(async () => {
   await b?.close();

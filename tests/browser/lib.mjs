@@ -89,3 +89,17 @@ export async function page(b, url) {
   if (url) await p.goto(url, { waitUntil: "load" });
   return p;
 }
+
+/**
+ * The test harness page with the package imported as `window.xl` and initialised; with
+ * `clearCache`, the model cache starts empty.
+ */
+export async function harness(b, srv, { clearCache = false } = {}) {
+  const p = await page(b, `${srv.base}/tests/browser/harness.html`);
+  await p.evaluate(async (clear) => {
+    window.xl = await import("/pkg/index.js");
+    await xl.default();
+    if (clear) await xl.clearCache();
+  }, clearCache);
+  return p;
+}

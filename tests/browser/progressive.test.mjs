@@ -5,19 +5,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { ROOT, browser, page, server } from "./lib.mjs";
+import { ROOT, browser, harness, server } from "./lib.mjs";
 
 let srv, noRange, b, p;
 before(async () => {
   srv = await server({ fresh: true });
   noRange = await server({ noRange: true });
   b = await browser();
-  p = await page(b, `${srv.base}/tests/browser/harness.html`);
-  await p.evaluate(async () => {
-    window.xl = await import("/pkg/index.js");
-    await xl.default();
-    await xl.clearCache();
-  });
+  p = await harness(b, srv, { clearCache: true });
 });
 after(async () => {
   await b?.close();

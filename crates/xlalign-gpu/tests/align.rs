@@ -326,13 +326,7 @@ fn a_batch_of_pairs_gives_each_pairs_links_and_cosines() {
             _ => vectors(n, m, 48, 700 + k as u64),
         })
         .collect();
-    let pairs: Vec<UnitPair> = data
-        .iter()
-        .map(|(s, t)| UnitPair {
-            src: s.view(),
-            tgt: t.view(),
-        })
-        .collect();
+    let pairs = unit_pairs(&data);
     for o in [
         opts(Method::Argmax, Direction::Both, None, 1.0, 0.0),
         opts(Method::Softmax, Direction::Union, Some(0.1), 0.5, 0.3),
@@ -410,18 +404,22 @@ fn itermax_pairs(hidden: usize, seed: u64) -> Vec<(Array2<f32>, Array2<f32>)> {
     out
 }
 
+/// Views of source and target vectors as the GPU alignment's input.
+fn unit_pairs(data: &[(Array2<f32>, Array2<f32>)]) -> Vec<UnitPair<'_>> {
+    data.iter()
+        .map(|(s, t)| UnitPair {
+            src: s.view(),
+            tgt: t.view(),
+        })
+        .collect()
+}
+
 /// Aligns `data` as one batch with itermax and checks every pair's links against the CPU's
 /// `extract` on the cosines the GPU decided on (returned with the links): the same links,
 /// exactly, with those cosines as scores. Returns the number of links.
 fn check_itermax(data: &[(Array2<f32>, Array2<f32>)], o: &AlignOptions) -> usize {
     let Some(ctx) = gpu() else { return 0 };
-    let pairs: Vec<UnitPair> = data
-        .iter()
-        .map(|(s, t)| UnitPair {
-            src: s.view(),
-            tgt: t.view(),
-        })
-        .collect();
+    let pairs = unit_pairs(data);
     let got = pollster::block_on(align_pairs_on_gpu(&ctx, &pairs, o)).expect("gpu itermax");
     assert_eq!(got.len(), data.len());
     let mut links = 0;
