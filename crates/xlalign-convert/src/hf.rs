@@ -176,7 +176,7 @@ impl HfConfig {
             position_rows_dropped,
             pad_token_id,
         };
-        if cfg.hidden == 0 || cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+        if cfg.hidden == 0 || cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
             return Err(Error::Unsupported(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 cfg.hidden, cfg.heads
@@ -411,7 +411,7 @@ fn read_text(dir: &Path, file: &str) -> Result<String> {
 /// `f32` data → a tensor of `dtype`, falling back to f16 when rows do not fill whole blocks.
 fn encode(name: &str, shape: Vec<usize>, values: &[f32], dtype: DType, fell_back: &mut Vec<String>) -> Result<Tensor> {
     let row = *shape.last().unwrap_or(&1);
-    let dtype = if dtype.is_quantized() && row % QK != 0 {
+    let dtype = if dtype.is_quantized() && !row.is_multiple_of(QK) {
         fell_back.push(name.to_string());
         DType::F16
     } else {

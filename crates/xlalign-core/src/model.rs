@@ -134,7 +134,7 @@ impl EncoderConfig {
             position_offset: f.get(keys::POSITION_OFFSET).and_then(|v| v.as_u64()).unwrap_or(0) as usize,
             pooling,
         };
-        if cfg.hidden == 0 || cfg.heads == 0 || cfg.hidden % cfg.heads != 0 {
+        if cfg.hidden == 0 || cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
             return Err(Error::Unsupported(format!(
                 "hidden size {} is not divisible by {} heads",
                 cfg.hidden, cfg.heads
@@ -207,7 +207,7 @@ impl EncoderWeights {
         };
         let linear = |prefix: &str, out: usize, inp: usize| -> Result<Linear> {
             let weight = t(&format!("{prefix}.weight"), &[out, inp])?;
-            if weight.dtype.is_quantized() && inp % crate::tensor::QK != 0 {
+            if weight.dtype.is_quantized() && !inp.is_multiple_of(crate::tensor::QK) {
                 return Err(Error::Unsupported(format!("`{prefix}.weight` is quantised but its rows are not whole blocks")));
             }
             Ok(Linear { weight, bias: vec(&format!("{prefix}.bias"), out)? })

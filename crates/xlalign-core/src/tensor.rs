@@ -95,7 +95,7 @@ impl DType {
     /// Bytes needed for a row of `n` elements; errors if `n` does not fill whole blocks.
     pub fn row_bytes(self, n: usize) -> Result<usize> {
         let be = self.block_elems();
-        if n % be != 0 {
+        if !n.is_multiple_of(be) {
             return Err(Error::Format(format!(
                 "{} rows must be a multiple of {be} elements, got {n}",
                 self.name()

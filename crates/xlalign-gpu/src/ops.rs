@@ -184,7 +184,7 @@ pub async fn layer_norm(
     beta: &[f32],
     eps: f32,
 ) -> Result<Vec<f32>> {
-    if n == 0 || x.len() % n != 0 {
+    if n == 0 || !x.len().is_multiple_of(n) {
         return Err(Error::Input(format!(
             "layer_norm: {} values are not rows of {n}",
             x.len()
@@ -287,7 +287,7 @@ pub async fn embed(
 ) -> Result<Vec<f32>> {
     let hidden = table.row_len();
     check_len("embed token_type", token_type.len(), hidden)?;
-    if seq_len == 0 || ids.len() % seq_len != 0 {
+    if seq_len == 0 || !ids.len().is_multiple_of(seq_len) {
         return Err(Error::Input(
             "embed: ids must be whole sequences of seq_len".into(),
         ));

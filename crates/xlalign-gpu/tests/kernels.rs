@@ -104,7 +104,7 @@ fn check_gelu(epi: Epilogue, exact: fn(f64) -> f64) {
         30.0,
         -30.0,
     ]);
-    while xs.len() % n != 0 {
+    while !xs.len().is_multiple_of(n) {
         xs.push(0.5);
     }
     let m = xs.len() / n;

@@ -66,7 +66,7 @@ pub fn evaluate<B: Backend>(
         let gold: Vec<_> = gold.iter().enumerate().map(|(i, g)| pharaoh::parse_line(g, i + 1, "gold")).collect::<xlalign_core::Result<_>>()?;
         let pairs: Vec<(&str, &str)> = src.iter().copied().zip(tgt.iter().copied()).collect();
         let pb = progress::bar(pairs.len() as u64, "pairs");
-        pb.set_message(format!("{name}"));
+        pb.set_message(name.to_string());
         // encoded[layer index][pair]
         let mut encoded: Vec<Vec<Option<EncodedPair>>> = vec![Vec::with_capacity(pairs.len()); layers.len()];
         for chunk in pairs.chunks(batch.max(1)) {
