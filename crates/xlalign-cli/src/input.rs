@@ -30,7 +30,10 @@ pub fn lines(reader: Box<dyn BufRead>, name: String) -> impl Iterator<Item = Res
                     buf.pop();
                 }
                 Some(String::from_utf8(buf).map_err(|e| {
-                    anyhow::anyhow!("{name} line {n}: invalid UTF-8 at byte {}", e.utf8_error().valid_up_to())
+                    anyhow::anyhow!(
+                        "{name} line {n}: invalid UTF-8 at byte {}",
+                        e.utf8_error().valid_up_to()
+                    )
                 }))
             }
             Err(e) => Some(Err(anyhow::anyhow!("{name} line {n}: {e}"))),

@@ -40,10 +40,12 @@ impl AsRef<[u8]> for SharedMap {
 }
 
 fn map(path: &Path) -> Result<std::sync::Arc<memmap2::Mmap>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY: the mapping is read-only; a file changed underneath us gives wrong numbers, not UB
     // in safe code that only reads bytes.
-    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .with_context(|| format!("cannot map {}", path.display()))?;
     Ok(std::sync::Arc::new(map))
 }
 
@@ -53,7 +55,9 @@ pub fn map_file(path: &Path) -> Result<Bytes> {
 }
 
 pub fn load_model(path: Option<&Path>) -> Result<Model> {
-    let path = path.map(Path::to_path_buf).unwrap_or_else(default_model_path);
+    let path = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_model_path);
     if !path.exists() {
         anyhow::bail!(
             "model file {} not found; run `bash scripts/setup.sh` to fetch and convert the default model, or pass --model",

@@ -10,7 +10,11 @@ mod progress;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "xlalign", version, about = "Cross-lingual word alignment and sentence similarity with multilingual encoders")]
+#[command(
+    name = "xlalign",
+    version,
+    about = "Cross-lingual word alignment and sentence similarity with multilingual encoders"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

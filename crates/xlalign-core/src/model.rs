@@ -107,20 +107,39 @@ impl EncoderConfig {
             )));
         }
         let u = |k: &str| -> Result<usize> { Ok(f.get_u64(k)? as usize) };
-        let activation = match f.get(keys::HIDDEN_ACT).and_then(|v| v.as_str()).unwrap_or("gelu") {
+        let activation = match f
+            .get(keys::HIDDEN_ACT)
+            .and_then(|v| v.as_str())
+            .unwrap_or("gelu")
+        {
             "gelu" => Activation::GeluErf,
             "gelu_tanh" | "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
             other => return Err(Error::Unsupported(format!("activation `{other}`"))),
         };
-        let pooling = match f.get(keys::POOLING_TYPE).and_then(|v| v.as_u64()).unwrap_or(1) {
+        let pooling = match f
+            .get(keys::POOLING_TYPE)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1)
+        {
             1 => Pooling::Mean,
             2 => Pooling::Cls,
-            other => return Err(Error::Unsupported(format!("pooling type {other} (1 = mean, 2 = cls)"))),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "pooling type {other} (1 = mean, 2 = cls)"
+                )))
+            }
         };
-        if f.get(keys::CAUSAL).and_then(|v| v.as_bool()).unwrap_or(false) {
-            return Err(Error::Unsupported("causal attention (this is an encoder runtime)".into()));
+        if f.get(keys::CAUSAL)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+        {
+            return Err(Error::Unsupported(
+                "causal attention (this is an encoder runtime)".into(),
+            ));
         }
-        let token_embd = f.info("token_embd.weight").ok_or_else(|| Error::MissingTensor("token_embd.weight".into()))?;
+        let token_embd = f
+            .info("token_embd.weight")
+            .ok_or_else(|| Error::MissingTensor("token_embd.weight".into()))?;
         let cfg = EncoderConfig {
             hidden: u(keys::EMBEDDING_LENGTH)?,
             layers: u(keys::BLOCK_COUNT)?,
@@ -128,10 +147,16 @@ impl EncoderConfig {
             ff: u(keys::FEED_FORWARD_LENGTH)?,
             vocab: token_embd.shape[0],
             max_positions: u(keys::CONTEXT_LENGTH)?,
-            type_vocab: f.get(keys::TOKEN_TYPE_COUNT).and_then(|v| v.as_u64()).unwrap_or(2) as usize,
+            type_vocab: f
+                .get(keys::TOKEN_TYPE_COUNT)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(2) as usize,
             layer_norm_eps: f.get_f64(keys::LAYER_NORM_EPS)? as f32,
             activation,
-            position_offset: f.get(keys::POSITION_OFFSET).and_then(|v| v.as_u64()).unwrap_or(0) as usize,
+            position_offset: f
+                .get(keys::POSITION_OFFSET)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as usize,
             pooling,
         };
         if cfg.hidden == 0 || cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
@@ -141,7 +166,9 @@ impl EncoderConfig {
             )));
         }
         if cfg.layers == 0 || cfg.ff == 0 || cfg.max_positions <= cfg.position_offset + 2 {
-            return Err(Error::Unsupported(format!("implausible configuration {cfg:?}")));
+            return Err(Error::Unsupported(format!(
+                "implausible configuration {cfg:?}"
+            )));
         }
         Ok(cfg)
     }
@@ -203,14 +230,22 @@ impl EncoderWeights {
         };
         let vec = |name: &str, n: usize| -> Result<Vec<f32>> { Ok(t(name, &[n])?.to_f32_vec()) };
         let norm = |prefix: &str| -> Result<LayerNorm> {
-            Ok(LayerNorm { weight: vec(&format!("{prefix}.weight"), c.hidden)?, bias: vec(&format!("{prefix}.bias"), c.hidden)? })
+            Ok(LayerNorm {
+                weight: vec(&format!("{prefix}.weight"), c.hidden)?,
+                bias: vec(&format!("{prefix}.bias"), c.hidden)?,
+            })
         };
         let linear = |prefix: &str, out: usize, inp: usize| -> Result<Linear> {
             let weight = t(&format!("{prefix}.weight"), &[out, inp])?;
             if weight.dtype.is_quantized() && !inp.is_multiple_of(crate::tensor::QK) {
-                return Err(Error::Unsupported(format!("`{prefix}.weight` is quantised but its rows are not whole blocks")));
+                return Err(Error::Unsupported(format!(
+                    "`{prefix}.weight` is quantised but its rows are not whole blocks"
+                )));
             }
-            Ok(Linear { weight, bias: vec(&format!("{prefix}.bias"), out)? })
+            Ok(Linear {
+                weight,
+                bias: vec(&format!("{prefix}.bias"), out)?,
+            })
         };
         let token_embd = f.tensor("token_embd.weight")?;
         token_embd.expect_shape(&[c.vocab, c.hidden])?;
@@ -229,9 +264,17 @@ impl EncoderWeights {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let position_embd = t("position_embd.weight", &[c.max_positions, c.hidden])?.to_f32_vec().into();
+        let position_embd = t("position_embd.weight", &[c.max_positions, c.hidden])?
+            .to_f32_vec()
+            .into();
         let token_types = t("token_types.weight", &[c.type_vocab, c.hidden])?.to_f32_vec();
-        Ok(EncoderWeights { token_embd, position_embd, token_types, embd_norm: norm("token_embd_norm")?, layers })
+        Ok(EncoderWeights {
+            token_embd,
+            position_embd,
+            token_types,
+            embd_norm: norm("token_embd_norm")?,
+            layers,
+        })
     }
 }
 
@@ -270,23 +313,50 @@ impl Model {
         let weights = EncoderWeights::from_gguf(f, &config)?;
         // As bytes: the tokenizer checks UTF-8 as it parses, faster than checking it all first.
         let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).map_err(|_| {
-            Error::Tokenizer(format!("the model file has no `{}` entry", keys::HF_TOKENIZER_JSON))
+            Error::Tokenizer(format!(
+                "the model file has no `{}` entry",
+                keys::HF_TOKENIZER_JSON
+            ))
         })?;
         let tokenizer = TextTokenizer::from_json(json, f)?;
         let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let align_layer = f.get(keys::ALIGN_LAYER).and_then(|v| v.as_u64()).map(|v| v as usize);
+        let align_layer = f
+            .get(keys::ALIGN_LAYER)
+            .and_then(|v| v.as_u64())
+            .map(|v| v as usize);
         let defaults = ModelDefaults {
             passage_prefix: s(keys::PREFIX_PASSAGE),
             query_prefix: s(keys::PREFIX_QUERY),
             // Without a recommendation, a layer a bit past the middle aligns best for most encoders.
-            align_layer: align_layer.unwrap_or((config.layers * 2).div_ceil(3)).min(config.layers),
-            align_method: f.get(keys::ALIGN_METHOD).and_then(|v| v.as_str()).unwrap_or("softmax").to_string(),
-            align_threshold: f.get(keys::ALIGN_THRESHOLD).and_then(|v| v.as_f64()).unwrap_or(0.3) as f32,
-            align_temperature: f.get(keys::ALIGN_TEMPERATURE).and_then(|v| v.as_f64()).filter(|t| *t > 0.0).unwrap_or(1.0) as f32,
+            align_layer: align_layer
+                .unwrap_or((config.layers * 2).div_ceil(3))
+                .min(config.layers),
+            align_method: f
+                .get(keys::ALIGN_METHOD)
+                .and_then(|v| v.as_str())
+                .unwrap_or("softmax")
+                .to_string(),
+            align_threshold: f
+                .get(keys::ALIGN_THRESHOLD)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.3) as f32,
+            align_temperature: f
+                .get(keys::ALIGN_TEMPERATURE)
+                .and_then(|v| v.as_f64())
+                .filter(|t| *t > 0.0)
+                .unwrap_or(1.0) as f32,
         };
-        let weight_type = weights.layers.first().map(|l| l.query.weight.dtype).unwrap_or(weights.token_embd.dtype);
+        let weight_type = weights
+            .layers
+            .first()
+            .map(|l| l.query.weight.dtype)
+            .unwrap_or(weights.token_embd.dtype);
         Ok(Model {
-            name: f.get(keys::NAME).and_then(|v| v.as_str()).unwrap_or("unnamed").to_string(),
+            name: f
+                .get(keys::NAME)
+                .and_then(|v| v.as_str())
+                .unwrap_or("unnamed")
+                .to_string(),
             config,
             weights,
             tokenizer,

@@ -29,7 +29,9 @@ pub struct PharaohLink {
 
 /// Parses one line; `line_no` (1-based) and `what` ("gold", "prediction") go into errors.
 pub fn parse_line(line: &str, line_no: usize, what: &str) -> Result<Vec<PharaohLink>> {
-    line.split_whitespace().map(|tok| parse_link(tok).ok_or_else(|| bad_link(tok, line_no, what))).collect()
+    line.split_whitespace()
+        .map(|tok| parse_link(tok).ok_or_else(|| bad_link(tok, line_no, what)))
+        .collect()
 }
 
 fn bad_link(tok: &str, line_no: usize, what: &str) -> Error {
@@ -39,7 +41,11 @@ fn bad_link(tok: &str, line_no: usize, what: &str) -> Error {
 }
 
 fn parse_link(tok: &str) -> Option<PharaohLink> {
-    let (sep, sure) = if tok.contains('?') { ('?', false) } else { ('-', true) };
+    let (sep, sure) = if tok.contains('?') {
+        ('?', false)
+    } else {
+        ('-', true)
+    };
     let (a, b) = tok.split_once(sep)?;
     let (b, sure) = match b.strip_suffix('p') {
         Some(b) if sep == '-' => (b, false),
@@ -52,12 +58,19 @@ fn parse_link(tok: &str) -> Option<PharaohLink> {
         }
         s.parse().ok()
     };
-    Some(PharaohLink { src: index(a)?, tgt: index(b)?, sure })
+    Some(PharaohLink {
+        src: index(a)?,
+        tgt: index(b)?,
+        sure,
+    })
 }
 
 /// Parses a whole file, one `Vec` per line (an empty line is a sentence without links).
 pub fn parse(text: &str, what: &str) -> Result<Vec<Vec<PharaohLink>>> {
-    text.lines().enumerate().map(|(k, line)| parse_line(line, k + 1, what)).collect()
+    text.lines()
+        .enumerate()
+        .map(|(k, line)| parse_line(line, k + 1, what))
+        .collect()
 }
 
 /// Writes sure links as `i-j`, sorted and without duplicates.
@@ -69,22 +82,30 @@ pub fn write_line(pairs: impl IntoIterator<Item = (usize, usize)>) -> String {
 
 /// Writes links keeping their kind (`i-j` sure, `i?j` possible), in the given order.
 pub fn write_marked_line(links: &[PharaohLink]) -> String {
-    let parts: Vec<String> =
-        links.iter().map(|l| format!("{}{}{}", l.src, if l.sure { '-' } else { '?' }, l.tgt)).collect();
+    let parts: Vec<String> = links
+        .iter()
+        .map(|l| format!("{}{}{}", l.src, if l.sure { '-' } else { '?' }, l.tgt))
+        .collect();
     parts.join(" ")
 }
 
 /// The links line for word links (assumed sorted, as [`crate::align::align_words`] returns
 /// them; written in the given order so that [`scores_line`] stays parallel).
 pub fn links_line(links: &[WordLink]) -> String {
-    let parts: Vec<String> = links.iter().map(|l| format!("{}-{}", l.src, l.tgt)).collect();
+    let parts: Vec<String> = links
+        .iter()
+        .map(|l| format!("{}-{}", l.src, l.tgt))
+        .collect();
     parts.join(" ")
 }
 
 /// The parallel scores line: each link's probability where the method gives one (softmax,
 /// entmax), its cosine otherwise.
 pub fn scores_line(links: &[WordLink]) -> String {
-    let parts: Vec<String> = links.iter().map(|l| format!("{}", l.prob.unwrap_or(l.score))).collect();
+    let parts: Vec<String> = links
+        .iter()
+        .map(|l| format!("{}", l.prob.unwrap_or(l.score)))
+        .collect();
     parts.join(" ")
 }
 
@@ -96,11 +117,16 @@ pub fn parse_scores_line(line: &str, n_links: usize, line_no: usize) -> Result<V
             t.parse::<f32>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .ok_or_else(|| Error::Input(format!("scores line {line_no}: `{t}` is not a number")))
+                .ok_or_else(|| {
+                    Error::Input(format!("scores line {line_no}: `{t}` is not a number"))
+                })
         })
         .collect::<Result<Vec<f32>>>()?;
     if scores.len() != n_links {
-        return Err(Error::Input(format!("scores line {line_no}: {} scores for {n_links} links", scores.len())));
+        return Err(Error::Input(format!(
+            "scores line {line_no}: {} scores for {n_links} links",
+            scores.len()
+        )));
     }
     Ok(scores)
 }
@@ -126,7 +152,11 @@ impl AerCounts {
     /// Adds one sentence. Duplicate links count once; a link that is both sure and possible
     /// in the gold counts as sure; the kind of predicted links is ignored.
     pub fn add(&mut self, gold: &[PharaohLink], pred: &[PharaohLink]) {
-        let sure: BTreeSet<(usize, usize)> = gold.iter().filter(|l| l.sure).map(|l| (l.src, l.tgt)).collect();
+        let sure: BTreeSet<(usize, usize)> = gold
+            .iter()
+            .filter(|l| l.sure)
+            .map(|l| (l.src, l.tgt))
+            .collect();
         let possible: BTreeSet<(usize, usize)> = gold.iter().map(|l| (l.src, l.tgt)).collect();
         let predicted: BTreeSet<(usize, usize)> = pred.iter().map(|l| (l.src, l.tgt)).collect();
         self.sentences += 1;
@@ -141,13 +171,23 @@ impl AerCounts {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let precision = ratio(self.hit_possible, self.predicted);
         let recall = ratio(self.hit_sure, self.sure);
-        let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
         let aer = if self.predicted + self.sure == 0 {
             0.0
         } else {
             1.0 - (self.hit_sure + self.hit_possible) as f64 / (self.predicted + self.sure) as f64
         };
-        Metrics { precision, recall, f1, aer, counts: *self }
+        Metrics {
+            precision,
+            recall,
+            f1,
+            aer,
+            counts: *self,
+        }
     }
 }
 
@@ -179,7 +219,10 @@ pub fn evaluate(gold: &[&str], pred: &[&str]) -> Result<Metrics> {
     }
     let mut counts = AerCounts::default();
     for (k, (g, p)) in gold.iter().zip(pred).enumerate() {
-        counts.add(&parse_line(g, k + 1, "gold")?, &parse_line(p, k + 1, "prediction")?);
+        counts.add(
+            &parse_line(g, k + 1, "gold")?,
+            &parse_line(p, k + 1, "prediction")?,
+        );
     }
     Ok(counts.metrics())
 }
@@ -196,22 +239,35 @@ mod tests {
     use super::*;
 
     fn sure(src: usize, tgt: usize) -> PharaohLink {
-        PharaohLink { src, tgt, sure: true }
+        PharaohLink {
+            src,
+            tgt,
+            sure: true,
+        }
     }
     fn possible(src: usize, tgt: usize) -> PharaohLink {
-        PharaohLink { src, tgt, sure: false }
+        PharaohLink {
+            src,
+            tgt,
+            sure: false,
+        }
     }
 
     #[test]
     fn parses_all_link_forms() {
         let links = parse_line(" 0-1  2?3 4-5p 10-0\r", 1, "gold").unwrap();
-        assert_eq!(links, vec![sure(0, 1), possible(2, 3), possible(4, 5), sure(10, 0)]);
+        assert_eq!(
+            links,
+            vec![sure(0, 1), possible(2, 3), possible(4, 5), sure(10, 0)]
+        );
         assert!(parse_line("", 1, "gold").unwrap().is_empty());
     }
 
     #[test]
     fn malformed_links_name_the_line() {
-        for bad in ["0-", "-1", "a-1", "1-2-3", "1?2p", "+1-2", "1--2", "1:2", "-1-2", "1-2q", "1-2 3"] {
+        for bad in [
+            "0-", "-1", "a-1", "1-2-3", "1?2p", "+1-2", "1--2", "1:2", "-1-2", "1-2q", "1-2 3",
+        ] {
             let text = format!("0-0\n{bad}");
             let e = parse(&text, "gold");
             if bad == "1-2 3" {
@@ -222,7 +278,10 @@ mod tests {
             let e = e.unwrap_err();
             assert!(matches!(e, Error::Input(_)));
             let msg = e.to_string();
-            assert!(msg.contains("gold line 2") && msg.contains(bad), "{bad}: {msg}");
+            assert!(
+                msg.contains("gold line 2") && msg.contains(bad),
+                "{bad}: {msg}"
+            );
         }
     }
 
@@ -232,20 +291,36 @@ mod tests {
         assert_eq!(write_line(std::iter::empty()), "");
         let marked = write_marked_line(&[sure(0, 1), possible(2, 3)]);
         assert_eq!(marked, "0-1 2?3");
-        assert_eq!(parse_line(&marked, 1, "x").unwrap(), vec![sure(0, 1), possible(2, 3)]);
+        assert_eq!(
+            parse_line(&marked, 1, "x").unwrap(),
+            vec![sure(0, 1), possible(2, 3)]
+        );
     }
 
     #[test]
     fn scores_round_trip() {
         let links = [
-            WordLink { src: 0, tgt: 0, score: 0.8, prob: Some(0.25) },
-            WordLink { src: 1, tgt: 2, score: 0.61, prob: None },
+            WordLink {
+                src: 0,
+                tgt: 0,
+                score: 0.8,
+                prob: Some(0.25),
+            },
+            WordLink {
+                src: 1,
+                tgt: 2,
+                score: 0.61,
+                prob: None,
+            },
         ];
         assert_eq!(links_line(&links), "0-0 1-2");
         let line = scores_line(&links);
         assert_eq!(line, "0.25 0.61");
         assert_eq!(parse_scores_line(&line, 2, 1).unwrap(), vec![0.25, 0.61]);
-        assert!(parse_scores_line(&line, 3, 4).unwrap_err().to_string().contains("2 scores for 3 links"));
+        assert!(parse_scores_line(&line, 3, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("2 scores for 3 links"));
         assert!(parse_scores_line("0.1 x", 2, 1).is_err());
         assert!(parse_scores_line("NaN", 1, 1).is_err());
     }
@@ -265,7 +340,14 @@ mod tests {
         let m = evaluate_text("0-0 1-1 2?2\n0-1p 1-0\n\n", "0-0 1-2 2-2\n1-0 0-1 0-1\n\n").unwrap();
         assert_eq!(
             m.counts,
-            AerCounts { sentences: 3, predicted: 5, sure: 3, possible: 5, hit_sure: 2, hit_possible: 4 }
+            AerCounts {
+                sentences: 3,
+                predicted: 5,
+                sure: 3,
+                possible: 5,
+                hit_sure: 2,
+                hit_possible: 4
+            }
         );
         assert!((m.precision - 0.8).abs() < 1e-12);
         assert!((m.recall - 2.0 / 3.0).abs() < 1e-12);
@@ -290,7 +372,9 @@ mod tests {
 
     #[test]
     fn line_count_mismatch_is_an_error() {
-        let e = evaluate_text("0-0\n1-1\n", "0-0\n").unwrap_err().to_string();
+        let e = evaluate_text("0-0\n1-1\n", "0-0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2 lines") && e.contains("prediction 1"), "{e}");
         let e = evaluate_text("0-0\n", "0-x\n").unwrap_err().to_string();
         assert!(e.contains("prediction line 1"), "{e}");

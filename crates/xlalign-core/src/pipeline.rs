@@ -23,7 +23,9 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::align::extract::{lift, side_units, unit_groups, word_cosines, UnitGroups, Units};
-use crate::align::{self, AlignOptions, Level, Method, Segmented, Word, WordLink, WordMap, WordOptions};
+use crate::align::{
+    self, AlignOptions, Level, Method, Segmented, Word, WordLink, WordMap, WordOptions,
+};
 use crate::backend::{Backend, SequencePair, UnitAlignment, UnitPair};
 use crate::embed::{check_text, encode_tokenized};
 use crate::error::{Error, Result};
@@ -126,7 +128,12 @@ impl<B: Backend> Aligner<B> {
     }
 
     /// Words, the string to encode and its tokens for one side.
-    fn prepare(&self, text: &str, side: &str, opts: &EncodeOptions) -> Result<(Segmented, Tokenized, WordMap)> {
+    fn prepare(
+        &self,
+        text: &str,
+        side: &str,
+        opts: &EncodeOptions,
+    ) -> Result<(Segmented, Tokenized, WordMap)> {
         check_text(text).map_err(|e| Error::Input(format!("{side}: {e}")))?;
         let prefix = &self.model.defaults.passage_prefix;
         let seg = if opts.pretokenized {
@@ -138,17 +145,28 @@ impl<B: Backend> Aligner<B> {
             return Err(Error::Input(format!("the {side} sentence has no words")));
         }
         let tok = self.model.tokenizer.encode(&seg.text, prefix)?;
-        let seg = if opts.pretokenized { seg } else { align::words::merge_by_tokens(&seg, &tok.offsets) };
+        let seg = if opts.pretokenized {
+            seg
+        } else {
+            align::words::merge_by_tokens(&seg, &tok.offsets)
+        };
         let map = WordMap::from_offsets(&tok.offsets, &seg.words)?;
         Ok((seg, tok, map))
     }
 
     /// Tokenises and encodes a batch of pairs in one forward pass. A pair that cannot be
     /// encoded (empty side, too long) gets its own error; the others still succeed.
-    pub async fn encode_pairs(&self, pairs: &[(&str, &str)], opts: &EncodeOptions) -> Result<Vec<Result<EncodedPair>>> {
+    pub async fn encode_pairs(
+        &self,
+        pairs: &[(&str, &str)],
+        opts: &EncodeOptions,
+    ) -> Result<Vec<Result<EncodedPair>>> {
         let layer = self.layer(opts)?;
         let multi = self.encode_pairs_at(pairs, opts, &[layer]).await?;
-        Ok(multi.into_iter().map(|r| r.map(|mut v| v.swap_remove(0))).collect())
+        Ok(multi
+            .into_iter()
+            .map(|r| r.map(|mut v| v.swap_remove(0)))
+            .collect())
     }
 
     /// As [`Self::encode_pairs`], keeping several layers from the same forward pass (one
@@ -160,11 +178,19 @@ impl<B: Backend> Aligner<B> {
         layers: &[usize],
     ) -> Result<Vec<Result<Vec<EncodedPair>>>> {
         for &l in layers {
-            self.layer(&EncodeOptions { layer: Some(l), ..*opts })?;
+            self.layer(&EncodeOptions {
+                layer: Some(l),
+                ..*opts
+            })?;
         }
         let prepared: Vec<Result<_>> = pairs
             .iter()
-            .map(|(s, t)| Ok((self.prepare(s, "source", opts)?, self.prepare(t, "target", opts)?)))
+            .map(|(s, t)| {
+                Ok((
+                    self.prepare(s, "source", opts)?,
+                    self.prepare(t, "target", opts)?,
+                ))
+            })
             .collect();
         let mut toks: Vec<&Tokenized> = Vec::new();
         for (s, t) in prepared.iter().flatten() {
@@ -181,7 +207,11 @@ impl<B: Backend> Aligner<B> {
         let n = layers.len();
         let mut side = |(seg, tok, map): (Segmented, Tokenized, WordMap)| -> Vec<EncodedSide> {
             let st = states.next().expect("one state per side");
-            let pooled = if opts.sentence_cosine { st.pooled } else { None };
+            let pooled = if opts.sentence_cosine {
+                st.pooled
+            } else {
+                None
+            };
             st.layers
                 .into_iter()
                 .take(n)
@@ -212,7 +242,13 @@ impl<B: Backend> Aligner<B> {
 
     /// Links and scores for an encoded pair, on the CPU (cheap: no encoder work).
     pub fn extract(&self, pair: &EncodedPair, opts: &AlignOptions) -> Result<PairAlignment> {
-        let a = align::align_words(pair.src.states.view(), pair.tgt.states.view(), &pair.src.map, &pair.tgt.map, opts)?;
+        let a = align::align_words(
+            pair.src.states.view(),
+            pair.tgt.states.view(),
+            &pair.src.map,
+            &pair.tgt.map,
+            opts,
+        )?;
         self.finish(pair, a.links, a.word_similarity, opts)
     }
 
@@ -228,11 +264,17 @@ impl<B: Backend> Aligner<B> {
         opts.validate()?;
         let on_cpu = || pairs.iter().map(|p| self.extract(p, opts)).collect();
         // A pair whose states or maps are unusable gets the CPU path, which says what is wrong.
-        let units: Vec<Option<(Units, Units)>> = pairs.iter().map(|p| pair_units(p, opts.level).ok()).collect();
+        let units: Vec<Option<(Units, Units)>> = pairs
+            .iter()
+            .map(|p| pair_units(p, opts.level).ok())
+            .collect();
         let jobs: Vec<UnitPair> = units
             .iter()
             .flatten()
-            .map(|(s, t)| UnitPair { src: s.vectors.view(), tgt: t.vectors.view() })
+            .map(|(s, t)| UnitPair {
+                src: s.vectors.view(),
+                tgt: t.vectors.view(),
+            })
             .collect();
         if jobs.is_empty() {
             return Ok(on_cpu());
@@ -241,7 +283,11 @@ impl<B: Backend> Aligner<B> {
             return Ok(on_cpu());
         };
         if done.len() != jobs.len() {
-            return Err(Error::Backend(format!("the backend aligned {} of {} pairs", done.len(), jobs.len())));
+            return Err(Error::Backend(format!(
+                "the backend aligned {} of {} pairs",
+                done.len(),
+                jobs.len()
+            )));
         }
         let mut done = done.into_iter();
         Ok(pairs
@@ -250,8 +296,12 @@ impl<B: Backend> Aligner<B> {
             .map(|(pair, u)| match u {
                 Some((s, t)) => {
                     let n_words = (pair.src.map.n_words, pair.tgt.map.n_words);
-                    let (links, word_similarity) =
-                        lift_device(&s.words, &t.words, n_words, done.next().expect("one per job"))?;
+                    let (links, word_similarity) = lift_device(
+                        &s.words,
+                        &t.words,
+                        n_words,
+                        done.next().expect("one per job"),
+                    )?;
                     self.finish(pair, links, word_similarity, opts)
                 }
                 None => self.extract(pair, opts),
@@ -287,7 +337,12 @@ impl<B: Backend> Aligner<B> {
         let layer = self.layer(enc)?;
         let prepared: Vec<Result<_>> = pairs
             .iter()
-            .map(|(s, t)| Ok((self.prepare(s, "source", enc)?, self.prepare(t, "target", enc)?)))
+            .map(|(s, t)| {
+                Ok((
+                    self.prepare(s, "source", enc)?,
+                    self.prepare(t, "target", enc)?,
+                ))
+            })
             .collect();
         let (cfg, tok) = (&self.model.config, &self.model.tokenizer);
         let mut sequences: Vec<&[u32]> = Vec::new();
@@ -295,7 +350,8 @@ impl<B: Backend> Aligner<B> {
         for (s, t) in prepared.iter().flatten() {
             for (_, tokens, _) in [s, t] {
                 // The encoder must see exactly what `encode_tokenized` would give it.
-                let w = crate::embed::windows(&tokens.ids, cfg.max_content_tokens(), tok.bos, tok.eos);
+                let w =
+                    crate::embed::windows(&tokens.ids, cfg.max_content_tokens(), tok.bos, tok.eos);
                 if w.len() != 1 || w[0].0 != tokens.ids {
                     return Ok(None);
                 }
@@ -309,13 +365,24 @@ impl<B: Backend> Aligner<B> {
         let jobs: Vec<SequencePair> = units
             .iter()
             .enumerate()
-            .map(|(k, [s, t])| SequencePair { src: 2 * k, tgt: 2 * k + 1, src_units: &s.0, tgt_units: &t.0 })
+            .map(|(k, [s, t])| SequencePair {
+                src: 2 * k,
+                tgt: 2 * k + 1,
+                src_units: &s.0,
+                tgt_units: &t.0,
+            })
             .collect();
         let pooled = enc.sentence_cosine;
-        let Some(done) = self.backend.align_sequences(&sequences, layer, pooled, &jobs, opts).await? else {
+        let Some(done) = self
+            .backend
+            .align_sequences(&sequences, layer, pooled, &jobs, opts)
+            .await?
+        else {
             return Ok(None);
         };
-        if done.pairs.len() != jobs.len() || done.pooled.len() != if pooled { sequences.len() } else { 0 } {
+        if done.pairs.len() != jobs.len()
+            || done.pooled.len() != if pooled { sequences.len() } else { 0 }
+        {
             return Err(Error::Backend(format!(
                 "the backend aligned {} of {} pairs and pooled {} sequences",
                 done.pairs.len(),
@@ -323,7 +390,10 @@ impl<B: Backend> Aligner<B> {
                 done.pooled.len()
             )));
         }
-        let mut cosines = done.pooled.chunks(2).map(|p| crate::embed::cosine(&p[0], &p[1]));
+        let mut cosines = done
+            .pooled
+            .chunks(2)
+            .map(|p| crate::embed::cosine(&p[0], &p[1]));
         let mut done = done.pairs.into_iter().zip(&units);
         Ok(Some(
             prepared
@@ -332,20 +402,41 @@ impl<B: Backend> Aligner<B> {
                     let ((s, _, s_map), (t, _, t_map)) = p?;
                     let (one, [su, tu]) = done.next().expect("one per prepared pair");
                     let cosine = if pooled { cosines.next() } else { None };
-                    let (links, word_similarity) = lift_device(&su.1, &tu.1, (s_map.n_words, t_map.n_words), one)?;
-                    result((s.words, t.words), links, word_similarity, cosine, layer, opts)
+                    let (links, word_similarity) =
+                        lift_device(&su.1, &tu.1, (s_map.n_words, t_map.n_words), one)?;
+                    result(
+                        (s.words, t.words),
+                        links,
+                        word_similarity,
+                        cosine,
+                        layer,
+                        opts,
+                    )
                 })
                 .collect(),
         ))
     }
 
-    pub async fn align(&self, src: &str, tgt: &str, enc: &EncodeOptions, opts: &AlignOptions) -> Result<PairAlignment> {
+    pub async fn align(
+        &self,
+        src: &str,
+        tgt: &str,
+        enc: &EncodeOptions,
+        opts: &AlignOptions,
+    ) -> Result<PairAlignment> {
         opts.validate()?;
         if let Some(mut done) = self.align_on_device(&[(src, tgt)], enc, opts).await? {
             return done.pop().expect("one result");
         }
-        let pair = self.encode_pairs(&[(src, tgt)], enc).await?.pop().expect("one pair")?;
-        self.extract_batch(&[&pair], opts).await?.pop().expect("one result")
+        let pair = self
+            .encode_pairs(&[(src, tgt)], enc)
+            .await?
+            .pop()
+            .expect("one pair")?;
+        self.extract_batch(&[&pair], opts)
+            .await?
+            .pop()
+            .expect("one result")
     }
 
     /// Aligns many pairs; each gets its own result so one bad pair loses nothing else.
@@ -388,7 +479,11 @@ fn result(
         tgt_words,
         links,
         similarity,
-        word_similarity: word_similarity.rows().into_iter().map(|r| r.to_vec()).collect(),
+        word_similarity: word_similarity
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
+            .collect(),
         layer,
         method: opts.method,
     })
@@ -419,7 +514,10 @@ fn lift_device(
         return Err(Error::Backend(format!(
             "the backend's alignment of {n} × {m} units came back as {:?} cosines with links {:?}",
             done.cosine.dim(),
-            done.links.iter().map(|l| (l.row, l.col)).collect::<Vec<_>>()
+            done.links
+                .iter()
+                .map(|l| (l.row, l.col))
+                .collect::<Vec<_>>()
         )));
     }
     let word_similarity = word_cosines(done.cosine.view(), src_words, tgt_words, (n_src, n_tgt));
@@ -487,16 +585,27 @@ mod tests {
             self.0.info()
         }
 
-        async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
+        async fn forward(
+            &self,
+            sequences: &[&[u32]],
+            layers: &[usize],
+        ) -> Result<Vec<ForwardOutput>> {
             self.0.forward(sequences, layers).await
         }
 
-        async fn align_units(&self, pairs: &[UnitPair<'_>], opts: &AlignOptions) -> Result<Option<Vec<UnitAlignment>>> {
+        async fn align_units(
+            &self,
+            pairs: &[UnitPair<'_>],
+            opts: &AlignOptions,
+        ) -> Result<Option<Vec<UnitAlignment>>> {
             pairs
                 .iter()
                 .map(|p| {
                     let cosine = cosine_matrix(p.src, p.tgt);
-                    let dot = opts.method.uses_dot_products().then(|| p.src.dot(&p.tgt.t()));
+                    let dot = opts
+                        .method
+                        .uses_dot_products()
+                        .then(|| p.src.dot(&p.tgt.t()));
                     let links = extract(cosine.view(), dot.as_ref().map(|d| d.view()), opts)?;
                     Ok(UnitAlignment { links, cosine })
                 })
@@ -524,7 +633,8 @@ mod tests {
                     .map(|(ids, s)| {
                         let wt = ids.len().saturating_sub(2).max(1) as f32;
                         let mean = s.layers[1].mean_axis(Axis(0)).unwrap();
-                        let mut v: Vec<f32> = mean.iter().map(|&x| 0.0 + wt * x).map(|x| x / wt).collect();
+                        let mut v: Vec<f32> =
+                            mean.iter().map(|&x| 0.0 + wt * x).map(|x| x / wt).collect();
                         crate::embed::l2_normalize(&mut v);
                         v
                     })
@@ -536,20 +646,34 @@ mod tests {
                 let s = &states[seq].layers[0];
                 let mut out = Array2::<f32>::zeros((units.len(), s.ncols()));
                 for (r, rows) in units.iter().enumerate() {
-                    out.row_mut(r).assign(&s.select(Axis(0), rows).mean_axis(Axis(0)).unwrap());
+                    out.row_mut(r)
+                        .assign(&s.select(Axis(0), rows).mean_axis(Axis(0)).unwrap());
                 }
                 out
             };
-            let units: Vec<_> = pairs.iter().map(|p| (mean(p.src, p.src_units), mean(p.tgt, p.tgt_units))).collect();
-            let jobs: Vec<UnitPair> = units.iter().map(|(s, t)| UnitPair { src: s.view(), tgt: t.view() }).collect();
-            let pairs = self.align_units(&jobs, opts).await?.expect("the twin aligns units");
+            let units: Vec<_> = pairs
+                .iter()
+                .map(|p| (mean(p.src, p.src_units), mean(p.tgt, p.tgt_units)))
+                .collect();
+            let jobs: Vec<UnitPair> = units
+                .iter()
+                .map(|(s, t)| UnitPair {
+                    src: s.view(),
+                    tgt: t.view(),
+                })
+                .collect();
+            let pairs = self
+                .align_units(&jobs, opts)
+                .await?
+                .expect("the twin aligns units");
             Ok(Some(SequenceAlignment { pairs, pooled }))
         }
     }
 
     fn lines(path: &str, n: usize) -> Vec<String> {
         let p = workspace().join(path);
-        let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {} ({e})", p.display()));
+        let s = std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("cannot read {} ({e})", p.display()));
         s.lines().take(n).map(str::to_string).collect()
     }
 
@@ -560,7 +684,12 @@ mod tests {
             let src = lines(&format!("tests/data/gold/{set}/{set}.src"), 40);
             let tgt = lines(&format!("tests/data/gold/{set}/{set}.tgt"), 40);
             // Skip the one-word warm-up lines at the top of some sets.
-            out.extend(src.into_iter().zip(tgt).filter(|(s, _)| s.split(' ').count() > 4).take(3));
+            out.extend(
+                src.into_iter()
+                    .zip(tgt)
+                    .filter(|(s, _)| s.split(' ').count() > 4)
+                    .take(3),
+            );
         }
         out
     }
@@ -577,27 +706,52 @@ mod tests {
         let long_src = "The old lighthouse keeper walked along the rocky shore. ".repeat(50);
         let long_tgt = "Der alte Leuchtturmwärter ging am felsigen Ufer entlang. ".repeat(50);
         let raw = [
-            ("He paid 1,234.50 € for 3 books.", "Il a payé 1 234,50 € pour 3 livres."),
-            ("The old lighthouse keeper walked along the shore.", "年老的灯塔看守人沿着海岸散步。"),
+            (
+                "He paid 1,234.50 € for 3 books.",
+                "Il a payé 1 234,50 € pour 3 livres.",
+            ),
+            (
+                "The old lighthouse keeper walked along the shore.",
+                "年老的灯塔看守人沿着海岸散步。",
+            ),
             (long_src.as_str(), long_tgt.as_str()),
         ];
-        let enc = EncodeOptions { sentence_cosine: true, ..Default::default() };
-        let pre = EncodeOptions { pretokenized: true, ..Default::default() };
+        let enc = EncodeOptions {
+            sentence_cosine: true,
+            ..Default::default()
+        };
+        let pre = EncodeOptions {
+            pretokenized: true,
+            ..Default::default()
+        };
         let encoded_raw = ready(cpu.encode_pairs(&raw, &enc)).unwrap();
         let encoded_gold = ready(cpu.encode_pairs(&gold, &pre)).unwrap();
-        let encoded: Vec<&EncodedPair> =
-            encoded_raw.iter().chain(&encoded_gold).map(|p| p.as_ref().expect("pair encodes")).collect();
-        assert!(encoded[2].src.states.nrows() > model.config.max_positions, "the long pair needs windows");
+        let encoded: Vec<&EncodedPair> = encoded_raw
+            .iter()
+            .chain(&encoded_gold)
+            .map(|p| p.as_ref().expect("pair encodes"))
+            .collect();
+        assert!(
+            encoded[2].src.states.nrows() > model.config.max_positions,
+            "the long pair needs windows"
+        );
         let mut compared = 0;
         for method in Method::ALL {
             for level in [Level::Subword, Level::WordAverage] {
                 for direction in [Direction::Both, Direction::Union] {
-                    let opts = AlignOptions { level, direction, ..AlignOptions::new(method) };
+                    let opts = AlignOptions {
+                        level,
+                        direction,
+                        ..AlignOptions::new(method)
+                    };
                     if opts.validate().is_err() {
                         // Union is for the directional methods only.
                         continue;
                     }
-                    let want: Vec<PairAlignment> = encoded.iter().map(|p| cpu.extract(p, &opts).unwrap()).collect();
+                    let want: Vec<PairAlignment> = encoded
+                        .iter()
+                        .map(|p| cpu.extract(p, &opts).unwrap())
+                        .collect();
                     let got = ready(twin.extract_batch(&encoded, &opts)).unwrap();
                     for (g, w) in got.into_iter().zip(&want) {
                         assert_eq!(&g.unwrap(), w, "{opts:?}");
@@ -622,15 +776,28 @@ mod tests {
         let gold = gold_pairs();
         let gold: Vec<(&str, &str)> = gold.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
         let raw = [
-            ("He paid 1,234.50 € for 3 books.", "Il a payé 1 234,50 € pour 3 livres."),
-            ("The old lighthouse keeper walked along the shore.", "年老的灯塔看守人沿着海岸散步。"),
+            (
+                "He paid 1,234.50 € for 3 books.",
+                "Il a payé 1 234,50 € pour 3 livres.",
+            ),
+            (
+                "The old lighthouse keeper walked along the shore.",
+                "年老的灯塔看守人沿着海岸散步。",
+            ),
             ("", "An empty side is this pair's own error."),
         ];
-        let pre = EncodeOptions { pretokenized: true, layer: Some(5), ..Default::default() };
+        let pre = EncodeOptions {
+            pretokenized: true,
+            layer: Some(5),
+            ..Default::default()
+        };
         let plain = EncodeOptions::default();
         for method in Method::ALL {
             for level in [Level::Subword, Level::WordAverage] {
-                let opts = AlignOptions { level, ..AlignOptions::new(method) };
+                let opts = AlignOptions {
+                    level,
+                    ..AlignOptions::new(method)
+                };
                 for (pairs, enc) in [(&gold[..], &pre), (&raw[..], &plain)] {
                     let calls = twin.backend.1.get();
                     let want = ready(cpu.align_batch(pairs, enc, &opts)).unwrap();
@@ -648,10 +815,16 @@ mod tests {
             }
         }
         let one = ready(twin.align(raw[0].0, raw[0].1, &plain, &AlignOptions::default())).unwrap();
-        assert_eq!(one, ready(cpu.align(raw[0].0, raw[0].1, &plain, &AlignOptions::default())).unwrap());
+        assert_eq!(
+            one,
+            ready(cpu.align(raw[0].0, raw[0].1, &plain, &AlignOptions::default())).unwrap()
+        );
 
         // With the pooled cosine too.
-        let with_cosine = EncodeOptions { sentence_cosine: true, ..plain };
+        let with_cosine = EncodeOptions {
+            sentence_cosine: true,
+            ..plain
+        };
         let want = ready(cpu.align_batch(&raw, &with_cosine, &AlignOptions::default())).unwrap();
         let got = ready(twin.align_batch(&raw, &with_cosine, &AlignOptions::default())).unwrap();
         assert_eq!(got[0].as_ref().unwrap(), want[0].as_ref().unwrap());
@@ -661,9 +834,17 @@ mod tests {
         // Texts longer than one window take the two-step path.
         let calls = twin.backend.1.get();
         let long = "The old lighthouse keeper walked along the rocky shore. ".repeat(50);
-        let got = ready(twin.align_batch(&[(raw[0].0, raw[0].1), (&long, &long)], &plain, &AlignOptions::default()));
+        let got = ready(twin.align_batch(
+            &[(raw[0].0, raw[0].1), (&long, &long)],
+            &plain,
+            &AlignOptions::default(),
+        ));
         assert!(got.unwrap().iter().all(|r| r.is_ok()));
-        assert_eq!(twin.backend.1.get(), calls, "no single-pass alignment for these");
+        assert_eq!(
+            twin.backend.1.get(),
+            calls,
+            "no single-pass alignment for these"
+        );
     }
 
     #[test]
@@ -671,7 +852,11 @@ mod tests {
         let model = model();
         let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).unwrap());
         let twin = Aligner::new(model.clone(), DeviceTwin::new(&model));
-        let pairs = [("Das Haus ist groß.", "The house is big."), ("  ", "Nothing on the left."), ("Ja.", "Yes.")];
+        let pairs = [
+            ("Das Haus ist groß.", "The house is big."),
+            ("  ", "Nothing on the left."),
+            ("Ja.", "Yes."),
+        ];
         let opts = AlignOptions::new(Method::Softmax);
         let enc = EncodeOptions::default();
         let want = ready(cpu.align_batch(&pairs, &enc, &opts)).unwrap();
@@ -693,7 +878,11 @@ mod tests {
             fn info(&self) -> BackendInfo {
                 self.0.info()
             }
-            async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
+            async fn forward(
+                &self,
+                sequences: &[&[u32]],
+                layers: &[usize],
+            ) -> Result<Vec<ForwardOutput>> {
                 self.0.forward(sequences, layers).await
             }
             async fn align_units(
@@ -705,7 +894,12 @@ mod tests {
                     pairs
                         .iter()
                         .map(|p| UnitAlignment {
-                            links: vec![align::UnitLink { row: p.src.nrows(), col: 0, score: 1.0, prob: None }],
+                            links: vec![align::UnitLink {
+                                row: p.src.nrows(),
+                                col: 0,
+                                score: 1.0,
+                                prob: None,
+                            }],
                             cosine: Array2::zeros((p.src.nrows(), p.tgt.nrows())),
                         })
                         .collect(),
@@ -713,7 +907,11 @@ mod tests {
             }
         }
         let broken = Aligner::new(model.clone(), Broken(CpuBackend::new(&model).unwrap()));
-        let r = ready(broken.align_batch(&[("Ja.", "Yes.")], &EncodeOptions::default(), &AlignOptions::default()));
+        let r = ready(broken.align_batch(
+            &[("Ja.", "Yes.")],
+            &EncodeOptions::default(),
+            &AlignOptions::default(),
+        ));
         let e = r.unwrap()[0].as_ref().unwrap_err().to_string();
         assert!(e.contains("came back"), "{e}");
     }

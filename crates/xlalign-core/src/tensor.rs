@@ -119,10 +119,15 @@ pub struct Tensor {
 
 impl Tensor {
     /// Builds a tensor and checks that `data` has exactly the size the shape implies.
-    pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<usize>, data: Bytes) -> Result<Tensor> {
+    pub fn new(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<usize>,
+        data: Bytes,
+    ) -> Result<Tensor> {
         let name = name.into();
-        let expected = byte_len(dtype, &shape)
-            .map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
+        let expected =
+            byte_len(dtype, &shape).map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
         if data.len() != expected {
             return Err(Error::Format(format!(
                 "tensor `{name}`: {} bytes for shape {shape:?} of {}, expected {expected}",
@@ -130,7 +135,12 @@ impl Tensor {
                 dtype.name()
             )));
         }
-        Ok(Tensor { name, dtype, shape, data })
+        Ok(Tensor {
+            name,
+            dtype,
+            shape,
+            data,
+        })
     }
 
     pub fn from_f32(name: impl Into<String>, shape: Vec<usize>, values: &[f32]) -> Result<Tensor> {
@@ -156,7 +166,10 @@ impl Tensor {
 
     /// Bytes of row `r` (in the innermost dimension).
     pub fn row_bytes(&self, r: usize) -> &[u8] {
-        let rb = self.dtype.row_bytes(self.row_len()).expect("validated at construction");
+        let rb = self
+            .dtype
+            .row_bytes(self.row_len())
+            .expect("validated at construction");
         &self.data[r * rb..(r + 1) * rb]
     }
 
@@ -211,7 +224,10 @@ pub fn dequantize_into(dtype: DType, src: &[u8], out: &mut [f32]) {
             }
         }
         DType::Q8_0 => {
-            for (o, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(Q8_0_BLOCK_BYTES)) {
+            for (o, b) in out
+                .chunks_exact_mut(QK)
+                .zip(src.chunks_exact(Q8_0_BLOCK_BYTES))
+            {
                 let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
                 for (j, v) in o.iter_mut().enumerate() {
                     *v = d * (b[2 + j] as i8) as f32;
@@ -219,7 +235,10 @@ pub fn dequantize_into(dtype: DType, src: &[u8], out: &mut [f32]) {
             }
         }
         DType::Q4_0 => {
-            for (o, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(Q4_0_BLOCK_BYTES)) {
+            for (o, b) in out
+                .chunks_exact_mut(QK)
+                .zip(src.chunks_exact(Q4_0_BLOCK_BYTES))
+            {
                 let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
                 for j in 0..16 {
                     let q = b[2 + j];
@@ -237,7 +256,9 @@ pub fn dequantize_into(dtype: DType, src: &[u8], out: &mut [f32]) {
 pub fn quantize(dtype: DType, src: &[f32]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(dtype.row_bytes(src.len())?);
     match dtype {
-        DType::F32 => src.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F32 => src
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
         DType::F16 => src
             .iter()
             .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
@@ -280,7 +301,9 @@ mod tests {
 
     #[test]
     fn q4_0_roundtrip_is_close() {
-        let src: Vec<f32> = (0..64).map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.11).collect();
+        let src: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.11)
+            .collect();
         let q = quantize(DType::Q4_0, &src).unwrap();
         assert_eq!(q.len(), 2 * Q4_0_BLOCK_BYTES);
         let mut back = vec![0.0; 64];
@@ -294,7 +317,10 @@ mod tests {
                 let err = (a - b).abs();
                 assert!(err <= step * 1.001, "{a} vs {b}: error above one step");
                 if a.abs() < 7.0 * step {
-                    assert!(err <= step * 0.501 + 1e-6, "{a} vs {b}: not rounded to the nearest level");
+                    assert!(
+                        err <= step * 0.501 + 1e-6,
+                        "{a} vs {b}: not rounded to the nearest level"
+                    );
                 }
             }
         }
@@ -313,7 +339,8 @@ mod tests {
 
     #[test]
     fn tensor_rejects_wrong_size() {
-        let err = Tensor::new("w", DType::Q4_0, vec![2, 32], Bytes::from(vec![0u8; 35])).unwrap_err();
+        let err =
+            Tensor::new("w", DType::Q4_0, vec![2, 32], Bytes::from(vec![0u8; 35])).unwrap_err();
         assert!(err.to_string().contains("expected 36"), "{err}");
         assert!(Tensor::new("w", DType::Q4_0, vec![2, 33], Bytes::new()).is_err());
     }

@@ -39,24 +39,36 @@ fn pair() -> &'static Pair {
     PAIR.get_or_init(|| {
         let path = model_path();
         let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!("cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL", path.display())
+            panic!(
+                "cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL",
+                path.display()
+            )
         });
         let f = GgufFile::parse(Bytes::from(bytes)).expect("the model file parses");
-        let json = f.get_str(keys::HF_TOKENIZER_JSON).expect("the model file embeds tokenizer.json");
+        let json = f
+            .get_str(keys::HF_TOKENIZER_JSON)
+            .expect("the model file embeds tokenizer.json");
         // Best of a few loads, so that the figure printed below says little about machine noise.
         let mut compact_load = Duration::MAX;
         let mut compact = None;
         for _ in 0..5 {
             let t = Instant::now();
-            let tk = TextTokenizer::from_json(json.as_bytes(), &f).expect("compact tokenizer builds");
+            let tk =
+                TextTokenizer::from_json(json.as_bytes(), &f).expect("compact tokenizer builds");
             compact_load = compact_load.min(t.elapsed());
             compact = Some(tk);
         }
         let compact = compact.unwrap();
         let t = Instant::now();
-        let stock = TextTokenizer::from_json_stock(json.as_bytes(), &f).expect("stock tokenizer builds");
+        let stock =
+            TextTokenizer::from_json_stock(json.as_bytes(), &f).expect("stock tokenizer builds");
         let stock_load = t.elapsed();
-        Pair { compact, stock, compact_load, stock_load }
+        Pair {
+            compact,
+            stock,
+            compact_load,
+            stock_load,
+        }
     })
 }
 
@@ -78,8 +90,14 @@ fn check(text: &str) {
 #[test]
 fn the_default_model_uses_the_compact_unigram() {
     let p = pair();
-    eprintln!("tokenizer load: compact {:?}, tokenizers' Unigram {:?}", p.compact_load, p.stock_load);
-    assert!(p.compact.is_compact(), "the XLM-R tokenizer should load the compact Unigram model");
+    eprintln!(
+        "tokenizer load: compact {:?}, tokenizers' Unigram {:?}",
+        p.compact_load, p.stock_load
+    );
+    assert!(
+        p.compact.is_compact(),
+        "the XLM-R tokenizer should load the compact Unigram model"
+    );
     assert!(!p.stock.is_compact());
     assert_eq!(p.compact.vocab_size(), p.stock.vocab_size());
     assert_eq!(
@@ -87,7 +105,11 @@ fn the_default_model_uses_the_compact_unigram() {
         (p.stock.bos, p.stock.eos, p.stock.pad, p.stock.unk)
     );
     for id in 0..p.stock.vocab_size() as u32 + 2 {
-        assert_eq!(p.compact.id_to_token(id), p.stock.id_to_token(id), "id {id}");
+        assert_eq!(
+            p.compact.id_to_token(id),
+            p.stock.id_to_token(id),
+            "id {id}"
+        );
     }
 }
 
@@ -100,7 +122,10 @@ fn the_vocabulary_reads_as_serde_reads_it() {
     let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).unwrap();
     let serde = TextTokenizer::from_json_serde_only(json, &f).expect("serde reads the tokenizer");
     let fast = &pair().compact;
-    let (a, b) = (fast.compact_model().unwrap(), serde.compact_model().unwrap());
+    let (a, b) = (
+        fast.compact_model().unwrap(),
+        serde.compact_model().unwrap(),
+    );
     assert_eq!(a.unk_id(), b.unk_id());
     assert_eq!(a.byte_fallback(), b.byte_fallback());
     let mut n = 0;
@@ -115,12 +140,19 @@ fn the_vocabulary_reads_as_serde_reads_it() {
 #[test]
 fn reference_sentences_tokenise_identically() {
     let path = workspace().join("tests/data/e5-small-q4-reference.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
     let reference: Value = serde_json::from_str(&text).expect("reference JSON parses");
-    let sentences = reference["sentences"].as_array().expect("`sentences` is a list");
+    let sentences = reference["sentences"]
+        .as_array()
+        .expect("`sentences` is a list");
     assert!(sentences.len() >= 20);
     let ids = |v: &Value| -> Vec<u32> {
-        v.as_array().expect("ids are a list").iter().map(|x| x.as_u64().expect("an id") as u32).collect()
+        v.as_array()
+            .expect("ids are a list")
+            .iter()
+            .map(|x| x.as_u64().expect("an id") as u32)
+            .collect()
     };
     for s in sentences {
         let text = s["text"].as_str().expect("`text` is a string");
@@ -141,11 +173,16 @@ fn gold_set_lines_tokenise_identically() {
     let dir = workspace().join("tests/data/gold");
     let mut files = 0;
     let mut lines = 0;
-    for set in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {} ({e})", dir.display())) {
+    for set in
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {} ({e})", dir.display()))
+    {
         let set = set.unwrap().path();
         for entry in std::fs::read_dir(&set).unwrap() {
             let path = entry.unwrap().path();
-            if !matches!(path.extension().and_then(|e| e.to_str()), Some("src" | "tgt")) {
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("src" | "tgt")
+            ) {
                 continue;
             }
             files += 1;
@@ -155,13 +192,18 @@ fn gold_set_lines_tokenise_identically() {
             }
         }
     }
-    assert!(files >= 8 && lines >= 480, "{files} files, {lines} lines in {}", dir.display());
+    assert!(
+        files >= 8 && lines >= 480,
+        "{files} files, {lines} lines in {}",
+        dir.display()
+    );
 }
 
 #[test]
 fn bench_sentences_tokenise_identically() {
     let path = workspace().join("tests/data/bench-sentences.txt");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
     for line in text.lines() {
         check(line);
     }

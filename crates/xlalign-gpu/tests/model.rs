@@ -312,11 +312,21 @@ fn auto_selection_reports_the_adapter() {
         assert_eq!(info.kind, "cpu", "{info:?}");
         assert!(info.reason.contains("software WebGPU adapter"), "{info:?}");
     } else {
-        assert_eq!(info.kind, "webgpu", "a hardware adapter exists, so auto picks it: {info:?}");
-        assert!(!info.device.is_empty() && info.reason.contains("WebGPU adapter found"), "{info:?}");
+        assert_eq!(
+            info.kind, "webgpu",
+            "a hardware adapter exists, so auto picks it: {info:?}"
+        );
+        assert!(
+            !info.device.is_empty() && info.reason.contains("WebGPU adapter found"),
+            "{info:?}"
+        );
     }
     let gpu = pollster::block_on(select(f.model.clone(), BackendChoice::Gpu)).expect("gpu");
-    assert_eq!(gpu.info().kind, "webgpu", "asking for the GPU gets it, software or not");
+    assert_eq!(
+        gpu.info().kind,
+        "webgpu",
+        "asking for the GPU gets it, software or not"
+    );
     let cpu = pollster::block_on(select(f.model.clone(), BackendChoice::Cpu)).unwrap();
     assert_eq!(cpu.info().kind, "cpu");
     eprintln!("auto: {info:?}");

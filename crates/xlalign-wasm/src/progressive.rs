@@ -334,7 +334,10 @@ impl Backend for ProgressiveBackend {
         sequences: &[&[u32]],
         layers: &[usize],
     ) -> xlalign_core::Result<Vec<ForwardOutput>> {
-        self.ready_for(sequences).await?.forward(sequences, layers).await
+        self.ready_for(sequences)
+            .await?
+            .forward(sequences, layers)
+            .await
     }
 
     async fn align_units(

@@ -47,7 +47,10 @@ pub struct ExtractArgs {
 }
 
 impl ExtractArgs {
-    pub fn options<B: xlalign_core::Backend>(&self, aligner: &Aligner<B>) -> Result<(EncodeOptions, AlignOptions)> {
+    pub fn options<B: xlalign_core::Backend>(
+        &self,
+        aligner: &Aligner<B>,
+    ) -> Result<(EncodeOptions, AlignOptions)> {
         let mut o = aligner.default_options();
         if let Some(m) = &self.method {
             let method: Method = m.parse()?;
@@ -67,7 +70,11 @@ impl ExtractArgs {
             o.temperature = t;
         }
         o.validate()?;
-        let enc = EncodeOptions { layer: self.layer, pretokenized: self.words == "pretokenized", ..Default::default() };
+        let enc = EncodeOptions {
+            layer: self.layer,
+            pretokenized: self.words == "pretokenized",
+            ..Default::default()
+        };
         Ok((enc, o))
     }
 }
@@ -109,7 +116,12 @@ impl PairJob {
         let aligner = Aligner::new(model, backend);
         let (enc, opts) = self.extract.options(&aligner)?;
         let out = open_output(self.output.as_ref())?;
-        Ok(PairRun { aligner, enc, opts, out })
+        Ok(PairRun {
+            aligner,
+            enc,
+            opts,
+            out,
+        })
     }
 }
 
@@ -142,13 +154,20 @@ pub fn for_each_batch<B: xlalign_core::Backend>(
     let mut line_no = 0usize;
     let mut batch: Vec<(usize, PairLine)> = Vec::new();
     let mut run = |batch: &mut Vec<(usize, PairLine)>, failed: &mut usize| -> Result<()> {
-        let ok: Vec<(&str, &str)> = batch.iter().filter_map(|(_, p)| p.as_ref().ok()).map(|(s, t)| (s.as_str(), t.as_str())).collect();
+        let ok: Vec<(&str, &str)> = batch
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok())
+            .map(|(s, t)| (s.as_str(), t.as_str()))
+            .collect();
         let results = pollster::block_on(aligner.align_batch(&ok, enc, opts))?;
         let mut results = results.into_iter();
         for (n, p) in batch.iter() {
             let r = match p {
                 Err(e) => Err(e.clone()),
-                Ok(_) => results.next().expect("one result per pair").map_err(|e| e.to_string()),
+                Ok(_) => results
+                    .next()
+                    .expect("one result per pair")
+                    .map_err(|e| e.to_string()),
             };
             match r {
                 Ok(a) => emit(*n, Some(&a))?,
@@ -185,25 +204,41 @@ pub fn open_output(path: Option<&PathBuf>) -> Result<Box<dyn Write>> {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let PairRun { aligner, enc, opts, mut out } = args.job.start()?;
-    let mut scores = args.scores.as_ref().map(|p| open_output(Some(p))).transpose()?;
+    let PairRun {
+        aligner,
+        enc,
+        opts,
+        mut out,
+    } = args.job.start()?;
+    let mut scores = args
+        .scores
+        .as_ref()
+        .map(|p| open_output(Some(p)))
+        .transpose()?;
     let json = args.format == "json";
-    let failed = for_each_batch(&aligner, &args.job.pairs, &enc, &opts, args.job.batch, |_, a| {
-        match (a, json) {
-            (Some(a), true) => serde_json::to_writer(&mut out, a)?,
-            (Some(a), false) => out.write_all(pharaoh::links_line(&a.links).as_bytes())?,
-            (None, true) => out.write_all(b"null")?,
-            (None, false) => {}
-        }
-        out.write_all(b"\n")?;
-        if let Some(s) = scores.as_mut() {
-            if let Some(a) = a {
-                s.write_all(pharaoh::scores_line(&a.links).as_bytes())?;
+    let failed = for_each_batch(
+        &aligner,
+        &args.job.pairs,
+        &enc,
+        &opts,
+        args.job.batch,
+        |_, a| {
+            match (a, json) {
+                (Some(a), true) => serde_json::to_writer(&mut out, a)?,
+                (Some(a), false) => out.write_all(pharaoh::links_line(&a.links).as_bytes())?,
+                (None, true) => out.write_all(b"null")?,
+                (None, false) => {}
             }
-            s.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
+            out.write_all(b"\n")?;
+            if let Some(s) = scores.as_mut() {
+                if let Some(a) = a {
+                    s.write_all(pharaoh::scores_line(&a.links).as_bytes())?;
+                }
+                s.write_all(b"\n")?;
+            }
+            Ok(())
+        },
+    )?;
     out.flush()?;
     if let Some(s) = scores.as_mut() {
         s.flush()?;

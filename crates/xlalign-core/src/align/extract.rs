@@ -75,10 +75,17 @@ pub fn align_words(
         )));
     }
     let cos = cosine_matrix(src_units.vectors.view(), tgt_units.vectors.view());
-    let dot = opts.method.uses_dot_products().then(|| src_units.vectors.dot(&tgt_units.vectors.t()));
+    let dot = opts
+        .method
+        .uses_dot_products()
+        .then(|| src_units.vectors.dot(&tgt_units.vectors.t()));
     let unit_links = extract(cos.view(), dot.as_ref().map(|d| d.view()), opts)?;
-    let word_similarity =
-        word_cosines(cos.view(), &src_units.words, &tgt_units.words, (src_map.n_words, tgt_map.n_words));
+    let word_similarity = word_cosines(
+        cos.view(),
+        &src_units.words,
+        &tgt_units.words,
+        (src_map.n_words, tgt_map.n_words),
+    );
 
     let links = lift(&unit_links, &src_units.words, &tgt_units.words);
     let subword_similarity = (opts.level == Level::Subword).then(|| SubwordSimilarity {
@@ -86,7 +93,11 @@ pub fn align_words(
         src_tokens: src_units.token,
         tgt_tokens: tgt_units.token,
     });
-    Ok(Alignment { links, word_similarity, subword_similarity })
+    Ok(Alignment {
+        links,
+        word_similarity,
+        subword_similarity,
+    })
 }
 
 fn check_side(vectors: ArrayView2<f32>, map: &WordMap, side: &str) -> Result<()> {
@@ -135,21 +146,37 @@ pub(crate) fn unit_groups(map: &WordMap, level: Level) -> UnitGroups {
 }
 
 /// One side's units from its hidden states, after checking them against the word map.
-pub(crate) fn side_units(vectors: ArrayView2<f32>, map: &WordMap, level: Level, side: &str) -> Result<Units> {
+pub(crate) fn side_units(
+    vectors: ArrayView2<f32>,
+    map: &WordMap,
+    level: Level,
+    side: &str,
+) -> Result<Units> {
     check_side(vectors, map, side)?;
     let (rows, words) = unit_groups(map, level);
     Ok(match level {
         Level::Subword => {
             let token: Vec<usize> = rows.into_iter().flatten().collect();
-            Units { vectors: vectors.select(Axis(0), &token), words, token }
+            Units {
+                vectors: vectors.select(Axis(0), &token),
+                words,
+                token,
+            }
         }
         Level::WordAverage => {
             let mut out = Array2::<f32>::zeros((rows.len(), vectors.ncols()));
             for (row, tokens) in rows.iter().enumerate() {
-                let mean: Array1<f32> = vectors.select(Axis(0), tokens).mean_axis(Axis(0)).expect("non-empty");
+                let mean: Array1<f32> = vectors
+                    .select(Axis(0), tokens)
+                    .mean_axis(Axis(0))
+                    .expect("non-empty");
                 out.row_mut(row).assign(&mean);
             }
-            Units { vectors: out, words, token: Vec::new() }
+            Units {
+                vectors: out,
+                words,
+                token: Vec::new(),
+            }
         }
     })
 }
@@ -183,7 +210,11 @@ pub fn cosine_matrix(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     let normalise = |m: ArrayView2<f32>| {
         let mut m = m.to_owned();
         for mut row in m.axis_iter_mut(Axis(0)) {
-            let norm = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt() as f32;
+            let norm = row
+                .iter()
+                .map(|&v| (v as f64) * (v as f64))
+                .sum::<f64>()
+                .sqrt() as f32;
             if norm > 0.0 {
                 row.mapv_inplace(|v| v / norm);
             }
@@ -197,12 +228,21 @@ pub fn cosine_matrix(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
 
 /// Unit links → word links: a word pair is linked when any of its unit pairs is; score and
 /// probability are the largest among those. The pipeline lifts a device's links with it too.
-pub(crate) fn lift(units: &[UnitLink], src_words: &[Vec<usize>], tgt_words: &[Vec<usize>]) -> Vec<WordLink> {
+pub(crate) fn lift(
+    units: &[UnitLink],
+    src_words: &[Vec<usize>],
+    tgt_words: &[Vec<usize>],
+) -> Vec<WordLink> {
     let mut links: Vec<WordLink> = units
         .iter()
         .flat_map(|u| {
             src_words[u.row].iter().flat_map(move |&src| {
-                tgt_words[u.col].iter().map(move |&tgt| WordLink { src, tgt, score: u.score, prob: u.prob })
+                tgt_words[u.col].iter().map(move |&tgt| WordLink {
+                    src,
+                    tgt,
+                    score: u.score,
+                    prob: u.prob,
+                })
             })
         })
         .collect();
@@ -228,7 +268,11 @@ mod tests {
     use ndarray::array;
 
     fn map(word_of: &[Option<usize>], n_words: usize) -> WordMap {
-        WordMap { word_of: word_of.to_vec(), shared: Vec::new(), n_words }
+        WordMap {
+            word_of: word_of.to_vec(),
+            shared: Vec::new(),
+            n_words,
+        }
     }
 
     fn pairs(a: &Alignment) -> Vec<(usize, usize)> {
@@ -252,13 +296,25 @@ mod tests {
             [0.0, 0.9, 0.1, 0.0],   // big
             [1.0, 1.0, 1.0, 1.0],
         ];
-        (src, map(&[None, Some(0), Some(0), None, Some(1), None], 2), tgt, map(&[None, Some(0), Some(1), None], 2))
+        (
+            src,
+            map(&[None, Some(0), Some(0), None, Some(1), None], 2),
+            tgt,
+            map(&[None, Some(0), Some(1), None], 2),
+        )
     }
 
     #[test]
     fn subword_level_lifts_links_to_words() {
         let (src, sm, tgt, tm) = example();
-        let a = align_words(src.view(), tgt.view(), &sm, &tm, &AlignOptions::new(Method::Argmax)).unwrap();
+        let a = align_words(
+            src.view(),
+            tgt.view(),
+            &sm,
+            &tm,
+            &AlignOptions::new(Method::Argmax),
+        )
+        .unwrap();
         assert_eq!(pairs(&a), vec![(0, 0), (1, 1)]);
         // Score of (0,0): the linked subword pair's cosine (Ha- × house, the mutual maximum).
         let expected = 0.95 / (0.95f32 * 0.95 + 0.05 * 0.05).sqrt();
@@ -281,17 +337,33 @@ mod tests {
         // be each other's best match and link those words.
         let all_src = map(&[Some(1), Some(0), Some(0), Some(0), Some(1), Some(1)], 2);
         let all_tgt = map(&[Some(0), Some(0), Some(1), Some(1)], 2);
-        let noisy =
-            align_words(src.view(), tgt.view(), &all_src, &all_tgt, &AlignOptions::new(Method::Argmax)).unwrap();
+        let noisy = align_words(
+            src.view(),
+            tgt.view(),
+            &all_src,
+            &all_tgt,
+            &AlignOptions::new(Method::Argmax),
+        )
+        .unwrap();
         assert!(pairs(&noisy).contains(&(1, 0)));
-        let clean = align_words(src.view(), tgt.view(), &sm, &tm, &AlignOptions::new(Method::Argmax)).unwrap();
+        let clean = align_words(
+            src.view(),
+            tgt.view(),
+            &sm,
+            &tm,
+            &AlignOptions::new(Method::Argmax),
+        )
+        .unwrap();
         assert_eq!(pairs(&clean), vec![(0, 0), (1, 1)]);
     }
 
     #[test]
     fn word_average_level() {
         let (src, sm, tgt, tm) = example();
-        let o = AlignOptions { level: Level::WordAverage, ..AlignOptions::new(Method::Argmax) };
+        let o = AlignOptions {
+            level: Level::WordAverage,
+            ..AlignOptions::new(Method::Argmax)
+        };
         let a = align_words(src.view(), tgt.view(), &sm, &tm, &o).unwrap();
         assert_eq!(pairs(&a), vec![(0, 0), (1, 1)]);
         assert!(a.subword_similarity.is_none());
@@ -303,7 +375,14 @@ mod tests {
     #[test]
     fn softmax_reports_probabilities_per_word() {
         let (src, sm, tgt, tm) = example();
-        let a = align_words(src.view(), tgt.view(), &sm, &tm, &AlignOptions::new(Method::Softmax)).unwrap();
+        let a = align_words(
+            src.view(),
+            tgt.view(),
+            &sm,
+            &tm,
+            &AlignOptions::new(Method::Softmax),
+        )
+        .unwrap();
         // Dot products are small here (≤ 1), so probabilities are soft; Ha- and -us both
         // pass 0.3 with "house" in both directions, groß with "big".
         assert_eq!(pairs(&a), vec![(0, 0), (1, 1)]);
@@ -313,19 +392,35 @@ mod tests {
         }
         // The word link's probability is the max over its subword links, so at least the
         // probability of the Ha-×house subword link computed directly.
-        let units = array![[1.0f32, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]];
+        let units = array![
+            [1.0f32, 0.0, 0.0, 0.0],
+            [0.9, 0.1, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0]
+        ];
         let tv = array![[0.95f32, 0.05, 0.0, 0.0], [0.0, 0.9, 0.1, 0.0]];
         let dot = units.dot(&tv.t());
         let cos = cosine_matrix(units.view(), tv.view());
-        let direct = extract(cos.view(), Some(dot.view()), &AlignOptions::new(Method::Softmax)).unwrap();
-        let best = direct.iter().filter(|u| u.col == 0 && u.row < 2).map(|u| u.prob.unwrap()).fold(0.0, f32::max);
+        let direct = extract(
+            cos.view(),
+            Some(dot.view()),
+            &AlignOptions::new(Method::Softmax),
+        )
+        .unwrap();
+        let best = direct
+            .iter()
+            .filter(|u| u.col == 0 && u.row < 2)
+            .map(|u| u.prob.unwrap())
+            .fold(0.0, f32::max);
         assert_eq!(a.links[0].prob.unwrap(), best);
     }
 
     #[test]
     fn union_of_subword_links_keeps_one_link_per_word_pair() {
         let (src, sm, tgt, tm) = example();
-        let o = AlignOptions { direction: Direction::Forward, ..AlignOptions::new(Method::Argmax) };
+        let o = AlignOptions {
+            direction: Direction::Forward,
+            ..AlignOptions::new(Method::Argmax)
+        };
         let a = align_words(src.view(), tgt.view(), &sm, &tm, &o).unwrap();
         // Ha- and -us both point at "house": one word link.
         assert_eq!(pairs(&a), vec![(0, 0), (1, 1)]);
@@ -337,7 +432,10 @@ mod tests {
         // Three source words; word 2 owns no token.
         let sm = map(&[None, Some(0), Some(0), None, Some(1), None], 3);
         for level in [Level::Subword, Level::WordAverage] {
-            let o = AlignOptions { level, ..AlignOptions::new(Method::Argmax) };
+            let o = AlignOptions {
+                level,
+                ..AlignOptions::new(Method::Argmax)
+            };
             let a = align_words(src.view(), tgt.view(), &sm, &tm, &o).unwrap();
             assert_eq!(a.word_similarity.dim(), (3, 2));
             assert!(a.word_similarity.row(2).iter().all(|&v| v == 0.0));
@@ -352,15 +450,24 @@ mod tests {
         let (_, _, tgt, tm) = example();
         for method in Method::ALL {
             for level in [Level::Subword, Level::WordAverage] {
-                let o = AlignOptions { level, ..AlignOptions::new(method) };
+                let o = AlignOptions {
+                    level,
+                    ..AlignOptions::new(method)
+                };
                 let a = align_words(src.view(), tgt.view(), &none, &tm, &o).unwrap();
                 assert!(a.links.is_empty());
                 assert_eq!(a.word_similarity.dim(), (0, 2));
             }
         }
         let zero_rows = Array2::<f32>::zeros((0, 4));
-        let a = align_words(zero_rows.view(), zero_rows.view(), &map(&[], 0), &map(&[], 0), &AlignOptions::default())
-            .unwrap();
+        let a = align_words(
+            zero_rows.view(),
+            zero_rows.view(),
+            &map(&[], 0),
+            &map(&[], 0),
+            &AlignOptions::default(),
+        )
+        .unwrap();
         assert!(a.links.is_empty());
     }
 
@@ -376,19 +483,35 @@ mod tests {
     fn shared_tokens_link_every_word_they_span() {
         let (src, _, tgt, tm) = example();
         // Source token 4 (groß) spans words 1 and 2, as a CJK piece over two gold words would.
-        let sm =
-            WordMap { word_of: vec![None, Some(0), Some(0), None, Some(1), None], shared: vec![(4, 2)], n_words: 3 };
-        let a = align_words(src.view(), tgt.view(), &sm, &tm, &AlignOptions::new(Method::Argmax)).unwrap();
+        let sm = WordMap {
+            word_of: vec![None, Some(0), Some(0), None, Some(1), None],
+            shared: vec![(4, 2)],
+            n_words: 3,
+        };
+        let a = align_words(
+            src.view(),
+            tgt.view(),
+            &sm,
+            &tm,
+            &AlignOptions::new(Method::Argmax),
+        )
+        .unwrap();
         assert_eq!(pairs(&a), vec![(0, 0), (1, 1), (2, 1)]);
         assert_eq!(a.links[1].score, a.links[2].score);
         assert_eq!(a.word_similarity.row(1), a.word_similarity.row(2));
         // At word-average level both words get the shared token's vector.
-        let o = AlignOptions { level: Level::WordAverage, ..AlignOptions::new(Method::Argmax) };
+        let o = AlignOptions {
+            level: Level::WordAverage,
+            ..AlignOptions::new(Method::Argmax)
+        };
         let a = align_words(src.view(), tgt.view(), &sm, &tm, &o).unwrap();
         assert_eq!(a.word_similarity.row(1), a.word_similarity.row(2));
         assert!(a.word_similarity[[2, 1]] > 0.99);
         // A shared entry pointing past the words is refused.
-        let bad = WordMap { shared: vec![(4, 7)], ..sm };
+        let bad = WordMap {
+            shared: vec![(4, 7)],
+            ..sm
+        };
         assert!(align_words(src.view(), tgt.view(), &bad, &tm, &AlignOptions::default()).is_err());
     }
 
@@ -408,7 +531,10 @@ mod tests {
         nan[[2, 1]] = f32::NAN;
         let e = align_words(nan.view(), tgt.view(), &sm, &tm, &o).unwrap_err();
         assert!(e.to_string().contains("source vectors"), "{e}");
-        let bad = AlignOptions { temperature: -1.0, ..o };
+        let bad = AlignOptions {
+            temperature: -1.0,
+            ..o
+        };
         assert!(align_words(src.view(), tgt.view(), &sm, &tm, &bad).is_err());
     }
 }

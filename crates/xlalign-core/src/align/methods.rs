@@ -34,7 +34,9 @@ pub struct UnitLink {
 /// Refuses NaN and infinities, naming the first bad cell.
 pub fn check_finite(m: ArrayView2<f32>, what: &str) -> Result<()> {
     if let Some(((i, j), v)) = m.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::Input(format!("{what} has a non-finite value {v} at row {i}, column {j}")));
+        return Err(Error::Input(format!(
+            "{what} has a non-finite value {v} at row {i}, column {j}"
+        )));
     }
     Ok(())
 }
@@ -68,12 +70,16 @@ pub fn apply_distortion(sim: &mut Array2<f32>, ratio: f32) {
 /// Index of the first maximum of each row (numpy `argmax(axis=1)`); `None` when there are no
 /// columns.
 pub fn row_argmax(sim: ArrayView2<f32>) -> Vec<Option<usize>> {
-    sim.axis_iter(Axis(0)).map(|row| first_max(row.iter().copied())).collect()
+    sim.axis_iter(Axis(0))
+        .map(|row| first_max(row.iter().copied()))
+        .collect()
 }
 
 /// Index of the first maximum of each column (numpy `argmax(axis=0)`).
 pub fn col_argmax(sim: ArrayView2<f32>) -> Vec<Option<usize>> {
-    sim.axis_iter(Axis(1)).map(|col| first_max(col.iter().copied())).collect()
+    sim.axis_iter(Axis(1))
+        .map(|col| first_max(col.iter().copied()))
+        .collect()
 }
 
 fn first_max(values: impl Iterator<Item = f32>) -> Option<usize> {
@@ -130,8 +136,14 @@ pub fn itermax(sim: ArrayView2<f32>, iterations: usize, alpha: f32) -> Vec<(usiz
     if m.min(n) > 2 {
         let mut count = 1;
         while count < iterations {
-            let row_done: Vec<bool> = inter.axis_iter(Axis(0)).map(|r| r.iter().any(|&x| x)).collect();
-            let col_done: Vec<bool> = inter.axis_iter(Axis(1)).map(|c| c.iter().any(|&x| x)).collect();
+            let row_done: Vec<bool> = inter
+                .axis_iter(Axis(0))
+                .map(|r| r.iter().any(|&x| x))
+                .collect();
+            let col_done: Vec<bool> = inter
+                .axis_iter(Axis(1))
+                .map(|c| c.iter().any(|&x| x))
+                .collect();
             if row_done.iter().all(|&d| d) || col_done.iter().all(|&d| d) {
                 break;
             }
@@ -186,13 +198,23 @@ pub fn max_weight_match(sim: ArrayView2<f32>) -> Vec<(usize, usize)> {
     let k = rows as i64;
     // Primary weights dominate: the tie-break terms of a whole matching sum to less than one
     // primary step. Skip the tie-break if the product would not fit in i64 (absurd sizes).
-    let tie_steps = if k.checked_mul(MATCH_TIE_STEPS).and_then(|t| t.checked_mul(k * 3_000_000)).is_some() {
+    let tie_steps = if k
+        .checked_mul(MATCH_TIE_STEPS)
+        .and_then(|t| t.checked_mul(k * 3_000_000))
+        .is_some()
+    {
         MATCH_TIE_STEPS
     } else {
         0
     };
     let primary_unit = tie_steps * k + 1;
-    let pos = |a: usize, len: usize| if len < 2 { 0.0 } else { a as f64 / (len - 1) as f64 };
+    let pos = |a: usize, len: usize| {
+        if len < 2 {
+            0.0
+        } else {
+            a as f64 / (len - 1) as f64
+        }
+    };
     let weights = Matrix::from_fn(rows, cols, |(r, c)| {
         let v = (view[[r, c]] as f64).clamp(-1.0, 2.0);
         let primary = (v * MATCH_SCALE).round() as i64;
@@ -200,8 +222,11 @@ pub fn max_weight_match(sim: ArrayView2<f32>) -> Vec<(usize, usize)> {
         primary * primary_unit - (off_diagonal * tie_steps as f64).round() as i64
     });
     let (_, assignment) = kuhn_munkres(&weights);
-    let mut links: Vec<(usize, usize)> =
-        assignment.into_iter().enumerate().map(|(r, c)| if transposed { (c, r) } else { (r, c) }).collect();
+    let mut links: Vec<(usize, usize)> = assignment
+        .into_iter()
+        .enumerate()
+        .map(|(r, c)| if transposed { (c, r) } else { (r, c) })
+        .collect();
     links.sort_unstable();
     links
 }
@@ -281,7 +306,9 @@ pub fn entmax15(x: &[f32]) -> Vec<f32> {
             tau_star = tau;
         }
     }
-    z.iter().map(|&v| ((v - tau_star).max(0.0).powi(2)) as f32).collect()
+    z.iter()
+        .map(|&v| ((v - tau_star).max(0.0).powi(2)) as f32)
+        .collect()
 }
 
 /// Links from directional probabilities: `p_fwd` normalised over each row, `p_rev` over each
@@ -315,14 +342,26 @@ pub fn threshold_links(
 /// every link reports its cosine). `dot` holds raw dot products, needed by softmax and entmax
 /// (awesome-align normalises dot products, so the vectors' norms act as a temperature); it
 /// must have the shape of `cos`. Links come sorted by (row, col).
-pub fn extract(cos: ArrayView2<f32>, dot: Option<ArrayView2<f32>>, opts: &AlignOptions) -> Result<Vec<UnitLink>> {
+pub fn extract(
+    cos: ArrayView2<f32>,
+    dot: Option<ArrayView2<f32>>,
+    opts: &AlignOptions,
+) -> Result<Vec<UnitLink>> {
     opts.validate()?;
     check_finite(cos, "the cosine similarity matrix")?;
     let (m, n) = cos.dim();
-    let unit = |(row, col): (usize, usize)| UnitLink { row, col, score: cos[[row, col]], prob: None };
+    let unit = |(row, col): (usize, usize)| UnitLink {
+        row,
+        col,
+        score: cos[[row, col]],
+        prob: None,
+    };
     if opts.method.uses_dot_products() {
         let dot = dot.ok_or_else(|| {
-            Error::Input(format!("{} needs the dot-product matrix, not only cosine similarities", opts.method))
+            Error::Input(format!(
+                "{} needs the dot-product matrix, not only cosine similarities",
+                opts.method
+            ))
         })?;
         if dot.dim() != cos.dim() {
             return Err(Error::Input(format!(
@@ -343,8 +382,19 @@ pub fn extract(cos: ArrayView2<f32>, dot: Option<ArrayView2<f32>>, opts: &AlignO
         } else {
             (softmax_rows(logits.view()), softmax_cols(logits.view()))
         };
-        let links = threshold_links(p_fwd.view(), p_rev.view(), opts.effective_threshold(), opts.direction);
-        return Ok(links.into_iter().map(|(row, col, p)| UnitLink { prob: Some(p), ..unit((row, col)) }).collect());
+        let links = threshold_links(
+            p_fwd.view(),
+            p_rev.view(),
+            opts.effective_threshold(),
+            opts.direction,
+        );
+        return Ok(links
+            .into_iter()
+            .map(|(row, col, p)| UnitLink {
+                prob: Some(p),
+                ..unit((row, col))
+            })
+            .collect());
     }
     let mut sim = simalign_similarity(cos);
     apply_distortion(&mut sim, opts.distortion);
@@ -375,9 +425,18 @@ mod tests {
         // Row 0 → col 0, row 1 → col 0, row 2 → col 2; col 0 → row 0, col 1 → row 1, col 2 → row 2.
         let s = array![[0.9, 0.1, 0.0], [0.8, 0.7, 0.1], [0.0, 0.2, 0.6]];
         assert_eq!(argmax(s.view(), Direction::Both), vec![(0, 0), (2, 2)]);
-        assert_eq!(argmax(s.view(), Direction::Forward), vec![(0, 0), (1, 0), (2, 2)]);
-        assert_eq!(argmax(s.view(), Direction::Reverse), vec![(0, 0), (1, 1), (2, 2)]);
-        assert_eq!(argmax(s.view(), Direction::Union), vec![(0, 0), (1, 0), (1, 1), (2, 2)]);
+        assert_eq!(
+            argmax(s.view(), Direction::Forward),
+            vec![(0, 0), (1, 0), (2, 2)]
+        );
+        assert_eq!(
+            argmax(s.view(), Direction::Reverse),
+            vec![(0, 0), (1, 1), (2, 2)]
+        );
+        assert_eq!(
+            argmax(s.view(), Direction::Union),
+            vec![(0, 0), (1, 0), (1, 1), (2, 2)]
+        );
     }
 
     #[test]
@@ -385,8 +444,14 @@ mod tests {
         let s = Array2::from_elem((3, 4), 0.5f32);
         // Every row picks column 0, every column picks row 0: only (0, 0) is mutual.
         assert_eq!(argmax(s.view(), Direction::Both), vec![(0, 0)]);
-        assert_eq!(argmax(s.view(), Direction::Forward), vec![(0, 0), (1, 0), (2, 0)]);
-        assert_eq!(argmax(s.view(), Direction::Reverse), vec![(0, 0), (0, 1), (0, 2), (0, 3)]);
+        assert_eq!(
+            argmax(s.view(), Direction::Forward),
+            vec![(0, 0), (1, 0), (2, 0)]
+        );
+        assert_eq!(
+            argmax(s.view(), Direction::Reverse),
+            vec![(0, 0), (0, 1), (0, 2), (0, 3)]
+        );
     }
 
     #[test]
@@ -436,10 +501,18 @@ mod tests {
         // Round 1: (0,0), (2,2), (3,3) are mutual; row 1 prefers col 0, which prefers row 0.
         // Round 2: row 1 and col 1 are free. Masked, row 1 sees col 0 at 0.8·0.9 = 0.72 and
         // col 1 at 0.75 (unscaled, both sides free), and col 1's best is row 1: (1,1) is added.
-        let cos = array![[0.9, 0.2, 0.1, 0.0], [0.6, 0.5, 0.1, 0.0], [0.1, 0.1, 0.9, 0.2], [0.0, 0.1, 0.2, 0.9],];
+        let cos = array![
+            [0.9, 0.2, 0.1, 0.0],
+            [0.6, 0.5, 0.1, 0.0],
+            [0.1, 0.1, 0.9, 0.2],
+            [0.0, 0.1, 0.2, 0.9],
+        ];
         let sim = simalign_similarity(cos.view());
         assert_eq!(itermax(sim.view(), 1, 0.9), vec![(0, 0), (2, 2), (3, 3)]);
-        assert_eq!(itermax(sim.view(), 2, 0.9), vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
+        assert_eq!(
+            itermax(sim.view(), 2, 0.9),
+            vec![(0, 0), (1, 1), (2, 2), (3, 3)]
+        );
         let links = extract(cos.view(), None, &opts(Method::Itermax)).unwrap();
         assert_eq!(pairs(&links), vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
         assert_eq!(links[1].score, 0.5);
@@ -464,10 +537,16 @@ mod tests {
         // A side of two units: upstream returns argmax unchanged.
         let cos = array![[0.9, 0.1, 0.0], [0.8, 0.2, 0.1]];
         let sim = simalign_similarity(cos.view());
-        assert_eq!(itermax(sim.view(), 5, 0.9), argmax(sim.view(), Direction::Both));
+        assert_eq!(
+            itermax(sim.view(), 5, 0.9),
+            argmax(sim.view(), Direction::Both)
+        );
         // Everything aligned after round 1: nothing changes however many rounds.
         let eye = Array2::<f32>::eye(4);
-        assert_eq!(itermax(eye.view(), 10, 0.9), vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
+        assert_eq!(
+            itermax(eye.view(), 10, 0.9),
+            vec![(0, 0), (1, 1), (2, 2), (3, 3)]
+        );
     }
 
     #[test]
@@ -530,9 +609,16 @@ mod tests {
             // Coarse values make ties common, which is where ports usually diverge.
             let sim = Array2::from_shape_fn((m, n), |_| (next() * 5.0).floor() / 5.0);
             for iters in [1, 2, 3, 5] {
-                let expected: Vec<(usize, usize)> =
-                    upstream(&sim, iters, 0.9).indexed_iter().filter(|(_, &v)| v > 0.0).map(|(ij, _)| ij).collect();
-                assert_eq!(itermax(sim.view(), iters, 0.9), expected, "case {case}, iterations {iters}\n{sim}");
+                let expected: Vec<(usize, usize)> = upstream(&sim, iters, 0.9)
+                    .indexed_iter()
+                    .filter(|(_, &v)| v > 0.0)
+                    .map(|(ij, _)| ij)
+                    .collect();
+                assert_eq!(
+                    itermax(sim.view(), iters, 0.9),
+                    expected,
+                    "case {case}, iterations {iters}\n{sim}"
+                );
             }
         }
     }
@@ -602,20 +688,42 @@ mod tests {
         let cos = array![[0.8f32, 0.1, 0.1], [0.2, 0.3, 0.4]];
         // p_fwd row 0 = [.5,.25,.25], row 1 = [1/3]*3.
         // p_rev col 0 = [2/3, 1/3], cols 1, 2 = [.5, .5].
-        let o = AlignOptions { threshold: Some(0.3), ..opts(Method::Softmax) };
+        let o = AlignOptions {
+            threshold: Some(0.3),
+            ..opts(Method::Softmax)
+        };
         let links = extract(cos.view(), Some(dot.view()), &o).unwrap();
         // Both: min(p_fwd, p_rev) > 0.3 → (0,0) min .5; (1,0) min 1/3; (1,1) 1/3; (1,2) 1/3.
         assert_eq!(pairs(&links), vec![(0, 0), (1, 0), (1, 1), (1, 2)]);
         assert!((links[0].prob.unwrap() - 0.5).abs() < 1e-6);
         assert_eq!(links[0].score, 0.8);
-        let o = AlignOptions { threshold: Some(0.4), ..o };
-        assert_eq!(pairs(&extract(cos.view(), Some(dot.view()), &o).unwrap()), vec![(0, 0)]);
+        let o = AlignOptions {
+            threshold: Some(0.4),
+            ..o
+        };
+        assert_eq!(
+            pairs(&extract(cos.view(), Some(dot.view()), &o).unwrap()),
+            vec![(0, 0)]
+        );
         // Forward only at 0.3: row 0 → col 0; row 1 → all three.
-        let f = AlignOptions { direction: Direction::Forward, ..o };
-        let f = AlignOptions { threshold: Some(0.3), ..f };
-        assert_eq!(pairs(&extract(cos.view(), Some(dot.view()), &f).unwrap()), vec![(0, 0), (1, 0), (1, 1), (1, 2)]);
+        let f = AlignOptions {
+            direction: Direction::Forward,
+            ..o
+        };
+        let f = AlignOptions {
+            threshold: Some(0.3),
+            ..f
+        };
+        assert_eq!(
+            pairs(&extract(cos.view(), Some(dot.view()), &f).unwrap()),
+            vec![(0, 0), (1, 0), (1, 1), (1, 2)]
+        );
         // Reverse at 0.45: col 0 → row 0 (2/3); cols 1, 2 → both rows (0.5).
-        let r = AlignOptions { direction: Direction::Reverse, threshold: Some(0.45), ..o };
+        let r = AlignOptions {
+            direction: Direction::Reverse,
+            threshold: Some(0.45),
+            ..o
+        };
         let links = extract(cos.view(), Some(dot.view()), &r).unwrap();
         assert_eq!(pairs(&links), vec![(0, 0), (0, 1), (0, 2), (1, 1), (1, 2)]);
         assert!((links[0].prob.unwrap() - 2.0 / 3.0).abs() < 1e-6);
@@ -629,22 +737,39 @@ mod tests {
         assert_eq!(pairs(&sharp), vec![(0, 0), (1, 1)]);
         assert!(sharp[0].prob.unwrap() > 0.9999);
         // At temperature 1000 every cell is ≈ 0.5 in both directions: all four pass 0.3.
-        let soft = AlignOptions { temperature: 1000.0, ..opts(Method::Softmax) };
-        assert_eq!(extract(cos.view(), Some(dot.view()), &soft).unwrap().len(), 4);
+        let soft = AlignOptions {
+            temperature: 1000.0,
+            ..opts(Method::Softmax)
+        };
+        assert_eq!(
+            extract(cos.view(), Some(dot.view()), &soft).unwrap().len(),
+            4
+        );
     }
 
     #[test]
     fn all_equal_matrices() {
         let cos = Array2::from_elem((3, 3), 0.4f32);
         // Softmax: every probability is 1/3, above 0.3: everything links.
-        assert_eq!(extract(cos.view(), Some(cos.view()), &opts(Method::Softmax)).unwrap().len(), 9);
+        assert_eq!(
+            extract(cos.view(), Some(cos.view()), &opts(Method::Softmax))
+                .unwrap()
+                .len(),
+            9
+        );
         // Entmax: uniform too (all in the support), above 0.
         let e = extract(cos.view(), Some(cos.view()), &opts(Method::Entmax)).unwrap();
         assert_eq!(e.len(), 9);
         assert!((e[0].prob.unwrap() - 1.0 / 3.0).abs() < 1e-6);
         // Argmax: only the first cell is mutual; itermax adds (1,1) then stops (max 2 rounds).
-        assert_eq!(pairs(&extract(cos.view(), None, &opts(Method::Argmax)).unwrap()), vec![(0, 0)]);
-        assert_eq!(pairs(&extract(cos.view(), None, &opts(Method::Itermax)).unwrap()), vec![(0, 0), (1, 1)]);
+        assert_eq!(
+            pairs(&extract(cos.view(), None, &opts(Method::Argmax)).unwrap()),
+            vec![(0, 0)]
+        );
+        assert_eq!(
+            pairs(&extract(cos.view(), None, &opts(Method::Itermax)).unwrap()),
+            vec![(0, 0), (1, 1)]
+        );
     }
 
     #[test]
@@ -676,7 +801,10 @@ mod tests {
         // keeps one row. Softmax gives every cell some mass, so threshold 0 links all six.
         let e = extract(cos.view(), Some(dot.view()), &opts(Method::Entmax)).unwrap();
         assert_eq!(pairs(&e), vec![(0, 0), (0, 1), (1, 2)]);
-        let s0 = AlignOptions { threshold: Some(0.0), ..opts(Method::Softmax) };
+        let s0 = AlignOptions {
+            threshold: Some(0.0),
+            ..opts(Method::Softmax)
+        };
         assert_eq!(extract(cos.view(), Some(dot.view()), &s0).unwrap().len(), 6);
         let pe = entmax15_rows(dot.view());
         assert_eq!(pe[[0, 2]], 0.0);
@@ -701,26 +829,54 @@ mod tests {
     fn distortion_moves_a_near_tie_to_the_diagonal() {
         // Row 1 slightly prefers the far column 0 (cos .52 vs .50) — distortion flips it.
         let cos = array![[0.9, 0.1, 0.0], [0.52, 0.5, 0.1], [0.0, 0.1, 0.9]];
-        let plain = AlignOptions { direction: Direction::Forward, ..opts(Method::Argmax) };
+        let plain = AlignOptions {
+            direction: Direction::Forward,
+            ..opts(Method::Argmax)
+        };
         assert!(pairs(&extract(cos.view(), None, &plain).unwrap()).contains(&(1, 0)));
-        let dist = AlignOptions { distortion: 0.5, ..plain };
+        let dist = AlignOptions {
+            distortion: 0.5,
+            ..plain
+        };
         let links = extract(cos.view(), None, &dist).unwrap();
         assert_eq!(pairs(&links), vec![(0, 0), (1, 1), (2, 2)]);
         // Reported scores stay the undistorted cosines.
         assert_eq!(links[1].score, 0.5);
         // Softmax: the position prior works on the logits.
         let dot = array![[1.0f32, 1.0], [1.0, 1.0]];
-        let sm = AlignOptions { threshold: Some(0.55), distortion: 1.0, ..opts(Method::Softmax) };
-        assert_eq!(pairs(&extract(dot.view(), Some(dot.view()), &sm).unwrap()), vec![(0, 0), (1, 1)]);
-        let em = AlignOptions { threshold: Some(0.55), ..sm };
-        let em = AlignOptions { method: Method::Entmax, ..em };
-        assert_eq!(pairs(&extract(dot.view(), Some(dot.view()), &em).unwrap()), vec![(0, 0), (1, 1)]);
+        let sm = AlignOptions {
+            threshold: Some(0.55),
+            distortion: 1.0,
+            ..opts(Method::Softmax)
+        };
+        assert_eq!(
+            pairs(&extract(dot.view(), Some(dot.view()), &sm).unwrap()),
+            vec![(0, 0), (1, 1)]
+        );
+        let em = AlignOptions {
+            threshold: Some(0.55),
+            ..sm
+        };
+        let em = AlignOptions {
+            method: Method::Entmax,
+            ..em
+        };
+        assert_eq!(
+            pairs(&extract(dot.view(), Some(dot.view()), &em).unwrap()),
+            vec![(0, 0), (1, 1)]
+        );
     }
 
     #[test]
     fn invalid_options_are_refused_before_work() {
         let cos = array![[1.0f32]];
-        let o = AlignOptions { direction: Direction::Reverse, ..opts(Method::Match) };
-        assert!(matches!(extract(cos.view(), None, &o), Err(Error::Input(_))));
+        let o = AlignOptions {
+            direction: Direction::Reverse,
+            ..opts(Method::Match)
+        };
+        assert!(matches!(
+            extract(cos.view(), None, &o),
+            Err(Error::Input(_))
+        ));
     }
 }

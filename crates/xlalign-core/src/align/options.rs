@@ -35,7 +35,13 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [Method::Argmax, Method::Itermax, Method::Match, Method::Softmax, Method::Entmax];
+    pub const ALL: [Method; 5] = [
+        Method::Argmax,
+        Method::Itermax,
+        Method::Match,
+        Method::Softmax,
+        Method::Entmax,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -129,7 +135,9 @@ impl FromStr for Direction {
             "forward" | "fwd" => Ok(Direction::Forward),
             "reverse" | "rev" | "backward" => Ok(Direction::Reverse),
             "union" => Ok(Direction::Union),
-            _ => Err(Error::Input(format!("unknown direction `{s}` (use both, forward, reverse or union)"))),
+            _ => Err(Error::Input(format!(
+                "unknown direction `{s}` (use both, forward, reverse or union)"
+            ))),
         }
     }
 }
@@ -169,7 +177,9 @@ impl FromStr for Level {
         match s.trim().to_ascii_lowercase().as_str() {
             "subword" | "bpe" => Ok(Level::Subword),
             "word-average" | "word_average" | "wordaverage" | "word" => Ok(Level::WordAverage),
-            _ => Err(Error::Input(format!("unknown alignment level `{s}` (use subword or word-average)"))),
+            _ => Err(Error::Input(format!(
+                "unknown alignment level `{s}` (use subword or word-average)"
+            ))),
         }
     }
 }
@@ -224,12 +234,16 @@ impl Default for AlignOptions {
 
 impl AlignOptions {
     pub fn new(method: Method) -> Self {
-        AlignOptions { method, ..Default::default() }
+        AlignOptions {
+            method,
+            ..Default::default()
+        }
     }
 
     /// The threshold softmax/entmax will use.
     pub fn effective_threshold(&self) -> f32 {
-        self.threshold.unwrap_or_else(|| self.method.default_threshold())
+        self.threshold
+            .unwrap_or_else(|| self.method.default_threshold())
     }
 
     /// Checks ranges and combinations, with messages that name the field and the fix.
@@ -242,18 +256,31 @@ impl AlignOptions {
             }
         }
         if !self.temperature.is_finite() || self.temperature <= 0.0 {
-            return Err(Error::Input(format!("temperature must be a positive number, got {}", self.temperature)));
+            return Err(Error::Input(format!(
+                "temperature must be a positive number, got {}",
+                self.temperature
+            )));
         }
         if self.iterations == 0 {
-            return Err(Error::Input("iterations must be at least 1 (1 = plain argmax)".into()));
+            return Err(Error::Input(
+                "iterations must be at least 1 (1 = plain argmax)".into(),
+            ));
         }
         if !self.alpha.is_finite() || !(0.0..=1.0).contains(&self.alpha) {
-            return Err(Error::Input(format!("alpha must be between 0 and 1, got {}", self.alpha)));
+            return Err(Error::Input(format!(
+                "alpha must be between 0 and 1, got {}",
+                self.alpha
+            )));
         }
         if !self.distortion.is_finite() || !(0.0..=1.0).contains(&self.distortion) {
-            return Err(Error::Input(format!("distortion must be between 0 (off) and 1, got {}", self.distortion)));
+            return Err(Error::Input(format!(
+                "distortion must be between 0 (off) and 1, got {}",
+                self.distortion
+            )));
         }
-        if matches!(self.method, Method::Itermax | Method::Match) && self.direction != Direction::Both {
+        if matches!(self.method, Method::Itermax | Method::Match)
+            && self.direction != Direction::Both
+        {
             return Err(Error::Input(format!(
                 "direction `{}` does not apply to {} (it is symmetric); use it with argmax, softmax or entmax",
                 self.direction, self.method
@@ -287,17 +314,30 @@ mod tests {
         assert_eq!("word-average".parse::<Level>().unwrap(), Level::WordAverage);
         assert!("sideways".parse::<Direction>().is_err());
         assert!("char".parse::<Level>().is_err());
-        assert_eq!(serde_json::to_string(&Level::WordAverage).unwrap(), "\"word-average\"");
+        assert_eq!(
+            serde_json::to_string(&Level::WordAverage).unwrap(),
+            "\"word-average\""
+        );
     }
 
     #[test]
     fn json_is_camel_case_and_partial() {
-        let o: AlignOptions = serde_json::from_str(r#"{"method":"itermax","iterations":3}"#).unwrap();
+        let o: AlignOptions =
+            serde_json::from_str(r#"{"method":"itermax","iterations":3}"#).unwrap();
         assert_eq!(o.method, Method::Itermax);
         assert_eq!(o.iterations, 3);
         assert_eq!(o.alpha, 0.9);
         let full = serde_json::to_value(AlignOptions::default()).unwrap();
-        for key in ["method", "threshold", "temperature", "iterations", "alpha", "distortion", "direction", "level"] {
+        for key in [
+            "method",
+            "threshold",
+            "temperature",
+            "iterations",
+            "alpha",
+            "distortion",
+            "direction",
+            "level",
+        ] {
             assert!(full.get(key).is_some(), "missing {key} in {full}");
         }
         let back: AlignOptions = serde_json::from_value(full).unwrap();
@@ -308,9 +348,15 @@ mod tests {
 
     #[test]
     fn thresholds_default_per_method() {
-        assert_eq!(AlignOptions::new(Method::Softmax).effective_threshold(), 0.3);
+        assert_eq!(
+            AlignOptions::new(Method::Softmax).effective_threshold(),
+            0.3
+        );
         assert_eq!(AlignOptions::new(Method::Entmax).effective_threshold(), 0.0);
-        let o = AlignOptions { threshold: Some(0.1), ..AlignOptions::new(Method::Entmax) };
+        let o = AlignOptions {
+            threshold: Some(0.1),
+            ..AlignOptions::new(Method::Entmax)
+        };
         assert_eq!(o.effective_threshold(), 0.1);
     }
 
@@ -322,16 +368,81 @@ mod tests {
             assert!(matches!(e, Error::Input(_)));
             assert!(e.to_string().contains(word), "{e}");
         };
-        bad(AlignOptions { threshold: Some(1.0), ..Default::default() }, "threshold");
-        bad(AlignOptions { threshold: Some(f32::NAN), ..Default::default() }, "threshold");
-        bad(AlignOptions { threshold: Some(-0.1), ..Default::default() }, "threshold");
-        bad(AlignOptions { temperature: 0.0, ..Default::default() }, "temperature");
-        bad(AlignOptions { iterations: 0, ..Default::default() }, "iterations");
-        bad(AlignOptions { alpha: 1.5, ..Default::default() }, "alpha");
-        bad(AlignOptions { distortion: -0.5, ..Default::default() }, "distortion");
-        bad(AlignOptions { distortion: f32::INFINITY, ..Default::default() }, "distortion");
-        bad(AlignOptions { direction: Direction::Forward, ..AlignOptions::new(Method::Match) }, "match");
-        bad(AlignOptions { direction: Direction::Union, ..AlignOptions::new(Method::Itermax) }, "itermax");
-        assert!(AlignOptions { direction: Direction::Union, ..AlignOptions::new(Method::Argmax) }.validate().is_ok());
+        bad(
+            AlignOptions {
+                threshold: Some(1.0),
+                ..Default::default()
+            },
+            "threshold",
+        );
+        bad(
+            AlignOptions {
+                threshold: Some(f32::NAN),
+                ..Default::default()
+            },
+            "threshold",
+        );
+        bad(
+            AlignOptions {
+                threshold: Some(-0.1),
+                ..Default::default()
+            },
+            "threshold",
+        );
+        bad(
+            AlignOptions {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            "temperature",
+        );
+        bad(
+            AlignOptions {
+                iterations: 0,
+                ..Default::default()
+            },
+            "iterations",
+        );
+        bad(
+            AlignOptions {
+                alpha: 1.5,
+                ..Default::default()
+            },
+            "alpha",
+        );
+        bad(
+            AlignOptions {
+                distortion: -0.5,
+                ..Default::default()
+            },
+            "distortion",
+        );
+        bad(
+            AlignOptions {
+                distortion: f32::INFINITY,
+                ..Default::default()
+            },
+            "distortion",
+        );
+        bad(
+            AlignOptions {
+                direction: Direction::Forward,
+                ..AlignOptions::new(Method::Match)
+            },
+            "match",
+        );
+        bad(
+            AlignOptions {
+                direction: Direction::Union,
+                ..AlignOptions::new(Method::Itermax)
+            },
+            "itermax",
+        );
+        assert!(AlignOptions {
+            direction: Direction::Union,
+            ..AlignOptions::new(Method::Argmax)
+        }
+        .validate()
+        .is_ok());
     }
 }

@@ -35,16 +35,26 @@ pub fn greedy_match(cos: ArrayView2<f32>) -> Result<GreedyMatch> {
     check_finite(cos, "the similarity matrix")?;
     let (m, n) = cos.dim();
     if m == 0 || n == 0 {
-        return Ok(GreedyMatch { src: 0.0, tgt: 0.0, f1: 0.0 });
+        return Ok(GreedyMatch {
+            src: 0.0,
+            tgt: 0.0,
+            f1: 0.0,
+        });
     }
     let mean_of_max = |axis: Axis| {
-        let sum: f64 =
-            cos.axis_iter(axis).map(|line| line.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64).sum();
+        let sum: f64 = cos
+            .axis_iter(axis)
+            .map(|line| line.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64)
+            .sum();
         (sum / cos.len_of(axis) as f64) as f32
     };
     let src = mean_of_max(Axis(0));
     let tgt = mean_of_max(Axis(1));
-    let f1 = if src + tgt > 0.0 { 2.0 * src * tgt / (src + tgt) } else { 0.0 };
+    let f1 = if src + tgt > 0.0 {
+        2.0 * src * tgt / (src + tgt)
+    } else {
+        0.0
+    };
     Ok(GreedyMatch { src, tgt, f1 })
 }
 
@@ -83,7 +93,11 @@ pub fn coverage(links: &[WordLink], n_src: usize, n_tgt: usize) -> Coverage {
     let count = |v: &[bool]| v.iter().filter(|&&b| b).count();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f32 / b as f32 };
     let (cs, ct) = (count(&src), count(&tgt));
-    Coverage { src: ratio(cs, n_src), tgt: ratio(ct, n_tgt), both: ratio(cs + ct, n_src + n_tgt) }
+    Coverage {
+        src: ratio(cs, n_src),
+        tgt: ratio(ct, n_tgt),
+        both: ratio(cs + ct, n_src + n_tgt),
+    }
 }
 
 #[cfg(test)]
@@ -104,7 +118,14 @@ mod tests {
     #[test]
     fn greedy_match_edge_cases() {
         let empty = Array2::<f32>::zeros((0, 3));
-        assert_eq!(greedy_match(empty.view()).unwrap(), GreedyMatch { src: 0.0, tgt: 0.0, f1: 0.0 });
+        assert_eq!(
+            greedy_match(empty.view()).unwrap(),
+            GreedyMatch {
+                src: 0.0,
+                tgt: 0.0,
+                f1: 0.0
+            }
+        );
         let neg = array![[-0.5f32]];
         assert_eq!(greedy_match(neg.view()).unwrap().f1, 0.0);
         let nan = array![[f32::NAN]];
@@ -115,11 +136,23 @@ mod tests {
 
     #[test]
     fn coverage_counts_words_once() {
-        let l = |src, tgt| WordLink { src, tgt, score: 0.5, prob: None };
+        let l = |src, tgt| WordLink {
+            src,
+            tgt,
+            score: 0.5,
+            prob: None,
+        };
         let c = coverage(&[l(0, 0), l(0, 1), l(2, 1), l(9, 9)], 4, 2);
         assert_eq!(c.src, 0.5);
         assert_eq!(c.tgt, 1.0);
         assert!((c.both - 4.0 / 6.0).abs() < 1e-6);
-        assert_eq!(coverage(&[], 0, 0), Coverage { src: 0.0, tgt: 0.0, both: 0.0 });
+        assert_eq!(
+            coverage(&[], 0, 0),
+            Coverage {
+                src: 0.0,
+                tgt: 0.0,
+                both: 0.0
+            }
+        );
     }
 }

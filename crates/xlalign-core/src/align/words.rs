@@ -125,7 +125,15 @@ pub fn is_hiragana(c: char) -> bool {
 
 /// Katakana (full- and half-width), including the prolonged sound mark ー and ・.
 pub fn is_katakana(c: char) -> bool {
-    in_ranges(c, &[(0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F), (0x1B000, 0x1B000)])
+    in_ranges(
+        c,
+        &[
+            (0x30A0, 0x30FF),
+            (0x31F0, 0x31FF),
+            (0xFF66, 0xFF9F),
+            (0x1B000, 0x1B000),
+        ],
+    )
 }
 
 pub fn is_kana(c: char) -> bool {
@@ -155,13 +163,24 @@ pub fn is_cjk(c: char) -> bool {
     is_han(c)
         || is_kana(c)
         || c == '\u{2423}'
-        || in_ranges(c, &[(0x3000, 0x303F), (0xFE30, 0xFE4F), (0xFF00, 0xFF65), (0xFFE0, 0xFFEE)])
+        || in_ranges(
+            c,
+            &[
+                (0x3000, 0x303F),
+                (0xFE30, 0xFE4F),
+                (0xFF00, 0xFF65),
+                (0xFFE0, 0xFFEE),
+            ],
+        )
 }
 
 /// Whitespace and invisible format characters never make a word.
 fn is_blank(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_whitespace() || c.is_control() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+    s.chars().all(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    })
 }
 
 /// Raw text → words (byte and char offsets in `text`). Punctuation is its own word; text in
@@ -189,7 +208,10 @@ pub fn segment(text: &str, opts: &WordOptions) -> Segmented {
     if opts.kana == KanaSplit::Run {
         spans = merge_kana_runs(text, spans);
     }
-    Segmented { text: text.to_owned(), words: words_from_spans(text, &spans) }
+    Segmented {
+        text: text.to_owned(),
+        words: words_from_spans(text, &spans),
+    }
 }
 
 fn merge_kana_runs(text: &str, spans: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
@@ -223,7 +245,13 @@ fn words_from_spans(text: &str, spans: &[(usize, usize)]) -> Vec<Word> {
     for &(s, e) in spans {
         chars += text[byte..s].chars().count();
         let len = text[s..e].chars().count();
-        words.push(Word { text: text[s..e].to_owned(), start: s, end: e, char_start: chars, char_end: chars + len });
+        words.push(Word {
+            text: text[s..e].to_owned(),
+            start: s,
+            end: e,
+            char_start: chars,
+            char_end: chars + len,
+        });
         chars += len;
         byte = e;
     }
@@ -251,9 +279,12 @@ pub fn merge_by_tokens(seg: &Segmented, offsets: &[Option<(usize, usize)>]) -> S
             continue;
         }
         let group = &seg.words[first..last];
-        let mergeable = group.iter().all(unspaced) && group.windows(2).all(|p| p[0].end == p[1].start);
+        let mergeable =
+            group.iter().all(unspaced) && group.windows(2).all(|p| p[0].end == p[1].start);
         if mergeable {
-            join_next[first..last - 1].iter_mut().for_each(|j| *j = true);
+            join_next[first..last - 1]
+                .iter_mut()
+                .for_each(|j| *j = true);
         }
     }
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(n);
@@ -263,7 +294,10 @@ pub fn merge_by_tokens(seg: &Segmented, offsets: &[Option<(usize, usize)>]) -> S
             _ => spans.push((w.start, w.end)),
         }
     }
-    Segmented { text: seg.text.clone(), words: words_from_spans(&seg.text, &spans) }
+    Segmented {
+        text: seg.text.clone(),
+        words: words_from_spans(&seg.text, &spans),
+    }
 }
 
 /// Splits a pre-tokenised line on whitespace and [`join`]s the words.
@@ -318,8 +352,14 @@ struct QuoteState {
 
 impl QuoteState {
     fn attach(&mut self, word: &str, prev: Option<&str>) -> Attach {
-        let opening = Attach { left: false, right: true };
-        let closing = Attach { left: true, right: false };
+        let opening = Attach {
+            left: false,
+            right: true,
+        };
+        let closing = Attach {
+            left: true,
+            right: false,
+        };
         match word {
             "\"" => {
                 self.double_open = !self.double_open;
@@ -352,7 +392,10 @@ impl QuoteState {
             }
             _ => {}
         }
-        Attach { left: all_in(word, CLOSERS) || is_clitic(word), right: all_in(word, OPENERS) || is_elision(word) }
+        Attach {
+            left: all_in(word, CLOSERS) || is_clitic(word),
+            right: all_in(word, OPENERS) || is_elision(word),
+        }
     }
 }
 
@@ -365,7 +408,9 @@ impl QuoteState {
 /// Empty words are refused: they could never be aligned and usually mean a splitting bug.
 pub fn join<S: AsRef<str>>(words: &[S], opts: &WordOptions) -> Result<Segmented> {
     if let Some(k) = words.iter().position(|w| w.as_ref().trim().is_empty()) {
-        return Err(Error::Input(format!("word {k} is empty or only whitespace")));
+        return Err(Error::Input(format!(
+            "word {k} is empty or only whitespace"
+        )));
     }
     let join_cjk = match opts.cjk_join {
         CjkJoin::Always => true,
@@ -446,9 +491,14 @@ impl WordMap {
             )));
         }
         if let Some(w) = words.iter().find(|w| w.start > w.end) {
-            return Err(Error::Input(format!("word `{}` has start {} after end {}", w.text, w.start, w.end)));
+            return Err(Error::Input(format!(
+                "word `{}` has start {} after end {}",
+                w.text, w.start, w.end
+            )));
         }
-        let cjk_word = |w: &Word| !w.text.is_empty() && w.text.chars().all(|c| is_cjk(c) || is_unspaced_script(c));
+        let cjk_word = |w: &Word| {
+            !w.text.is_empty() && w.text.chars().all(|c| is_cjk(c) || is_unspaced_script(c))
+        };
         let mut word_of = Vec::with_capacity(offsets.len());
         let mut shared = Vec::new();
         for (t, o) in offsets.iter().enumerate() {
@@ -471,12 +521,19 @@ impl WordMap {
             word_of.push(best);
             let group = &words[first..last];
             if let Some(b) = best {
-                if group.len() > 1 && group.iter().all(cjk_word) && group.windows(2).all(|p| p[0].end == p[1].start) {
+                if group.len() > 1
+                    && group.iter().all(cjk_word)
+                    && group.windows(2).all(|p| p[0].end == p[1].start)
+                {
                     shared.extend((first..last).filter(|&k| k != b).map(|k| (t, k)));
                 }
             }
         }
-        Ok(WordMap { word_of, shared, n_words: words.len() })
+        Ok(WordMap {
+            word_of,
+            shared,
+            n_words: words.len(),
+        })
     }
 
     /// All (token, word) memberships, sorted by token then word.
@@ -522,7 +579,11 @@ impl WordMap {
 
     pub(crate) fn check(&self, what: &str) -> Result<()> {
         let n_tokens = self.word_of.len();
-        if let Some((t, w)) = self.memberships().into_iter().find(|&(t, w)| t >= n_tokens || w >= self.n_words) {
+        if let Some((t, w)) = self
+            .memberships()
+            .into_iter()
+            .find(|&(t, w)| t >= n_tokens || w >= self.n_words)
+        {
             return Err(Error::Input(format!(
                 "{what}: token {t} is mapped to word {w}, but there are only {n_tokens} tokens and {} words",
                 self.n_words
@@ -547,7 +608,10 @@ mod tests {
     #[test]
     fn raw_latin_text_keeps_punctuation_and_offsets() {
         let s = segment("Hello, world! (It's 3.5%)", &WordOptions::default());
-        assert_eq!(texts(&s), ["Hello", ",", "world", "!", "(", "It's", "3.5", "%", ")"]);
+        assert_eq!(
+            texts(&s),
+            ["Hello", ",", "world", "!", "(", "It's", "3.5", "%", ")"]
+        );
         for w in &s.words {
             assert_eq!(&s.text[w.start..w.end], w.text);
         }
@@ -565,19 +629,33 @@ mod tests {
         assert_eq!((ok.char_start, ok.char_end), (16, 18));
         let chars: Vec<char> = s.text.chars().collect();
         for w in &s.words {
-            assert_eq!(chars[w.char_start..w.char_end].iter().collect::<String>(), w.text);
+            assert_eq!(
+                chars[w.char_start..w.char_end].iter().collect::<String>(),
+                w.text
+            );
         }
     }
 
     #[test]
     fn raw_cjk_is_one_char_per_word() {
         let s = segment("東京タワーは高い。我们在中国", &WordOptions::default());
-        assert_eq!(texts(&s), ["東", "京", "タ", "ワ", "ー", "は", "高", "い", "。", "我", "们", "在", "中", "国"]);
+        assert_eq!(
+            texts(&s),
+            [
+                "東", "京", "タ", "ワ", "ー", "は", "高", "い", "。", "我", "们", "在", "中", "国"
+            ]
+        );
     }
 
     #[test]
     fn raw_kana_runs() {
-        let r = segment("東京タワーはとても高い", &WordOptions { kana: KanaSplit::Run, ..Default::default() });
+        let r = segment(
+            "東京タワーはとても高い",
+            &WordOptions {
+                kana: KanaSplit::Run,
+                ..Default::default()
+            },
+        );
         assert_eq!(texts(&r), ["東", "京", "タワー", "はとても", "高", "い"]);
     }
 
@@ -601,12 +679,26 @@ mod tests {
         let seg = segment("我们在中国, ok", &WordOptions::default());
         assert_eq!(texts(&seg), ["我", "们", "在", "中", "国", ",", "ok"]);
         // Tokens: ▁我们 (0..6) 在 (6..9) 中国 (9..15) , (15..16) ▁ok (16..19, with the space).
-        let offsets = [None, Some((0, 6)), Some((6, 9)), Some((9, 15)), Some((15, 16)), Some((16, 19)), None];
+        let offsets = [
+            None,
+            Some((0, 6)),
+            Some((6, 9)),
+            Some((9, 15)),
+            Some((15, 16)),
+            Some((16, 19)),
+            None,
+        ];
         let merged = merge_by_tokens(&seg, &offsets);
         assert_eq!(texts(&merged), ["我们", "在", "中国", ",", "ok"]);
-        assert_eq!((merged.words[2].char_start, merged.words[2].char_end), (3, 5));
+        assert_eq!(
+            (merged.words[2].char_start, merged.words[2].char_end),
+            (3, 5)
+        );
         let map = WordMap::from_offsets(&offsets, &merged.words).unwrap();
-        assert_eq!(map.word_of, [None, Some(0), Some(1), Some(2), Some(3), Some(4), None]);
+        assert_eq!(
+            map.word_of,
+            [None, Some(0), Some(1), Some(2), Some(3), Some(4), None]
+        );
     }
 
     #[test]
@@ -624,14 +716,29 @@ mod tests {
     #[test]
     fn join_attaches_punctuation() {
         let o = WordOptions::default();
-        assert_eq!(joined("Hello , world ( again ) !", o), "Hello, world (again)!");
+        assert_eq!(
+            joined("Hello , world ( again ) !", o),
+            "Hello, world (again)!"
+        );
         assert_eq!(joined("it 's 10 % , is n't it ?", o), "it's 10%, isn't it?");
-        assert_eq!(joined("He said \" yes \" and \" no \" .", o), "He said \"yes\" and \"no\".");
+        assert_eq!(
+            joined("He said \" yes \" and \" no \" .", o),
+            "He said \"yes\" and \"no\"."
+        );
         assert_eq!(joined("„ Ja “ , sagte er", o), "„Ja“, sagte er");
         assert_eq!(joined("“ Yes ” , he said", o), "“Yes”, he said");
-        assert_eq!(joined("l' homme qu' il dell' Alba", o), "l'homme qu'il dell'Alba");
-        assert_eq!(joined("the countries ' relations", o), "the countries' relations");
-        assert_eq!(joined("called ' island platform , ' and", o), "called 'island platform,' and");
+        assert_eq!(
+            joined("l' homme qu' il dell' Alba", o),
+            "l'homme qu'il dell'Alba"
+        );
+        assert_eq!(
+            joined("the countries ' relations", o),
+            "the countries' relations"
+        );
+        assert_eq!(
+            joined("called ' island platform , ' and", o),
+            "called 'island platform,' and"
+        );
         assert_eq!(joined("« oui » ...", o), "«oui»...");
         assert_eq!(joined("a - b / c", o), "a - b / c");
     }
@@ -640,15 +747,30 @@ mod tests {
     fn join_cjk_auto_joins_japanese_only() {
         let o = WordOptions::default();
         assert_eq!(joined("これ は 日本 語 です 。", o), "これは日本語です。");
-        assert_eq!(joined("『 荘子 』 の （ 教化 ） ２ 回", o), "『荘子』の（教化）２回");
+        assert_eq!(
+            joined("『 荘子 』 の （ 教化 ） ２ 回", o),
+            "『荘子』の（教化）２回"
+        );
         // Latin words and digits in Japanese text keep their spaces; punctuation glues.
-        assert_eq!(joined("Windows 版 は New York で", o), "Windows 版は New York で");
+        assert_eq!(
+            joined("Windows 版 は New York で", o),
+            "Windows 版は New York で"
+        );
         assert_eq!(joined("漢字 ( かんじ ) の ␣ 例", o), "漢字(かんじ)の␣例");
         // No kana: Chinese keeps spaces between words, but not before punctuation.
         assert_eq!(joined("哈尼 说 , 欧盟 承诺 。", o), "哈尼 说, 欧盟 承诺。");
-        let always = WordOptions { cjk_join: CjkJoin::Always, ..o };
-        assert_eq!(joined("哈尼 说 , 欧盟 承诺 。", always), "哈尼说,欧盟承诺。");
-        let never = WordOptions { cjk_join: CjkJoin::Never, ..o };
+        let always = WordOptions {
+            cjk_join: CjkJoin::Always,
+            ..o
+        };
+        assert_eq!(
+            joined("哈尼 说 , 欧盟 承诺 。", always),
+            "哈尼说,欧盟承诺。"
+        );
+        let never = WordOptions {
+            cjk_join: CjkJoin::Never,
+            ..o
+        };
         assert_eq!(joined("これ は 日本 語", never), "これ は 日本 語");
     }
 
@@ -661,15 +783,23 @@ mod tests {
         let chars: Vec<char> = seg.text.chars().collect();
         for w in &seg.words {
             assert_eq!(&seg.text[w.start..w.end], w.text);
-            assert_eq!(chars[w.char_start..w.char_end].iter().collect::<String>(), w.text);
+            assert_eq!(
+                chars[w.char_start..w.char_end].iter().collect::<String>(),
+                w.text
+            );
         }
     }
 
     #[test]
     fn join_refuses_empty_words() {
         let e = join(&["a", "", "b"], &WordOptions::default()).unwrap_err();
-        assert!(matches!(e, Error::Input(_)) && e.to_string().contains("word 1"), "{e}");
-        assert!(join::<&str>(&[], &WordOptions::default()).unwrap().is_empty());
+        assert!(
+            matches!(e, Error::Input(_)) && e.to_string().contains("word 1"),
+            "{e}"
+        );
+        assert!(join::<&str>(&[], &WordOptions::default())
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -689,9 +819,26 @@ mod tests {
             None,           // </s>
         ];
         let map = WordMap::from_offsets(&offsets, &seg.words).unwrap();
-        assert_eq!(map.word_of, [None, None, Some(0), Some(1), None, Some(2), Some(2), Some(3), Some(3), None]);
+        assert_eq!(
+            map.word_of,
+            [
+                None,
+                None,
+                Some(0),
+                Some(1),
+                None,
+                Some(2),
+                Some(2),
+                Some(3),
+                Some(3),
+                None
+            ]
+        );
         assert_eq!(map.n_words, 4);
-        assert_eq!(map.subwords(), vec![vec![2], vec![3], vec![5, 6], vec![7, 8]]);
+        assert_eq!(
+            map.subwords(),
+            vec![vec![2], vec![3], vec![5, 6], vec![7, 8]]
+        );
         assert_eq!(map.covered(), vec![true; 4]);
         // Equal overlap ("lo" of Hello, "wo" of wonderful): the first word wins.
         let tie = WordMap::from_offsets(&[Some((3, 9))], &seg.words).unwrap();
@@ -702,15 +849,37 @@ mod tests {
 
     #[test]
     fn word_map_refuses_overlapping_words() {
-        let w = |s, e| Word { text: String::new(), start: s, end: e, char_start: s, char_end: e };
+        let w = |s, e| Word {
+            text: String::new(),
+            start: s,
+            end: e,
+            char_start: s,
+            char_end: e,
+        };
         assert!(WordMap::from_offsets(&[Some((0, 1))], &[w(0, 3), w(2, 5)]).is_err());
         assert!(WordMap::from_offsets(&[Some((0, 1))], &[w(3, 4), w(0, 2)]).is_err());
         let map = WordMap::from_offsets(&[Some((0, 1)), None], &[]).unwrap();
         assert_eq!(map.word_of, [None, None]);
-        let bad = WordMap { word_of: vec![Some(2)], shared: vec![], n_words: 2 };
-        assert!(bad.check("source").unwrap_err().to_string().contains("token 0"));
-        let bad = WordMap { word_of: vec![Some(0)], shared: vec![(3, 1)], n_words: 2 };
-        assert!(bad.check("source").unwrap_err().to_string().contains("token 3"));
+        let bad = WordMap {
+            word_of: vec![Some(2)],
+            shared: vec![],
+            n_words: 2,
+        };
+        assert!(bad
+            .check("source")
+            .unwrap_err()
+            .to_string()
+            .contains("token 0"));
+        let bad = WordMap {
+            word_of: vec![Some(0)],
+            shared: vec![(3, 1)],
+            n_words: 2,
+        };
+        assert!(bad
+            .check("source")
+            .unwrap_err()
+            .to_string()
+            .contains("token 3"));
     }
 
     #[test]
@@ -730,7 +899,19 @@ mod tests {
             Some((22, 28)),
         ];
         let map = WordMap::from_offsets(&offsets, &seg.words).unwrap();
-        assert_eq!(map.word_of, [None, Some(0), Some(1), Some(3), Some(4), Some(5), Some(4), Some(6)]);
+        assert_eq!(
+            map.word_of,
+            [
+                None,
+                Some(0),
+                Some(1),
+                Some(3),
+                Some(4),
+                Some(5),
+                Some(4),
+                Some(6)
+            ]
+        );
         assert_eq!(map.shared, vec![(2, 2)]);
         assert_eq!(map.words_of_tokens()[2], vec![1, 2]);
         assert_eq!(map.subwords()[2], vec![2]);
@@ -738,7 +919,10 @@ mod tests {
         assert_eq!(map.memberships().len(), 8);
         // "。" and a kana word are adjacent CJK too; words split by a space are not.
         let map = WordMap::from_offsets(&[Some((9, 15))], &seg.words).unwrap();
-        assert_eq!((map.word_of.clone(), map.shared.clone()), (vec![Some(2)], vec![(0, 3)]));
+        assert_eq!(
+            (map.word_of.clone(), map.shared.clone()),
+            (vec![Some(2)], vec![(0, 3)])
+        );
         let spaced = pretokenized("中国 人", &WordOptions::default()).unwrap();
         let map = WordMap::from_offsets(&[Some((0, 10))], &spaced.words).unwrap();
         assert!(map.shared.is_empty());

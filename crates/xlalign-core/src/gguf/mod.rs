@@ -146,7 +146,10 @@ impl Value {
             Value::F32(v) => format!("{v}"),
             Value::F64(v) => format!("{v}"),
             Value::Bool(v) => format!("{v}"),
-            other => other.as_u64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}")),
+            other => other
+                .as_u64()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| format!("{other:?}")),
         }
     }
 }
@@ -197,17 +200,26 @@ impl GgufStr {
     /// Checks that `bytes` is UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<GgufStr, std::str::Utf8Error> {
         std::str::from_utf8(&bytes)?;
-        Ok(GgufStr { bytes, utf8: OnceLock::from(true) })
+        Ok(GgufStr {
+            bytes,
+            utf8: OnceLock::from(true),
+        })
     }
 
     /// Takes `bytes` as they are; [`GgufStr::as_str`] checks them when first asked.
     pub fn unchecked(bytes: Bytes) -> GgufStr {
-        GgufStr { bytes, utf8: OnceLock::new() }
+        GgufStr {
+            bytes,
+            utf8: OnceLock::new(),
+        }
     }
 
     /// The text, or `None` when the bytes are not UTF-8.
     pub fn as_str(&self) -> Option<&str> {
-        if *self.utf8.get_or_init(|| std::str::from_utf8(&self.bytes).is_ok()) {
+        if *self
+            .utf8
+            .get_or_init(|| std::str::from_utf8(&self.bytes).is_ok())
+        {
             // SAFETY: checked just now or when made, and `Bytes` never change.
             Some(unsafe { std::str::from_utf8_unchecked(&self.bytes) })
         } else {
@@ -258,13 +270,19 @@ impl fmt::Debug for GgufStr {
 
 impl From<String> for GgufStr {
     fn from(s: String) -> Self {
-        GgufStr { bytes: Bytes::from(s), utf8: OnceLock::from(true) }
+        GgufStr {
+            bytes: Bytes::from(s),
+            utf8: OnceLock::from(true),
+        }
     }
 }
 
 impl From<&str> for GgufStr {
     fn from(s: &str) -> Self {
-        GgufStr { bytes: Bytes::copy_from_slice(s.as_bytes()), utf8: OnceLock::from(true) }
+        GgufStr {
+            bytes: Bytes::copy_from_slice(s.as_bytes()),
+            utf8: OnceLock::from(true),
+        }
     }
 }
 

@@ -72,7 +72,9 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &str) -> Result<String> {
         let len = self.u64(what)?;
         if len > MAX_STRING {
-            return Err(Error::Format(format!("{what}: string length {len} is implausible")));
+            return Err(Error::Format(format!(
+                "{what}: string length {len} is implausible"
+            )));
         }
         let raw = self.take(len as usize, what)?;
         String::from_utf8(raw.to_vec())
@@ -81,7 +83,9 @@ impl<'a> Cursor<'a> {
     fn string_value(&mut self, what: &str) -> Result<GgufStr> {
         let len = self.u64(what)?;
         if len > MAX_STRING {
-            return Err(Error::Format(format!("{what}: string length {len} is implausible")));
+            return Err(Error::Format(format!(
+                "{what}: string length {len} is implausible"
+            )));
         }
         let start = self.pos;
         let raw = self.take(len as usize, what)?;
@@ -92,7 +96,8 @@ impl<'a> Cursor<'a> {
         if bytes.len() >= LAZY_UTF8 {
             return Ok(GgufStr::unchecked(bytes));
         }
-        GgufStr::from_utf8(bytes).map_err(|_| Error::Format(format!("{what}: string is not valid UTF-8")))
+        GgufStr::from_utf8(bytes)
+            .map_err(|_| Error::Format(format!("{what}: string is not valid UTF-8")))
     }
     /// Remaining bytes: an upper bound on how many further elements can exist.
     fn remaining(&self) -> usize {
@@ -122,8 +127,9 @@ impl<'a> Cursor<'a> {
                     return Err(Error::Format(format!("{what}: arrays nested too deeply")));
                 }
                 let et = self.u32(what)?;
-                let et = ValueType::from_u32(et)
-                    .ok_or_else(|| Error::Format(format!("{what}: unknown array element type {et}")))?;
+                let et = ValueType::from_u32(et).ok_or_else(|| {
+                    Error::Format(format!("{what}: unknown array element type {et}"))
+                })?;
                 let n = self.u64(what)?;
                 // Each element takes at least one byte, so more elements than remaining bytes is corrupt.
                 if n > self.remaining() as u64 {
@@ -157,7 +163,14 @@ impl GgufHeader {
     /// Parses from `prefix` (the file's first bytes); tensor ranges are checked against
     /// `file_len`. A prefix that ends inside the header gives a "truncated" error: fetch more.
     pub fn parse(prefix: &[u8], file_len: usize) -> Result<GgufHeader> {
-        GgufHeader::parse_from(Cursor { buf: prefix, pos: 0, shared: None }, file_len)
+        GgufHeader::parse_from(
+            Cursor {
+                buf: prefix,
+                pos: 0,
+                shared: None,
+            },
+            file_len,
+        )
     }
 
     fn parse_from(mut c: Cursor, file_len: usize) -> Result<GgufHeader> {
@@ -177,7 +190,9 @@ impl GgufHeader {
         }
         let version = c.u32("the version")?;
         if !(2..=3).contains(&version) {
-            return Err(Error::Unsupported(format!("GGUF version {version} (supported: 2, 3)")));
+            return Err(Error::Unsupported(format!(
+                "GGUF version {version} (supported: 2, 3)"
+            )));
         }
         let n_tensors = c.u64("the tensor count")?;
         let n_kv = c.u64("the metadata count")?;
@@ -191,8 +206,9 @@ impl GgufHeader {
         for i in 0..n_kv {
             let key = c.string(&format!("metadata key #{i}"))?;
             let t = c.u32(&format!("type of `{key}`"))?;
-            let t = ValueType::from_u32(t)
-                .ok_or_else(|| Error::Format(format!("metadata `{key}`: unknown value type {t}")))?;
+            let t = ValueType::from_u32(t).ok_or_else(|| {
+                Error::Format(format!("metadata `{key}`: unknown value type {t}"))
+            })?;
             let v = c.value(t, &format!("metadata `{key}`"), 0)?;
             metadata.insert(key, v);
         }
@@ -201,7 +217,11 @@ impl GgufHeader {
             None => DEFAULT_ALIGNMENT,
             Some(v) => match v.as_u64() {
                 Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a,
-                _ => return Err(Error::Format(format!("{KEY_ALIGNMENT} = {v:?} is not a power of two"))),
+                _ => {
+                    return Err(Error::Format(format!(
+                        "{KEY_ALIGNMENT} = {v:?} is not a power of two"
+                    )))
+                }
             },
         };
 
@@ -216,7 +236,9 @@ impl GgufHeader {
             for _ in 0..n_dims {
                 let d = c.u64(&format!("tensor `{name}` shape"))?;
                 if d == 0 || d > u32::MAX as u64 {
-                    return Err(Error::Format(format!("tensor `{name}` has a dimension of {d}")));
+                    return Err(Error::Format(format!(
+                        "tensor `{name}` has a dimension of {d}"
+                    )));
                 }
                 ne.push(d as usize);
             }
@@ -236,11 +258,18 @@ impl GgufHeader {
                 return Err(Error::Format(format!("tensor `{name}` appears twice")));
             }
             if rel % alignment != 0 {
-                return Err(Error::Format(format!("tensor `{name}` offset {rel} is not aligned to {alignment}")));
+                return Err(Error::Format(format!(
+                    "tensor `{name}` offset {rel} is not aligned to {alignment}"
+                )));
             }
-            let n_bytes = byte_len(dtype, &shape).map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
-            let start = data_offset.checked_add(rel).filter(|&s| s <= file_len as u64);
-            let end = start.and_then(|s| s.checked_add(n_bytes as u64)).filter(|&e| e <= file_len as u64);
+            let n_bytes = byte_len(dtype, &shape)
+                .map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
+            let start = data_offset
+                .checked_add(rel)
+                .filter(|&s| s <= file_len as u64);
+            let end = start
+                .and_then(|s| s.checked_add(n_bytes as u64))
+                .filter(|&e| e <= file_len as u64);
             let (Some(start), Some(_)) = (start, end) else {
                 return Err(Error::Format(format!(
                     "tensor `{name}` ({n_bytes} bytes at {}) runs past the end of the file ({} bytes); is it truncated?",
@@ -248,18 +277,43 @@ impl GgufHeader {
                     file_len
                 )));
             };
-            tensors.push(TensorInfo { name, dtype, shape, offset: start as usize, n_bytes });
+            tensors.push(TensorInfo {
+                name,
+                dtype,
+                shape,
+                offset: start as usize,
+                n_bytes,
+            });
         }
 
-        Ok(GgufHeader { version, metadata, tensors, data_offset: data_offset as usize, file_len })
+        Ok(GgufHeader {
+            version,
+            metadata,
+            tensors,
+            data_offset: data_offset as usize,
+            file_len,
+        })
     }
 }
 
 impl GgufFile {
     /// Parses the header and tensor directory and checks every tensor lies inside the file.
     pub fn parse(bytes: Bytes) -> Result<GgufFile> {
-        let h = GgufHeader::parse_from(Cursor { buf: &bytes, pos: 0, shared: Some(&bytes) }, bytes.len())?;
-        Ok(GgufFile { version: h.version, metadata: h.metadata, tensors: h.tensors, data_offset: h.data_offset, bytes })
+        let h = GgufHeader::parse_from(
+            Cursor {
+                buf: &bytes,
+                pos: 0,
+                shared: Some(&bytes),
+            },
+            bytes.len(),
+        )?;
+        Ok(GgufFile {
+            version: h.version,
+            metadata: h.metadata,
+            tensors: h.tensors,
+            data_offset: h.data_offset,
+            bytes,
+        })
     }
 
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
@@ -268,7 +322,9 @@ impl GgufFile {
 
     /// The tensor called `name`, sharing the file's bytes.
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
-        let info = self.info(name).ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        let info = self
+            .info(name)
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))?;
         Tensor::new(
             &info.name,
             info.dtype,
@@ -284,7 +340,9 @@ impl GgufFile {
     pub fn get_str(&self, key: &str) -> Result<&str> {
         match self.get(key) {
             None => Err(Error::Metadata(format!("missing key `{key}`"))),
-            Some(Value::String(s)) => s.as_str().ok_or_else(|| Error::Metadata(format!("`{key}` is not valid UTF-8"))),
+            Some(Value::String(s)) => s
+                .as_str()
+                .ok_or_else(|| Error::Metadata(format!("`{key}` is not valid UTF-8"))),
             Some(_) => Err(Error::Metadata(format!("`{key}` is not a string"))),
         }
     }

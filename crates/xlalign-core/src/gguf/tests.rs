@@ -10,11 +10,27 @@ fn sample_file() -> Vec<u8> {
         .set("bert.block_count", 2u32)
         .set("bert.attention.layer_norm_epsilon", 1e-12f32)
         .set("flag", true)
-        .set("list", Value::Array(ValueType::I32, vec![Value::I32(-1), Value::I32(7)]));
+        .set(
+            "list",
+            Value::Array(ValueType::I32, vec![Value::I32(-1), Value::I32(7)]),
+        );
     let w4: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).cos()).collect();
-    w.add("a.weight", DType::Q4_0, vec![2, 32], quantize(DType::Q4_0, &w4).unwrap()).unwrap();
-    w.add_tensor(Tensor::from_f32("a.bias", vec![3], &[1.0, 2.0, 3.0]).unwrap()).unwrap();
-    w.add("c", DType::Q8_0, vec![1, 32], quantize(DType::Q8_0, &w4[..32]).unwrap()).unwrap();
+    w.add(
+        "a.weight",
+        DType::Q4_0,
+        vec![2, 32],
+        quantize(DType::Q4_0, &w4).unwrap(),
+    )
+    .unwrap();
+    w.add_tensor(Tensor::from_f32("a.bias", vec![3], &[1.0, 2.0, 3.0]).unwrap())
+        .unwrap();
+    w.add(
+        "c",
+        DType::Q8_0,
+        vec![1, 32],
+        quantize(DType::Q8_0, &w4[..32]).unwrap(),
+    )
+    .unwrap();
     w.to_bytes().unwrap()
 }
 
@@ -35,7 +51,10 @@ fn roundtrip_metadata_and_tensors() {
     for t in &f.tensors {
         assert_eq!(t.offset % 32, 0, "{} not aligned", t.name);
     }
-    assert!(matches!(f.tensor("nope"), Err(crate::Error::MissingTensor(_))));
+    assert!(matches!(
+        f.tensor("nope"),
+        Err(crate::Error::MissingTensor(_))
+    ));
 }
 
 #[test]
@@ -118,7 +137,10 @@ fn big_strings_share_the_file_and_are_checked_when_read() {
 
     // Broken UTF-8 in the big string: the file parses, and reading the string as text fails.
     let mut broken = bytes.to_vec();
-    let at = broken.windows(4).position(|w| w == "éé".as_bytes()).unwrap();
+    let at = broken
+        .windows(4)
+        .position(|w| w == "éé".as_bytes())
+        .unwrap();
     broken[at] = 0xff;
     let f = GgufFile::parse(Bytes::from(broken.clone())).unwrap();
     let err = f.get_str("big").unwrap_err();
@@ -136,5 +158,8 @@ fn big_strings_share_the_file_and_are_checked_when_read() {
     assert!(err.to_string().contains("UTF-8"), "{err}");
     // A header parsed from a borrowed prefix copies, and reads the same.
     let h = GgufHeader::parse(&bytes, bytes.len()).unwrap();
-    assert_eq!(h.metadata.get("big").and_then(|v| v.as_str()), Some(text.as_str()));
+    assert_eq!(
+        h.metadata.get("big").and_then(|v| v.as_str()),
+        Some(text.as_str())
+    );
 }

@@ -33,14 +33,23 @@ impl GgufWriter {
 
     pub fn add_tensor(&mut self, tensor: Tensor) -> Result<&mut Self> {
         if self.tensors.iter().any(|t| t.name == tensor.name) {
-            return Err(Error::Input(format!("tensor `{}` added twice", tensor.name)));
+            return Err(Error::Input(format!(
+                "tensor `{}` added twice",
+                tensor.name
+            )));
         }
         self.tensors.push(tensor);
         Ok(self)
     }
 
     /// Convenience: a tensor from raw bytes of the given type and shape (outermost first).
-    pub fn add(&mut self, name: &str, dtype: DType, shape: Vec<usize>, data: impl Into<Bytes>) -> Result<&mut Self> {
+    pub fn add(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: Vec<usize>,
+        data: impl Into<Bytes>,
+    ) -> Result<&mut Self> {
         self.add_tensor(Tensor::new(name, dtype, shape, data.into())?)
     }
 

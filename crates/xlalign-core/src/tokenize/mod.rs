@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use tokenizers::{DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerImpl};
+use tokenizers::{
+    DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerImpl,
+};
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -21,8 +23,13 @@ mod vocab_json;
 
 use unigram::CompactUnigram;
 
-type CompactTokenizer =
-    TokenizerImpl<CompactUnigram, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+type CompactTokenizer = TokenizerImpl<
+    CompactUnigram,
+    NormalizerWrapper,
+    PreTokenizerWrapper,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
 
 enum Engine {
     Compact(CompactTokenizer),
@@ -50,7 +57,13 @@ pub struct TextTokenizer {
 
 impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TextTokenizer(vocab {}, bos {}, eos {})", self.vocab_size(), self.bos, self.eos)
+        write!(
+            f,
+            "TextTokenizer(vocab {}, bos {}, eos {})",
+            self.vocab_size(),
+            self.bos,
+            self.eos
+        )
     }
 }
 
@@ -83,7 +96,9 @@ impl TextTokenizer {
                 check_json(json)?;
                 match serde_json::from_slice::<CompactTokenizer>(json) {
                     Ok(t) => Engine::Compact(t),
-                    Err(e) if e.to_string().starts_with(unigram::NOT_UNIGRAM) => Engine::Stock(stock(json)?),
+                    Err(e) if e.to_string().starts_with(unigram::NOT_UNIGRAM) => {
+                        Engine::Stock(stock(json)?)
+                    }
                     Err(e) => return Err(unreadable(e)),
                 }
             }
@@ -103,8 +118,9 @@ impl TextTokenizer {
             if let Some(v) = f.get(key).and_then(|v| v.as_u64()) {
                 return Ok(v as u32);
             }
-            with_engine!(&engine, t => t.token_to_id(tok))
-                .ok_or_else(|| Error::Tokenizer(format!("no `{key}` in metadata and no `{tok}` token")))
+            with_engine!(&engine, t => t.token_to_id(tok)).ok_or_else(|| {
+                Error::Tokenizer(format!("no `{key}` in metadata and no `{tok}` token"))
+            })
         };
         Ok(TextTokenizer {
             bos: id(keys::BOS_ID, "<s>")?,
@@ -170,7 +186,12 @@ impl TextTokenizer {
                 (e > s).then_some((s, e))
             })
             .collect();
-        Ok(Tokenized { ids, tokens, offsets, n_prefix })
+        Ok(Tokenized {
+            ids,
+            tokens,
+            offsets,
+            n_prefix,
+        })
     }
 
     /// The pipeline's full output for `text` with `<s>`/`</s>`, offsets in bytes of `text`.
@@ -199,7 +220,9 @@ fn compact_read_ahead(json: &[u8]) -> Option<CompactTokenizer> {
 /// a value: bad syntax, bad UTF-8, a lone surrogate, nesting past serde_json's limit), so the
 /// text is read as a plain JSON value first, which fails on exactly those.
 fn check_json(json: &[u8]) -> Result<()> {
-    serde_json::from_slice::<serde_json::Value>(json).map(|_| ()).map_err(unreadable)
+    serde_json::from_slice::<serde_json::Value>(json)
+        .map(|_| ())
+        .map_err(unreadable)
 }
 
 fn unreadable(e: serde_json::Error) -> Error {
@@ -223,7 +246,10 @@ mod tests {
     /// A metadata-only model file naming the special ids, as the converter writes them.
     fn gguf(ids: [u32; 4]) -> GgufFile {
         let mut w = GgufWriter::new();
-        w.set(keys::BOS_ID, ids[0]).set(keys::EOS_ID, ids[1]).set(keys::PAD_ID, ids[2]).set(keys::UNK_ID, ids[3]);
+        w.set(keys::BOS_ID, ids[0])
+            .set(keys::EOS_ID, ids[1])
+            .set(keys::PAD_ID, ids[2])
+            .set(keys::UNK_ID, ids[3]);
         GgufFile::parse(Bytes::from(w.to_bytes().unwrap())).unwrap()
     }
 
@@ -270,14 +296,23 @@ mod tests {
         let legacy = json!({"unk_token": "[UNK]", "continuing_subword_prefix": "##",
                             "max_input_chars_per_word": 100, "vocab": vocab});
         for model in [tagged, legacy] {
-            let t = TextTokenizer::from_json(wordpiece(model).as_bytes(), &gguf([2, 3, 0, 1])).unwrap();
+            let t =
+                TextTokenizer::from_json(wordpiece(model).as_bytes(), &gguf([2, 3, 0, 1])).unwrap();
             assert!(!t.is_compact());
             assert_eq!(t.vocab_size(), 8);
             let enc = t.encode("Hellos WORLD! zz", "").unwrap();
             assert_eq!(enc.ids, [2, 4, 6, 5, 7, 1, 3]);
             assert_eq!(
                 enc.offsets,
-                [None, Some((0, 5)), Some((5, 6)), Some((7, 12)), Some((12, 13)), Some((14, 16)), None]
+                [
+                    None,
+                    Some((0, 5)),
+                    Some((5, 6)),
+                    Some((7, 12)),
+                    Some((12, 13)),
+                    Some((14, 16)),
+                    None
+                ]
             );
             assert_eq!(t.id_to_token(6).as_deref(), Some("##s"));
         }
@@ -325,22 +360,37 @@ mod tests {
         let stock = TextTokenizer::from_json_stock(json.as_bytes(), &f).unwrap();
         assert!(compact.is_compact());
         for text in texts {
-            assert_eq!(compact.encode_raw(text).unwrap(), stock.encode_raw(text).unwrap(), "{text:?}");
+            assert_eq!(
+                compact.encode_raw(text).unwrap(),
+                stock.encode_raw(text).unwrap(),
+                "{text:?}"
+            );
         }
     }
 
     #[test]
     fn unigram_pipeline_matches_tokenizers() {
-        let texts = ["the cats", "  the   cat  ", "Théâtre 漢字 <s> x</s>y", "", "🙂", "tea\u{301}"];
+        let texts = [
+            "the cats",
+            "  the   cat  ",
+            "Théâtre 漢字 <s> x</s>y",
+            "",
+            "🙂",
+            "tea\u{301}",
+        ];
         same(&unigram(PIECES, false), &texts);
-        let mut with_bytes: Vec<(String, f64)> = PIECES.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+        let mut with_bytes: Vec<(String, f64)> =
+            PIECES.iter().map(|(p, s)| (p.to_string(), *s)).collect();
         with_bytes.extend((0..=255u8).map(|b| (format!("<0x{b:02X}>"), -10.0)));
         let refs: Vec<(&str, f64)> = with_bytes.iter().map(|(p, s)| (p.as_str(), *s)).collect();
         let json = unigram(&refs, true);
         same(&json, &texts);
         let t = TextTokenizer::from_json(json.as_bytes(), &gguf([0, 2, 1, 3])).unwrap();
         let enc = t.encode("漢", "").unwrap();
-        assert_eq!(enc.tokens[1..], ["\u{2581}", "<0xE6>", "<0xBC>", "<0xA2>", "</s>"]);
+        assert_eq!(
+            enc.tokens[1..],
+            ["\u{2581}", "<0xE6>", "<0xBC>", "<0xA2>", "</s>"]
+        );
     }
 
     #[test]
@@ -354,11 +404,26 @@ mod tests {
         // `tokenizers` itself panics on a broken or too deeply nested decoder.
         let decoder = good.find("\"decoder\":").unwrap() + "\"decoder\":".len();
         let broken_decoder = format!("{}{{\"type\":[1,}}{}", &good[..decoder], &good[decoder..]);
-        let deep_decoder =
-            format!("{}{}{}", &good[..decoder], "[".repeat(200) + &"]".repeat(200) + ",", &good[decoder..]);
-        let deep_elsewhere =
-            good.replacen("\"version\":", &format!("\"deep\":{},\"version\":", "[".repeat(70) + &"]".repeat(70)), 1);
-        for json in ["{not json", "{}", truncated, &bad_unk, &broken_decoder, &deep_decoder, &deep_elsewhere] {
+        let deep_decoder = format!(
+            "{}{}{}",
+            &good[..decoder],
+            "[".repeat(200) + &"]".repeat(200) + ",",
+            &good[decoder..]
+        );
+        let deep_elsewhere = good.replacen(
+            "\"version\":",
+            &format!("\"deep\":{},\"version\":", "[".repeat(70) + &"]".repeat(70)),
+            1,
+        );
+        for json in [
+            "{not json",
+            "{}",
+            truncated,
+            &bad_unk,
+            &broken_decoder,
+            &deep_decoder,
+            &deep_elsewhere,
+        ] {
             for stock in [false, true] {
                 let r = if stock {
                     TextTokenizer::from_json_stock(json.as_bytes(), &f)
@@ -374,8 +439,16 @@ mod tests {
     }
 
     /// The compact model read with the vocabulary read ahead, and with serde alone.
-    fn both_readings(json: &str) -> (Option<CompactTokenizer>, std::result::Result<CompactTokenizer, String>) {
-        (compact_read_ahead(json.as_bytes()), serde_only(json.as_bytes()))
+    fn both_readings(
+        json: &str,
+    ) -> (
+        Option<CompactTokenizer>,
+        std::result::Result<CompactTokenizer, String>,
+    ) {
+        (
+            compact_read_ahead(json.as_bytes()),
+            serde_only(json.as_bytes()),
+        )
     }
 
     /// serde's reading, behind the same guard as `from_json`'s (`tokenizers` may panic), and
@@ -393,7 +466,10 @@ mod tests {
         let pa: Vec<(&str, u64)> = a.pieces().map(|(p, s)| (p, s.to_bits())).collect();
         let pb: Vec<(&str, u64)> = b.pieces().map(|(p, s)| (p, s.to_bits())).collect();
         assert_eq!(pa, pb);
-        assert_eq!((a.unk_id(), a.byte_fallback()), (b.unk_id(), b.byte_fallback()));
+        assert_eq!(
+            (a.unk_id(), a.byte_fallback()),
+            (b.unk_id(), b.byte_fallback())
+        );
     }
 
     /// `tokenizer.json` with `vocab_text` spliced in as the model's vocabulary.
@@ -424,7 +500,10 @@ mod tests {
             let serde = serde.unwrap();
             same_model(fast.get_model(), serde.get_model());
             for text in ["the a\"b back\\slash 😀 é xyz", "tt", ""] {
-                assert_eq!(fast.encode(text, true).unwrap(), serde.encode(text, true).unwrap());
+                assert_eq!(
+                    fast.encode(text, true).unwrap(),
+                    serde.encode(text, true).unwrap()
+                );
             }
         }
         // Pretty-printed, key order changed, unknown keys: still read ahead, same model.
@@ -436,9 +515,15 @@ mod tests {
         for (k, x) in v.as_object().unwrap() {
             reordered.entry(k.clone()).or_insert(x.clone());
         }
-        for json in [serde_json::to_string_pretty(&v).unwrap(), serde_json::Value::Object(reordered).to_string()] {
+        for json in [
+            serde_json::to_string_pretty(&v).unwrap(),
+            serde_json::Value::Object(reordered).to_string(),
+        ] {
             let (fast, serde) = both_readings(&json);
-            same_model(fast.expect("read ahead").get_model(), serde.unwrap().get_model());
+            same_model(
+                fast.expect("read ahead").get_model(),
+                serde.unwrap().get_model(),
+            );
         }
     }
 
@@ -495,7 +580,10 @@ mod tests {
         let at = json.windows(4).position(|w| w == b"\"ab\"").unwrap();
         json[at + 1] = 0xff;
         assert!(compact_read_ahead(&json).is_none());
-        assert!(matches!(TextTokenizer::from_json(&json, &f), Err(Error::Tokenizer(_))));
+        assert!(matches!(
+            TextTokenizer::from_json(&json, &f),
+            Err(Error::Tokenizer(_))
+        ));
     }
 
     proptest::proptest! {

@@ -119,8 +119,12 @@ impl Builder {
     pub(crate) fn push_piece(&mut self, piece: &[u8]) -> Result<(), String> {
         let too_big = || "the vocabulary is over 4 GB".to_string();
         let start = u32::try_from(self.records.len()).map_err(|_| too_big())?;
-        let len = u16::try_from(piece.len())
-            .map_err(|_| format!("a vocabulary piece is {} bytes long; at most 65,535 are supported", piece.len()))?;
+        let len = u16::try_from(piece.len()).map_err(|_| {
+            format!(
+                "a vocabulary piece is {} bytes long; at most 65,535 are supported",
+                piece.len()
+            )
+        })?;
         self.records.extend_from_slice(&[0; 8]);
         self.records.extend_from_slice(&len.to_le_bytes());
         self.records.extend_from_slice(piece);
@@ -156,7 +160,11 @@ impl CompactUnigram {
         CompactUnigram::build(b, unk_id, byte_fallback)
     }
 
-    fn build(mut b: Builder, unk_id: Option<usize>, byte_fallback: bool) -> Result<CompactUnigram, String> {
+    fn build(
+        mut b: Builder,
+        unk_id: Option<usize>,
+        byte_fallback: bool,
+    ) -> Result<CompactUnigram, String> {
         let n = b.starts.len();
         if let Some(unk) = unk_id {
             if n == 0 {
@@ -187,7 +195,10 @@ impl CompactUnigram {
         };
         // Every character boundary of every piece is a prefix; about 8 bits per prefix keeps
         // collisions near one in eight.
-        model.prefix_bits = (8 * b.n_prefixes).max(64).next_power_of_two().trailing_zeros();
+        model.prefix_bits = (8 * b.n_prefixes)
+            .max(64)
+            .next_power_of_two()
+            .trailing_zeros();
         let mut prefixes = vec![0u64; (1 << model.prefix_bits) / 64];
         // Both the bit set (2 MB for XLM-R) and the table (4 MB) take writes at random places,
         // each a likely cache miss. Pieces go in batches: hash a batch, then do its bit-set
@@ -217,7 +228,9 @@ impl CompactUnigram {
             for &bit in &bits {
                 prefixes[bit / 64] |= 1 << (bit % 64);
             }
-            let touched = hashes[..ids.len()].iter().fold(0u32, |acc, &h| acc ^ model.table[model.slot(h).0]);
+            let touched = hashes[..ids.len()]
+                .iter()
+                .fold(0u32, |acc, &h| acc ^ model.table[model.slot(h).0]);
             std::hint::black_box(touched);
             for (id, &h) in ids.zip(&hashes) {
                 model.insert(model.starts[id], h);
@@ -225,7 +238,9 @@ impl CompactUnigram {
         }
         model.prefixes = prefixes;
         if byte_fallback {
-            model.byte_ids = (0..=255u8).map(|b| model.lookup(format!("<0x{b:02X}>").as_bytes())).collect();
+            model.byte_ids = (0..=255u8)
+                .map(|b| model.lookup(format!("<0x{b:02X}>").as_bytes()))
+                .collect();
         }
         Ok(model)
     }
@@ -257,7 +272,6 @@ impl CompactUnigram {
     pub fn byte_fallback(&self) -> bool {
         self.byte_fallback
     }
-
 
     #[inline]
     fn rec_score(&self, rec: usize) -> f64 {
@@ -350,18 +364,27 @@ impl CompactUnigram {
     }
 
     /// Turns segments into `tokenizers` tokens as `Unigram::tokenize` does.
-    fn tokens(&self, sentence: &str, segments: &[(usize, usize, u32)]) -> Result<Vec<Token>, BoxError> {
+    fn tokens(
+        &self,
+        sentence: &str,
+        segments: &[(usize, usize, u32)],
+    ) -> Result<Vec<Token>, BoxError> {
         let mut tokens = Vec::with_capacity(segments.len());
         for &(start, end, id) in segments {
             let text = &sentence[start..end];
             // `tokenizers` looks every piece up again by its text; only fused unknown runs can
             // differ from the Viterbi id (they may spell a piece, or nothing).
-            let id = if Some(id) == self.unk_id { self.lookup(text.as_bytes()) } else { Some(id) };
+            let id = if Some(id) == self.unk_id {
+                self.lookup(text.as_bytes())
+            } else {
+                Some(id)
+            };
             let id = match id {
                 Some(id) => id,
                 None => {
                     if self.byte_fallback {
-                        let ids: Option<Vec<u32>> = text.bytes().map(|b| self.byte_ids[b as usize]).collect();
+                        let ids: Option<Vec<u32>> =
+                            text.bytes().map(|b| self.byte_ids[b as usize]).collect();
                         if let Some(ids) = ids {
                             for (b, id) in text.bytes().zip(ids) {
                                 tokens.push(Token::new(id, format!("<0x{b:02X}>"), (start, end)));
@@ -369,7 +392,9 @@ impl CompactUnigram {
                             continue;
                         }
                     }
-                    self.unk_id.ok_or_else(|| err("an unknown piece needs <unk>, and the model has no unk_id"))?
+                    self.unk_id.ok_or_else(|| {
+                        err("an unknown piece needs <unk>, and the model has no unk_id")
+                    })?
                 }
             };
             tokens.push(Token::new(id, text.to_string(), (start, end)));
@@ -379,12 +404,24 @@ impl CompactUnigram {
 
     /// Best segmentation of `s` into `out` as `(start, end, id)`, unknown runs fused, in text
     /// order; `best` is scratch space.
-    fn segment(&self, s: &str, best: &mut Vec<Best>, out: &mut Vec<(usize, usize, u32)>) -> Result<(), BoxError> {
+    fn segment(
+        &self,
+        s: &str,
+        best: &mut Vec<Best>,
+        out: &mut Vec<(usize, usize, u32)>,
+    ) -> Result<(), BoxError> {
         let bytes = s.as_bytes();
         let n = bytes.len();
         let unk_score = self.min_score - UNK_PENALTY;
         best.clear();
-        best.resize(n + 1, Best { score: 0.0, start: usize::MAX, rec: UNKNOWN });
+        best.resize(
+            n + 1,
+            Best {
+                score: 0.0,
+                start: usize::MAX,
+                rec: UNKNOWN,
+            },
+        );
         let mut pos = 0;
         while pos < n {
             let base = best[pos].score;
@@ -407,7 +444,11 @@ impl CompactUnigram {
                     let cand = self.rec_score(rec) + base;
                     let t = &mut best[end];
                     if t.start == usize::MAX || cand > t.score {
-                        *t = Best { score: cand, start: pos, rec: rec as u32 };
+                        *t = Best {
+                            score: cand,
+                            start: pos,
+                            rec: rec as u32,
+                        };
                     }
                     if end - pos == char_len {
                         has_single = true;
@@ -419,9 +460,15 @@ impl CompactUnigram {
                 let cand = unk_score + base;
                 if t.start == usize::MAX || cand > t.score {
                     if self.unk_id.is_none() {
-                        return Err(err("an unknown character needs <unk>, and the model has no unk_id"));
+                        return Err(err(
+                            "an unknown character needs <unk>, and the model has no unk_id",
+                        ));
                     }
-                    *t = Best { score: cand, start: pos, rec: UNKNOWN };
+                    *t = Best {
+                        score: cand,
+                        start: pos,
+                        rec: UNKNOWN,
+                    };
                 }
             }
             pos += char_len;
@@ -436,7 +483,11 @@ impl CompactUnigram {
                 return Err(err("no segmentation covers the text"));
             }
             // `unk_id` is set whenever an unknown character got onto the path.
-            let id = if node.rec == UNKNOWN { self.unk_id.unwrap_or_default() } else { self.rec_id(node.rec as usize) };
+            let id = if node.rec == UNKNOWN {
+                self.unk_id.unwrap_or_default()
+            } else {
+                self.rec_id(node.rec as usize)
+            };
             let fuse = Some(id) == self.unk_id;
             match out.last_mut() {
                 // Walking backwards: this unknown run continues the one just emitted.
@@ -488,7 +539,9 @@ impl Model for CompactUnigram {
 
     fn tokenize(&self, sentence: &str) -> tokenizers::Result<Vec<Token>> {
         SCRATCH.with_borrow_mut(|(best, segments)| {
-            let result = self.segment(sentence, best, segments).and_then(|()| self.tokens(sentence, segments));
+            let result = self
+                .segment(sentence, best, segments)
+                .and_then(|()| self.tokens(sentence, segments));
             if best.capacity() > SCRATCH_KEEP {
                 *best = Vec::new();
                 *segments = Vec::new();
@@ -511,7 +564,10 @@ impl Model for CompactUnigram {
             .filter(|&&slot| slot != EMPTY)
             .map(|&slot| {
                 let rec = self.unpack(slot).0;
-                (String::from_utf8_lossy(self.rec_bytes(rec)).into_owned(), self.rec_id(rec))
+                (
+                    String::from_utf8_lossy(self.rec_bytes(rec)).into_owned(),
+                    self.rec_id(rec),
+                )
             })
             .collect()
     }
@@ -657,7 +713,9 @@ impl<'de> Visitor<'de> for VocabSeed<'_> {
     // A vocabulary given as a map belongs to WordPiece, BPE or WordLevel, whose files may omit
     // `type` (legacy layout).
     fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(format!("{NOT_UNIGRAM}vocabulary is a map")))
+        Err(de::Error::custom(format!(
+            "{NOT_UNIGRAM}vocabulary is a map"
+        )))
     }
 }
 
@@ -678,8 +736,11 @@ impl<'de> Visitor<'de> for PieceSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        seq.next_element_seed(StrSeed(self.0))?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let score: f64 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        seq.next_element_seed(StrSeed(self.0))?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let score: f64 = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
         self.0.set_score(score);
         Ok(())
     }
@@ -716,7 +777,12 @@ mod tests {
     }
 
     /// Tokens (id, text, offsets) from both models, which must agree.
-    fn both(vocab: &[(&str, f64)], unk: Option<usize>, byte_fallback: bool, text: &str) -> Vec<Token> {
+    fn both(
+        vocab: &[(&str, f64)],
+        unk: Option<usize>,
+        byte_fallback: bool,
+        text: &str,
+    ) -> Vec<Token> {
         let stock = Unigram::from(pieces(vocab), unk, byte_fallback).unwrap();
         let compact = CompactUnigram::from_pieces(pieces(vocab), unk, byte_fallback).unwrap();
         let a = stock.tokenize(text).map_err(|e| e.to_string());
@@ -757,7 +823,14 @@ mod tests {
     #[test]
     fn ties_keep_the_first_candidate() {
         // "ab" = "a"+"b" = 1.0: the shorter-first order and strict comparison decide.
-        let v = &[("<unk>", 0.0), ("a", 0.5), ("b", 0.5), ("ab", 1.0), ("abab", 2.0), ("ba", 1.0)];
+        let v = &[
+            ("<unk>", 0.0),
+            ("a", 0.5),
+            ("b", 0.5),
+            ("ab", 1.0),
+            ("abab", 2.0),
+            ("ba", 1.0),
+        ];
         for text in ["ab", "abab", "aba", "bab", "ababab"] {
             both(v, Some(0), false, text);
         }
@@ -781,7 +854,10 @@ mod tests {
         // run "ab" then takes the piece's id, as in `tokenizers`.
         let v = &[("<unk>", 100.0), ("ab", 100.0), ("c", 100.0)];
         let toks = both(v, Some(0), false, "abc");
-        assert_eq!(toks.iter().map(|t| (t.id, t.offsets)).collect::<Vec<_>>(), [(1, (0, 2)), (2, (2, 3))]);
+        assert_eq!(
+            toks.iter().map(|t| (t.id, t.offsets)).collect::<Vec<_>>(),
+            [(1, (0, 2)), (2, (2, 3))]
+        );
         // The literal piece "<unk>" has the unknown id and fuses with its unknown neighbours.
         let v = &[("<unk>", 0.0), ("x", -30.0), ("y", -1.0)];
         for text in ["xy", "zz", "z<unk>z", "<unk>", "yzzy", "<unk>y<unk>"] {
@@ -793,7 +869,11 @@ mod tests {
     #[test]
     fn byte_fallback_spells_unknown_text_as_bytes() {
         let mut v: Vec<(String, f64)> = pieces(&[("<unk>", 0.0), ("a", -1.0)]);
-        v.extend((0..=255u8).filter(|b| *b != 0xA9).map(|b| (format!("<0x{b:02X}>"), -5.0)));
+        v.extend(
+            (0..=255u8)
+                .filter(|b| *b != 0xA9)
+                .map(|b| (format!("<0x{b:02X}>"), -5.0)),
+        );
         let refs: Vec<(&str, f64)> = v.iter().map(|(p, s)| (p.as_str(), *s)).collect();
         let toks = both(&refs, Some(0), true, "a漢a");
         assert!(toks.iter().any(|t| t.value == "<0xE6>"), "{toks:?}");
@@ -828,9 +908,11 @@ mod tests {
         let scores: Vec<f64> = m.starts.iter().map(|&r| m.rec_score(r as usize)).collect();
         assert_eq!(scores, [0.0, -1.5, -2.0]);
 
-        let e = serde_json::from_str::<CompactUnigram>(r#"{"type":"WordPiece","vocab":{"a":0}}"#).unwrap_err();
+        let e = serde_json::from_str::<CompactUnigram>(r#"{"type":"WordPiece","vocab":{"a":0}}"#)
+            .unwrap_err();
         assert!(e.to_string().starts_with(NOT_UNIGRAM), "{e}");
-        let e = serde_json::from_str::<CompactUnigram>(r#"{"vocab":{"a":0},"unk_token":"[UNK]"}"#).unwrap_err();
+        let e = serde_json::from_str::<CompactUnigram>(r#"{"vocab":{"a":0},"unk_token":"[UNK]"}"#)
+            .unwrap_err();
         assert!(e.to_string().starts_with(NOT_UNIGRAM), "{e}");
         for bad in [
             r#"{"type":"Unigram","unk_id":0}"#,

@@ -24,7 +24,11 @@ const MAX_DEPTH: usize = 64;
 /// The vocabulary of `json`'s `model` object, read into pieces, and the byte range of the
 /// list in the text. `None` when the text is not in the shape this reader takes.
 pub(crate) fn read(json: &[u8]) -> Option<(Builder, Range<usize>)> {
-    let mut s = Scan { b: json, i: 0, floats: Floats::new() };
+    let mut s = Scan {
+        b: json,
+        i: 0,
+        floats: Floats::new(),
+    };
     s.ws();
     s.eat(b'{')?;
     let mut found = None;
@@ -76,8 +80,10 @@ struct Floats {
 const PROBE: &str = "0.92030920993190389";
 
 /// Powers of ten up to the most fraction digits a plain decimal here has; all exact in f64.
-const POW10: [f64; 20] =
-    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19];
+const POW10: [f64; 20] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19,
+];
 
 /// The same powers as integers.
 const POW10_INT: [u64; 20] = {
@@ -93,7 +99,9 @@ const POW10_INT: [u64; 20] = {
 impl Floats {
     fn new() -> Floats {
         let serde = serde_json::from_str::<f64>(PROBE).ok();
-        Floats { correctly_rounded: serde == PROBE.parse::<f64>().ok() }
+        Floats {
+            correctly_rounded: serde == PROBE.parse::<f64>().ok(),
+        }
     }
 
     /// The decimal `text`, `[-]int.frac` with at most 19 digits in all, whose digits make
@@ -122,7 +130,10 @@ impl Floats {
 fn nearest(significand: u64, fraction: usize) -> Option<f64> {
     let f = significand as f64 / POW10[fraction];
     let bits = f.to_bits();
-    [bits, bits + 1, bits - 1].into_iter().map(f64::from_bits).find(|&f| is_nearest(f, significand, fraction))
+    [bits, bits + 1, bits - 1]
+        .into_iter()
+        .map(f64::from_bits)
+        .find(|&f| is_nearest(f, significand, fraction))
 }
 
 /// Whether `f = m·2^e` is the f64 nearest to `w/d` (`d = 10^fraction`): iff
@@ -164,7 +175,9 @@ fn is_utf8(s: &[u8]) -> bool {
             0xf4 => (4, 0x80..=0x8f),
             _ => return false,
         };
-        let Some(rest) = s.get(i + 1..i + len) else { return false };
+        let Some(rest) = s.get(i + 1..i + len) else {
+            return false;
+        };
         if !second.contains(&rest[0]) || rest[1..].iter().any(|&c| c & 0xc0 != 0x80) {
             return false;
         }
@@ -181,7 +194,10 @@ fn eight_digits(v: u64) -> u64 {
     const MUL2: u64 = 1 + (10_000 << 32);
     let v = v.wrapping_sub(0x3030_3030_3030_3030);
     let v = v.wrapping_mul(10).wrapping_add(v >> 8);
-    ((v & MASK).wrapping_mul(MUL1).wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2))) >> 32
+    ((v & MASK)
+        .wrapping_mul(MUL1)
+        .wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2)))
+        >> 32
 }
 
 impl<'a> Scan<'a> {
@@ -295,7 +311,9 @@ impl<'a> Scan<'a> {
             }
             _ => {
                 let start = self.i;
-                while let Some(b'a'..=b'z' | b'0'..=b'9' | b'-' | b'+' | b'.' | b'E') = self.b.get(self.i) {
+                while let Some(b'a'..=b'z' | b'0'..=b'9' | b'-' | b'+' | b'.' | b'E') =
+                    self.b.get(self.i)
+                {
                     self.i += 1;
                 }
                 (self.i > start).then_some(())
@@ -348,10 +366,12 @@ impl<'a> Scan<'a> {
     #[inline]
     fn digits(&mut self, mut acc: u64) -> u64 {
         while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-            let v =
-                u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+            let v = u64::from_le_bytes([
+                chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+            ]);
             // A byte is a digit iff it is at least b'0' and adding 0x46 does not carry past 0x7f.
-            if (v.wrapping_add(0x4646_4646_4646_4646) | v.wrapping_sub(0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080
+            if (v.wrapping_add(0x4646_4646_4646_4646) | v.wrapping_sub(0x3030_3030_3030_3030))
+                & 0x8080_8080_8080_8080
                 != 0
             {
                 break;
@@ -470,7 +490,10 @@ mod tests {
                 settled += 1;
             }
         }
-        assert!(total > 1000 && settled * 1000 > total * 999, "{settled} of {total}");
+        assert!(
+            total > 1000 && settled * 1000 > total * 999,
+            "{settled} of {total}"
+        );
     }
 
     #[test]
@@ -505,8 +528,20 @@ mod tests {
 
     #[test]
     fn digits_in_runs_of_eight_and_one() {
-        for text in ["0", "7", "12345678", "123456789", "1234567890123456789", "00000000x", "9999999999999999"] {
-            let mut s = Scan { b: text.as_bytes(), i: 0, floats: Floats::new() };
+        for text in [
+            "0",
+            "7",
+            "12345678",
+            "123456789",
+            "1234567890123456789",
+            "00000000x",
+            "9999999999999999",
+        ] {
+            let mut s = Scan {
+                b: text.as_bytes(),
+                i: 0,
+                floats: Floats::new(),
+            };
             let got = s.digits(0);
             let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
             assert_eq!(got, digits.parse::<u64>().unwrap(), "{text}");
@@ -517,7 +552,11 @@ mod tests {
             for at in 0..8 {
                 let mut text = *b"12345678";
                 text[at] = bad;
-                let mut s = Scan { b: &text, i: 0, floats: Floats::new() };
+                let mut s = Scan {
+                    b: &text,
+                    i: 0,
+                    floats: Floats::new(),
+                };
                 s.digits(0);
                 assert_eq!(s.i, at, "{text:?}");
             }

@@ -78,15 +78,17 @@ async fn open_backend(
     model: Arc<Model>,
     asked: BackendPref,
 ) -> Result<(AnyBackend, BackendView), String> {
-    let engine = xlalign_gpu::select(model, choice(asked)).await.map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.strip_prefix("backend: ").unwrap_or(&msg).to_string();
-        if asked == BackendPref::Webgpu {
-            format!("{msg} (choose Automatic or CPU instead)")
-        } else {
-            msg
-        }
-    })?;
+    let engine = xlalign_gpu::select(model, choice(asked))
+        .await
+        .map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("backend: ").unwrap_or(&msg).to_string();
+            if asked == BackendPref::Webgpu {
+                format!("{msg} (choose Automatic or CPU instead)")
+            } else {
+                msg
+            }
+        })?;
     let info = engine.info();
     let view = BackendView {
         kind: info.kind,
