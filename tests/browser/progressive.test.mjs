@@ -60,6 +60,37 @@ test("ready after a fraction of the file; embeddings and links equal a full load
   assert.ok(stats.rangeRequests >= 3, `range requests ${JSON.stringify(stats)}`);
 });
 
+test("concurrent calls on WebGPU take turns fetching rows, and each gets the links it gets alone", T, async () => {
+  const r = await p.evaluate(async (url) => {
+    const a = await xl.Aligner.load(url, { backend: "webgpu", progressive: true, cache: false });
+    const kind = a.backend.kind;
+    // Rare words in each pair, asked for at once: both calls need pages, their updates take
+    // turns, and each call must see all of its rows (the links it gets alone).
+    const pairs = [
+      ["Ancient runes ᚠᚢᚦ on the shore.", "Alte Runen ᚠᚢᚦ am Ufer."],
+      ["Ogham ᚁᚂᚃ stones stand here.", "Ogham-Steine ᚁᚂᚃ stehen hier."],
+    ];
+    const outcome = (pr) => pr.then((v) => ({ links: v.links }), (e) => ({ error: String(e?.message), trap: e instanceof WebAssembly.RuntimeError }));
+    const together = await Promise.all(pairs.map(([s, t]) => outcome(a.align(s, t))));
+    const alone = [];
+    for (const [s, t] of pairs) alone.push(await outcome(a.align(s, t)));
+    const info = a.loading;
+    a.dispose();
+    return { kind, together, alone, info };
+  }, srv.modelUrl);
+  if (r.kind !== "webgpu") {
+    assert.notEqual(process.env.XLALIGN_REQUIRE_GPU, "1", "no WebGPU adapter in Chromium");
+    return;
+  }
+  for (const [i, o] of r.together.entries()) {
+    assert.equal(o.error, undefined, `concurrent call ${i}: ${o.error} (trap: ${o.trap})`);
+    assert.deepEqual(o.links, r.alone[i].links, `concurrent call ${i} differs from the same call alone`);
+    assert.ok(o.links.length > 0);
+  }
+  assert.ok(r.info.pagesFetched >= 2, `pages fetched ${r.info.pagesFetched}`);
+  assert.deepEqual(p.errors, []);
+});
+
 test("a server that ignores Range gets a full download, which works the same", T, async () => {
   const r = await p.evaluate(async (url) => {
     const a = await xl.Aligner.load(url, { backend: "cpu", progressive: true, cache: false });

@@ -262,8 +262,9 @@ impl RowStore {
         let mut model = (*self.model()).clone();
         model.weights.token_embd.data = data.clone();
         let model = Arc::new(model);
-        // The borrow ends here: a concurrent call may replace the backend while this one
-        // awaits its rebuild (a `Ref` held across the await would make that a panic).
+        // The borrow ends before the rebuild's await. `ensure` lets one update run at a time,
+        // so nothing replaces the backend meanwhile; a `Ref` held across the await would turn
+        // any future writer during a rebuild into a panic.
         let current = self.inner.borrow().clone();
         let inner = match current {
             Some(old) => Some(Rc::new(rebuild(&old, &model).await?)),
