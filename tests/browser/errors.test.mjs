@@ -4,16 +4,14 @@
 // aligner usable for what it already has.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { browser, page, server } from "./lib.mjs";
+import { browser, harness, server } from "./lib.mjs";
 
 let srv, b, p;
 before(async () => {
   srv = await server();
   b = await browser();
-  p = await page(b, `${srv.base}/tests/browser/harness.html`);
+  p = await harness(b, srv);
   await p.evaluate(async (url) => {
-    window.xl = await import("/pkg/index.js");
-    await xl.default();
     window.aligner = await xl.Aligner.load(url, { backend: "cpu", cache: false });
     // What a rejection looks like from the outside.
     window.outcome = (pr) =>
