@@ -171,6 +171,57 @@ async function waitResult(page, after, timeout = 120_000) {
 
 const resultId = (page) => page.$eval("section.picture", (p) => +p.dataset.resultId || 0);
 
+/**
+ * Resolves when the browser reports the download of `name` complete (CDP events of the
+ * browser session, which has download events enabled); rejects when it is cancelled, or
+ * when none completes within `timeout` ms (a failure, not a wait).
+ */
+function downloadDone(cdp, name, timeout = 60_000) {
+    return new Promise((resolve, reject) => {
+        let guid = null;
+        const begin = (e) => {
+            if (e.suggestedFilename === name) guid = e.guid;
+        };
+        const progress = (e) => {
+            if (e.guid !== guid) return;
+            if (e.state === "completed") finish(null);
+            else if (e.state === "canceled") finish(new Error(`the download of ${name} was cancelled`));
+        };
+        const timer = setTimeout(() => finish(new Error(`no download of ${name} completed within ${timeout / 1000} s`)), timeout);
+        const finish = (err) => {
+            clearTimeout(timer);
+            cdp.off("Browser.downloadWillBegin", begin);
+            cdp.off("Browser.downloadProgress", progress);
+            err ? reject(err) : resolve();
+        };
+        cdp.on("Browser.downloadWillBegin", begin);
+        cdp.on("Browser.downloadProgress", progress);
+    });
+}
+
+/**
+ * Changes the viewport, then waits until the app is mounted, ready and showing a result
+ * again. Switching `isMobile` makes Chromium reload the page (puppeteer reloads it for the
+ * new device metrics), and the reloaded page only has its controls once the wasm app has
+ * started: acting before that races the app's start-up.
+ */
+async function setViewportAndSettle(page, viewport) {
+    const marker = await page.evaluate(() => (window.__viewportMarker = Math.random()));
+    await page.setViewport(viewport);
+    // Either the same document (no reload) or a new one that has mounted and aligned again.
+    await page.waitForFunction(
+        (marker) => {
+            const p = document.querySelector("section.picture");
+            const settled = document.querySelector("main[data-ready='true']") && p && p.dataset.busy === "false" && +p.dataset.resultId > 0;
+            return window.__viewportMarker === marker ? true : settled;
+        },
+        { timeout: 180_000 },
+        marker,
+    );
+    await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+    await waitResult(page, 0);
+}
+
 /** Types into a text box the way a paste does: one input event with the whole text. */
 async function paste(page, selector, text) {
     await page.$eval(
@@ -553,18 +604,15 @@ try {
     });
 
     await step("batch exports: Pharaoh equals the CLI, CSV and JSON hold every pair", async () => {
-        const wait = async (name) => {
-            const f = path.join(downloads, name);
-            for (let i = 0; i < 100 && !fs.existsSync(f); i++) await new Promise((r) => setTimeout(r, 100));
-            assert.ok(fs.existsSync(f), `download ${name}`);
-            return fs.readFileSync(f, "utf8");
+        const download = async (button, name) => {
+            const done = downloadDone(cdp, name);
+            await page.click(button);
+            await done;
+            return fs.readFileSync(path.join(downloads, name), "utf8");
         };
-        await page.click("#export-pharaoh");
-        const pharaoh = await wait("xlalign-batch.align.txt");
-        await page.click("#export-csv");
-        const csv = await wait("xlalign-batch.csv");
-        await page.click("#export-json");
-        const json = JSON.parse(await wait("xlalign-batch.json"));
+        const pharaoh = await download("#export-pharaoh", "xlalign-batch.align.txt");
+        const csv = await download("#export-csv", "xlalign-batch.csv");
+        const json = JSON.parse(await download("#export-json", "xlalign-batch.json"));
         const many = Array.from({ length: 6 }, () => BATCH).flat();
         const cli = cliAlign(many, ["--words", "raw"], "pharaoh");
         assert.equal(pharaoh, cli, "Pharaoh export ≠ `xlalign align --words raw` output");
@@ -630,8 +678,9 @@ try {
         await page.hover('#alignment .word.src[data-i="2"]');
         fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
         await page.screenshot({ path: SCREENSHOT, fullPage: true });
-        // A phone-sized view must not need sideways scrolling of the page itself.
-        await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 2, isMobile: true });
+        // A phone-sized view must not need sideways scrolling of the page itself. Emulating a
+        // mobile device makes Chromium reload the page: wait for the app to mount again.
+        await setViewportAndSettle(page, { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true });
         await page.mouse.move(0, 0);
         let overflow = await overflowX(page);
         assert.ok(overflow <= 1, `pair view wider than a phone screen by ${overflow}px`);
@@ -645,7 +694,7 @@ try {
     });
 
     await step("offline: after one visit the page opens and aligns with the server stopped", async () => {
-        await page.setViewport({ width: 1280, height: 900 });
+        await setViewportAndSettle(page, { width: 1280, height: 900 });
         await page.goto(`${URL_BASE}?${new URLSearchParams({ src: SRC, tgt: TGT })}`, { waitUntil: "domcontentloaded" });
         await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
         await waitResult(page, 0);
