@@ -1,0 +1,178 @@
+// The demo's server: starts scripts/serve-web.sh (the command scripts/demo.sh runs) on a free
+// port over the built app and checks what progressive loading and a fast first visit need:
+// byte ranges of the model (206 with the right bytes, 416 for ranges the file cannot
+// satisfy), revalidation (ETag + If-None-Match and Last-Modified + If-Modified-Since give
+// 304), and the app shell compressed at build time (the .wasm with the encoding asked for,
+// decoding to the file's bytes, with its wasm Content-Type; plain without Accept-Encoding),
+// while the model is never compressed.
+//
+// Environment: XLALIGN_E2E_DIST (the built app, default dist/), XLALIGN_SERVE_PORT (default:
+// a free port).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const DIST = path.resolve(process.env.XLALIGN_E2E_DIST || path.join(ROOT, "dist"));
+const MODEL_REL = "models/multilingual-e5-small-q4_0.gguf";
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/** One request with node:http (no automatic decompression): { status, headers, body }. */
+function get(urlPath, headers = {}, method = "GET") {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}/${urlPath}`, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+let base, child, stderr = "";
+before(async () => {
+  for (const f of ["index.html", MODEL_REL]) {
+    assert.ok(fs.existsSync(path.join(DIST, f)), `${f} is missing in ${DIST}: run scripts/build-web.sh`);
+  }
+  const port = +(process.env.XLALIGN_SERVE_PORT || (await freePort()));
+  base = `http://127.0.0.1:${port}`;
+  child = spawn("bash", [path.join(ROOT, "scripts/serve-web.sh"), DIST], {
+    env: { ...process.env, XLALIGN_PORT: String(port), XLALIGN_ADDR: "127.0.0.1" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+  // Ready once it answers; fail at once if it exits first.
+  for (;;) {
+    const up = await get("index.html", {}, "HEAD").then(() => true, () => false);
+    if (up) break;
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r(undefined), 100))]);
+    if (code !== undefined) throw new Error(`scripts/serve-web.sh exited (${code}):\n${stderr}`);
+  }
+});
+after(() => {
+  child?.kill();
+});
+
+const modelPath = () => path.join(DIST, MODEL_REL);
+
+test("the app's address answers with its index.html; there are no folder listings", async () => {
+  const page = await get("");
+  assert.equal(page.status, 200);
+  assert.match(page.headers["content-type"], /^text\/html/);
+  assert.ok(page.body.equals(fs.readFileSync(path.join(DIST, "index.html"))));
+  const listing = await get("models/");
+  assert.ok(listing.status >= 400 && !listing.body.includes(".gguf"), `models/ answered ${listing.status}`);
+});
+
+test("a range of the model comes back as 206 with exactly those bytes", async () => {
+  const size = fs.statSync(modelPath()).size;
+  const fd = fs.openSync(modelPath(), "r");
+  const want = Buffer.alloc(4096);
+  fs.readSync(fd, want, 0, want.length, 1_000_000);
+  const tail = Buffer.alloc(100);
+  fs.readSync(fd, tail, 0, tail.length, size - 100);
+  fs.closeSync(fd);
+
+  const r = await get(MODEL_REL, { Range: "bytes=1000000-1004095", "Accept-Encoding": "br, gzip" });
+  assert.equal(r.status, 206);
+  assert.equal(r.headers["content-range"], `bytes 1000000-1004095/${size}`);
+  assert.equal(r.headers["content-encoding"], undefined, "the model must never be compressed");
+  assert.ok(r.body.equals(want), "the 206 body is not the asked-for bytes of the model");
+
+  // An open-ended range runs to the end of the file.
+  const open = await get(MODEL_REL, { Range: `bytes=${size - 100}-` });
+  assert.equal(open.status, 206);
+  assert.equal(open.headers["content-range"], `bytes ${size - 100}-${size - 1}/${size}`);
+  assert.ok(open.body.equals(tail));
+
+  const head = await get(MODEL_REL, {}, "HEAD");
+  assert.equal(head.status, 200);
+  assert.equal(head.headers["accept-ranges"], "bytes");
+  assert.equal(+head.headers["content-length"], size);
+});
+
+test("a range the model cannot satisfy gets 416 (and the server keeps serving)", async () => {
+  const size = fs.statSync(modelPath()).size;
+  for (const range of [`bytes=${size}-`, `bytes=${size + 10}-${size + 20}`, "bytes=500-100", "bytes=x-y"]) {
+    const r = await get(MODEL_REL, { Range: range });
+    assert.equal(r.status, 416, `Range: ${range} got ${r.status}`);
+  }
+  assert.equal((await get(MODEL_REL, { Range: "bytes=0-3" })).body.toString("latin1"), "GGUF");
+});
+
+test("ETag + If-None-Match and Last-Modified + If-Modified-Since revalidate with 304", async () => {
+  for (const f of [MODEL_REL, "index.html"]) {
+    const r = await get(f, {}, "HEAD");
+    assert.equal(r.status, 200);
+    const { etag, "last-modified": lastModified, "cache-control": cc } = r.headers;
+    assert.ok(etag, `${f}: no ETag`);
+    assert.ok(lastModified, `${f}: no Last-Modified`);
+    // Stored, but checked with the server on every use: a rebuilt app is never served stale.
+    assert.doesNotMatch(cc ?? "", /no-store/);
+    assert.equal((await get(f, { "If-None-Match": etag })).status, 304, `${f}: If-None-Match`);
+    assert.equal((await get(f, { "If-Modified-Since": lastModified })).status, 304, `${f}: If-Modified-Since`);
+    assert.equal((await get(f, { "If-None-Match": 'W/"another"' })).status, 200, `${f}: a stale ETag`);
+  }
+});
+
+/** The wasm binaries of the build (at the top of dist/: Trunk writes them there). */
+function wasmFiles() {
+  const files = fs.readdirSync(DIST).filter((f) => f.endsWith(".wasm"));
+  assert.ok(files.length >= 2, `no wasm in ${DIST}: ${files}`);
+  return files;
+}
+
+test("the .wasm comes compressed when the browser accepts it, and decodes to the file", async () => {
+  for (const f of wasmFiles()) {
+    const bytes = fs.readFileSync(path.join(DIST, f));
+    for (const [accept, encoding, decode] of [
+      ["br, gzip", "br", zlib.brotliDecompressSync],
+      ["gzip, deflate", "gzip", zlib.gunzipSync],
+    ]) {
+      const r = await get(f, { "Accept-Encoding": accept });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers["content-encoding"], encoding, `${f} with Accept-Encoding: ${accept}`);
+      assert.equal(r.headers["content-type"], "application/wasm");
+      assert.ok(r.body.length < bytes.length / 2, `${f}: ${r.body.length} B ${encoding} for ${bytes.length} B`);
+      assert.ok(decode(r.body).equals(bytes), `${f}: the ${encoding} body does not decode to the file`);
+    }
+    const plain = await get(f);
+    assert.equal(plain.status, 200);
+    assert.equal(plain.headers["content-encoding"], undefined, `${f} without Accept-Encoding`);
+    assert.equal(plain.headers["content-type"], "application/wasm");
+    assert.ok(plain.body.equals(bytes));
+  }
+});
+
+test("every file of the app shell has a .br and a .gz of the current build; the model has none", () => {
+  const shell = fs
+    .readdirSync(DIST, { recursive: true })
+    .filter((f) => !f.startsWith("models") && /\.(wasm|js|css|html)$/.test(f));
+  assert.ok(shell.includes("index.html") && shell.includes("sw.js"), `${shell}`);
+  for (const f of shell) {
+    const bytes = fs.readFileSync(path.join(DIST, f));
+    assert.ok(zlib.brotliDecompressSync(fs.readFileSync(path.join(DIST, `${f}.br`))).equals(bytes), `${f}.br is stale`);
+    assert.ok(zlib.gunzipSync(fs.readFileSync(path.join(DIST, `${f}.gz`))).equals(bytes), `${f}.gz is stale`);
+  }
+  const models = fs.readdirSync(path.join(DIST, "models"));
+  assert.deepEqual(models.filter((f) => /\.(br|gz)$/.test(f)), []);
+});
