@@ -7,15 +7,13 @@
 // from the bundler's output (not a `data:` URL, not pkg/), and that the links equal those of
 // the page-level `Aligner` on the same model and backend.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { build as viteBuild } from "vite";
 import webpack from "webpack";
-import { browser, harness, page, ROOT, server } from "./lib.mjs";
+import { browser, harness, page, ROOT, server, serveWeb } from "./lib.mjs";
 
 const SRC = "The old fisherman sells fresh fish at the market every morning.";
 const TGT = "Der alte Fischer verkauft jeden Morgen frische Fische auf dem Markt.";
@@ -79,35 +77,6 @@ const BUNDLERS = {
   },
 };
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
-/** Serves a folder with scripts/serve-web.sh on a free port; resolves to { base, stop }. */
-async function serveFolder(dir) {
-  const port = await freePort();
-  const child = spawn("bash", [path.join(ROOT, "scripts/serve-web.sh"), dir], {
-    env: { ...process.env, XLALIGN_PORT: String(port), XLALIGN_ADDR: "127.0.0.1" },
-    stdio: "ignore",
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/`)).ok) break;
-    } catch {}
-    if (child.exitCode !== null || i > 100) throw new Error(`could not serve ${dir} on port ${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { base, stop: () => child.kill() };
-}
-
 let srv, b, tmp;
 const reference = new Map(); // backend kind -> JSON of the page-level Aligner's links
 before(async () => {
@@ -149,7 +118,7 @@ for (const [name, bundle] of Object.entries(BUNDLERS)) {
     const out = await bundle(path.join(tmp, name));
     const built = fs.readdirSync(out, { recursive: true });
     assert.ok(built.some((f) => f.endsWith(".wasm")), `${name} emitted no .wasm: ${built}`);
-    const site = await serveFolder(out);
+    const site = await serveWeb(out);
     try {
       const p = await page(b);
       const workers = [];

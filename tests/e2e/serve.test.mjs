@@ -9,29 +9,18 @@
 // Environment: XLALIGN_E2E_DIST (the built app, default dist/), XLALIGN_SERVE_PORT (default:
 // a free port).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
+import { browser, serveWeb } from "../browser/lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const DIST = path.resolve(process.env.XLALIGN_E2E_DIST || path.join(ROOT, "dist"));
 const MODEL_REL = "models/multilingual-e5-small-q4_0.gguf";
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
 
 /** One request with node:http (no automatic decompression): { status, headers, body }. */
 function get(urlPath, headers = {}, method = "GET") {
@@ -47,29 +36,16 @@ function get(urlPath, headers = {}, method = "GET") {
   });
 }
 
-let base, child, stderr = "";
+let base, site;
 before(async () => {
   for (const f of ["index.html", MODEL_REL]) {
     assert.ok(fs.existsSync(path.join(DIST, f)), `${f} is missing in ${DIST}: run scripts/build-web.sh`);
   }
-  const port = +(process.env.XLALIGN_SERVE_PORT || (await freePort()));
-  base = `http://127.0.0.1:${port}`;
-  child = spawn("bash", [path.join(ROOT, "scripts/serve-web.sh"), DIST], {
-    env: { ...process.env, XLALIGN_PORT: String(port), XLALIGN_ADDR: "127.0.0.1" },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-  // Ready once it answers; fail at once if it exits first.
-  for (;;) {
-    const up = await get("index.html", {}, "HEAD").then(() => true, () => false);
-    if (up) break;
-    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r(undefined), 100))]);
-    if (code !== undefined) throw new Error(`scripts/serve-web.sh exited (${code}):\n${stderr}`);
-  }
+  site = await serveWeb(DIST, { port: process.env.XLALIGN_SERVE_PORT ? +process.env.XLALIGN_SERVE_PORT : undefined });
+  base = site.base;
 });
 after(() => {
-  child?.kill();
+  site?.stop();
 });
 
 const modelPath = () => path.join(DIST, MODEL_REL);
@@ -175,4 +151,51 @@ test("every file of the app shell has a .br and a .gz of the current build; the 
   }
   const models = fs.readdirSync(path.join(DIST, "models"));
   assert.deepEqual(models.filter((f) => /\.(br|gz)$/.test(f)), []);
+});
+
+// Last: it stops the server.
+test("in Chromium the shell arrives compressed, the service worker keeps it decoded, and it opens offline", { timeout: 300_000 }, async () => {
+  const b = await browser();
+  try {
+    const page = await b.newPage();
+    const encodings = new Map(); // path -> Content-Encoding of what the browser received
+    page.on("response", (r) => {
+      const u = new URL(r.url());
+      if (u.origin === base && !r.fromServiceWorker()) encodings.set(u.pathname, r.headers()["content-encoding"] ?? "");
+    });
+    await page.goto(`${base}/`, { waitUntil: "load" });
+    await page.waitForFunction(() => navigator.serviceWorker?.controller, { timeout: 120_000 });
+    const wasm = wasmFiles();
+    for (const f of wasm) assert.match(encodings.get(`/${f}`) ?? "(not fetched)", /^(br|gzip)$/, `${f} reached the browser as`);
+
+    // Every file the service worker keeps is the file itself, not its compressed bytes.
+    const build = fs.readFileSync(path.join(DIST, "sw.js"), "utf8").match(/const BUILD = "([0-9a-f]{16})"/)?.[1];
+    assert.ok(build, "dist/sw.js is not stamped with a build id");
+    const cached = await page.evaluate(async (name) => {
+      const cache = await caches.open(name);
+      const out = {};
+      for (const req of await cache.keys()) {
+        const body = await (await cache.match(req)).arrayBuffer();
+        const hash = await crypto.subtle.digest("SHA-256", body);
+        out[new URL(req.url).pathname] = [...new Uint8Array(hash)].map((x) => x.toString(16).padStart(2, "0")).join("");
+      }
+      return out;
+    }, `xlalign-app-${build}`);
+    for (const f of wasm) assert.ok(cached[`/${f}`], `${f} is not in the service worker's cache: ${Object.keys(cached)}`);
+    for (const [p, hash] of Object.entries(cached)) {
+      const file = path.join(DIST, p === "/" ? "index.html" : p);
+      const want = crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+      assert.equal(hash, want, `the cached ${p} is not the file's bytes`);
+    }
+
+    // Offline (server stopped): the app still starts from the cache and says the model is missing.
+    const { child } = site;
+    child.kill();
+    await new Promise((r) => (child.exitCode !== null || child.signalCode ? r() : child.once("exit", r)));
+    await page.setOfflineMode(true);
+    await page.reload({ waitUntil: "domcontentloaded" });
+    await page.waitForSelector("main, #load-error", { timeout: 120_000 });
+  } finally {
+    await b.close();
+  }
 });
