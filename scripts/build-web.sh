@@ -28,9 +28,10 @@ grep -q '^const BUILD = "[0-9a-f]\{16\}";' dist/sw.js || die "dist/sw.js was not
 
 # The app shell precompressed for scripts/serve-web.sh (and any static host that serves
 # precompressed files): a .br (brotli, quality 11) and a .gz (gzip -9) next to each file, so
-# the ~3 MB of wasm travel as ~1 MB without the server compressing on every request. Browsers
-# send `br` over https only, so the .gz is what a plain-http demo gets. The model (models/)
-# is never compressed: it is read in ranges, and a compressed body has no byte ranges.
+# the 4.8 MB shell travels as 1.2 MB (brotli) or 1.7 MB (gzip) without the server compressing
+# on every request. Browsers ask for `br` from secure origins only (https, localhost); the .gz
+# serves the others. The model (models/) is never compressed: it is read in byte ranges of
+# the file.
 step "Precompress the app shell (brotli and gzip, not the model)"
 timed node --input-type=module - "$XLALIGN_ROOT/dist" <<'JS'
 import fs from "node:fs";
