@@ -130,7 +130,8 @@ def gguf_to_hf_name(name: str) -> str:
 
 def _u8_array(r, key: str) -> bytes:
     field = r.fields[key]
-    assert [t.name for t in field.types] == ["ARRAY", "UINT8"], (key, field.types)
+    # `gguf` names no element type for an empty array.
+    assert [t.name for t in field.types] in (["ARRAY", "UINT8"], ["ARRAY"]), (key, field.types)
     return bytes(field.contents())
 
 
