@@ -8,9 +8,10 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use serde_json::{Map, Value};
-use xlalign_core::align::{AlignOptions, Method};
+use xlalign_core::align::AlignOptions;
 use xlalign_core::pipeline::{Aligner, EncodeOptions};
+use xlalign_core::request::AlignRequest;
+use xlalign_core::BackendChoice;
 
 use crate::error::{Result, WasmError};
 
@@ -101,31 +102,10 @@ pub fn check_signal(s: &Option<web_sys::AbortSignal>) -> Result<()> {
     }
 }
 
-/// Which compute backend to run on.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// WebGPU when the browser offers an adapter, else CPU (the reason is reported).
-    #[default]
-    Auto,
-    #[serde(alias = "gpu")]
-    Webgpu,
-    Cpu,
-}
-
-impl BackendChoice {
-    pub fn core(self) -> xlalign_gpu::BackendChoice {
-        match self {
-            BackendChoice::Auto => xlalign_gpu::BackendChoice::Auto,
-            BackendChoice::Webgpu => xlalign_gpu::BackendChoice::Gpu,
-            BackendChoice::Cpu => xlalign_gpu::BackendChoice::Cpu,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LoadOptions {
+    /// `auto`, `webgpu` (or `gpu`) or `cpu`.
     pub backend: BackendChoice,
     /// Keep downloaded models in the Cache API (URL sources only).
     pub cache: bool,
@@ -161,9 +141,9 @@ pub struct EmbedOptions {
     pub prefix: Option<String>,
 }
 
-/// Options of `align` / `alignBatch`: one flat object in JavaScript, split here into what
-/// decides encoding (`pipeline::EncodeOptions`) and what decides extraction
-/// (`align::AlignOptions`), both parsed by the core's own serde definitions.
+/// Options of `align` / `alignBatch`: one flat object in JavaScript, the core's
+/// [`AlignRequest`] (its keys, its checks, its resolution against the model's
+/// recommendation), plus `signal` and, for batches, `batchSize`.
 pub struct AlignCall {
     pub encode: EncodeOptions,
     pub align: AlignOptions,
@@ -171,17 +151,6 @@ pub struct AlignCall {
     pub batch_size: usize,
 }
 
-const ENCODE_KEYS: &[&str] = &["layer", "pretokenized", "sentenceCosine", "words"];
-const EXTRACT_KEYS: &[&str] = &[
-    "method",
-    "threshold",
-    "temperature",
-    "iterations",
-    "alpha",
-    "distortion",
-    "direction",
-    "level",
-];
 const DEFAULT_BATCH: usize = 8;
 
 impl AlignCall {
@@ -195,73 +164,39 @@ impl AlignCall {
         } else {
             "align options"
         };
-        let (map, live) = parse::<Map<String, Value>>(value, what, &["signal"])?;
-        let signal = signal(live.into_iter().next().unwrap())?;
-        let (mut enc, mut ext, mut batch_size) = (Map::new(), Map::new(), None);
-        for (k, v) in map {
-            if ENCODE_KEYS.contains(&k.as_str()) {
-                enc.insert(k, v);
-            } else if EXTRACT_KEYS.contains(&k.as_str()) {
-                ext.insert(k, v);
-            } else if batch && k == "batchSize" {
-                batch_size = Some(v.as_u64().filter(|&n| (1..=1024).contains(&n)).ok_or_else(
-                    || {
-                        WasmError::input(format!(
-                            "batchSize must be a whole number from 1 to 1024, got {v}"
-                        ))
-                    },
-                )? as usize);
-            } else {
-                let mut known: Vec<&str> =
-                    ENCODE_KEYS.iter().chain(EXTRACT_KEYS).copied().collect();
-                known.push("signal");
-                if batch {
-                    known.push("batchSize");
-                }
-                return Err(WasmError::input(format!(
-                    "{what}: unknown option `{k}` (known: {})",
-                    known.join(", ")
-                )));
-            }
-        }
-        // The pooled-embedding cosine is part of every result unless turned off.
-        enc.entry("sentenceCosine").or_insert(Value::Bool(true));
-        let encode: EncodeOptions = serde_json::from_value(Value::Object(enc))
-            .map_err(|e| WasmError::input(format!("{what}: {e}")))?;
-
-        // The model's recommended threshold and temperature belong to its recommended method;
-        // another method starts from that method's own defaults.
-        let defaults = core.default_options();
-        let base = match ext.get("method") {
-            Some(m) => {
-                let m: Method = serde_json::from_value(m.clone())
-                    .map_err(|e| WasmError::input(format!("{what}: method: {e}")))?;
-                if m == defaults.method {
-                    defaults
-                } else {
-                    AlignOptions::new(m)
-                }
-            }
-            None => defaults,
+        let live_keys: &[&str] = if batch {
+            &["signal", "batchSize"]
+        } else {
+            &["signal"]
         };
-        let mut merged = match serde_json::to_value(base) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
+        let (request, live) = parse::<AlignRequest>(value, what, live_keys)?;
+        let mut live = live.into_iter();
+        let signal = signal(live.next().unwrap_or_default())?;
+        let batch_size = match live.next() {
+            Some(v) if !v.is_undefined() => {
+                let n = v
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && (1.0..=1024.0).contains(n));
+                n.ok_or_else(|| {
+                    WasmError::input(format!(
+                        "batchSize must be a whole number from 1 to 1024, got {}",
+                        v.as_f64()
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "a value that is not a number".into())
+                    ))
+                })? as usize
+            }
+            _ => DEFAULT_BATCH,
         };
-        merged.extend(ext);
-        let align: AlignOptions = serde_json::from_value(Value::Object(merged))
-            .map_err(|e| WasmError::input(format!("{what}: {e}")))?;
-        align.validate().map_err(|e| {
-            WasmError::input(format!(
-                "{what}: {}",
-                e.to_string().trim_start_matches("invalid input: ")
-            ))
-        })?;
+        let rec = core.recommendation().map_err(WasmError::from)?;
+        let (encode, align) = request
+            .resolve(&rec)
+            .map_err(|e| WasmError::input(format!("{what}: {}", e.detail())))?;
         Ok(AlignCall {
             encode,
             align,
             signal,
-            batch_size: batch_size.unwrap_or(DEFAULT_BATCH),
+            batch_size,
         })
     }
 }
