@@ -217,7 +217,7 @@ pub fn Heatmap(result: Arc<PairAlignment>, avail: f64) -> impl IntoView {
     let px = |v: f64| format!("{:.0}", v.ceil());
 
     view! {
-        <div class="heatmap" id="heatmap" data-cell=format!("{cell:.1}")>
+        <div class="heatmap" id="heatmap">
             // A region the keyboard can scroll; what it shows is said in its name (the cells'
             // titles are tooltips for the pointer).
             <div
