@@ -13,7 +13,8 @@
 //
 // Environment: XLALIGN_E2E_DIST (the built app, default dist/), XLALIGN_E2E_PORT (default: a
 // free port), XLALIGN_BIN (the release CLI), XLALIGN_MODEL (the model file the CLI reads),
-// XLALIGN_SCREENSHOT (default docs/screenshot.png), XLALIGN_E2E_PHONE_SHOT (also save the
+// XLALIGN_SCREENSHOT (default docs/screenshot.png), XLALIGN_SCREENSHOT_LONG (the picture of
+// a long pair, default: the screenshot's name with -long), XLALIGN_E2E_PHONE_SHOT (also save the
 // phone-width view there), XLALIGN_E2E_WEBGPU=0 skips the WebGPU step,
 // XLALIGN_E2E_HEADFUL=1 shows the browser.
 
@@ -31,6 +32,9 @@ const DIST = path.resolve(process.env.XLALIGN_E2E_DIST || path.join(ROOT, "dist"
 const BIN = process.env.XLALIGN_BIN || path.join(ROOT, "target/release/xlalign");
 const MODEL = process.env.XLALIGN_MODEL || path.join(ROOT, "public/models/multilingual-e5-small-q4_0.gguf");
 const SCREENSHOT = process.env.XLALIGN_SCREENSHOT || path.join(ROOT, "docs/screenshot.png");
+// The long pair's picture: next to the screenshot unless XLALIGN_SCREENSHOT_LONG says where, so
+// a run that writes its screenshot elsewhere leaves docs/ alone.
+const SCREENSHOT_LONG = process.env.XLALIGN_SCREENSHOT_LONG || SCREENSHOT.replace(/(\.png)?$/, "-long.png");
 const WEBGPU = process.env.XLALIGN_E2E_WEBGPU !== "0";
 
 for (const [what, p] of [["CLI (XLALIGN_BIN)", BIN], ["model (XLALIGN_MODEL)", MODEL], ["built app (XLALIGN_E2E_DIST)", path.join(DIST, "index.html")]]) {
@@ -49,6 +53,12 @@ const BATCH = [
     ["Im Winter fahren wir gern Ski in den Alpen.", "In winter we like to go skiing in the Alps."],
 ];
 const MISMATCH = 3;
+// A German–English pair of 40 and 50 words (as the CLI counts them: punctuation marks are
+// words), written for this test: the length of an ordinary sentence, too long for two rows.
+const LONG_SRC =
+    "Nach einer langen Debatte hat der Ausschuss beschlossen, die Mittel für den Ausbau der Radwege in den kleinen Städten und Dörfern des Landes zu verdoppeln, weil immer mehr Menschen jeden Tag mit dem Fahrrad zur Arbeit fahren.";
+const LONG_TGT =
+    "After a long and heated debate, the committee agreed to double the amount of money for the expansion of the cycle paths in the small towns and villages of the country, because more and more people are now riding their own bicycles to work every single day.";
 // A threshold that adds a link for SRC/TGT at layer 9 and is not near any link's probability.
 const THRESHOLD = 0.1; // index in BATCH of the pair that is not a translation
 
@@ -110,13 +120,13 @@ function sameLinks(drawn, cli, what) {
 /** Softmax links exist where a probability passes the threshold; a probability within a
  * rounding error of it could fall either way on two machines. Fails (as a problem of the
  * test's input, not of the page) when nudging the threshold changes the CLI's links. */
-function assertNotBorderline(flags, cli) {
+function assertNotBorderline(flags, cli, pair = [SRC, TGT]) {
     const i = flags.indexOf("--threshold");
     const t = +flags[i + 1];
     for (const d of [-0.01, 0.01]) {
         const f = [...flags];
         f[i + 1] = (t + d).toFixed(3);
-        const other = cliAlign([[SRC, TGT]], f)[0];
+        const other = cliAlign([pair], f)[0];
         assert.deepEqual(other.links.map(key).sort(), cli.links.map(key).sort(), `the test pair is borderline at threshold ${t}: pick another threshold`);
     }
 }
@@ -136,6 +146,44 @@ async function unnamedControls(page) {
 
 /** How far the page is wider than the window (sideways scrolling of the page itself). */
 const overflowX = (page) => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+
+/**
+ * What is wrong with how the alignment picture fits its card, as sentences (none: it fits):
+ * a word box outside the card (the page may scroll down to it, never sideways), the picture
+ * or the page scrolling sideways, a link whose ends are not on its two words' boxes (its
+ * drawn path, in screen coordinates, against the boxes' getBoundingClientRect).
+ */
+async function pictureProblems(page) {
+    return page.evaluate(() => {
+        const out = [];
+        const card = document.querySelector("section.picture, .doc-words").getBoundingClientRect();
+        const frame = document.querySelector("#alignment").parentElement;
+        if (frame.scrollWidth > frame.clientWidth + 1) out.push(`the picture scrolls sideways: ${frame.scrollWidth} px in ${frame.clientWidth} px`);
+        const pageOverflow = document.documentElement.scrollWidth - window.innerWidth;
+        if (pageOverflow > 1) out.push(`the page scrolls sideways by ${pageOverflow} px`);
+        const box = (side, i) => document.querySelector(`#alignment .word.${side}[data-i="${i}"] rect`).getBoundingClientRect();
+        for (const w of document.querySelectorAll("#alignment .word")) {
+            const r = w.querySelector("rect").getBoundingClientRect();
+            if (!(r.width > 0 && r.left >= card.left && r.right <= card.right && r.top >= card.top && r.bottom <= card.bottom)) {
+                out.push(`${w.getAttribute("aria-label")}: box ${[r.left, r.top, r.right, r.bottom].map(Math.round)} outside the card ${[card.left, card.top, card.right, card.bottom].map(Math.round)}`);
+            }
+        }
+        const on = (p, r) => p.x >= r.left - 1.5 && p.x <= r.right + 1.5 && p.y >= r.top - 1.5 && p.y <= r.bottom + 1.5;
+        for (const g of document.querySelectorAll("#alignment g.link")) {
+            const path = g.querySelector("path.stroke");
+            const m = path.getScreenCTM();
+            const end = (len) => {
+                const p = path.getPointAtLength(len);
+                return new DOMPoint(p.x, p.y).matrixTransform(m);
+            };
+            const [a, b] = [end(0), end(path.getTotalLength())];
+            if (!on(a, box("src", g.dataset.src)) || !on(b, box("tgt", g.dataset.tgt))) {
+                out.push(`link ${g.dataset.src}-${g.dataset.tgt} runs from ${Math.round(a.x)},${Math.round(a.y)} to ${Math.round(b.x)},${Math.round(b.y)}, not between its words' boxes`);
+            }
+        }
+        return out;
+    });
+}
 
 /** RFC 4180 rows (quoted fields with commas, doubled quotes). */
 function parseCsv(text) {
@@ -690,6 +738,86 @@ try {
             overflow = await overflowX(page);
             assert.ok(overflow <= 1, `${tab} wider than a phone screen by ${overflow}px`);
         }
+        await page.click("#tab-pair");
+    });
+
+    await step("a pair of 40 and 50 words fits the width at 390 and 1280 px: links on their words, the CLI's links, highlighting", async () => {
+        for (const viewport of [
+            { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true },
+            { width: 1280, height: 900 },
+        ]) {
+            const at = `${viewport.width} px`;
+            await setViewportAndSettle(page, viewport);
+            await page.goto(`${URL_BASE}?${new URLSearchParams({ src: LONG_SRC, tgt: LONG_TGT })}`, { waitUntil: "domcontentloaded" });
+            await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
+            await waitResult(page, 0);
+            const flags = await pageFlags(page);
+            const [cli] = cliAlign([[LONG_SRC, LONG_TGT]], flags);
+            assert.deepEqual([cli.srcWords.length, cli.tgtWords.length], [40, 50], "the test pair has 40 and 50 words");
+            if (flags.includes("--threshold")) assertNotBorderline(flags, cli, [LONG_SRC, LONG_TGT]);
+            const words = (side) => page.$$eval(`#alignment .word.${side} text`, (t) => t.map((x) => x.textContent));
+            assert.deepEqual(await words("src"), cli.srcWords.map((w) => w.text), `${at}: source words`);
+            assert.deepEqual(await words("tgt"), cli.tgtWords.map((w) => w.text), `${at}: target words`);
+            const drawn = await drawnLinks(page);
+            sameLinks(drawn, cli, `long pair at ${at}`);
+            assert.equal(await page.$eval("#alignment", (e) => e.dataset.layout), "columns", `${at}: too long for two rows`);
+            assert.deepEqual(await pictureProblems(page), [], `${at}: the picture must fit`);
+
+            // Hovering a word far down the picture highlights its links and heatmap column.
+            const far = drawn.reduce((a, b) => (b.tgt > a.tgt ? b : a));
+            await page.hover(`#alignment .word.tgt[data-i="${far.tgt}"]`);
+            const hl = await page.$$eval("#alignment g.link.hl", (e) => e.map((x) => +x.dataset.tgt));
+            assert.ok(hl.length > 0 && hl.every((t) => t === far.tgt), `${at}: highlighted links of target word ${far.tgt}: ${hl}`);
+            assert.equal(await page.$$eval("#alignment g.link.dim", (e) => e.length), drawn.length - hl.length);
+            const col = await page.$$eval("#heatmap g.cell.focus", (c) => c.map((x) => +x.dataset.j));
+            assert.ok(col.length === 40 && col.every((j) => j === far.tgt), `${at}: heatmap column ${far.tgt}: ${col.length} cells`);
+            await page.mouse.move(0, 0);
+
+            // The heatmap's column labels stand side by side without overlapping, and stay at
+            // the top and left of its frame when it scrolls to the far corner.
+            const heat = await page.evaluate(() => {
+                const labels = [...document.querySelectorAll("#heatmap .heat-cols text")].map((t) => t.getBoundingClientRect());
+                const overlaps = labels.slice(1).filter((r, j) => r.left < labels[j].right - 0.5).length;
+                const frame = document.querySelector("#heatmap .heat-scroll");
+                frame.scrollTo(frame.scrollWidth, frame.scrollHeight);
+                const f = frame.getBoundingClientRect();
+                const cols = document.querySelector("#heatmap .heat-cols").getBoundingClientRect();
+                const rows = document.querySelector("#heatmap .heat-rows").getBoundingClientRect();
+                return { n: labels.length, overlaps, colsTop: cols.top - f.top, rowsLeft: rows.left - f.left, pageOverflow: document.documentElement.scrollWidth - window.innerWidth };
+            });
+            assert.equal(heat.n, 50);
+            assert.equal(heat.overlaps, 0, `${at}: overlapping column labels in the heatmap`);
+            assert.ok(Math.abs(heat.colsTop) <= 1 && Math.abs(heat.rowsLeft) <= 1, `${at}: heatmap labels must stay in view: ${JSON.stringify(heat)}`);
+            assert.ok(heat.pageOverflow <= 1, `${at}: the heatmap widens the page by ${heat.pageOverflow} px`);
+        }
+
+        // The layout switch: two rows on request (scrolling sideways), columns again on Automatic.
+        const links = (await drawnLinks(page)).map(key);
+        await page.click('.layout-switch button[data-layout="rows"]');
+        await page.waitForSelector('#alignment[data-layout="rows"]');
+        assert.equal(await page.$eval('.layout-switch button[data-layout="rows"]', (b) => b.getAttribute("aria-pressed")), "true");
+        assert.deepEqual((await drawnLinks(page)).map(key), links, "the same links in rows");
+        const rows = await pictureProblems(page);
+        assert.ok(rows.some((p) => p.includes("scrolls sideways")), `two rows of 50 words do not fit 1280 px: ${rows}`);
+        assert.ok(!rows.some((p) => p.startsWith("link")), `links in rows: ${rows}`);
+        await page.click('.layout-switch button[data-layout="automatic"]');
+        await page.waitForSelector('#alignment[data-layout="columns"]');
+
+        // For the README: the long pair's picture, every link at its own strength.
+        await page.mouse.move(0, 0);
+        fs.mkdirSync(path.dirname(SCREENSHOT_LONG), { recursive: true });
+        await (await page.$("section.picture")).screenshot({ path: SCREENSHOT_LONG });
+    });
+
+    await step("document mode draws a long sentence pair with the same fitted picture", async () => {
+        await page.click("#tab-document");
+        await paste(page, "#doc-src", `${LONG_SRC} Der Plan gilt ab Januar.`);
+        await paste(page, "#doc-tgt", `${LONG_TGT} The plan applies from January.`);
+        await page.click("#doc-run");
+        await page.waitForFunction(() => document.querySelectorAll("#doc-table tbody tr").length === 2, { timeout: 300_000 });
+        await page.click("#doc-table tbody tr:first-child button");
+        await page.waitForSelector('.doc-words #alignment[data-layout="columns"] g.link');
+        assert.deepEqual(await pictureProblems(page), [], "the document-mode picture must fit");
         await page.click("#tab-pair");
     });
 

@@ -1,42 +1,22 @@
-//! The alignment picture: source words on top, target words below, a line per link whose
-//! width and opacity follow the link's score. Drawn as SVG so it is crisp at any zoom and each
-//! link is an element (`data-src`, `data-tgt`, `data-score`, a `<title>`) that assistive
-//! technology and tests can read.
+//! The alignment picture: source and target words, a line per link whose width and opacity
+//! follow the link's score. Two rows (source on top) when the pair fits the width, else two
+//! columns (source down the left, target down the right), so a sentence of any length shows
+//! whole; the reader can also pick either layout ([`layout`](super::layout)). Drawn as SVG so
+//! it is crisp at any zoom and each link is an element (`data-src`, `data-tgt`, `data-score`,
+//! a `<title>`) that assistive technology and tests can read.
 
+use std::sync::Arc;
+
+use leptos::html::Div;
 use leptos::prelude::*;
-use xlalign_core::align::{Word, WordLink};
+use xlalign_core::align::Word;
 use xlalign_core::pipeline::PairAlignment;
 
-use super::{dom, use_ctx, Focus};
+use super::layout::{self, Geometry, LayoutPref, Side, WordBox, BOX_H, LINE_H};
+use super::{dom, use_ctx, width, Focus};
 
 /// Must match `.aln text` in style.css: the layout measures words in this font.
 const FONT: &str = "15px system-ui, -apple-system, \"Segoe UI\", Roboto, \"Noto Sans\", sans-serif";
-const PAD_X: f64 = 7.0;
-const GAP: f64 = 8.0;
-const BOX_H: f64 = 28.0;
-const ROW_GAP: f64 = 110.0;
-const MARGIN: f64 = 10.0;
-
-/// Left edge and width of each word box in a row.
-fn place(words: &[Word], rtl: bool) -> (Vec<(f64, f64)>, f64) {
-    let widths: Vec<f64> = words
-        .iter()
-        .map(|w| dom::text_width(&w.text, FONT) + 2.0 * PAD_X)
-        .collect();
-    let total = widths.iter().sum::<f64>() + GAP * widths.len().saturating_sub(1) as f64;
-    let mut x = 0.0;
-    let mut out = vec![(0.0, 0.0); words.len()];
-    let order: Vec<usize> = if rtl {
-        (0..words.len()).rev().collect()
-    } else {
-        (0..words.len()).collect()
-    };
-    for i in order {
-        out[i] = (x, widths[i]);
-        x += widths[i] + GAP;
-    }
-    (out, total)
-}
 
 /// Right-to-left scripts (Arabic, Hebrew, …) are laid out from the right, as they are read.
 fn is_rtl(words: &[Word]) -> bool {
@@ -82,6 +62,7 @@ pub fn AlignmentPanel() -> impl IntoView {
             }
         }
     };
+    let result = Signal::derive(move || ctx.shown.with(|s| s.as_ref().map(|s| s.result.clone())));
     view! {
         <section
             class="card picture"
@@ -93,9 +74,7 @@ pub fn AlignmentPanel() -> impl IntoView {
                 <h2 id="picture-h">"Word alignment"</h2>
                 <span class="timing" id="align-status" aria-live="polite">{status}</span>
             </div>
-            <div class="svg-scroll">
-                {move || ctx.shown.get().map(|s| view! { <AlignmentSvg result=s.result.clone() /> })}
-            </div>
+            <AlignmentPicture result=result />
             <p class="legend-text">
                 "Line width and colour follow the similarity of the two words. Hover a word, or move to it with Tab, to highlight its links and its row or column in the heatmap."
             </p>
@@ -103,18 +82,89 @@ pub fn AlignmentPanel() -> impl IntoView {
     }
 }
 
+thread_local! {
+    /// The reader's choice of layout, shared by every picture on the page (pair and
+    /// document mode) for the whole visit.
+    static PREF: ArcRwSignal<LayoutPref> = ArcRwSignal::new(LayoutPref::Auto);
+}
+
+fn layout_pref() -> ArcRwSignal<LayoutPref> {
+    PREF.with(|p| p.clone())
+}
+
+/// The picture of `result` laid out for the width of its container, with the layout switch.
+/// Every picture of a pair (pair mode, document mode) is this component.
 #[component]
-pub fn AlignmentSvg(#[prop(into)] result: std::sync::Arc<PairAlignment>) -> impl IntoView {
+pub fn AlignmentPicture(#[prop(into)] result: Signal<Option<Arc<PairAlignment>>>) -> impl IntoView {
+    let node = NodeRef::<Div>::new();
+    let avail = width::track(node);
+    let pref = layout_pref();
+    let pref_for_svg = pref.clone();
+    let switch = LayoutPref::ALL
+        .into_iter()
+        .map(|p| {
+            let (read, write) = (pref.clone(), pref.clone());
+            view! {
+                <button
+                    type="button"
+                    class="small"
+                    data-layout=p.label().to_lowercase()
+                    aria-pressed=move || (read.get() == p).to_string()
+                    on:click=move |_| write.set(p)
+                >
+                    {p.label()}
+                </button>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="layout-switch" role="group" aria-label="Layout of the picture">
+            <span aria-hidden="true">"Layout"</span>
+            {switch}
+        </div>
+        <div class="svg-scroll" node_ref=node>
+            // Drawn once the width is known, so the first picture already fits it.
+            {move || match (result.get(), avail.get()) {
+                (Some(r), Some(w)) => Some(view! { <AlignmentSvg result=r pref=pref_for_svg.get() avail=w /> }),
+                _ => None,
+            }}
+        </div>
+    }
+}
+
+/// A side's words as text with their measured widths.
+fn measured(words: &[Word]) -> (Vec<&str>, Vec<f64>) {
+    let text: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let widths = text.iter().map(|t| dom::text_width(t, FONT)).collect();
+    (text, widths)
+}
+
+/// The geometry of `result` for `avail` pixels of width.
+fn geometry(result: &PairAlignment, pref: LayoutPref, avail: f64) -> Geometry {
+    let (st, sw) = measured(&result.src_words);
+    let (tt, tw) = measured(&result.tgt_words);
+    let src = Side {
+        words: &st,
+        widths: &sw,
+        rtl: is_rtl(&result.src_words),
+    };
+    let tgt = Side {
+        words: &tt,
+        widths: &tw,
+        rtl: is_rtl(&result.tgt_words),
+    };
+    let chosen = layout::choose(pref, &src, &tgt, avail);
+    layout::lay_out(chosen, &src, &tgt, avail, &|t| dom::text_width(t, FONT))
+}
+
+#[component]
+pub fn AlignmentSvg(
+    #[prop(into)] result: Arc<PairAlignment>,
+    pref: LayoutPref,
+    avail: f64,
+) -> impl IntoView {
     let ctx = use_ctx();
-    let (sp, sw) = place(&result.src_words, is_rtl(&result.src_words));
-    let (tp, tw) = place(&result.tgt_words, is_rtl(&result.tgt_words));
-    let width = sw.max(tw) + 2.0 * MARGIN;
-    let (sx0, tx0) = (
-        MARGIN + (width - 2.0 * MARGIN - sw) / 2.0,
-        MARGIN + (width - 2.0 * MARGIN - tw) / 2.0,
-    );
-    let (sy, ty) = (MARGIN, MARGIN + BOX_H + ROW_GAP);
-    let height = ty + BOX_H + MARGIN;
+    let g = geometry(&result, pref, avail);
 
     let linked_src: Vec<bool> = (0..result.src_words.len())
         .map(|i| result.links.iter().any(|l| l.src == i))
@@ -136,13 +186,7 @@ pub fn AlignmentSvg(#[prop(into)] result: std::sync::Arc<PairAlignment>) -> impl
         }
     };
 
-    let word = move |w: &Word,
-                     x: f64,
-                     wd: f64,
-                     y: f64,
-                     me: Focus,
-                     linked: bool,
-                     partners: String| {
+    let word = move |w: &Word, b: &WordBox, me: Focus, linked: bool, partners: String| {
         let (side, i) = match me {
             Focus::Src(i) => ("source", i),
             Focus::Tgt(i) => ("target", i),
@@ -153,6 +197,30 @@ pub fn AlignmentSvg(#[prop(into)] result: std::sync::Arc<PairAlignment>) -> impl
             format!("{side} word {}: {}, aligned to {partners}", i + 1, w.text)
         };
         let hl = hl.clone();
+        let cx = b.x + b.w / 2.0;
+        // One line: centred in the box. A word broken over lines: one <tspan> a line, the
+        // block centred (the lines joined are the word, so the text reads as it did).
+        let text = if b.lines.len() == 1 {
+            view! {
+                <text x=cx y=b.y + BOX_H / 2.0 text-anchor="middle" dominant-baseline="central">
+                    {w.text.clone()}
+                </text>
+            }
+            .into_any()
+        } else {
+            let spans = b
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(k, line)| {
+                    view! {
+                        <tspan x=cx y=b.y + BOX_H / 2.0 + k as f64 * LINE_H>{line.clone()}</tspan>
+                    }
+                })
+                .collect_view();
+            view! { <text text-anchor="middle" dominant-baseline="central">{spans}</text> }
+                .into_any()
+        };
         view! {
             <g
                 class="word"
@@ -169,10 +237,8 @@ pub fn AlignmentSvg(#[prop(into)] result: std::sync::Arc<PairAlignment>) -> impl
                 on:focus=move |_| ctx.focus.set(Some(me))
                 on:blur=move |_| ctx.focus.set(None)
             >
-                <rect x=x y=y width=wd height=BOX_H rx="6"></rect>
-                <text x=x + wd / 2.0 y=y + BOX_H / 2.0 text-anchor="middle" dominant-baseline="central">
-                    {w.text.clone()}
-                </text>
+                <rect x=b.x y=b.y width=b.w height=b.h rx="6"></rect>
+                {text}
             </g>
         }
     };
@@ -192,45 +258,40 @@ pub fn AlignmentSvg(#[prop(into)] result: std::sync::Arc<PairAlignment>) -> impl
         names.join(", ")
     };
 
-    let link_view = |l: &WordLink| {
-        let (x1, y1) = (sx0 + sp[l.src].0 + sp[l.src].1 / 2.0, sy + BOX_H);
-        let (x2, y2) = (tx0 + tp[l.tgt].0 + tp[l.tgt].1 / 2.0, ty);
-        let ym = (y1 + y2) / 2.0;
-        let d = format!("M{x1:.1},{y1:.1} C{x1:.1},{ym:.1} {x2:.1},{ym:.1} {x2:.1},{y2:.1}");
-        let t = strength(l.score);
-        let stroke_w = 1.2 + 4.0 * t;
-        let opacity = 0.35 + 0.65 * t;
-        let title = match l.prob {
-            Some(p) => format!(
-                "{} ↔ {} · similarity {:.2} · probability {:.2}",
-                result.src_words[l.src].text, result.tgt_words[l.tgt].text, l.score, p
-            ),
-            None => format!(
-                "{} ↔ {} · similarity {:.2}",
-                result.src_words[l.src].text, result.tgt_words[l.tgt].text, l.score
-            ),
-        };
-        let (src, tgt) = (l.src, l.tgt);
-        let active = move || match ctx.focus.get() {
-            None => None,
-            Some(Focus::Src(i)) => Some(i == src),
-            Some(Focus::Tgt(j)) => Some(j == tgt),
-        };
-        view! {
-            <g
-                class="link"
-                class:hl=move || active() == Some(true)
-                class:dim=move || active() == Some(false)
-                data-src=src
-                data-tgt=tgt
-                data-score=format!("{:.4}", l.score)
-            >
-                <title>{title}</title>
-                <path class="hit" d=d.clone()></path>
-                <path class="stroke" d=d stroke-width=format!("{stroke_w:.2}") stroke-opacity=format!("{opacity:.2}")></path>
-            </g>
-        }
-    };
+    let link_views = links
+        .iter()
+        .map(|l| {
+            let d = g.link_path(l.src, l.tgt);
+            let t = strength(l.score);
+            let stroke_w = 1.2 + 4.0 * t;
+            let opacity = 0.35 + 0.65 * t;
+            let (s, tw) = (&result.src_words[l.src].text, &result.tgt_words[l.tgt].text);
+            let title = match l.prob {
+                Some(p) => format!("{s} ↔ {tw} · similarity {:.2} · probability {p:.2}", l.score),
+                None => format!("{s} ↔ {tw} · similarity {:.2}", l.score),
+            };
+            let (src, tgt) = (l.src, l.tgt);
+            let active = move || match ctx.focus.get() {
+                None => None,
+                Some(Focus::Src(i)) => Some(i == src),
+                Some(Focus::Tgt(j)) => Some(j == tgt),
+            };
+            view! {
+                <g
+                    class="link"
+                    class:hl=move || active() == Some(true)
+                    class:dim=move || active() == Some(false)
+                    data-src=src
+                    data-tgt=tgt
+                    data-score=format!("{:.4}", l.score)
+                >
+                    <title>{title}</title>
+                    <path class="hit" d=d.clone()></path>
+                    <path class="stroke" d=d stroke-width=format!("{stroke_w:.2}") stroke-opacity=format!("{opacity:.2}")></path>
+                </g>
+            }
+        })
+        .collect_view();
 
     let src_words = result
         .src_words
@@ -239,9 +300,7 @@ pub fn AlignmentSvg(#[prop(into)] result: std::sync::Arc<PairAlignment>) -> impl
         .map(|(i, w)| {
             word(
                 w,
-                sx0 + sp[i].0,
-                sp[i].1,
-                sy,
+                &g.src[i],
                 Focus::Src(i),
                 linked_src[i],
                 partners(true, i),
@@ -255,39 +314,39 @@ pub fn AlignmentSvg(#[prop(into)] result: std::sync::Arc<PairAlignment>) -> impl
         .map(|(j, w)| {
             word(
                 w,
-                tx0 + tp[j].0,
-                tp[j].1,
-                ty,
+                &g.tgt[j],
                 Focus::Tgt(j),
                 linked_tgt[j],
                 partners(false, j),
             )
         })
         .collect_view();
-    let link_views = links.iter().map(link_view).collect_view();
     let summary = format!(
         "Alignment of {} source words and {} target words with {} links",
         result.src_words.len(),
         result.tgt_words.len(),
         result.links.len()
     );
+    let (width, height) = (g.width.ceil(), g.height.ceil());
 
     view! {
         <svg
             class="aln"
+            class:fit=g.fitted
             id="alignment"
             role="group"
             aria-label=summary
             viewBox=format!("0 0 {width:.0} {height:.0}")
             width=format!("{width:.0}")
             height=format!("{height:.0}")
+            data-layout=g.layout.name()
             data-method=result.method.name()
             data-layer=result.layer
             data-links=result.links.len()
         >
             <g class="links">{link_views}</g>
-            <g class="words src-row">{src_words}</g>
-            <g class="words tgt-row">{tgt_words}</g>
+            <g class="words src-col">{src_words}</g>
+            <g class="words tgt-col">{tgt_words}</g>
         </svg>
     }
 }

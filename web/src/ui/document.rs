@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use xlalign_web::examples::DOCUMENT_EXAMPLE;
 use xlalign_web::protocol::{BatchItem, DocumentResult, ToWorker};
 
-use super::alignment::AlignmentSvg;
+use super::alignment::AlignmentPicture;
 use super::{bridge, use_ctx};
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -116,11 +116,14 @@ pub fn DocumentPanel() -> impl IntoView {
             let r2 = r.clone();
             let picture = move || {
                 open.get().and_then(|k| match r2.pairs.get(k).and_then(|p| p.words.clone()) {
-                    Some(BatchItem::Ok(a)) => Some(view! {
-                        <div class="svg-scroll doc-words">
-                            <AlignmentSvg result=Arc::new(a) />
-                        </div>
-                    }),
+                    Some(BatchItem::Ok(a)) => {
+                        let a = Some(Arc::new(a));
+                        Some(view! {
+                            <div class="doc-words">
+                                <AlignmentPicture result=Signal::derive(move || a.clone()) />
+                            </div>
+                        })
+                    }
                     _ => None,
                 })
             };

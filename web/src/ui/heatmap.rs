@@ -1,12 +1,14 @@
-//! The word×word similarity matrix as an SVG heatmap (rows: source words, columns: target
-//! words), with the chosen links marked and a colour legend.
+//! The word×word similarity matrix as a heatmap (rows: source words, columns: target words),
+//! with the chosen links marked and a colour legend. Cells shrink to fit the width down to a
+//! readable size; a longer pair scrolls inside its frame with the words as sticky headers.
 
 use std::sync::Arc;
 
+use leptos::html::Div;
 use leptos::prelude::*;
 use xlalign_core::pipeline::PairAlignment;
 
-use super::{dom, use_ctx, Focus};
+use super::{dom, use_ctx, width, Focus};
 
 const FONT: &str = "13px system-ui, -apple-system, \"Segoe UI\", Roboto, \"Noto Sans\", sans-serif";
 
@@ -37,23 +39,60 @@ pub fn colour(t: f64) -> String {
 #[component]
 pub fn HeatmapPanel() -> impl IntoView {
     let ctx = use_ctx();
+    let node = NodeRef::<Div>::new();
+    let avail = width::track(node);
     view! {
         <section class="card heat" aria-labelledby="heat-h">
             <div class="card-head">
                 <h2 id="heat-h">"Word similarity"</h2>
             </div>
-            <div class="svg-scroll">
-                {move || ctx.shown.get().map(|s| view! { <Heatmap result=s.result.clone() /> })}
+            <div class="heat-room" node_ref=node>
+                {move || match (ctx.shown.get(), avail.get()) {
+                    (Some(s), Some(w)) => Some(view! { <Heatmap result=s.result.clone() avail=w /> }),
+                    _ => None,
+                }}
             </div>
             <p class="legend-text">
-                "Each cell is the cosine similarity of a source word (row) and a target word (column) at the chosen layer; rings mark the links. Similar words are bright, unrelated ones dark."
+                "Each cell is the cosine similarity of a source word (row) and a target word (column) at the chosen layer; rings mark the links. Similar words are bright, unrelated ones dark. A long pair scrolls inside the frame, its words staying in view at the edges."
             </p>
         </section>
     }
 }
 
+/// Size of a cell: the columns share the width left of the row labels, within bounds that
+/// keep a cell visible and a column label beside its neighbours.
+fn cell_size(avail: f64, labels: f64, columns: usize) -> f64 {
+    ((avail - labels - 2.0) / columns.max(1) as f64).clamp(MIN_CELL, 34.0)
+}
+
+/// Smallest cell: a label one font size high fits across it when turned upright.
+const MIN_CELL: f64 = 15.0;
+/// Labels longer than this are cut short with "…" (the whole word is in the tooltip and in
+/// every cell's title).
+const LABEL_MAX: f64 = 130.0;
+/// Below this cell size, column labels stand upright; at 45° they would overlap.
+const SLANT_MIN: f64 = 24.0;
+
+/// A label that fits `LABEL_MAX`: the word, or its start and "…".
+fn fit_label(word: &str) -> String {
+    if dom::text_width(word, FONT) <= LABEL_MAX {
+        return word.to_string();
+    }
+    let mut out = String::new();
+    for c in word.chars() {
+        out.push(c);
+        if dom::text_width(&format!("{out}…"), FONT) > LABEL_MAX {
+            out.pop();
+            break;
+        }
+    }
+    out + "…"
+}
+
+/// The matrix in a frame that scrolls both ways for a long pair, with the row labels (source
+/// words) and column labels (target words) as sticky headers at its left and top edges.
 #[component]
-pub fn Heatmap(result: Arc<PairAlignment>) -> impl IntoView {
+pub fn Heatmap(result: Arc<PairAlignment>, avail: f64) -> impl IntoView {
     let ctx = use_ctx();
     let m = &result.word_similarity;
     let (n, k) = (result.src_words.len(), result.tgt_words.len());
@@ -70,24 +109,32 @@ pub fn Heatmap(result: Arc<PairAlignment>) -> impl IntoView {
     };
     let norm = move |v: f32| (v as f64 - lo) / (hi - lo);
 
-    let cell = (440.0 / n.max(k).max(1) as f64).clamp(16.0, 34.0);
-    let row_label_w = result
+    let row_text: Vec<String> = result
         .src_words
         .iter()
-        .map(|w| dom::text_width(&w.text, FONT))
-        .fold(0.0, f64::max)
-        + 12.0;
-    let col_label_h = result
+        .map(|w| fit_label(&w.text))
+        .collect();
+    let col_text: Vec<String> = result
         .tgt_words
         .iter()
-        .map(|w| dom::text_width(&w.text, FONT))
-        .fold(0.0, f64::max)
-        * 0.72
-        + 16.0;
-    let (x0, y0) = (row_label_w, col_label_h);
-    let legend_y = y0 + n as f64 * cell + 18.0;
-    let width = (x0 + k as f64 * cell + 12.0).max(x0 + 230.0);
-    let height = legend_y + 40.0;
+        .map(|w| fit_label(&w.text))
+        .collect();
+    let widest = |t: &[String]| {
+        t.iter()
+            .map(|s| dom::text_width(s, FONT))
+            .fold(0.0, f64::max)
+    };
+    let row_label_w = widest(&row_text) + 12.0;
+    let cell = cell_size(avail, row_label_w, k);
+    let slanted = cell >= SLANT_MIN;
+    let col_w = widest(&col_text);
+    // Height of the column labels' band; slanted labels also reach past the last column.
+    let (col_label_h, overhang) = if slanted {
+        (col_w * 0.72 + 16.0, (col_w * 0.72 - cell / 2.0).max(0.0))
+    } else {
+        (col_w + 12.0, 0.0)
+    };
+    let (body_w, body_h) = (k as f64 * cell, n as f64 * cell);
 
     let linked = |i: usize, j: usize| result.links.iter().any(|l| l.src == i && l.tgt == j);
     let in_focus = move |i: usize, j: usize| match ctx.focus.get() {
@@ -100,7 +147,7 @@ pub fn Heatmap(result: Arc<PairAlignment>) -> impl IntoView {
     for i in 0..n {
         for j in 0..k {
             let v = m.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0.0);
-            let (x, y) = (x0 + j as f64 * cell, y0 + i as f64 * cell);
+            let (x, y) = (j as f64 * cell, i as f64 * cell);
             let title = format!(
                 "{} × {}: {:.2}",
                 result.src_words[i].text, result.tgt_words[j].text, v
@@ -118,42 +165,45 @@ pub fn Heatmap(result: Arc<PairAlignment>) -> impl IntoView {
             });
         }
     }
-    let row_labels = result
-        .src_words
-        .iter()
+    let row_labels = row_text
+        .into_iter()
         .enumerate()
-        .map(|(i, w)| {
-            let y = y0 + (i as f64 + 0.5) * cell;
+        .map(|(i, t)| {
+            let y = (i as f64 + 0.5) * cell;
+            let full = result.src_words[i].text.clone();
             view! {
                 <text
                     class="label"
                     class:focus=move || ctx.focus.get() == Some(Focus::Src(i))
-                    x=x0 - 6.0
+                    x=row_label_w - 6.0
                     y=y
                     text-anchor="end"
                     dominant-baseline="central"
                 >
-                    {w.text.clone()}
+                    <title>{full}</title>
+                    {t}
                 </text>
             }
         })
         .collect_view();
-    let col_labels = result
-        .tgt_words
-        .iter()
+    let col_labels = col_text
+        .into_iter()
         .enumerate()
-        .map(|(j, w)| {
-            let x = x0 + (j as f64 + 0.5) * cell;
-            let y = y0 - 6.0;
+        .map(|(j, t)| {
+            let x = (j as f64 + 0.5) * cell;
+            let y = col_label_h - 6.0;
+            let angle = if slanted { -45 } else { -90 };
+            let full = result.tgt_words[j].text.clone();
             view! {
                 <text
                     class="label"
                     class:focus=move || ctx.focus.get() == Some(Focus::Tgt(j))
-                    transform=format!("translate({x:.1},{y:.1}) rotate(-45)")
+                    transform=format!("translate({x:.1},{y:.1}) rotate({angle})")
                     text-anchor="start"
                     dominant-baseline="central"
                 >
-                    {w.text.clone()}
+                    <title>{full}</title>
+                    {t}
                 </text>
             }
         })
@@ -164,41 +214,65 @@ pub fn Heatmap(result: Arc<PairAlignment>) -> impl IntoView {
             view! { <stop offset=format!("{}%", s * 10) stop-color=colour(t)></stop> }
         })
         .collect_view();
+    let px = |v: f64| format!("{:.0}", v.ceil());
 
     view! {
-        <svg
-            class="heatmap"
-            id="heatmap"
-            role="img"
-            aria-label=format!("Similarity matrix of {n} source and {k} target words, from {lo:.2} to {hi:.2}")
-            viewBox=format!("0 0 {width:.0} {height:.0}")
-            width=format!("{width:.0}")
-            height=format!("{height:.0}")
-        >
-            <defs>
-                <linearGradient id="heat-scale" x1="0" x2="1" y1="0" y2="0">{stops}</linearGradient>
-            </defs>
-            <g class="labels">{row_labels}{col_labels}</g>
-            <g class="cells">{cells}</g>
-            <g class="legend" transform=format!("translate({x0:.1},{legend_y:.1})")>
-                <rect width="200" height="10" rx="2" fill="url(#heat-scale)"></rect>
-                <text class="tick" x="0" y="26" text-anchor="start">{format!("{lo:.2}")}</text>
-                <text class="tick" x="100" y="26" text-anchor="middle">{format!("{:.2}", (lo + hi) / 2.0)}</text>
-                <text class="tick" x="200" y="26" text-anchor="end">{format!("{hi:.2}")}</text>
-                <text class="tick" x="208" y="9" text-anchor="start">"cosine"</text>
-            </g>
-        </svg>
+        <div class="heatmap" id="heatmap">
+            // A region the keyboard can scroll; what it shows is said in its name (the cells'
+            // titles are tooltips for the pointer).
+            <div
+                class="heat-scroll"
+                role="region"
+                tabindex="0"
+                aria-label=format!("Similarity matrix of {n} source and {k} target words, from {lo:.2} to {hi:.2}")
+            >
+                <div class="heat-grid" style=format!("grid-template-columns: {}px {}px", px(row_label_w), px(body_w + overhang))>
+                    <div class="heat-corner" aria-hidden="true"></div>
+                    <svg class="heat-cols" aria-hidden="true" width=px(body_w + overhang) height=px(col_label_h)>
+                        {col_labels}
+                    </svg>
+                    <svg class="heat-rows" aria-hidden="true" width=px(row_label_w) height=px(body_h)>
+                        {row_labels}
+                    </svg>
+                    <svg class="heat-cells" aria-hidden="true" width=px(body_w) height=px(body_h)>
+                        {cells}
+                    </svg>
+                </div>
+            </div>
+            <svg class="heat-legend" role="img" aria-label=format!("Colour scale: cosine from {lo:.2} (dark) to {hi:.2} (bright)") width="250" height="34" viewBox="0 0 250 34">
+                <defs>
+                    <linearGradient id="heat-scale" x1="0" x2="1" y1="0" y2="0">{stops}</linearGradient>
+                </defs>
+                <rect x="2" y="2" width="200" height="10" rx="2" fill="url(#heat-scale)"></rect>
+                <text class="tick" x="2" y="28" text-anchor="start">{format!("{lo:.2}")}</text>
+                <text class="tick" x="102" y="28" text-anchor="middle">{format!("{:.2}", (lo + hi) / 2.0)}</text>
+                <text class="tick" x="202" y="28" text-anchor="end">{format!("{hi:.2}")}</text>
+                <text class="tick" x="210" y="11" text-anchor="start">"cosine"</text>
+            </svg>
+        </div>
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::colour;
+    use super::{cell_size, colour, MIN_CELL, SLANT_MIN};
 
     #[test]
     fn colour_ends_are_the_palette_ends() {
         assert_eq!(colour(0.0), "#440154");
         assert_eq!(colour(1.0), "#fde725");
         assert_eq!(colour(-3.0), colour(0.0));
+    }
+
+    #[test]
+    fn cells_share_the_width_within_readable_bounds() {
+        // A short pair: big cells, slanted labels; a long one: small cells, upright labels.
+        assert_eq!(cell_size(800.0, 100.0, 8), 34.0);
+        let long = cell_size(800.0, 100.0, 50);
+        assert!(long < SLANT_MIN && long >= MIN_CELL);
+        assert!((cell_size(800.0, 100.0, 30) - 698.0 / 30.0).abs() < 1e-9);
+        // A phone: the cells keep their smallest size and the frame scrolls.
+        assert_eq!(cell_size(330.0, 100.0, 50), MIN_CELL);
+        assert_eq!(cell_size(330.0, 100.0, 0), 34.0);
     }
 }

@@ -14,8 +14,10 @@ pub mod document;
 pub mod dom;
 pub mod heatmap;
 pub mod input;
+pub mod layout;
 pub mod scores;
 pub mod status;
+pub mod width;
 
 use std::sync::Arc;
 
