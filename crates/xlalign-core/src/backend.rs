@@ -11,9 +11,11 @@ use crate::align::{AlignOptions, UnitLink};
 use crate::error::Result;
 
 /// What runs the encoder, for display ("WebGPU on NVIDIA …", "CPU, 2 threads").
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BackendInfo {
     /// `cpu` or `webgpu`.
+    #[cfg_attr(feature = "ts", tsify(type = "\"cpu\" | \"webgpu\""))]
     pub kind: String,
     /// Device or adapter name.
     pub device: String,

@@ -102,7 +102,7 @@ pub fn check_signal(s: &Option<web_sys::AbortSignal>) -> Result<()> {
 }
 
 /// Which compute backend to run on.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, tsify::Tsify)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// WebGPU when the browser offers an adapter, else CPU (the reason is reported).
@@ -123,11 +123,12 @@ impl BackendChoice {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Options of `Aligner.load` (and `createAligner`).
+#[derive(Debug, Deserialize, tsify::Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LoadOptions {
     pub backend: BackendChoice,
-    /// Keep downloaded models in the Cache API (URL sources only).
+    /// Keep downloaded models in the Cache API (URL sources only; default true).
     pub cache: bool,
     /// Expected SHA-256 of the model file (hex); checked before the model is used.
     pub sha256: Option<String>,
@@ -154,12 +155,34 @@ impl Default for LoadOptions {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Options of `embed`, `similarity` and `tokenize`.
+#[derive(Debug, Default, Deserialize, tsify::Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct EmbedOptions {
-    /// `passage` (default), `query` or `none`.
+    /// The model's prefix before the text: `passage` (default), `query` or `none`.
+    #[tsify(type = "\"passage\" | \"query\" | \"none\"")]
     pub prefix: Option<String>,
 }
+
+// What serde cannot carry: callbacks and `AbortSignal`s, taken out by name before parsing
+// (see `parse`). They extend the interfaces derived above, and the option objects of `align`,
+// `alignBatch` and `encode` combine the core's `EncodeOptions` and `ExtractOptions`.
+#[wasm_bindgen(typescript_custom_section)]
+const LIVE_OPTIONS_TS: &'static str = r#"
+/** An `AbortSignal` that cancels the call: it rejects with an `AbortError` (code `cancelled`). */
+export interface Cancellable { signal?: AbortSignal; }
+export interface LoadOptions extends Cancellable {
+  /** Called as the model downloads, verifies, parses and the backend starts. */
+  onProgress?: (p: LoadProgress) => void;
+}
+export interface EmbedOptions extends Cancellable {}
+/** Options of `align`: how the pair is encoded and how links are extracted. Unset extraction options take the model's recommendation; `sentenceCosine` defaults to true. */
+export interface AlignOptions extends EncodeOptions, ExtractOptions, Cancellable {}
+export interface AlignBatchOptions extends AlignOptions {
+  /** Pairs per encoder pass (default 8). */
+  batchSize?: number;
+}
+"#;
 
 /// Options of `align` / `alignBatch`: one flat object in JavaScript, split here into what
 /// decides encoding (`pipeline::EncodeOptions`) and what decides extraction
@@ -224,39 +247,8 @@ impl AlignCall {
                 )));
             }
         }
-        // The pooled-embedding cosine is part of every result unless turned off.
-        enc.entry("sentenceCosine").or_insert(Value::Bool(true));
-        let encode: EncodeOptions = serde_json::from_value(Value::Object(enc))
-            .map_err(|e| WasmError::input(format!("{what}: {e}")))?;
-
-        // The model's recommended threshold and temperature belong to its recommended method;
-        // another method starts from that method's own defaults.
-        let defaults = core.default_options();
-        let base = match ext.get("method") {
-            Some(m) => {
-                let m: Method = serde_json::from_value(m.clone())
-                    .map_err(|e| WasmError::input(format!("{what}: method: {e}")))?;
-                if m == defaults.method {
-                    defaults
-                } else {
-                    AlignOptions::new(m)
-                }
-            }
-            None => defaults,
-        };
-        let mut merged = match serde_json::to_value(base) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        merged.extend(ext);
-        let align: AlignOptions = serde_json::from_value(Value::Object(merged))
-            .map_err(|e| WasmError::input(format!("{what}: {e}")))?;
-        align.validate().map_err(|e| {
-            WasmError::input(format!(
-                "{what}: {}",
-                e.to_string().trim_start_matches("invalid input: ")
-            ))
-        })?;
+        let encode = encode_options(enc, what)?;
+        let align = extract_options(ext, core, what)?;
         Ok(AlignCall {
             encode,
             align,
@@ -264,4 +256,109 @@ impl AlignCall {
             batch_size: batch_size.unwrap_or(DEFAULT_BATCH),
         })
     }
+}
+
+/// The encoding part of `align`'s options (the keys in `ENCODE_KEYS`).
+fn encode_options(mut enc: Map<String, Value>, what: &str) -> Result<EncodeOptions> {
+    // The pooled-embedding cosine is part of every result unless turned off.
+    enc.entry("sentenceCosine").or_insert(Value::Bool(true));
+    serde_json::from_value(Value::Object(enc)).map_err(|e| WasmError::input(format!("{what}: {e}")))
+}
+
+/// The extraction part of `align`'s options (the keys in `EXTRACT_KEYS`): unset ones take
+/// the model's recommendation; the result is checked.
+fn extract_options<B: xlalign_core::Backend>(
+    ext: Map<String, Value>,
+    core: &Aligner<B>,
+    what: &str,
+) -> Result<AlignOptions> {
+    // The model's recommended threshold and temperature belong to its recommended method;
+    // another method starts from that method's own defaults.
+    let defaults = core.default_options();
+    let base = match ext.get("method") {
+        Some(m) => {
+            let m: Method = serde_json::from_value(m.clone())
+                .map_err(|e| WasmError::input(format!("{what}: method: {e}")))?;
+            if m == defaults.method {
+                defaults
+            } else {
+                AlignOptions::new(m)
+            }
+        }
+        None => defaults,
+    };
+    let mut merged = match serde_json::to_value(base) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    merged.extend(ext);
+    let align: AlignOptions = serde_json::from_value(Value::Object(merged))
+        .map_err(|e| WasmError::input(format!("{what}: {e}")))?;
+    align.validate().map_err(|e| {
+        WasmError::input(format!(
+            "{what}: {}",
+            e.to_string().trim_start_matches("invalid input: ")
+        ))
+    })?;
+    Ok(align)
+}
+
+/// Options of `encode` (the encoding keys of `align`'s options) and of `Encoded.extract`
+/// (the extraction keys), each refusing the other's keys with a word on where they go.
+pub struct SplitCall<T> {
+    pub options: T,
+    pub signal: Option<web_sys::AbortSignal>,
+}
+
+/// `encode`'s options: `layer`, `pretokenized`, `sentenceCosine` (default true), `words`.
+pub fn encode_call(value: &JsValue) -> Result<SplitCall<EncodeOptions>> {
+    let what = "encode options";
+    let (map, signal) = split_call(value, what, ENCODE_KEYS, |k| {
+        EXTRACT_KEYS.contains(&k).then(|| {
+            format!("`{k}` is an extraction option: pass it to extract() on the encoded pair")
+        })
+    })?;
+    Ok(SplitCall {
+        options: encode_options(map, what)?,
+        signal,
+    })
+}
+
+/// `Encoded.extract`'s options, resolved as `align` resolves them.
+pub fn extract_call<B: xlalign_core::Backend>(
+    value: &JsValue,
+    core: &Aligner<B>,
+) -> Result<SplitCall<AlignOptions>> {
+    let what = "extract options";
+    let (map, signal) = split_call(value, what, EXTRACT_KEYS, |k| {
+        ENCODE_KEYS.contains(&k).then(|| {
+            format!("`{k}` changes the encoding, which extract() reuses: pass it to encode() and extract from the new encoding")
+        })
+    })?;
+    Ok(SplitCall {
+        options: extract_options(map, core, what)?,
+        signal,
+    })
+}
+
+fn split_call(
+    value: &JsValue,
+    what: &str,
+    keys: &[&str],
+    elsewhere: impl Fn(&str) -> Option<String>,
+) -> Result<(Map<String, Value>, Option<web_sys::AbortSignal>)> {
+    let (map, live) = parse::<Map<String, Value>>(value, what, &["signal"])?;
+    let signal = signal(live.into_iter().next().unwrap())?;
+    for k in map.keys() {
+        if let Some(why) = elsewhere(k) {
+            return Err(WasmError::input(format!("{what}: {why}")));
+        }
+        if !keys.contains(&k.as_str()) {
+            return Err(WasmError::input(format!(
+                "{what}: unknown option `{k}` (known: {}, signal)",
+                keys.join(", ")
+            )));
+        }
+    }
+    Ok((map, signal))
 }

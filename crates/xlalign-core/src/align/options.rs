@@ -17,6 +17,7 @@ pub const DEFAULT_SOFTMAX_THRESHOLD: f32 = 0.3;
 pub const DEFAULT_ENTMAX_THRESHOLD: f32 = 0.0;
 
 /// How links are read off a similarity matrix.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -95,6 +96,7 @@ impl FromStr for Method {
 
 /// Which directions must agree for a link (argmax, softmax and entmax only; itermax and match
 /// are symmetric by construction).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
@@ -143,6 +145,7 @@ impl FromStr for Direction {
 }
 
 /// The units links are extracted between.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Level {
@@ -189,6 +192,9 @@ impl FromStr for Level {
 /// JSON form (every field optional, camelCase):
 /// `{"method":"softmax","threshold":0.3,"temperature":1,"iterations":2,"alpha":0.9,
 ///   "distortion":0,"direction":"both","level":"subword"}`.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// In JavaScript these are the extraction part of `align`'s options.
+#[cfg_attr(feature = "ts", tsify(rename = "ExtractOptions"))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AlignOptions {
