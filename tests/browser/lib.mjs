@@ -14,7 +14,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 const MODEL = process.env.XLALIGN_MODEL ?? path.join(ROOT, "public/models/multilingual-e5-small-q4_0.gguf");
 export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.listen(0, "127.0.0.1", () => {
@@ -64,6 +64,31 @@ export async function server({ noRange = false, fresh = false } = {}) {
       child?.kill();
     },
   };
+}
+
+/**
+ * Serves a built folder with scripts/serve-web.sh (the demo's server) on a free port, or on
+ * `port`; resolves to { base, child, stop } once it answers, rejects if the script exits first.
+ */
+export async function serveWeb(dir, { port } = {}) {
+  port ??= await freePort();
+  const child = spawn("bash", [path.join(ROOT, "scripts/serve-web.sh"), dir], {
+    env: { ...process.env, XLALIGN_PORT: String(port), XLALIGN_ADDR: "127.0.0.1" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code ?? "a signal")));
+  const base = `http://127.0.0.1:${port}`;
+  for (;;) {
+    try {
+      await fetch(`${base}/`, { method: "HEAD" });
+      break;
+    } catch {}
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r(undefined), 100))]);
+    if (code !== undefined) throw new Error(`scripts/serve-web.sh ${dir} exited (${code}):\n${stderr}`);
+  }
+  return { base, child, stop: () => child.kill() };
 }
 
 /** Headless Chromium with WebGPU exposed (SwiftShader when there is no GPU). */

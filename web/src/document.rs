@@ -14,6 +14,7 @@
 use std::ops::Range;
 
 use unicode_segmentation::UnicodeSegmentation;
+use xlalign_core::script::no_space_after;
 
 /// Cost of leaving one sentence unpaired, in units of a bead's normalised cost: a
 /// translation costs about 0.2–0.6, an unrelated pair about 1, so two skips (0.9) are cheaper
@@ -48,23 +49,17 @@ pub fn split_sentences(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// How a group of sentences is written as one text: with a space between them, except in
-/// scripts written without spaces.
+/// How a group of sentences is written as one text: with a space between them, except after
+/// Chinese and Japanese ([`no_space_after`]).
 pub fn join(sentences: &[String]) -> String {
     let mut out = String::new();
     for s in sentences {
-        if !out.is_empty() && !ends_unspaced(&out) {
+        if out.chars().last().is_some_and(|c| !no_space_after(c)) {
             out.push(' ');
         }
         out += s;
     }
     out
-}
-
-fn ends_unspaced(s: &str) -> bool {
-    s.chars().last().is_some_and(|c| {
-        matches!(c as u32, 0x3000..=0x303F | 0x3040..=0x30FF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF)
-    })
 }
 
 /// Bead shapes the DP considers: (source sentences, target sentences).
@@ -181,6 +176,9 @@ mod tests {
             join(&["我很好。".into(), "你呢？".into()]),
             "我很好。你呢？"
         );
+        // Han extension B, and Thai, which puts a space between sentences.
+        assert_eq!(join(&["𠀀".into(), "好。".into()]), "𠀀好。");
+        assert_eq!(join(&["สวัสดีครับ".into(), "ขอบคุณ".into()]), "สวัสดีครับ ขอบคุณ");
     }
 
     /// Scores from a table of "true" links: groups that exactly match a true bead score

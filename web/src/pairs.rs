@@ -1,6 +1,8 @@
 //! Reading sentence pairs from what a visitor pastes or uploads: one pair a line as
-//! `source ||| target` (the fast_align / awesome-align format) or `source<TAB>target`, or two
-//! files with one sentence a line.
+//! `source ||| target` (the fast_align / awesome-align format) or `source<TAB>target`, read
+//! as the CLI reads them ([`split_pair`]), or two files with one sentence a line.
+
+use xlalign_core::pairs::{split_pair, PairLineError};
 
 /// One pair and the line it came from (1-based), so problems and results can point back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,15 +40,6 @@ pub fn check_sentence(side: &str, text: &str) -> Result<(), String> {
 /// Problems listed individually before the rest are only counted.
 const MAX_PROBLEMS: usize = 20;
 
-/// Splits one line into a pair: at the first `|||` if there is one, else at the first tab.
-pub fn split_line(line: &str) -> Option<(&str, &str)> {
-    let (s, t) = match line.split_once("|||") {
-        Some(p) => p,
-        None => line.split_once('\t')?,
-    };
-    Some((s.trim(), t.trim()))
-}
-
 /// Collects pairs and problems; problems past [`MAX_PROBLEMS`] are only counted.
 #[derive(Default)]
 struct Collector {
@@ -64,7 +57,7 @@ impl Collector {
 
     fn pair(&mut self, line: usize, src: &str, tgt: &str) {
         if src.is_empty() || tgt.is_empty() {
-            return self.problem(line, "one side is empty".into());
+            return self.problem(line, PairLineError::EmptySide.to_string());
         }
         match check_sentence("source", src).and(check_sentence("target", tgt)) {
             Ok(()) => self.out.pairs.push(Pair {
@@ -88,15 +81,12 @@ pub fn parse_pairs(text: &str) -> Parsed {
         if line.trim().is_empty() {
             continue;
         }
-        match split_line(line) {
-            Some((s, t)) => c.pair(i + 1, s, t),
-            None => c.problem(
-                i + 1,
-                format!(
-                    "no ` ||| ` or tab between source and target: “{}”",
-                    preview(line)
-                ),
-            ),
+        match split_pair(line) {
+            Ok((s, t)) => c.pair(i + 1, s, t),
+            Err(e @ PairLineError::NoSeparator) => {
+                c.problem(i + 1, format!("{e}: “{}”", preview(line)))
+            }
+            Err(e) => c.problem(i + 1, e.to_string()),
         }
     }
     c.finish()
@@ -188,6 +178,22 @@ mod tests {
         let p = parse_pairs("a\tb ||| c");
         assert_eq!(p.pairs[0].src, "a\tb");
         assert_eq!(p.pairs[0].tgt, "c");
+    }
+
+    #[test]
+    fn a_second_separator_is_a_problem() {
+        let p = parse_pairs("a ||| b ||| c\nx\ty\tz\n");
+        assert!(p.pairs.is_empty());
+        assert!(
+            p.problems[0].starts_with("line 1: 2 `|||` separators"),
+            "{:?}",
+            p.problems
+        );
+        assert!(
+            p.problems[1].starts_with("line 2: 2 tab separators"),
+            "{:?}",
+            p.problems
+        );
     }
 
     #[test]

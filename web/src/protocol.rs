@@ -8,16 +8,19 @@
 use serde::{Deserialize, Serialize};
 use xlalign_core::pipeline::PairAlignment;
 
-use crate::settings::{BackendPref, ModelDefaults, Settings};
+use xlalign_core::request::Recommendation;
+use xlalign_core::BackendChoice;
+
+use crate::settings::Settings;
 
 /// Page → worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ToWorker {
     /// Download (or take from the cache) the model and open a backend.
-    Load { url: String, backend: BackendPref },
+    Load { url: String, backend: BackendChoice },
     /// Open another backend for the loaded model (no new download).
-    SetBackend { backend: BackendPref },
+    SetBackend { backend: BackendChoice },
     /// Align one pair. The worker re-encodes only when the texts or the layer changed.
     Align {
         id: u64,
@@ -108,7 +111,7 @@ pub struct ModelSummary {
     pub name: String,
     pub file_bytes: u64,
     pub weight_type: String,
-    pub defaults: ModelDefaults,
+    pub defaults: Recommendation,
 }
 
 /// `xlalign_core::BackendInfo` for the page.
@@ -121,7 +124,7 @@ pub struct BackendView {
     /// Why this backend runs (why a fallback happened); empty when it was asked for.
     pub reason: String,
     /// What the user asked for.
-    pub asked: BackendPref,
+    pub asked: BackendChoice,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,11 @@
-//! What the controls set, and how it becomes the core's [`AlignOptions`].
-//!
-//! Unset values mean "the model's recommendation", resolved exactly as `xlalign align` does,
-//! so the page and the CLI give the same links for the same flags.
+//! What the controls set, and how it becomes the core's [`AlignRequest`] (resolved by the
+//! core exactly as for `xlalign align`, so the page and the CLI give the same links for the
+//! same flags).
 
 use serde::{Deserialize, Serialize};
 use xlalign_core::align::{AlignOptions, Direction, Level, Method};
+use xlalign_core::request::{AlignRequest, Recommendation};
+use xlalign_core::BackendChoice;
 
 /// The alignment controls. Only `layer` decides encoding; everything else is extraction, which
 /// the worker redoes on its cached hidden states without running the encoder.
@@ -23,123 +24,91 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// The core's defaults ([`AlignOptions::default`]).
     fn default() -> Self {
+        let d = AlignOptions::default();
         Settings {
-            method: Method::Softmax,
+            method: d.method,
             layer: None,
             threshold: None,
-            direction: Direction::Both,
-            level: Level::Subword,
-            distortion: 0.0,
+            direction: d.direction,
+            level: d.level,
+            distortion: d.distortion,
         }
     }
-}
-
-/// What the loaded model recommends (sent by the worker once the model is ready).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelDefaults {
-    pub layer: usize,
-    /// Number of transformer blocks: layers 0..=layers exist.
-    pub layers: usize,
-    pub options: AlignOptions,
 }
 
 impl Settings {
-    /// The extraction options for these settings, as the CLI builds them: the model's
-    /// recommended threshold and temperature belong to its recommended method, another method
-    /// starts from its own defaults; an explicit threshold wins.
-    pub fn align_options(&self, model: &AlignOptions) -> AlignOptions {
-        let mut o = if self.method == model.method {
-            *model
-        } else {
-            AlignOptions::new(self.method)
-        };
-        if self.threshold.is_some() {
-            o.threshold = self.threshold;
+    /// The controls as the core's request: unset values take the model's recommendation, as
+    /// in `xlalign align`, so the page and the CLI give the same links for the same flags.
+    /// Itermax and match are symmetric: the direction control's value is not sent for them
+    /// (the core refuses one) but kept for when the user switches back.
+    pub fn request(&self) -> AlignRequest {
+        AlignRequest {
+            layer: self.layer,
+            method: Some(self.method),
+            threshold: self.threshold,
+            direction: self.method.has_direction().then_some(self.direction),
+            level: Some(self.level),
+            distortion: Some(self.distortion),
+            ..Default::default()
         }
-        o.level = self.level;
-        // Itermax and match are symmetric: a direction does not apply to them (the core refuses
-        // one), so the control's value is kept for when the user switches back.
-        o.direction = if self.method_has_direction() {
-            self.direction
-        } else {
-            Direction::Both
-        };
-        o.distortion = self.distortion;
-        o
+    }
+
+    /// The extraction options for these settings.
+    pub fn align_options(&self, rec: &Recommendation) -> xlalign_core::Result<AlignOptions> {
+        self.request().align_options(rec)
     }
 
     pub fn method_has_direction(&self) -> bool {
-        !matches!(self.method, Method::Itermax | Method::Match)
+        self.method.has_direction()
     }
 
     /// The threshold extraction will use (for showing on the slider).
-    pub fn effective_threshold(&self, model: &AlignOptions) -> f32 {
-        self.align_options(model).effective_threshold()
+    pub fn effective_threshold(&self, rec: &Recommendation) -> f32 {
+        match self.align_options(rec) {
+            Ok(o) => o.effective_threshold(),
+            Err(_) => self
+                .threshold
+                .unwrap_or_else(|| self.method.default_threshold()),
+        }
     }
 
-    pub fn effective_layer(&self, defaults: &ModelDefaults) -> usize {
-        self.layer.unwrap_or(defaults.layer)
+    pub fn effective_layer(&self, rec: &Recommendation) -> usize {
+        self.layer.unwrap_or(rec.layer)
     }
 
     /// Equivalent `xlalign align` flags (shown under the controls, so a result can be
     /// reproduced on the command line).
-    pub fn cli_flags(&self, defaults: &ModelDefaults) -> String {
-        let o = self.align_options(&defaults.options);
+    pub fn cli_flags(&self, rec: &Recommendation) -> String {
         let mut s = format!(
             "--words raw --method {} --layer {}",
-            o.method,
-            self.effective_layer(defaults)
+            self.method,
+            self.effective_layer(rec)
         );
-        if o.method.uses_dot_products() {
-            s += &format!(" --threshold {}", o.effective_threshold());
+        if self.method.uses_dot_products() {
+            s += &format!(" --threshold {}", self.effective_threshold(rec));
         }
-        if o.level != Level::Subword {
-            s += &format!(" --level {}", o.level);
+        let o = self.request();
+        if let Some(l) = o.level.filter(|&l| l != Level::Subword) {
+            s += &format!(" --level {l}");
         }
-        if o.direction != Direction::Both {
-            s += &format!(" --direction {}", o.direction);
+        if let Some(d) = o.direction.filter(|&d| d != Direction::Both) {
+            s += &format!(" --direction {d}");
         }
-        if o.distortion != 0.0 {
-            s += &format!(" --distortion {}", o.distortion);
+        if self.distortion != 0.0 {
+            s += &format!(" --distortion {}", self.distortion);
         }
         s
     }
 }
 
-/// Which compute backend the user asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendPref {
-    /// A hardware WebGPU adapter if there is one, else the CPU (the worker says why).
-    #[default]
-    Auto,
-    Webgpu,
-    Cpu,
-}
-
-impl BackendPref {
-    pub const ALL: [BackendPref; 3] = [BackendPref::Auto, BackendPref::Webgpu, BackendPref::Cpu];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendPref::Auto => "auto",
-            BackendPref::Webgpu => "webgpu",
-            BackendPref::Cpu => "cpu",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            BackendPref::Auto => "Automatic",
-            BackendPref::Webgpu => "WebGPU",
-            BackendPref::Cpu => "CPU (WebAssembly)",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<BackendPref> {
-        BackendPref::ALL.into_iter().find(|b| b.name() == s)
+/// What the backend menu shows for each choice (its values are [`BackendChoice::web_name`]).
+pub fn backend_label(b: BackendChoice) -> &'static str {
+    match b {
+        BackendChoice::Auto => "Automatic",
+        BackendChoice::Gpu => "WebGPU",
+        BackendChoice::Cpu => "CPU (WebAssembly)",
     }
 }
 
@@ -147,36 +116,15 @@ impl BackendPref {
 mod tests {
     use super::*;
 
-    fn model() -> AlignOptions {
-        AlignOptions {
-            threshold: Some(0.3),
-            temperature: 3.0,
-            ..AlignOptions::new(Method::Softmax)
+    /// How the controls map to the core's request; the resolution itself is tested in the
+    /// core (`xlalign_core::request`).
+    fn model() -> Recommendation {
+        let options = AlignOptions::new(Method::Softmax);
+        Recommendation {
+            layer: 7,
+            layers: 12,
+            options,
         }
-    }
-
-    #[test]
-    fn model_method_keeps_model_temperature_and_threshold() {
-        let o = Settings::default().align_options(&model());
-        assert_eq!(o.temperature, 3.0);
-        assert_eq!(o.effective_threshold(), 0.3);
-        assert!(o.validate().is_ok());
-    }
-
-    #[test]
-    fn other_method_starts_from_its_own_defaults() {
-        let s = Settings {
-            method: Method::Entmax,
-            ..Default::default()
-        };
-        let o = s.align_options(&model());
-        assert_eq!(o.temperature, 1.0);
-        assert_eq!(o.effective_threshold(), 0.0);
-        let s = Settings {
-            threshold: Some(0.1),
-            ..s
-        };
-        assert_eq!(s.align_options(&model()).effective_threshold(), 0.1);
     }
 
     #[test]
@@ -186,24 +134,36 @@ mod tests {
             direction: Direction::Forward,
             ..Default::default()
         };
-        let o = s.align_options(&model());
+        let o = s.align_options(&model()).unwrap();
         assert_eq!(o.direction, Direction::Both);
-        assert!(o.validate().is_ok());
         let s = Settings {
             method: Method::Argmax,
             direction: Direction::Union,
             ..Default::default()
         };
-        assert_eq!(s.align_options(&model()).direction, Direction::Union);
+        assert_eq!(
+            s.align_options(&model()).unwrap().direction,
+            Direction::Union
+        );
+    }
+
+    #[test]
+    fn a_threshold_shows_on_the_slider() {
+        let s = Settings {
+            method: Method::Entmax,
+            ..Default::default()
+        };
+        assert_eq!(s.effective_threshold(&model()), 0.0);
+        let s = Settings {
+            threshold: Some(0.1),
+            ..s
+        };
+        assert_eq!(s.effective_threshold(&model()), 0.1);
     }
 
     #[test]
     fn cli_flags_name_every_non_default() {
-        let d = ModelDefaults {
-            layer: 7,
-            layers: 12,
-            options: model(),
-        };
+        let d = model();
         assert_eq!(
             Settings::default().cli_flags(&d),
             "--words raw --method softmax --layer 7 --threshold 0.3"
@@ -218,13 +178,5 @@ mod tests {
             s.cli_flags(&d),
             "--words raw --method argmax --layer 9 --direction reverse"
         );
-    }
-
-    #[test]
-    fn backend_names_round_trip() {
-        for b in BackendPref::ALL {
-            assert_eq!(BackendPref::parse(b.name()), Some(b));
-        }
-        assert_eq!(BackendPref::parse("tpu"), None);
     }
 }

@@ -8,7 +8,9 @@
 
 use xlalign_core::align::{Direction, Level, Method};
 
-use crate::settings::{BackendPref, Settings};
+use xlalign_core::BackendChoice;
+
+use crate::settings::Settings;
 
 /// Everything a link carries.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,7 +18,7 @@ pub struct Shared {
     pub src: String,
     pub tgt: String,
     pub settings: Settings,
-    pub backend: BackendPref,
+    pub backend: BackendChoice,
 }
 
 /// Longest text a link carries (a URL of a few kilobytes works everywhere).
@@ -51,8 +53,8 @@ pub fn to_params(s: &Shared) -> Vec<(&'static str, String)> {
     if st.distortion != d.distortion {
         out.push(("distortion", st.distortion.to_string()));
     }
-    if s.backend != BackendPref::Auto {
-        out.push(("backend", s.backend.name().to_string()));
+    if s.backend != BackendChoice::Auto {
+        out.push(("backend", s.backend.web_name().to_string()));
     }
     out
 }
@@ -93,7 +95,7 @@ pub fn from_params<'a>(
                 }
                 _ => false,
             },
-            "backend" => BackendPref::parse(v).map(|b| s.backend = b).is_some(),
+            "backend" => v.parse::<BackendChoice>().map(|b| s.backend = b).is_ok(),
             _ => true,
         };
         if !ok {
@@ -128,7 +130,7 @@ mod tests {
                 level: Level::WordAverage,
                 distortion: 0.5,
             },
-            backend: BackendPref::Cpu,
+            backend: BackendChoice::Cpu,
         };
         let p = to_params(&s);
         let (back, problems) = from_params(p.iter().map(|(k, v)| (*k, v.as_str())));

@@ -4,15 +4,18 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use xlalign_core::cpu::CpuBackend;
+use xlalign_core::BackendChoice;
 use xlalign_core::Model;
-use xlalign_gpu::{AnyBackend, BackendChoice};
+use xlalign_gpu::AnyBackend;
+
+use crate::names;
 
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
     /// Where the encoder runs: a WebGPU adapter (Vulkan/Metal/DX12) when there is a hardware
     /// one (`auto`), always the GPU (`gpu`, errors without one), or the CPU.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "gpu"])]
-    pub backend: String,
+    #[arg(long, value_parser = names::core::<BackendChoice>(), default_value_t = BackendChoice::default())]
+    pub backend: BackendChoice,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -21,7 +24,7 @@ pub struct BackendArgs {
 pub type SelectedBackend = AnyBackend;
 
 pub fn create(model: &Arc<Model>, args: &BackendArgs) -> Result<SelectedBackend> {
-    let choice = BackendChoice::parse(&args.backend)?;
+    let choice = args.backend;
     let cpu = |reason: String| -> Result<AnyBackend> {
         let backend = CpuBackend::new(model)?;
         let backend = match args.threads {

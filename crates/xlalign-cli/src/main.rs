@@ -5,6 +5,7 @@ mod backend;
 mod cmd;
 mod input;
 mod load;
+mod names;
 mod progress;
 
 use clap::{Parser, Subcommand};

@@ -187,6 +187,65 @@ fn eval_computes_och_ney_aer() {
     assert_clean_error(&out, "lines");
 }
 
+/// Flag values are the core's names (upstream aliases included) with the core's messages,
+/// and a tab separates a pair as in the demo.
+#[test]
+fn option_names_and_messages_are_the_cores() {
+    let m = model();
+    let run = |flags: &[&str], input: &str| {
+        let mut args = vec!["align", "--model", m.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        if !flags.contains(&"--backend") {
+            args.extend(["--backend", "cpu"]);
+        }
+        xlalign(&args, input.as_bytes())
+    };
+    let pair = "das Haus ist klein . ||| the house is small .\n";
+    for flags in [
+        &["--method", "mwmf"][..],
+        &["--method", "INTER"],
+        &["--direction", "union"],
+        &["--level", "word"],
+        &["--backend", "CPU"],
+    ] {
+        let out = run(flags, pair);
+        assert!(out.status.success(), "{flags:?}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("0-0"), "{flags:?}");
+    }
+    let tab = run(&[], "das Haus ist klein .\tthe house is small .\n");
+    assert!(tab.status.success(), "{}", text(&tab.stderr));
+    assert!(text(&tab.stdout).contains("3-3"));
+
+    let bad = run(&["--method", "magic"], pair);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains(
+            "unknown alignment method `magic` (use argmax, itermax, match, softmax or entmax)"
+        ),
+        "{err}"
+    );
+    let err = text(&run(&["--backend", "tpu"], pair).stderr);
+    assert!(err.contains("unknown backend `tpu`"), "{err}");
+    let help = text(&xlalign(&["align", "--help"], b"").stdout);
+    assert!(
+        help.contains("argmax, itermax, match, softmax, entmax") && help.contains("word-average"),
+        "{help}"
+    );
+
+    // The pooled cosine only when asked for: `align` keeps its output.
+    let json = |flags: &[&str]| {
+        let mut f = vec!["--format", "json"];
+        f.extend_from_slice(flags);
+        let out = run(&f, pair);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["similarity"]["cosine"].clone()
+    };
+    assert!(json(&[]).is_null());
+    assert!(json(&["--sentence-cosine"]).as_f64().unwrap() > 0.5);
+}
+
 #[test]
 fn bad_lines_are_reported_and_the_rest_still_aligns() {
     let m = model();

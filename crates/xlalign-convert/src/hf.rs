@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use xlalign_core::gguf::{GgufFile, GgufWriter};
 use xlalign_core::model::keys;
 use xlalign_core::tensor::{quantize, DType, Tensor, QK};
-use xlalign_core::tokenize::TextTokenizer;
+use xlalign_core::tokenize::{self, TextTokenizer};
 
 use crate::{Error, Progress, Result};
 
@@ -274,8 +274,8 @@ pub fn convert_hf(dir: &Path, opts: &HfOptions, progress: Progress) -> Result<Hf
         .set(keys::BOS_ID, tok.bos)
         .set(keys::EOS_ID, tok.eos)
         .set(keys::PAD_ID, tok.pad)
-        .set(keys::UNK_ID, tok.unk)
-        .set(keys::HF_TOKENIZER_JSON, tok.json);
+        .set(keys::UNK_ID, tok.unk);
+    tokenize::storage::write(&mut w, &tok.json)?;
     if let Some(p) = &opts.passage_prefix {
         w.set(keys::PREFIX_PASSAGE, p.as_str());
     }
@@ -838,10 +838,10 @@ fn prepare_tokenizer(
         .set(keys::BOS_ID, bos)
         .set(keys::EOS_ID, eos)
         .set(keys::PAD_ID, pad)
-        .set(keys::UNK_ID, unk)
-        .set(keys::HF_TOKENIZER_JSON, json.as_str());
+        .set(keys::UNK_ID, unk);
+    tokenize::storage::write(&mut probe, &json)?;
     let f = GgufFile::parse(Bytes::from(probe.to_bytes()?))?;
-    let tk = TextTokenizer::from_json(json.as_bytes(), &f)?;
+    let tk = TextTokenizer::from_gguf(&f)?;
     let vocab_size = tk.vocab_size();
     if vocab_size > c.vocab {
         return Err(Error::Tokenizer(format!(

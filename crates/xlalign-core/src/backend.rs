@@ -120,3 +120,99 @@ pub struct UnitAlignment {
     /// scores are read off them, so the hidden states need not come back.
     pub cosine: Array2<f32>,
 }
+
+/// Where the user asks the encoder to run; `xlalign-gpu`'s `select` opens it. One type for
+/// the CLI's `--backend`, the package's `backend` option and the demo's backend menu.
+///
+/// Spellings (any case): `auto`, `cpu`, `gpu`, and `webgpu`, the browser's name for the GPU
+/// (what the package and the demo write, see [`BackendChoice::web_name`]).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// serde goes through the names (`serde_by_name!`); these attributes only give the TypeScript
+// declaration the package's spellings, `web_name` (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "lowercase"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendChoice {
+    /// The GPU if a hardware WebGPU adapter exists, else the CPU (with the reason).
+    #[default]
+    Auto,
+    Cpu,
+    /// Always the GPU: an error without one.
+    #[cfg_attr(feature = "ts", serde(rename = "webgpu"))]
+    Gpu,
+}
+
+impl BackendChoice {
+    pub const ALL: [BackendChoice; 3] =
+        [BackendChoice::Auto, BackendChoice::Cpu, BackendChoice::Gpu];
+
+    /// The CLI's name: `auto`, `cpu`, `gpu`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Gpu => "gpu",
+        }
+    }
+
+    /// The browser's name: `auto`, `cpu`, `webgpu` (the package's option values and the
+    /// demo's share links).
+    pub fn web_name(self) -> &'static str {
+        match self {
+            BackendChoice::Gpu => "webgpu",
+            other => other.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<BackendChoice> {
+        let lower = s.trim().to_ascii_lowercase();
+        BackendChoice::ALL
+            .into_iter()
+            .find(|b| lower == b.name() || lower == b.web_name())
+            .ok_or_else(|| {
+                crate::Error::Input(format!(
+                    "unknown backend `{s}` (use auto, cpu or gpu; `webgpu` also means gpu)"
+                ))
+            })
+    }
+}
+
+crate::align::options::serde_by_name!(BackendChoice);
+
+#[cfg(test)]
+mod tests {
+    use super::BackendChoice;
+
+    #[test]
+    fn backend_choice_spellings() {
+        for b in BackendChoice::ALL {
+            assert_eq!(b.name().parse::<BackendChoice>().unwrap(), b);
+            assert_eq!(b.web_name().parse::<BackendChoice>().unwrap(), b);
+            let json = serde_json::to_string(&b).unwrap();
+            assert_eq!(serde_json::from_str::<BackendChoice>(&json).unwrap(), b);
+        }
+        assert_eq!(
+            "WebGPU".parse::<BackendChoice>().unwrap(),
+            BackendChoice::Gpu
+        );
+        assert_eq!(
+            serde_json::from_str::<BackendChoice>("\"webgpu\"").unwrap(),
+            BackendChoice::Gpu
+        );
+        let e = "tpu".parse::<BackendChoice>().unwrap_err().to_string();
+        assert!(e.contains("`tpu`") && e.contains("auto, cpu or gpu"), "{e}");
+        let e = serde_json::from_str::<BackendChoice>("\"tpu\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`tpu`") && e.contains("auto, cpu or gpu"), "{e}");
+    }
+}

@@ -29,6 +29,17 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The message without the "invalid input: " or "backend: " prefix, for front ends that
+    /// say what kind of error it is their own way (a code, a notice).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Input(m) | Error::Backend(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(e.to_string())

@@ -14,11 +14,14 @@ pub mod embed;
 pub mod error;
 pub mod gguf;
 pub mod model;
+pub mod pairs;
 pub mod pharaoh;
 pub mod pipeline;
+pub mod request;
+pub mod script;
 pub mod tensor;
 pub mod tokenize;
 
-pub use backend::{Backend, BackendInfo};
+pub use backend::{Backend, BackendChoice, BackendInfo};
 pub use error::{Error, Result};
 pub use model::Model;

@@ -37,7 +37,24 @@ pub mod keys {
     pub const EOS_ID: &str = "tokenizer.ggml.eos_token_id";
     pub const PAD_ID: &str = "tokenizer.ggml.padding_token_id";
     pub const UNK_ID: &str = "tokenizer.ggml.unknown_token_id";
+    /// The whole `tokenizer.json`: how files store WordPiece, BPE and WordLevel tokenizers,
+    /// and how files written before the packed form stored Unigram ones too.
     pub const HF_TOKENIZER_JSON: &str = "tokenizer.huggingface.json";
+    /// A Unigram tokenizer in packed form (see `tokenize::packed`): `tokenizer.json` with
+    /// an empty `model.vocab` list, and the vocabulary in the arrays below.
+    pub const TOKENIZER_JSON_NO_VOCAB: &str = "xlalign.tokenizer.json_without_vocab";
+    pub const UNIGRAM_PIECE_COUNT: &str = "xlalign.tokenizer.unigram.piece_count";
+    /// u8 array: a LEB128 varint per piece, its length in bytes.
+    pub const UNIGRAM_PIECE_LENGTHS: &str = "xlalign.tokenizer.unigram.piece_lengths";
+    /// String: the pieces back to back.
+    pub const UNIGRAM_PIECES: &str = "xlalign.tokenizer.unigram.pieces";
+    /// `f32` or `f64`: the bit patterns `UNIGRAM_SCORES` codes.
+    pub const UNIGRAM_SCORE_TYPE: &str = "xlalign.tokenizer.unigram.score_type";
+    /// u8 array: zigzag LEB128 varints, each score's bits minus the previous score's.
+    pub const UNIGRAM_SCORES: &str = "xlalign.tokenizer.unigram.scores";
+    /// u8 array, two bits per piece: the f64 score is the f32 one (0), one unit in the last
+    /// place above (1) or below (2) it. Empty with `f64` scores.
+    pub const UNIGRAM_SCORE_CORRECTIONS: &str = "xlalign.tokenizer.unigram.score_corrections";
     /// `gelu` (exact erf form) or `gelu_tanh`.
     pub const HIDDEN_ACT: &str = "xlalign.hidden_act";
     /// Position id of the first token (0 for BERT; XLM-R checkpoints are converted by dropping
@@ -311,14 +328,7 @@ impl Model {
     pub fn from_gguf(f: &GgufFile) -> Result<Model> {
         let config = EncoderConfig::from_gguf(f)?;
         let weights = EncoderWeights::from_gguf(f, &config)?;
-        // As bytes: the tokenizer checks UTF-8 as it parses, faster than checking it all first.
-        let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).map_err(|_| {
-            Error::Tokenizer(format!(
-                "the model file has no `{}` entry",
-                keys::HF_TOKENIZER_JSON
-            ))
-        })?;
-        let tokenizer = TextTokenizer::from_json(json, f)?;
+        let tokenizer = TextTokenizer::from_gguf(f)?;
         let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let align_layer = f
             .get(keys::ALIGN_LAYER)

@@ -30,20 +30,35 @@ use crate::backend::{Backend, SequencePair, UnitAlignment, UnitPair};
 use crate::embed::{check_text, encode_tokenized};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::request::{check_layer, Recommendation};
 use crate::tokenize::Tokenized;
 
-/// How texts become encoder input; changing any of these means encoding again.
+/// How texts become encoder input; changing any of these means encoding again. Users set
+/// them through [`crate::request::AlignRequest`].
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct EncodeOptions {
     /// Hidden layer to align with (`None` = the model's recommendation).
     pub layer: Option<usize>,
     /// Input words are separated by spaces (gold-set style) rather than raw text.
     pub pretokenized: bool,
-    /// Also compute the pooled sentence embeddings (runs the remaining layers).
+    /// Also compute the pooled sentence embeddings (runs the remaining layers). On by
+    /// default: it is the score most people read first; `xlalign align` turns it off unless
+    /// asked (its output has no use for it, and it costs the layers past the alignment layer).
     pub sentence_cosine: bool,
     pub words: WordOptions,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            layer: None,
+            pretokenized: false,
+            sentence_cosine: true,
+            words: WordOptions::default(),
+        }
+    }
 }
 
 /// One side of a pair, ready for extraction.
@@ -108,27 +123,15 @@ impl<B: Backend> Aligner<B> {
         Aligner { model, backend }
     }
 
-    /// Extraction options the model file recommends (method and threshold).
-    pub fn default_options(&self) -> AlignOptions {
-        let d = &self.model.defaults;
-        let method: Method = d.align_method.parse().unwrap_or_default();
-        let mut o = AlignOptions::new(method);
-        if method.uses_dot_products() {
-            o.threshold = Some(d.align_threshold);
-            o.temperature = d.align_temperature;
-        }
-        o
+    /// What the model file recommends (layer, method with its threshold and temperature);
+    /// [`crate::request::AlignRequest::resolve`] fills a user's unset options from it.
+    pub fn recommendation(&self) -> Result<Recommendation> {
+        Recommendation::of(&self.model)
     }
 
     fn layer(&self, opts: &EncodeOptions) -> Result<usize> {
         let l = opts.layer.unwrap_or(self.model.defaults.align_layer);
-        if l > self.model.config.layers {
-            return Err(Error::Input(format!(
-                "layer {l} does not exist (the model has layers 0..={})",
-                self.model.config.layers
-            )));
-        }
-        Ok(l)
+        check_layer(l, self.model.config.layers)
     }
 
     /// Words, the string to encode and its tokens for one side.

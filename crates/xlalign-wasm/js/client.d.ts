@@ -7,7 +7,7 @@ export interface CreateAlignerOptions extends Omit<LoadOptions, "onProgress" | "
   onProgress?: (p: LoadProgress) => void;
   /** Aborts the load (the worker is terminated). */
   signal?: AbortSignal;
-  /** Where worker.js lives, if your bundler moves it. */
+  /** Where worker.js lives, when you serve it yourself (Vite and webpack bundle it without this). */
   workerUrl?: string | URL;
   /** Use this worker instead of starting one (it must run worker.js). */
   worker?: Worker;

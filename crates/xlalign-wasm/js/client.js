@@ -3,8 +3,6 @@
 // time; each can be cancelled (AbortSignal or cancel(id)) while queued or, for loads,
 // embed and alignBatch, between steps while running. Progress events are forwarded.
 
-const WORKER_URL = new URL("./worker.js", import.meta.url);
-
 function abortError() {
   const e = new Error("the operation was aborted");
   e.name = "AbortError";
@@ -205,7 +203,12 @@ class RemoteAligner {
 export async function createAligner(source, options = {}) {
   const { onProgress, signal, workerUrl, worker: given, ...loadOptions } = options;
   if (source instanceof URL) source = source.href;
-  const worker = given ?? new Worker(workerUrl ?? WORKER_URL, { type: "module", name: "xlalign" });
+  // Vite and webpack find (and bundle) the worker only in this literal form: keep it inline.
+  const worker =
+    given ??
+    (workerUrl
+      ? new Worker(workerUrl, { type: "module", name: "xlalign" })
+      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "xlalign" }));
   const rpc = new Rpc(worker);
   try {
     const info = await rpc.call("load", { source, options: loadOptions }, { signal, onProgress });

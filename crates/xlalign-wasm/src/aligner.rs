@@ -432,7 +432,7 @@ impl Aligner {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
             let (src, tgt) = sentences(&src, &tgt, "encode")?;
-            let call = options::encode_call(&options)?;
+            let call = options::encode_call(&options, &l.core())?;
             Ok((l, src, tgt, call))
         })();
         future_to_promise(async move {

@@ -8,11 +8,10 @@ use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
     ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
 };
-use xlalign_core::{Backend, BackendInfo, Model};
+use xlalign_core::{Backend, BackendChoice, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
 
 use crate::error::{Code, Result, WasmError};
-use crate::options::BackendChoice;
 use crate::progressive::ProgressiveBackend;
 
 /// The backend an aligner runs on: the selected one as is, or behind progressive
@@ -75,17 +74,15 @@ impl Backend for Engine {
 }
 
 pub async fn create(model: Arc<Model>, choice: BackendChoice) -> Result<AnyBackend> {
-    xlalign_gpu::select(model, choice.core())
-        .await
-        .map_err(|e| {
-            let mut err = WasmError::from(e);
-            if choice == BackendChoice::Webgpu {
-                err.code = Code::Backend;
-                err.message = format!(
-                    "{} (use backend: \"auto\" to fall back to the CPU)",
-                    err.message
-                );
-            }
-            err
-        })
+    xlalign_gpu::select(model, choice).await.map_err(|e| {
+        let mut err = WasmError::from(e);
+        if choice == BackendChoice::Gpu {
+            err.code = Code::Backend;
+            err.message = format!(
+                "{} (use backend: \"auto\" to fall back to the CPU)",
+                err.message
+            );
+        }
+        err
+    })
 }

@@ -8,9 +8,10 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use serde_json::{Map, Value};
-use xlalign_core::align::{AlignOptions, Method};
+use xlalign_core::align::AlignOptions;
 use xlalign_core::pipeline::{Aligner, EncodeOptions};
+use xlalign_core::request::{AlignRequest, Part};
+use xlalign_core::BackendChoice;
 
 use crate::error::{Result, WasmError};
 
@@ -101,32 +102,11 @@ pub fn check_signal(s: &Option<web_sys::AbortSignal>) -> Result<()> {
     }
 }
 
-/// Which compute backend to run on.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, tsify::Tsify)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// WebGPU when the browser offers an adapter, else CPU (the reason is reported).
-    #[default]
-    Auto,
-    #[serde(alias = "gpu")]
-    Webgpu,
-    Cpu,
-}
-
-impl BackendChoice {
-    pub fn core(self) -> xlalign_gpu::BackendChoice {
-        match self {
-            BackendChoice::Auto => xlalign_gpu::BackendChoice::Auto,
-            BackendChoice::Webgpu => xlalign_gpu::BackendChoice::Gpu,
-            BackendChoice::Cpu => xlalign_gpu::BackendChoice::Cpu,
-        }
-    }
-}
-
 /// Options of `Aligner.load` (and `createAligner`).
 #[derive(Debug, Deserialize, tsify::Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LoadOptions {
+    /// `auto`, `webgpu` (or `gpu`) or `cpu`.
     pub backend: BackendChoice,
     /// Keep downloaded models in the Cache API (URL sources only; default true).
     pub cache: bool,
@@ -165,8 +145,9 @@ pub struct EmbedOptions {
 }
 
 // What serde cannot carry: callbacks and `AbortSignal`s, taken out by name before parsing
-// (see `parse`). They extend the interfaces derived above, and the option objects of `align`,
-// `alignBatch` and `encode` combine the core's `EncodeOptions` and `ExtractOptions`.
+// (see `parse`). They extend the interfaces derived above and in the core: `AlignOptions` is
+// the core's `AlignRequest`; `encode` takes its encoding part (the core's `EncodeOptions`)
+// and `Encoded.extract` its extraction part (`ExtractOptions`, the core's `AlignOptions`).
 #[wasm_bindgen(typescript_custom_section)]
 const LIVE_OPTIONS_TS: &'static str = r#"
 /** An `AbortSignal` that cancels the call: it rejects with an `AbortError` (code `cancelled`). */
@@ -177,16 +158,16 @@ export interface LoadOptions extends Cancellable {
 }
 export interface EmbedOptions extends Cancellable {}
 /** Options of `align`: how the pair is encoded and how links are extracted. Unset extraction options take the model's recommendation; `sentenceCosine` defaults to true. */
-export interface AlignOptions extends EncodeOptions, ExtractOptions, Cancellable {}
+export interface AlignOptions extends Cancellable {}
 export interface AlignBatchOptions extends AlignOptions {
   /** Pairs per encoder pass (default 8). */
   batchSize?: number;
 }
 "#;
 
-/// Options of `align` / `alignBatch`: one flat object in JavaScript, split here into what
-/// decides encoding (`pipeline::EncodeOptions`) and what decides extraction
-/// (`align::AlignOptions`), both parsed by the core's own serde definitions.
+/// Options of `align` / `alignBatch`: one flat object in JavaScript, the core's
+/// [`AlignRequest`] (its keys, its checks, its resolution against the model's
+/// recommendation), plus `signal` and, for batches, `batchSize`.
 pub struct AlignCall {
     pub encode: EncodeOptions,
     pub align: AlignOptions,
@@ -194,17 +175,6 @@ pub struct AlignCall {
     pub batch_size: usize,
 }
 
-const ENCODE_KEYS: &[&str] = &["layer", "pretokenized", "sentenceCosine", "words"];
-const EXTRACT_KEYS: &[&str] = &[
-    "method",
-    "threshold",
-    "temperature",
-    "iterations",
-    "alpha",
-    "distortion",
-    "direction",
-    "level",
-];
 const DEFAULT_BATCH: usize = 8;
 
 impl AlignCall {
@@ -218,108 +188,66 @@ impl AlignCall {
         } else {
             "align options"
         };
-        let (map, live) = parse::<Map<String, Value>>(value, what, &["signal"])?;
-        let signal = signal(live.into_iter().next().unwrap())?;
-        let (mut enc, mut ext, mut batch_size) = (Map::new(), Map::new(), None);
-        for (k, v) in map {
-            if ENCODE_KEYS.contains(&k.as_str()) {
-                enc.insert(k, v);
-            } else if EXTRACT_KEYS.contains(&k.as_str()) {
-                ext.insert(k, v);
-            } else if batch && k == "batchSize" {
-                batch_size = Some(v.as_u64().filter(|&n| (1..=1024).contains(&n)).ok_or_else(
-                    || {
-                        WasmError::input(format!(
-                            "batchSize must be a whole number from 1 to 1024, got {v}"
-                        ))
-                    },
-                )? as usize);
-            } else {
-                let mut known: Vec<&str> =
-                    ENCODE_KEYS.iter().chain(EXTRACT_KEYS).copied().collect();
-                known.push("signal");
-                if batch {
-                    known.push("batchSize");
-                }
-                return Err(WasmError::input(format!(
-                    "{what}: unknown option `{k}` (known: {})",
-                    known.join(", ")
-                )));
+        let live_keys: &[&str] = if batch {
+            &["signal", "batchSize"]
+        } else {
+            &["signal"]
+        };
+        let (request, live) = parse::<AlignRequest>(value, what, live_keys)?;
+        let mut live = live.into_iter();
+        let signal = signal(live.next().unwrap_or_default())?;
+        let batch_size = match live.next() {
+            Some(v) if !v.is_undefined() => {
+                let n = v
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && (1.0..=1024.0).contains(n));
+                n.ok_or_else(|| {
+                    WasmError::input(format!(
+                        "batchSize must be a whole number from 1 to 1024, got {}",
+                        v.as_f64()
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "a value that is not a number".into())
+                    ))
+                })? as usize
             }
-        }
-        let encode = encode_options(enc, what)?;
-        let align = extract_options(ext, core, what)?;
+            _ => DEFAULT_BATCH,
+        };
+        let rec = core.recommendation().map_err(WasmError::from)?;
+        let (encode, align) = request
+            .resolve(&rec)
+            .map_err(|e| WasmError::input(format!("{what}: {}", e.detail())))?;
         Ok(AlignCall {
             encode,
             align,
             signal,
-            batch_size: batch_size.unwrap_or(DEFAULT_BATCH),
+            batch_size,
         })
     }
 }
 
-/// The encoding part of `align`'s options (the keys in `ENCODE_KEYS`).
-fn encode_options(mut enc: Map<String, Value>, what: &str) -> Result<EncodeOptions> {
-    // The pooled-embedding cosine is part of every result unless turned off.
-    enc.entry("sentenceCosine").or_insert(Value::Bool(true));
-    serde_json::from_value(Value::Object(enc)).map_err(|e| WasmError::input(format!("{what}: {e}")))
-}
-
-/// The extraction part of `align`'s options (the keys in `EXTRACT_KEYS`): unset ones take
-/// the model's recommendation; the result is checked.
-fn extract_options<B: xlalign_core::Backend>(
-    ext: Map<String, Value>,
-    core: &Aligner<B>,
-    what: &str,
-) -> Result<AlignOptions> {
-    // The model's recommended threshold and temperature belong to its recommended method;
-    // another method starts from that method's own defaults.
-    let defaults = core.default_options();
-    let base = match ext.get("method") {
-        Some(m) => {
-            let m: Method = serde_json::from_value(m.clone())
-                .map_err(|e| WasmError::input(format!("{what}: method: {e}")))?;
-            if m == defaults.method {
-                defaults
-            } else {
-                AlignOptions::new(m)
-            }
-        }
-        None => defaults,
-    };
-    let mut merged = match serde_json::to_value(base) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    merged.extend(ext);
-    let align: AlignOptions = serde_json::from_value(Value::Object(merged))
-        .map_err(|e| WasmError::input(format!("{what}: {e}")))?;
-    align.validate().map_err(|e| {
-        WasmError::input(format!(
-            "{what}: {}",
-            e.to_string().trim_start_matches("invalid input: ")
-        ))
-    })?;
-    Ok(align)
-}
-
-/// Options of `encode` (the encoding keys of `align`'s options) and of `Encoded.extract`
-/// (the extraction keys), each refusing the other's keys with a word on where they go.
+/// Options of `encode` (the encoding part of `align`'s options) and of `Encoded.extract`
+/// (the extraction part): the core's [`AlignRequest`], each call refusing the other part's
+/// keys ([`Part`]) with a word on where they go.
 pub struct SplitCall<T> {
     pub options: T,
     pub signal: Option<web_sys::AbortSignal>,
 }
 
-/// `encode`'s options: `layer`, `pretokenized`, `sentenceCosine` (default true), `words`.
-pub fn encode_call(value: &JsValue) -> Result<SplitCall<EncodeOptions>> {
+/// `encode`'s options: `layer`, `pretokenized`, `sentenceCosine` (default true), `words`,
+/// resolved as `align` resolves them.
+pub fn encode_call<B: xlalign_core::Backend>(
+    value: &JsValue,
+    core: &Aligner<B>,
+) -> Result<SplitCall<EncodeOptions>> {
     let what = "encode options";
-    let (map, signal) = split_call(value, what, ENCODE_KEYS, |k| {
-        EXTRACT_KEYS.contains(&k).then(|| {
-            format!("`{k}` is an extraction option: pass it to extract() on the encoded pair")
-        })
+    let (request, signal) = split_call(value, what, Part::Encode, |k| {
+        format!("`{k}` is an extraction option: pass it to extract() on the encoded pair")
     })?;
+    let rec = core.recommendation().map_err(WasmError::from)?;
     Ok(SplitCall {
-        options: encode_options(map, what)?,
+        options: request
+            .encode_options(&rec)
+            .map_err(|e| WasmError::input(format!("{what}: {}", e.detail())))?,
         signal,
     })
 }
@@ -330,35 +258,29 @@ pub fn extract_call<B: xlalign_core::Backend>(
     core: &Aligner<B>,
 ) -> Result<SplitCall<AlignOptions>> {
     let what = "extract options";
-    let (map, signal) = split_call(value, what, EXTRACT_KEYS, |k| {
-        ENCODE_KEYS.contains(&k).then(|| {
-            format!("`{k}` changes the encoding, which extract() reuses: pass it to encode() and extract from the new encoding")
-        })
+    let (request, signal) = split_call(value, what, Part::Extract, |k| {
+        format!("`{k}` changes the encoding, which extract() reuses: pass it to encode() and extract from the new encoding")
     })?;
+    let rec = core.recommendation().map_err(WasmError::from)?;
     Ok(SplitCall {
-        options: extract_options(map, core, what)?,
+        options: request
+            .align_options(&rec)
+            .map_err(|e| WasmError::input(format!("{what}: {}", e.detail())))?,
         signal,
     })
 }
 
+/// Parses the request and refuses a key of the other part with `elsewhere`'s message.
 fn split_call(
     value: &JsValue,
     what: &str,
-    keys: &[&str],
-    elsewhere: impl Fn(&str) -> Option<String>,
-) -> Result<(Map<String, Value>, Option<web_sys::AbortSignal>)> {
-    let (map, live) = parse::<Map<String, Value>>(value, what, &["signal"])?;
-    let signal = signal(live.into_iter().next().unwrap())?;
-    for k in map.keys() {
-        if let Some(why) = elsewhere(k) {
-            return Err(WasmError::input(format!("{what}: {why}")));
-        }
-        if !keys.contains(&k.as_str()) {
-            return Err(WasmError::input(format!(
-                "{what}: unknown option `{k}` (known: {}, signal)",
-                keys.join(", ")
-            )));
-        }
+    part: Part,
+    elsewhere: impl Fn(&str) -> String,
+) -> Result<(AlignRequest, Option<web_sys::AbortSignal>)> {
+    let (request, live) = parse::<AlignRequest>(value, what, &["signal"])?;
+    let signal = signal(live.into_iter().next().unwrap_or_default())?;
+    if let Some(k) = request.set_keys_of(part.other()).first() {
+        return Err(WasmError::input(format!("{what}: {}", elsewhere(k))));
     }
-    Ok((map, signal))
+    Ok((request, signal))
 }

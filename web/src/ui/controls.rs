@@ -3,7 +3,8 @@
 
 use leptos::prelude::*;
 use xlalign_core::align::{Direction, Level, Method};
-use xlalign_web::settings::{ModelDefaults, Settings};
+use xlalign_core::request::Recommendation;
+use xlalign_web::settings::Settings;
 use xlalign_web::share::Shared;
 
 use super::{dom, use_ctx};
@@ -28,7 +29,7 @@ pub fn Controls() -> impl IntoView {
     let threshold = move || {
         let s = ctx.settings.get();
         defaults()
-            .map(|d| s.effective_threshold(&d.options))
+            .map(|d| s.effective_threshold(&d))
             .unwrap_or(s.threshold.unwrap_or(0.3))
     };
     let layer = move || {
@@ -58,7 +59,7 @@ pub fn Controls() -> impl IntoView {
     };
     let cli = move || {
         defaults()
-            .map(|d: ModelDefaults| format!("xlalign align {}", ctx.settings.get().cli_flags(&d)))
+            .map(|d: Recommendation| format!("xlalign align {}", ctx.settings.get().cli_flags(&d)))
     };
 
     view! {

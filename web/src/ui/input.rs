@@ -1,8 +1,8 @@
 //! The pair to align: two text boxes and the built-in examples.
 
 use leptos::prelude::*;
+use xlalign_core::pairs::split_pair;
 use xlalign_web::examples::EXAMPLES;
-use xlalign_web::pairs::split_line;
 
 use super::use_ctx;
 
@@ -24,9 +24,7 @@ pub fn PairInput() -> impl IntoView {
     let on_src = move |ev: leptos::ev::Event| {
         let v = event_target_value(&ev);
         if ctx.tgt.get_untracked().trim().is_empty() {
-            if let Some((s, t)) = split_line(v.trim_end_matches(['\n', '\r']))
-                .filter(|(s, t)| !s.is_empty() && !t.is_empty())
-            {
+            if let Ok((s, t)) = split_pair(v.trim_end_matches(['\n', '\r'])) {
                 ctx.src.set(s.into());
                 ctx.tgt.set(t.into());
                 return;

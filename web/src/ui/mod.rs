@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use xlalign_core::pipeline::PairAlignment;
+use xlalign_core::BackendChoice;
 use xlalign_web::protocol::{BackendView, ModelSummary, Timing};
-use xlalign_web::settings::{BackendPref, Settings};
+use xlalign_web::settings::Settings;
 use xlalign_web::share;
 
 /// Where the default model is served from (Trunk copies `public/models/` to `models/`).
@@ -79,7 +80,7 @@ pub struct Ctx {
     pub load: RwSignal<Load>,
     pub model: RwSignal<Option<ModelSummary>>,
     pub backend: RwSignal<Option<BackendView>>,
-    pub backend_pref: RwSignal<BackendPref>,
+    pub backend_pref: RwSignal<BackendChoice>,
     /// A backend switch is under way.
     pub switching: RwSignal<bool>,
     pub mode: RwSignal<Mode>,
@@ -102,7 +103,7 @@ impl Ctx {
             load: RwSignal::new(Load::Starting),
             model: RwSignal::new(None),
             backend: RwSignal::new(None),
-            backend_pref: RwSignal::new(BackendPref::Auto),
+            backend_pref: RwSignal::new(BackendChoice::Auto),
             switching: RwSignal::new(false),
             mode: RwSignal::new(Mode::Pair),
             src: RwSignal::new(String::new()),

@@ -1,8 +1,9 @@
 //! Model loading (progress, errors) and the compute backend (what runs, why, and a switch).
 
 use leptos::prelude::*;
+use xlalign_core::BackendChoice;
 use xlalign_web::protocol::ToWorker;
-use xlalign_web::settings::BackendPref;
+use xlalign_web::settings::backend_label;
 
 use super::{bridge, use_ctx, Load};
 
@@ -76,7 +77,7 @@ pub fn ModelStatus() -> impl IntoView {
     };
 
     let on_backend = move |ev: leptos::ev::Event| {
-        let Some(b) = BackendPref::parse(&event_target_value(&ev)) else {
+        let Ok(b) = event_target_value(&ev).parse::<BackendChoice>() else {
             return;
         };
         ctx.backend_pref.set(b);
@@ -113,12 +114,12 @@ pub fn ModelStatus() -> impl IntoView {
                 <select
                     id="backend"
                     on:change=on_backend
-                    prop:value=move || ctx.backend_pref.get().name()
+                    prop:value=move || ctx.backend_pref.get().web_name()
                     disabled=move || ctx.switching.get() || !ctx.ready()
                 >
-                    {BackendPref::ALL
+                    {[BackendChoice::Auto, BackendChoice::Gpu, BackendChoice::Cpu]
                         .into_iter()
-                        .map(|b| view! { <option value=b.name()>{b.label()}</option> })
+                        .map(|b| view! { <option value=b.web_name()>{backend_label(b)}</option> })
                         .collect_view()}
                 </select>
                 <Show when=move || ctx.switching.get()>

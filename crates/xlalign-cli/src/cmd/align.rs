@@ -8,15 +8,18 @@ use anyhow::{Context, Result};
 use xlalign_core::align::{AlignOptions, Direction, Level, Method};
 use xlalign_core::pharaoh;
 use xlalign_core::pipeline::{Aligner, EncodeOptions, PairAlignment};
+use xlalign_core::request::AlignRequest;
 
 use super::pairs::{read_pairs, PairInput, PairLine};
-use crate::{backend, load, progress};
+use crate::{backend, load, names, progress};
 
+/// How to align: the core's [`AlignRequest`] as flags. Unset values take the model's
+/// recommendation; the others' defaults are the core's ([`AlignOptions::default`]).
 #[derive(clap::Args, Clone)]
 pub struct ExtractArgs {
     /// Extraction method (default: the model's recommendation).
-    #[arg(long, value_parser = ["argmax", "itermax", "match", "softmax", "entmax"])]
-    pub method: Option<String>,
+    #[arg(long, value_parser = names::core::<Method>())]
+    pub method: Option<Method>,
     /// Hidden layer to align with (default: the model's recommendation).
     #[arg(long)]
     pub layer: Option<usize>,
@@ -24,19 +27,20 @@ pub struct ExtractArgs {
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Align subwords and lift links to words, or average subwords into words first.
-    #[arg(long, default_value = "subword", value_parser = ["subword", "word-average"])]
-    pub level: String,
-    /// Both directions must agree, or only source→target (forward) / target→source (reverse).
-    #[arg(long, default_value = "both", value_parser = ["both", "forward", "reverse"])]
-    pub direction: String,
+    #[arg(long, value_parser = names::core::<Level>(), default_value_t = AlignOptions::default().level)]
+    pub level: Level,
+    /// Both directions must agree, only source→target (forward) / target→source (reverse),
+    /// or either (union).
+    #[arg(long, value_parser = names::core::<Direction>(), default_value_t = AlignOptions::default().direction)]
+    pub direction: Direction,
     /// SimAlign's distortion (position prior) ratio in [0, 1]; 0 = off.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = AlignOptions::default().distortion)]
     pub distortion: f32,
     /// Itermax rounds.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = AlignOptions::default().iterations)]
     pub iterations: usize,
     /// Itermax discount for already aligned rows/columns.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = AlignOptions::default().alpha)]
     pub alpha: f32,
     /// Softmax/entmax temperature (default: the model's recommendation; 1 is awesome-align's).
     #[arg(long)]
@@ -44,38 +48,37 @@ pub struct ExtractArgs {
     /// Input words: space-separated tokens (gold-set style) or raw text.
     #[arg(long, default_value = "pretokenized", value_parser = ["pretokenized", "raw"])]
     pub words: String,
+    /// Also compute the cosine of the pooled sentence embeddings (`similarity.cosine` in
+    /// JSON output; runs the layers past the alignment layer). Off for `align`, always on
+    /// for `similarity`.
+    #[arg(long)]
+    pub sentence_cosine: bool,
 }
 
 impl ExtractArgs {
+    /// The flags as the core's request.
+    pub fn request(&self) -> AlignRequest {
+        AlignRequest {
+            layer: self.layer,
+            pretokenized: Some(self.words == "pretokenized"),
+            sentence_cosine: Some(self.sentence_cosine),
+            words: None,
+            method: self.method,
+            threshold: self.threshold,
+            temperature: self.temperature,
+            iterations: Some(self.iterations),
+            alpha: Some(self.alpha),
+            distortion: Some(self.distortion),
+            direction: Some(self.direction),
+            level: Some(self.level),
+        }
+    }
+
     pub fn options<B: xlalign_core::Backend>(
         &self,
         aligner: &Aligner<B>,
     ) -> Result<(EncodeOptions, AlignOptions)> {
-        let mut o = aligner.default_options();
-        if let Some(m) = &self.method {
-            let method: Method = m.parse()?;
-            if method != o.method {
-                o = AlignOptions::new(method);
-            }
-        }
-        if self.threshold.is_some() {
-            o.threshold = self.threshold;
-        }
-        o.level = self.level.parse::<Level>()?;
-        o.direction = self.direction.parse::<Direction>()?;
-        o.distortion = self.distortion;
-        o.iterations = self.iterations;
-        o.alpha = self.alpha;
-        if let Some(t) = self.temperature {
-            o.temperature = t;
-        }
-        o.validate()?;
-        let enc = EncodeOptions {
-            layer: self.layer,
-            pretokenized: self.words == "pretokenized",
-            ..Default::default()
-        };
-        Ok((enc, o))
+        Ok(self.request().resolve(&aligner.recommendation()?)?)
     }
 }
 

@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<i32> {
             args.layers.clone()
         };
         let methods = if args.all_methods {
-            gold::all_methods(opts)
+            gold::all_methods(opts, &aligner.recommendation()?)?
         } else {
             vec![opts]
         };

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use xlalign_core::align::{AlignOptions, Method};
+use xlalign_core::align::{AlignOptions, Level, Method};
 use xlalign_core::pharaoh::{self, AerCounts, Metrics};
 use xlalign_core::pipeline::{Aligner, EncodeOptions, EncodedPair};
+use xlalign_core::request::{AlignRequest, Recommendation};
 use xlalign_core::Backend;
 
 use crate::progress;
@@ -143,7 +144,7 @@ pub fn describe(o: &AlignOptions) -> String {
             s.push_str(&format!(" T{}", o.temperature));
         }
     }
-    if o.level != xlalign_core::align::Level::Subword {
+    if o.level != Level::Subword {
         s.push_str(&format!(" {}", o.level.name()));
     }
     if o.direction != xlalign_core::align::Direction::Both {
@@ -155,23 +156,27 @@ pub fn describe(o: &AlignOptions) -> String {
     s
 }
 
-/// Every method with its default settings, plus the word-average variant of argmax.
-pub fn all_methods(default: AlignOptions) -> Vec<AlignOptions> {
-    let mut v: Vec<AlignOptions> = Method::ALL
-        .iter()
-        .map(|&m| {
-            if m == default.method {
-                default
-            } else {
-                AlignOptions::new(m)
-            }
-        })
-        .collect();
-    v.push(AlignOptions {
-        level: xlalign_core::align::Level::WordAverage,
-        ..AlignOptions::new(Method::Argmax)
-    });
-    v
+/// `chosen`, every other method as the model's recommendation gives it
+/// ([`AlignRequest::align_options`]), plus the word-average variant of argmax.
+pub fn all_methods(chosen: AlignOptions, rec: &Recommendation) -> Result<Vec<AlignOptions>> {
+    let with = |method: Method, level: Option<Level>| {
+        AlignRequest {
+            method: Some(method),
+            level,
+            ..Default::default()
+        }
+        .align_options(rec)
+    };
+    let mut v = Vec::new();
+    for m in Method::ALL {
+        v.push(if m == chosen.method {
+            chosen
+        } else {
+            with(m, None)?
+        });
+    }
+    v.push(with(Method::Argmax, Some(Level::WordAverage))?);
+    Ok(v)
 }
 
 pub fn print_markdown(rows: &[Row]) {

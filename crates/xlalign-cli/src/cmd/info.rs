@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use xlalign_core::gguf::GgufFile;
+use xlalign_core::tokenize::storage::TokenizerStorage;
 use xlalign_core::Model;
 
 use crate::load;
@@ -53,6 +54,22 @@ pub fn run(args: Args) -> Result<i32> {
         model.tokenizer.eos,
         model.tokenizer.pad,
         model.tokenizer.unk
+    );
+    let storage = TokenizerStorage::of(&file);
+    println!(
+        "               stored as {}: {:.2} MB of the {:.2} MB header{}",
+        match &storage {
+            TokenizerStorage::Packed { .. } => "a packed Unigram vocabulary and JSON settings",
+            TokenizerStorage::Json { .. } => "the whole tokenizer.json",
+            TokenizerStorage::Missing => "nothing",
+        },
+        storage.bytes() as f64 / 1e6,
+        file.data_offset as f64 / 1e6,
+        if storage.outdated(&model.tokenizer) {
+            " (older format: convert the model again for the packed one)"
+        } else {
+            ""
+        }
     );
     println!(
         "prefixes:      passage {:?}, query {:?}",

@@ -1,9 +1,11 @@
 //! Reading sentence pairs: two parallel files (`--src`/`--tgt`) or one file of
-//! `source ||| target` lines (fast_align / awesome-align format), stdin by default.
+//! `source ||| target` (or `source<TAB>target`) lines, stdin by default, read as
+//! [`xlalign_core::pairs::split_pair`] says.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+use xlalign_core::pairs::split_pair;
 
 use crate::input;
 
@@ -15,7 +17,7 @@ pub struct PairInput {
     /// Target sentences, one per line, parallel to --src.
     #[arg(long, requires = "src", conflicts_with = "input")]
     pub tgt: Option<PathBuf>,
-    /// `source ||| target` lines (default: stdin).
+    /// `source ||| target` lines, or `source<TAB>target` (default: stdin).
     #[arg(long)]
     pub input: Option<PathBuf>,
 }
@@ -23,8 +25,8 @@ pub struct PairInput {
 /// A pair read from the input, or why that line could not be read as one.
 pub type PairLine = std::result::Result<(String, String), String>;
 
-/// Yields pairs in input order, one per input line. A line that is not a pair (no `|||`, too
-/// many `|||`) is an `Err` for that line only; unreadable input or files of different line
+/// Yields pairs in input order, one per input line. A line that is not a pair (see
+/// [`split_pair`]) is an `Err` for that line only; unreadable input or files of different line
 /// counts stop the iteration with an error.
 pub fn read_pairs(p: &PairInput) -> Result<Box<dyn Iterator<Item = Result<PairLine>>>> {
     if let (Some(s), Some(t)) = (&p.src, &p.tgt) {
@@ -56,14 +58,9 @@ pub fn read_pairs(p: &PairInput) -> Result<Box<dyn Iterator<Item = Result<PairLi
     let lines = input::lines(input::open(p.input.as_deref())?, name);
     Ok(Box::new(lines.map(|l| {
         l.map(|l| {
-            let parts: Vec<&str> = l.split(" ||| ").collect();
-            match parts.as_slice() {
-                [s, t] => Ok((s.trim().to_string(), t.trim().to_string())),
-                _ => Err(format!(
-                    "expected `source ||| target`, found {} `|||` separators",
-                    parts.len() - 1
-                )),
-            }
+            split_pair(&l)
+                .map(|(s, t)| (s.to_string(), t.to_string()))
+                .map_err(|e| e.to_string())
         })
     })))
 }

@@ -23,13 +23,13 @@ pub fn run(mut args: Args) -> Result<i32> {
         // Similarity is mostly used on raw sentences.
         args.job.extract.words = "raw".into();
     }
+    args.job.extract.sentence_cosine = true;
     let PairRun {
         aligner,
-        mut enc,
+        enc,
         opts,
         mut out,
     } = args.job.start()?;
-    enc.sentence_cosine = true;
     let json = args.format == "json";
     if !json {
         writeln!(

@@ -9,6 +9,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Serde for an option enum goes through its `name` and `FromStr`, so JSON (the package, the
+/// demo) accepts exactly the spellings the CLI accepts, aliases included, and an unknown name
+/// gets the one message that lists the valid ones.
+macro_rules! serde_by_name {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let name = <String as serde::Deserialize>::deserialize(d)?;
+                name.parse()
+                    .map_err(|e: $crate::error::Error| serde::de::Error::custom(e.detail()))
+            }
+        }
+    };
+}
+pub(crate) use serde_by_name;
+
 /// Softmax threshold that worked best for multilingual-e5-small at layer 7 (AER over five gold
 /// sets; awesome-align's own 0.001 assumes mBERT's smaller hidden norms and lets many secondary
 /// links through here).
@@ -18,8 +45,10 @@ pub const DEFAULT_ENTMAX_THRESHOLD: f32 = 0.0;
 
 /// How links are read off a similarity matrix.
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+// serde goes through `name` (`serde_by_name!`); this attribute only tells the TypeScript
+// declaration the same spellings (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "lowercase"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Method {
     /// SimAlign "inter" (ArgMax): a cell that is the maximum of its row and of its column.
     Argmax,
@@ -52,6 +81,11 @@ impl Method {
             Method::Softmax => "softmax",
             Method::Entmax => "entmax",
         }
+    }
+
+    /// Whether [`Direction`] applies: itermax and match are symmetric by construction.
+    pub fn has_direction(self) -> bool {
+        !matches!(self, Method::Itermax | Method::Match)
     }
 
     /// Softmax and entmax normalise dot products (the vectors' norms act as a temperature);
@@ -88,17 +122,31 @@ impl FromStr for Method {
             "softmax" => Ok(Method::Softmax),
             "entmax" | "entmax15" => Ok(Method::Entmax),
             _ => Err(Error::Input(format!(
-                "unknown alignment method `{s}` (use argmax, itermax, match, softmax or entmax)"
+                "unknown alignment method `{s}` (use {})",
+                one_of(Method::ALL.map(Method::name))
             ))),
         }
+    }
+}
+
+serde_by_name!(Method);
+
+/// `a, b or c`, for messages that list the valid names.
+pub(crate) fn one_of(names: impl IntoIterator<Item = &'static str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
     }
 }
 
 /// Which directions must agree for a link (argmax, softmax and entmax only; itermax and match
 /// are symmetric by construction).
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+// serde goes through `name` (`serde_by_name!`); this attribute only tells the TypeScript
+// declaration the same spellings (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "lowercase"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Source→target and target→source agree (intersection): high precision.
     #[default]
@@ -112,6 +160,13 @@ pub enum Direction {
 }
 
 impl Direction {
+    pub const ALL: [Direction; 4] = [
+        Direction::Both,
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Union,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Direction::Both => "both",
@@ -138,16 +193,21 @@ impl FromStr for Direction {
             "reverse" | "rev" | "backward" => Ok(Direction::Reverse),
             "union" => Ok(Direction::Union),
             _ => Err(Error::Input(format!(
-                "unknown direction `{s}` (use both, forward, reverse or union)"
+                "unknown direction `{s}` (use {})",
+                one_of(Direction::ALL.map(Direction::name))
             ))),
         }
     }
 }
 
+serde_by_name!(Direction);
+
 /// The units links are extracted between.
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+// serde goes through `name` (`serde_by_name!`); this attribute only tells the TypeScript
+// declaration the same spellings (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "kebab-case"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Level {
     /// Extract between subwords, then link two words when any of their subwords are linked
     /// (SimAlign `token_type="bpe"`, awesome-align). Best on four of five gold sets.
@@ -159,6 +219,8 @@ pub enum Level {
 }
 
 impl Level {
+    pub const ALL: [Level; 2] = [Level::Subword, Level::WordAverage];
+
     pub fn name(self) -> &'static str {
         match self {
             Level::Subword => "subword",
@@ -181,11 +243,14 @@ impl FromStr for Level {
             "subword" | "bpe" => Ok(Level::Subword),
             "word-average" | "word_average" | "wordaverage" | "word" => Ok(Level::WordAverage),
             _ => Err(Error::Input(format!(
-                "unknown alignment level `{s}` (use subword or word-average)"
+                "unknown alignment level `{s}` (use {})",
+                one_of(Level::ALL.map(Level::name))
             ))),
         }
     }
 }
+
+serde_by_name!(Level);
 
 /// Everything that decides which links come out of two sets of vectors.
 ///
@@ -284,9 +349,7 @@ impl AlignOptions {
                 self.distortion
             )));
         }
-        if matches!(self.method, Method::Itermax | Method::Match)
-            && self.direction != Direction::Both
-        {
+        if !self.method.has_direction() && self.direction != Direction::Both {
             return Err(Error::Input(format!(
                 "direction `{}` does not apply to {} (it is symmetric); use it with argmax, softmax or entmax",
                 self.direction, self.method
@@ -311,15 +374,42 @@ mod tests {
         assert_eq!("MWMF".parse::<Method>().unwrap(), Method::Match);
         assert_eq!(" inter ".parse::<Method>().unwrap(), Method::Argmax);
         let err = "bogus".parse::<Method>().unwrap_err().to_string();
-        assert!(err.contains("bogus") && err.contains("itermax"), "{err}");
+        assert!(
+            err.contains("`bogus`") && err.contains("argmax, itermax, match, softmax or entmax"),
+            "{err}"
+        );
+        // JSON takes the same spellings and gives the same message.
+        assert_eq!(
+            serde_json::from_str::<Method>("\"MWMF\"").unwrap(),
+            Method::Match
+        );
+        let err = serde_json::from_str::<Method>("\"bogus\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`bogus`") && err.contains("argmax, itermax, match, softmax or entmax"),
+            "{err}"
+        );
+        assert!(Method::Argmax.has_direction() && Method::Softmax.has_direction());
+        assert!(!Method::Itermax.has_direction() && !Method::Match.has_direction());
     }
 
     #[test]
     fn direction_and_level_parse() {
         assert_eq!("rev".parse::<Direction>().unwrap(), Direction::Reverse);
         assert_eq!("word-average".parse::<Level>().unwrap(), Level::WordAverage);
-        assert!("sideways".parse::<Direction>().is_err());
-        assert!("char".parse::<Level>().is_err());
+        let e = "sideways".parse::<Direction>().unwrap_err().to_string();
+        assert!(e.contains("both, forward, reverse or union"), "{e}");
+        let e = "char".parse::<Level>().unwrap_err().to_string();
+        assert!(e.contains("subword or word-average"), "{e}");
+        for d in Direction::ALL {
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(serde_json::from_str::<Direction>(&json).unwrap(), d);
+        }
+        assert_eq!(
+            serde_json::from_str::<Level>("\"word\"").unwrap(),
+            Level::WordAverage
+        );
         assert_eq!(
             serde_json::to_string(&Level::WordAverage).unwrap(),
             "\"word-average\""

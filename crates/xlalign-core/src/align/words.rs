@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::error::{Error, Result};
+pub use crate::script::{is_cjk, is_han, is_hiragana, is_kana, is_katakana, is_unspaced_script};
 
 /// One word, located in [`Segmented::text`].
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
@@ -103,83 +104,6 @@ pub struct WordOptions {
     pub cjk_join: CjkJoin,
     /// Raw input: how kana is cut.
     pub kana: KanaSplit,
-}
-
-fn in_ranges(c: char, ranges: &[(u32, u32)]) -> bool {
-    let c = c as u32;
-    ranges.iter().any(|&(a, b)| (a..=b).contains(&c))
-}
-
-/// Han ideographs, including the iteration mark 々 and ideographic zero 〇.
-pub fn is_han(c: char) -> bool {
-    in_ranges(
-        c,
-        &[
-            (0x3005, 0x3005),
-            (0x3007, 0x3007),
-            (0x303B, 0x303B),
-            (0x3400, 0x4DBF),
-            (0x4E00, 0x9FFF),
-            (0xF900, 0xFAFF),
-            (0x20000, 0x2FA1F),
-            (0x30000, 0x323AF),
-        ],
-    )
-}
-
-pub fn is_hiragana(c: char) -> bool {
-    in_ranges(c, &[(0x3041, 0x309F), (0x1B001, 0x1B11F)])
-}
-
-/// Katakana (full- and half-width), including the prolonged sound mark ー and ・.
-pub fn is_katakana(c: char) -> bool {
-    in_ranges(
-        c,
-        &[
-            (0x30A0, 0x30FF),
-            (0x31F0, 0x31FF),
-            (0xFF66, 0xFF9F),
-            (0x1B000, 0x1B000),
-        ],
-    )
-}
-
-pub fn is_kana(c: char) -> bool {
-    is_hiragana(c) || is_katakana(c)
-}
-
-/// Characters of scripts written without spaces between words, whose word boundaries UAX #29
-/// cannot find (it falls back to one unit per character or grapheme).
-pub fn is_unspaced_script(c: char) -> bool {
-    is_han(c)
-        || is_kana(c)
-        || in_ranges(
-            c,
-            &[
-                (0x0E00, 0x0E7F), // Thai
-                (0x0E80, 0x0EFF), // Lao
-                (0x1000, 0x109F), // Myanmar
-                (0x1780, 0x17FF), // Khmer
-                (0x19E0, 0x19FF), // Khmer symbols
-            ],
-        )
-}
-
-/// Characters that sit between CJK words without spaces: Han, kana, CJK punctuation and
-/// full-width forms, and `␣` (U+2423), which the gold files use for an ideographic space.
-pub fn is_cjk(c: char) -> bool {
-    is_han(c)
-        || is_kana(c)
-        || c == '\u{2423}'
-        || in_ranges(
-            c,
-            &[
-                (0x3000, 0x303F),
-                (0xFE30, 0xFE4F),
-                (0xFF00, 0xFF65),
-                (0xFFE0, 0xFFEE),
-            ],
-        )
 }
 
 /// Whitespace and invisible format characters never make a word.

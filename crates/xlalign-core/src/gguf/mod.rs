@@ -36,6 +36,10 @@ pub enum Value {
     String(GgufStr),
     /// Element type tag, then the elements (all of that type).
     Array(ValueType, Vec<Value>),
+    /// An array of u8, kept as one byte buffer: the reader returns every u8 array this way
+    /// (shared with the file's bytes when it can), since a [`Value`] per byte would take
+    /// dozens of bytes each. Written as an array of element type u8.
+    Bytes(Bytes),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -93,7 +97,7 @@ impl Value {
             Value::F32(_) => ValueType::F32,
             Value::Bool(_) => ValueType::Bool,
             Value::String(_) => ValueType::String,
-            Value::Array(..) => ValueType::Array,
+            Value::Array(..) | Value::Bytes(_) => ValueType::Array,
             Value::U64(_) => ValueType::U64,
             Value::I64(_) => ValueType::I64,
             Value::F64(_) => ValueType::F64,
@@ -130,6 +134,14 @@ impl Value {
         }
     }
 
+    /// The bytes of a u8 array.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             Value::Bool(b) => Some(b),
@@ -143,6 +155,7 @@ impl Value {
             Value::String(s) if s.len() > 60 => format!("<string, {} bytes>", s.len()),
             Value::String(s) => format!("{s:?}"),
             Value::Array(t, v) => format!("<array of {:?}, {} items>", t, v.len()),
+            Value::Bytes(b) => format!("<array of U8, {} items>", b.len()),
             Value::F32(v) => format!("{v}"),
             Value::F64(v) => format!("{v}"),
             Value::Bool(v) => format!("{v}"),

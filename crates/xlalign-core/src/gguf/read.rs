@@ -137,6 +137,14 @@ impl<'a> Cursor<'a> {
                         "{what}: array of {n} elements cannot fit in the file; is it truncated?"
                     )));
                 }
+                if et == ValueType::U8 {
+                    let start = self.pos;
+                    let raw = self.take(n as usize, what)?;
+                    return Ok(Value::Bytes(match self.shared {
+                        Some(b) => b.slice(start..self.pos),
+                        None => Bytes::copy_from_slice(raw),
+                    }));
+                }
                 let mut items = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     items.push(self.value(et, what, depth + 1)?);
@@ -344,6 +352,16 @@ impl GgufFile {
                 .as_str()
                 .ok_or_else(|| Error::Metadata(format!("`{key}` is not valid UTF-8"))),
             Some(_) => Err(Error::Metadata(format!("`{key}` is not a string"))),
+        }
+    }
+
+    /// The bytes of a u8 array.
+    pub fn get_bytes(&self, key: &str) -> Result<&[u8]> {
+        match self.get(key) {
+            None => Err(Error::Metadata(format!("missing key `{key}`"))),
+            Some(v) => v
+                .as_bytes()
+                .ok_or_else(|| Error::Metadata(format!("`{key}` is not an array of u8"))),
         }
     }
 

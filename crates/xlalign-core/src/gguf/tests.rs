@@ -163,3 +163,36 @@ fn big_strings_share_the_file_and_are_checked_when_read() {
         Some(text.as_str())
     );
 }
+
+#[test]
+fn u8_arrays_are_one_buffer_shared_with_the_file() {
+    let blob: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+    let mut w = GgufWriter::new();
+    w.set("blob", Value::Bytes(Bytes::from(blob.clone())))
+        .set(
+            "listed",
+            Value::Array(ValueType::U8, vec![Value::U8(1), Value::U8(2)]),
+        )
+        .set("empty", Value::Bytes(Bytes::new()))
+        .set("after", 5u32);
+    let bytes = Bytes::from(w.to_bytes().unwrap());
+    let f = GgufFile::parse(bytes.clone()).unwrap();
+    let got = f.get_bytes("blob").unwrap();
+    assert_eq!(got, &blob[..]);
+    assert!(
+        bytes.as_ptr_range().contains(&got.as_ptr()),
+        "the array was copied"
+    );
+    // An array written element by element reads back the same way.
+    assert_eq!(f.get_bytes("listed").unwrap(), [1, 2]);
+    assert_eq!(f.get_bytes("empty").unwrap(), [0u8; 0]);
+    assert_eq!(f.get_u64("after").unwrap(), 5);
+    assert!(f.get_bytes("after").is_err());
+    assert_eq!(
+        f.get("blob").unwrap().display_short(),
+        "<array of U8, 1000 items>"
+    );
+    // The header alone, parsed from a prefix, copies it.
+    let h = GgufHeader::parse(&bytes, bytes.len()).unwrap();
+    assert_eq!(h.metadata["blob"].as_bytes(), Some(&blob[..]));
+}

@@ -153,6 +153,11 @@ fn put_value(h: &mut Vec<u8>, v: &Value) {
         Value::U64(x) => h.extend_from_slice(&x.to_le_bytes()),
         Value::I64(x) => h.extend_from_slice(&x.to_le_bytes()),
         Value::F64(x) => h.extend_from_slice(&x.to_le_bytes()),
+        Value::Bytes(b) => {
+            h.extend_from_slice(&(ValueType::U8 as u32).to_le_bytes());
+            h.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            h.extend_from_slice(b);
+        }
         Value::Array(t, items) => {
             h.extend_from_slice(&(*t as u32).to_le_bytes());
             h.extend_from_slice(&(items.len() as u64).to_le_bytes());

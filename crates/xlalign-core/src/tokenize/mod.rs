@@ -1,6 +1,7 @@
-//! Text → subword ids with the Hugging Face `tokenizers` pipeline, run on the `tokenizer.json`
-//! embedded in the model file. Offsets are kept so later stages can map subwords to words
-//! and to character ranges in the user's text.
+//! Text → subword ids with the Hugging Face `tokenizers` pipeline, run on the tokenizer
+//! embedded in the model file ([`storage`]: a Unigram vocabulary packed, anything else as the
+//! whole `tokenizer.json`). Offsets are kept so later stages can map subwords to words and to
+//! character ranges in the user's text.
 //!
 //! SentencePiece Unigram vocabularies (XLM-R and its descendants) are served by
 //! [`unigram::CompactUnigram`] inside the same pipeline (normaliser, pre-tokeniser, added tokens,
@@ -18,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::keys;
 
+pub mod packed;
+pub mod storage;
 pub mod unigram;
 mod vocab_json;
 
@@ -89,8 +92,30 @@ impl Tokenized {
 }
 
 impl TextTokenizer {
+    /// The tokenizer `f` stores, packed or as JSON (see [`storage`]); the special ids come
+    /// from its metadata, else from the tokens' names.
+    pub fn from_gguf(f: &GgufFile) -> Result<TextTokenizer> {
+        if f.get(keys::TOKENIZER_JSON_NO_VOCAB).is_some() {
+            return TextTokenizer::with_engine(Engine::Compact(storage::read(f)?), f);
+        }
+        // As bytes: the tokenizer checks UTF-8 as it parses, faster than checking it all first.
+        let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).map_err(|_| {
+            Error::Tokenizer(format!(
+                "the model file has no tokenizer (no `{}` entry, nor `{}`)",
+                keys::TOKENIZER_JSON_NO_VOCAB,
+                keys::HF_TOKENIZER_JSON
+            ))
+        })?;
+        TextTokenizer::from_json(json, f)
+    }
+
+    /// The tokenizer `json` (a whole `tokenizer.json`) describes, with the special ids of `f`.
     pub fn from_json(json: &[u8], f: &GgufFile) -> Result<TextTokenizer> {
-        let engine = match compact_read_ahead(json) {
+        TextTokenizer::with_engine(TextTokenizer::engine_from_json(json)?, f)
+    }
+
+    fn engine_from_json(json: &[u8]) -> Result<Engine> {
+        Ok(match compact_read_ahead(json) {
             Some(t) => Engine::Compact(t),
             None => {
                 check_json(json)?;
@@ -102,8 +127,7 @@ impl TextTokenizer {
                     Err(e) => return Err(unreadable(e)),
                 }
             }
-        };
-        TextTokenizer::with_engine(engine, f)
+        })
     }
 
     /// Builds the tokenizer with `tokenizers`' own model whatever the model type: slower to
@@ -236,7 +260,7 @@ fn stock(json: &[u8]) -> Result<tokenizers::Tokenizer> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use bytes::Bytes;
     use serde_json::json;
 
@@ -244,7 +268,7 @@ mod tests {
     use crate::gguf::GgufWriter;
 
     /// A metadata-only model file naming the special ids, as the converter writes them.
-    fn gguf(ids: [u32; 4]) -> GgufFile {
+    pub(crate) fn gguf(ids: [u32; 4]) -> GgufFile {
         let mut w = GgufWriter::new();
         w.set(keys::BOS_ID, ids[0])
             .set(keys::EOS_ID, ids[1])
@@ -273,7 +297,7 @@ mod tests {
         })
     }
 
-    fn wordpiece(model: serde_json::Value) -> String {
+    pub(crate) fn wordpiece(model: serde_json::Value) -> String {
         json!({
             "version": "1.0", "truncation": null, "padding": null,
             "added_tokens": [added(0, "[PAD]"), added(1, "[UNK]"), added(2, "[CLS]"), added(3, "[SEP]")],
@@ -318,7 +342,7 @@ mod tests {
         }
     }
 
-    fn unigram(pieces: &[(&str, f64)], byte_fallback: bool) -> String {
+    pub(crate) fn unigram(pieces: &[(&str, f64)], byte_fallback: bool) -> String {
         let vocab: Vec<serde_json::Value> = pieces.iter().map(|(p, s)| json!([p, s])).collect();
         json!({
             "version": "1.0", "truncation": null, "padding": null,
@@ -334,7 +358,7 @@ mod tests {
         .to_string()
     }
 
-    const PIECES: &[(&str, f64)] = &[
+    pub(crate) const PIECES: &[(&str, f64)] = &[
         ("<s>", 0.0),
         ("<pad>", 0.0),
         ("</s>", 0.0),
@@ -462,7 +486,7 @@ mod tests {
         serde_json::from_slice::<CompactTokenizer>(json).map_err(|e| message(unreadable(e)))
     }
 
-    fn same_model(a: &CompactUnigram, b: &CompactUnigram) {
+    pub(crate) fn same_model(a: &CompactUnigram, b: &CompactUnigram) {
         let pa: Vec<(&str, u64)> = a.pieces().map(|(p, s)| (p, s.to_bits())).collect();
         let pb: Vec<(&str, u64)> = b.pieces().map(|(p, s)| (p, s.to_bits())).collect();
         assert_eq!(pa, pb);

@@ -68,7 +68,7 @@ pub struct CompactUnigram {
 }
 
 /// Score (f64) and byte length (u16) before each piece's bytes.
-const HEADER: usize = 10;
+pub(crate) const HEADER: usize = 10;
 
 impl fmt::Debug for CompactUnigram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -160,7 +160,7 @@ impl CompactUnigram {
         CompactUnigram::build(b, unk_id, byte_fallback)
     }
 
-    fn build(
+    pub(crate) fn build(
         mut b: Builder,
         unk_id: Option<usize>,
         byte_fallback: bool,
@@ -261,7 +261,7 @@ impl CompactUnigram {
     }
 
     /// Every piece and its score, in id order.
-    pub fn pieces(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+    pub fn pieces(&self) -> impl Iterator<Item = (&str, f64)> + Clone + '_ {
         (0..self.len()).map(|id| (self.piece(id), self.rec_score(self.starts[id] as usize)))
     }
 

@@ -21,7 +21,7 @@ use xlalign_web::document::{self, Bead};
 use xlalign_web::protocol::{
     BackendView, BatchItem, DocumentPair, DocumentResult, ModelSummary, Timing,
 };
-use xlalign_web::settings::{BackendPref, ModelDefaults, Settings};
+use xlalign_web::settings::Settings;
 
 /// Encoded pairs kept for re-extraction: the current pair plus a few recent ones, so going
 /// back to an earlier example is instant too.
@@ -64,31 +64,20 @@ fn browser_offline() -> bool {
         == Some(false)
 }
 
-fn choice(b: BackendPref) -> BackendChoice {
-    match b {
-        BackendPref::Auto => BackendChoice::Auto,
-        BackendPref::Webgpu => BackendChoice::Gpu,
-        BackendPref::Cpu => BackendChoice::Cpu,
-    }
-}
-
 /// Opens a backend through `xlalign-gpu`'s selection (WebGPU when a hardware adapter exists,
 /// else the CPU, with the reason).
 async fn open_backend(
     model: Arc<Model>,
-    asked: BackendPref,
+    asked: BackendChoice,
 ) -> Result<(AnyBackend, BackendView), String> {
-    let engine = xlalign_gpu::select(model, choice(asked))
-        .await
-        .map_err(|e| {
-            let msg = e.to_string();
-            let msg = msg.strip_prefix("backend: ").unwrap_or(&msg).to_string();
-            if asked == BackendPref::Webgpu {
-                format!("{msg} (choose Automatic or CPU instead)")
-            } else {
-                msg
-            }
-        })?;
+    let engine = xlalign_gpu::select(model, asked).await.map_err(|e| {
+        let msg = e.detail();
+        if asked == BackendChoice::Gpu {
+            format!("{msg} (choose Automatic or CPU instead)")
+        } else {
+            msg
+        }
+    })?;
     let info = engine.info();
     let view = BackendView {
         kind: info.kind,
@@ -104,7 +93,7 @@ impl Session {
     /// parses it and opens the backend. `progress(phase, loaded, total)` follows each step.
     pub async fn load(
         url: &str,
-        asked: BackendPref,
+        asked: BackendChoice,
         progress: impl Fn(&str, f64, Option<f64>) + 'static,
     ) -> Result<(Session, ModelSummary), String> {
         let url = source::absolute_url(url).map_err(|e| e.message)?;
@@ -140,11 +129,9 @@ impl Session {
             name: aligner.model.name.clone(),
             file_bytes: aligner.model.file_len as u64,
             weight_type: aligner.model.weight_type.name().to_string(),
-            defaults: ModelDefaults {
-                layer: aligner.model.defaults.align_layer,
-                layers: aligner.model.config.layers,
-                options: aligner.default_options(),
-            },
+            defaults: aligner
+                .recommendation()
+                .map_err(|e| format!("the model file cannot be used: {e}"))?,
         };
         Ok((
             Session {
@@ -162,7 +149,7 @@ impl Session {
 
     /// The same model on another backend. Cached hidden states are dropped: two backends
     /// round differently, and a result must not mix them.
-    pub async fn with_backend(&self, asked: BackendPref) -> Result<Session, String> {
+    pub async fn with_backend(&self, asked: BackendChoice) -> Result<Session, String> {
         let (engine, view) = open_backend(self.aligner.model.clone(), asked).await?;
         Ok(Session {
             aligner: Aligner::new(self.aligner.model.clone(), engine),
@@ -171,25 +158,10 @@ impl Session {
         })
     }
 
+    /// The settings resolved by the core (the pooled-embedding cosine is on by default).
     fn options(&self, settings: &Settings) -> Result<(EncodeOptions, AlignOptions), String> {
-        let layer = settings
-            .layer
-            .unwrap_or(self.aligner.model.defaults.align_layer);
-        let layers = self.aligner.model.config.layers;
-        if layer > layers {
-            return Err(format!(
-                "layer {layer} does not exist: choose a layer from 0 to {layers}"
-            ));
-        }
-        let opts = settings.align_options(&self.aligner.default_options());
-        opts.validate().map_err(|e| e.to_string())?;
-        // The pooled-embedding cosine needs all layers; it is the score most people read first.
-        let enc = EncodeOptions {
-            layer: Some(layer),
-            sentence_cosine: true,
-            ..Default::default()
-        };
-        Ok((enc, opts))
+        let rec = self.aligner.recommendation().map_err(user_error)?;
+        settings.request().resolve(&rec).map_err(user_error)
     }
 
     /// One pair: hidden states from the cache when the texts and the layer are unchanged.
@@ -371,10 +343,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Core errors as sentences for the page ("invalid input: " is the error type, not news).
+/// Core errors as sentences for the page (the error's kind is not news).
 fn user_error(e: xlalign_core::Error) -> String {
-    let s = e.to_string();
-    let s = s.strip_prefix("invalid input: ").unwrap_or(&s).to_string();
+    let s = e.detail();
     if matches!(e, xlalign_core::Error::Backend(_)) {
         format!("{s} — the compute backend failed; switch to the CPU backend and try again")
     } else {
