@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every browser test in headless Chromium:
 #   1. wasm-bindgen-test (crates/xlalign-wasm/tests/*.rs) through wasm-bindgen-test-runner;
-#   2. the built npm package (scripts/build-wasm.sh) driven by puppeteer-core:
+#   2. the built npm package (scripts/build-wasm.sh): its TypeScript declarations checked with
+#      tsc against tests/browser/types-usage.ts, then driven by puppeteer-core:
 #      tests/browser/*.test.mjs (example page, worker, progressive loading).
 # A local server (tests/browser/serve.py: Range + CORS) serves the model and test data.
 #
@@ -52,6 +53,11 @@ if [[ $which == all || $which == js ]]; then
     if ((${#tests[@]})); then
         [[ -d node_modules/puppeteer-core ]] || (step "npm install" && npm install --no-audit --no-fund)
         [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
+        step "tsc --noEmit: the package's .d.ts and tests/browser/types-usage.ts"
+        [[ -x node_modules/.bin/tsc ]] || (step "npm install" && npm install --no-audit --no-fund)
+        timed node_modules/.bin/tsc --noEmit --strict --target es2022 --module esnext \
+            --moduleResolution bundler --lib es2022,dom \
+            pkg/*.d.ts pkg/bundler/*.d.ts tests/browser/types-usage.ts
         for t in "${tests[@]}"; do
             step "node $t"
             timed node "$t"

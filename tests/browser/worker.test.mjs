@@ -155,6 +155,73 @@ test("the cache serves the second load, and a corrupted entry is detected and re
   assert.ok(r.empty);
 });
 
+test("encode once, extract many: every method gives what align gives, through the worker", T, async () => {
+  const r = await p.evaluate(async (url) => {
+    const pairs = [
+      ["The house is small.", "Das Haus ist klein."],
+      ["The old lighthouse keeper walked along the shore.", "年老的灯塔看守人沿着海岸散步。"],
+      ["I love 😀 and 𠀋 here.", "J'adore 😀 et 𠀋 ici."],
+    ];
+    const methods = ["softmax", "entmax", "argmax", "itermax", "match"];
+    const variants = [{}, { level: "word-average" }, { direction: "forward", distortion: 0.2 }];
+    const compared = [];
+    const encodings = [];
+    for (const [src, tgt] of pairs) {
+      const enc = await remote.encode(src, tgt, { layer: 8 });
+      encodings.push({ srcWords: enc.srcWords, tgtWords: enc.tgtWords, srcTokens: enc.srcTokens, cosine: enc.cosine, layer: enc.layer });
+      for (const method of methods) {
+        for (const v of variants) {
+          const x = { method, ...v };
+          if (v.direction && (method === "itermax" || method === "match")) continue;
+          const got = await enc.extract(x);
+          const want = await remote.align(src, tgt, { layer: 8, ...x });
+          compared.push({ x, got, want });
+        }
+      }
+      await enc.dispose();
+    }
+    const grab = (pr) => pr.then(() => null, (e) => ({ code: e.code, message: e.message }));
+    const enc = await remote.encode("Ja.", "Yes.");
+    const bad = {
+      layer: await grab(enc.extract({ layer: 3 })),
+      method: await grab(enc.extract({ method: "magic" })),
+      encodeMethod: await grab(remote.encode("Ja.", "Yes.", { method: "argmax" })),
+    };
+    const ctl = new AbortController();
+    ctl.abort();
+    const aborted = await grab(enc.extract({ signal: ctl.signal }));
+    await enc.dispose();
+    const disposed = await grab(enc.extract());
+    // Encodings die with their aligner.
+    const second = await xl.createAligner(url, { backend: "cpu" });
+    const orphan = await second.encode("Ja.", "Yes.");
+    const before = (await orphan.extract()).links.length;
+    await second.dispose();
+    const afterAligner = await grab(orphan.extract());
+    return { compared, encodings, bad, aborted, disposed, before, afterAligner };
+  }, srv.modelUrl);
+  assert.equal(r.compared.length, 3 * (5 * 2 + 3));
+  for (const { x, got, want } of r.compared) assert.deepStrictEqual(got, want, JSON.stringify(x));
+  assert.ok(r.compared.some(({ got }) => got.links.length > 3));
+  for (const [i, e] of r.encodings.entries()) {
+    assert.deepStrictEqual(e.srcWords, r.compared[i * 13].want.srcWords);
+    assert.deepStrictEqual(e.tgtWords, r.compared[i * 13].want.tgtWords);
+    assert.equal(e.cosine, r.compared[i * 13].want.similarity.cosine);
+    assert.equal(e.layer, 8);
+    assert.ok(e.srcTokens > e.srcWords.length);
+  }
+  assert.equal(r.bad.layer.code, "input");
+  assert.match(r.bad.layer.message, /encode\(\)/);
+  assert.equal(r.bad.method.code, "input");
+  assert.match(r.bad.method.message, /magic/);
+  assert.equal(r.bad.encodeMethod.code, "input");
+  assert.match(r.bad.encodeMethod.message, /extract\(\)/);
+  assert.equal(r.aborted.code, "cancelled");
+  assert.equal(r.disposed.code, "disposed");
+  assert.ok(r.before > 0);
+  assert.equal(r.afterAligner.code, "disposed");
+});
+
 test("a disposed aligner rejects further calls", T, async () => {
   const r = await p.evaluate(async () => {
     await remote.dispose();

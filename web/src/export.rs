@@ -143,6 +143,8 @@ mod tests {
             end: t.len(),
             char_start: 0,
             char_end: t.chars().count(),
+            utf16_start: 0,
+            utf16_end: t.encode_utf16().count(),
         }
     }
 

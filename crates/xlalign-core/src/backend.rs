@@ -11,9 +11,11 @@ use crate::align::{AlignOptions, UnitLink};
 use crate::error::Result;
 
 /// What runs the encoder, for display ("WebGPU on NVIDIA …", "CPU, 2 threads").
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BackendInfo {
     /// `cpu` or `webgpu`.
+    #[cfg_attr(feature = "ts", tsify(type = "\"cpu\" | \"webgpu\""))]
     pub kind: String,
     /// Device or adapter name.
     pub device: String,
@@ -124,6 +126,10 @@ pub struct UnitAlignment {
 ///
 /// Spellings (any case): `auto`, `cpu`, `gpu`, and `webgpu`, the browser's name for the GPU
 /// (what the package and the demo write, see [`BackendChoice::web_name`]).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// serde goes through the names (`serde_by_name!`); these attributes only give the TypeScript
+// declaration the package's spellings, `web_name` (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "lowercase"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BackendChoice {
     /// The GPU if a hardware WebGPU adapter exists, else the CPU (with the reason).
@@ -131,6 +137,7 @@ pub enum BackendChoice {
     Auto,
     Cpu,
     /// Always the GPU: an error without one.
+    #[cfg_attr(feature = "ts", serde(rename = "webgpu"))]
     Gpu,
 }
 

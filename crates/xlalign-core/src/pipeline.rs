@@ -35,6 +35,7 @@ use crate::tokenize::Tokenized;
 
 /// How texts become encoder input; changing any of these means encoding again. Users set
 /// them through [`crate::request::AlignRequest`].
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct EncodeOptions {
@@ -83,6 +84,8 @@ pub struct EncodedPair {
 
 /// Sentence-level scores of a pair. See [`align::GreedyMatch`] and [`align::Coverage`] for
 /// how to read them.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+#[cfg_attr(feature = "ts", tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SentenceScores {
@@ -95,6 +98,7 @@ pub struct SentenceScores {
 }
 
 /// The result for one pair: words (with offsets), links, scores and the word×word matrix.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairAlignment {

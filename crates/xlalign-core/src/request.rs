@@ -72,6 +72,9 @@ pub fn check_layer(layer: usize, layers: usize) -> Result<usize> {
 /// "words":{"cjkJoin":"auto","kana":"char"},"method":"softmax","threshold":0.3,
 /// "temperature":1,"iterations":2,"alpha":0.9,"distortion":0,"direction":"both",
 /// "level":"subword"}`.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// In JavaScript this is the options object of `align` (the npm package's `AlignOptions`).
+#[cfg_attr(feature = "ts", tsify(rename = "AlignOptions"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AlignRequest {
@@ -104,7 +107,57 @@ pub struct AlignRequest {
     pub level: Option<Level>,
 }
 
+/// The two parts of a request: what decides the encoding ([`EncodeOptions`]: changing it
+/// means running the encoder again) and what only decides the extraction from the encoded
+/// vectors ([`AlignOptions`]). A front end that encodes once and extracts many times (the
+/// package's `encode` and `extract`) takes each part in its own call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Encode,
+    Extract,
+}
+
+impl Part {
+    /// This part's keys: the serde names of its pipeline type, so they follow its fields
+    /// (and [`AlignRequest`] has exactly the keys of both, see the tests).
+    pub fn keys(self) -> Vec<String> {
+        let value = match self {
+            Part::Encode => serde_json::to_value(EncodeOptions::default()),
+            Part::Extract => serde_json::to_value(AlignOptions::default()),
+        };
+        match value {
+            Ok(serde_json::Value::Object(m)) => m.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The other part.
+    pub fn other(self) -> Part {
+        match self {
+            Part::Encode => Part::Extract,
+            Part::Extract => Part::Encode,
+        }
+    }
+}
+
 impl AlignRequest {
+    /// The keys (serde names) this request sets.
+    pub fn set_keys(&self) -> Vec<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The keys set here that belong to `part`, in [`Self::set_keys`]' order.
+    pub fn set_keys_of(&self, part: Part) -> Vec<String> {
+        let keys = part.keys();
+        self.set_keys()
+            .into_iter()
+            .filter(|k| keys.contains(k))
+            .collect()
+    }
+
     /// The extraction options, checked ([`AlignOptions::validate`]). The model's threshold
     /// and temperature belong to its method: asking for another method starts from that
     /// method's own defaults ([`AlignOptions::new`]). A value set here always wins.
@@ -285,6 +338,59 @@ mod tests {
             level: Some(Level::Subword),
         };
         assert_eq!(keys(serde_json::to_value(full).unwrap()), options);
+    }
+
+    /// The parts split the request's keys: each key in exactly one.
+    #[test]
+    fn parts_split_the_keys() {
+        let (enc, ext) = (Part::Encode.keys(), Part::Extract.keys());
+        assert!(enc.contains(&"sentenceCosine".to_string()) && enc.contains(&"words".into()));
+        assert!(ext.contains(&"method".to_string()) && ext.contains(&"level".into()));
+        assert!(enc.iter().all(|k| !ext.contains(k)), "{enc:?} {ext:?}");
+        assert_eq!(Part::Encode.other(), Part::Extract);
+        let r: AlignRequest =
+            serde_json::from_str(r#"{"layer":3,"method":"argmax","threshold":0.2}"#).unwrap();
+        assert_eq!(r.set_keys_of(Part::Encode), ["layer"]);
+        assert_eq!(r.set_keys_of(Part::Extract), ["method", "threshold"]);
+        assert!(AlignRequest::default().set_keys().is_empty());
+    }
+
+    /// The TypeScript declarations spell the option values as serde reads them.
+    #[cfg(feature = "ts")]
+    #[test]
+    fn typescript_names_are_the_serde_names() {
+        use crate::BackendChoice;
+        use tsify::Tsify;
+        let quoted = |n: &str| format!("\"{n}\"");
+        for m in Method::ALL {
+            assert!(Method::DECL.contains(&quoted(m.name())), "{}", Method::DECL);
+        }
+        for d in Direction::ALL {
+            assert!(
+                Direction::DECL.contains(&quoted(d.name())),
+                "{}",
+                Direction::DECL
+            );
+        }
+        for l in Level::ALL {
+            assert!(Level::DECL.contains(&quoted(l.name())), "{}", Level::DECL);
+        }
+        for b in BackendChoice::ALL {
+            assert!(
+                BackendChoice::DECL.contains(&quoted(b.web_name())),
+                "{}",
+                BackendChoice::DECL
+            );
+        }
+        // `AlignOptions` in TypeScript is the request, with every key optional.
+        assert!(AlignRequest::DECL.contains("interface AlignOptions"));
+        for k in Part::Encode.keys().iter().chain(&Part::Extract.keys()) {
+            assert!(
+                AlignRequest::DECL.contains(&format!("{k}?:")),
+                "{k}: {}",
+                AlignRequest::DECL
+            );
+        }
     }
 
     #[test]

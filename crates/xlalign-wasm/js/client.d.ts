@@ -1,6 +1,6 @@
 import type {
-  AlignBatchOptions, AlignOptions, BackendInfo, EmbedOptions, LoadOptions, LoadProgress, ModelInfo,
-  PairAlignment, PairError,
+  AlignBatchOptions, AlignOptions, BackendInfo, EmbedOptions, EncodedInfo, EncodeOptions, ExtractOptions,
+  LoadOptions, LoadProgress, ModelInfo, PairAlignment, PairError,
 } from "./xlalign_wasm.js";
 
 export interface CreateAlignerOptions extends Omit<LoadOptions, "onProgress" | "signal"> {
@@ -18,6 +18,14 @@ export interface CallOptions { signal?: AbortSignal }
 /** A promise for a request; `id` can be passed to `cancel(id)`. */
 export type Request<T> = Promise<T> & { id: number };
 
+/** A pair encoded in the worker (`RemoteAligner.encode`): its words, token counts and cosine. */
+export interface RemoteEncoded extends EncodedInfo {
+  /** What `align` gives for the same sentences with these options, without running the encoder again. */
+  extract(options?: ExtractOptions & CallOptions): Request<PairAlignment>;
+  /** Frees the states in the worker; later `extract` calls reject with code `disposed`. */
+  dispose(): Promise<void>;
+}
+
 export interface RemoteAligner {
   readonly backend: BackendInfo;
   readonly model: ModelInfo;
@@ -30,6 +38,8 @@ export interface RemoteAligner {
     options?: AlignBatchOptions & CallOptions,
     onProgress?: (p: { done: number; total: number }) => void,
   ): Request<Array<PairAlignment | PairError>>;
+  /** Encodes a pair once for many extractions (see `Aligner.encode`). */
+  encode(src: string, tgt: string, options?: EncodeOptions & CallOptions): Request<RemoteEncoded>;
   /** Cancels a queued or running request: its promise rejects with an AbortError. */
   cancel(id: number): boolean;
   /** Cancels every queued or running request. */

@@ -98,6 +98,46 @@ class Rpc {
   }
 }
 
+// Frees the worker's states of an Encoded the page dropped without disposing it.
+const dropped = new FinalizationRegistry(({ rpc, handle }) => {
+  rpc.call("disposeEncoded", { handle }).catch(() => {});
+});
+
+// An encoded pair living in the worker (see Aligner.encode): extract() re-runs only the
+// extraction there; dispose() frees the states.
+class RemoteEncoded {
+  #rpc;
+  #handle;
+  #disposed = false;
+  constructor(rpc, { handle, ...info }) {
+    this.#rpc = rpc;
+    this.#handle = handle;
+    Object.assign(this, info);
+    dropped.register(this, { rpc, handle }, this);
+  }
+
+  extract(options = {}) {
+    if (this.#disposed) {
+      const e = new Error("this encoding was disposed; encode the pair again");
+      e.code = "disposed";
+      return Object.assign(Promise.reject(e), { id: 0 });
+    }
+    const { signal, ...rest } = options;
+    return this.#rpc.call("extract", { handle: this.#handle, options: rest }, { signal });
+  }
+
+  async dispose() {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    dropped.unregister(this);
+    try {
+      await this.#rpc.call("disposeEncoded", { handle: this.#handle });
+    } catch {
+      // The worker is gone (the aligner was disposed), and the states with it.
+    }
+  }
+}
+
 class RemoteAligner {
   #rpc;
   constructor(rpc, info) {
@@ -129,6 +169,14 @@ class RemoteAligner {
   alignBatch(pairs, options = {}, onProgress) {
     const { signal, ...rest } = options;
     return this.#rpc.call("alignBatch", { pairs, options: rest, progress: !!onProgress }, { signal, onProgress });
+  }
+
+  encode(src, tgt, options = {}) {
+    const { signal, ...rest } = options;
+    const request = this.#rpc.call("encode", { src, tgt, options: rest }, { signal });
+    const encoded = request.then((info) => new RemoteEncoded(this.#rpc, info));
+    encoded.id = request.id;
+    return encoded;
   }
 
   cancel(id) {
@@ -171,4 +219,4 @@ export async function createAligner(source, options = {}) {
   }
 }
 
-export { RemoteAligner };
+export { RemoteAligner, RemoteEncoded };

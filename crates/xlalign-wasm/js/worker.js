@@ -1,12 +1,16 @@
 // The xlalign Web Worker: owns one Aligner and runs the requests client.js sends, one at a
 // time, in arrival order. Message protocol:
-//   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "dispose" | "clearCache", args }
+//   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "encode"
+//              | "extract" | "disposeEncoded" | "dispose" | "clearCache", args }
 //        { op: "cancel", target: id }
 //   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
 import init, { Aligner, clearCache } from "./xlalign_wasm.js";
 
 let wasmReady = null;
 let aligner = null;
+// Encoded pairs (`encode`), by the handle the client's Encoded proxy names them with.
+const encodings = new Map();
+let nextHandle = 1;
 // Set when the WebAssembly instance trapped (a bug, not bad input): its state can no longer
 // be trusted, so every later request fails with this error and the page should reload.
 let broken = null;
@@ -45,6 +49,21 @@ function plainError(e) {
   return { message: e?.message ?? String(e), code: e?.code ?? "internal", name: e?.name ?? "Error" };
 }
 
+function freeEncodings() {
+  for (const enc of encodings.values()) enc.free();
+  encodings.clear();
+}
+
+function needEncoded(handle) {
+  const enc = encodings.get(handle);
+  if (!enc) {
+    const e = new Error("this encoding was disposed; encode the pair again");
+    e.code = "disposed";
+    throw e;
+  }
+  return enc;
+}
+
 function need() {
   if (!aligner) {
     const e = new Error("no model is loaded");
@@ -63,6 +82,7 @@ async function run({ id, op, args }, signal) {
   switch (op) {
     case "load": {
       const next = await Aligner.load(args.source, { ...args.options, signal, onProgress: progress });
+      freeEncodings();
       aligner?.free();
       aligner = next;
       return { value: { backend: aligner.backend, model: aligner.model } };
@@ -81,9 +101,27 @@ async function run({ id, op, args }, signal) {
       return {
         value: await need().alignBatch(args.pairs, { ...args.options, signal }, args.progress ? progress : undefined),
       };
+    case "encode": {
+      const enc = await need().encode(args.src, args.tgt, { ...args.options, signal });
+      if (signal.aborted) {
+        // The client has already given up on this request: nobody could dispose it.
+        enc.free();
+        throw abortError();
+      }
+      const handle = nextHandle++;
+      encodings.set(handle, enc);
+      return { value: { handle, ...enc.toJSON() } };
+    }
+    case "extract":
+      return { value: await needEncoded(args.handle).extract({ ...args.options, signal }) };
+    case "disposeEncoded":
+      encodings.get(args.handle)?.free();
+      encodings.delete(args.handle);
+      return { value: true };
     case "clearCache":
       return { value: await clearCache() };
     case "dispose":
+      freeEncodings();
       aligner?.free();
       aligner = null;
       return { value: true };

@@ -2,11 +2,13 @@
 //! core and converts the result; nothing here knows how an encoder or an alignment works.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect};
+use serde::Serialize;
+use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -14,6 +16,7 @@ use xlalign_core::embed::{cosine, embed_texts, Prefix};
 use xlalign_core::pipeline;
 use xlalign_core::{Backend, BackendInfo, Model};
 
+use crate::encoded::{self, Encoded, Slot};
 use crate::engine::{self, Engine};
 use crate::error::{Code, Result, WasmError};
 use crate::fetch::Progress;
@@ -23,13 +26,23 @@ use crate::source::{self, Source};
 
 /// What a loaded aligner holds. Shared with running calls, so `dispose()` during a call
 /// lets that call finish and frees the model afterwards.
-struct Loaded {
+pub(crate) struct Loaded {
     engine: Engine,
     /// The model as loaded; in progressive mode the row store holds the current one.
     model: Arc<Model>,
     store: Option<Rc<RowStore>>,
     info: BackendInfo,
     full_stats: Stats,
+    /// States kept by `encode`, freed with the aligner.
+    encodings: RefCell<Vec<Weak<Slot>>>,
+}
+
+// An aligner freed without `dispose()` (`free()`, or garbage collection) frees its
+// encodings too, once no call holds it.
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        self.free_encodings();
+    }
 }
 
 impl Loaded {
@@ -40,10 +53,62 @@ impl Loaded {
         }
     }
 
+    /// Frees the states of every `Encoded` made by this aligner.
+    fn free_encodings(&self) {
+        for slot in self.encodings.take() {
+            if let Some(s) = slot.upgrade() {
+                s.borrow_mut().take();
+            }
+        }
+    }
+
     /// The pipeline on the current model (cheap: two handles).
-    fn core(&self) -> pipeline::Aligner<Engine> {
+    pub(crate) fn core(&self) -> pipeline::Aligner<Engine> {
         pipeline::Aligner::new(self.model(), self.engine.clone())
     }
+}
+
+/// `aligner.model`: facts about the loaded model.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfo {
+    name: String,
+    /// Width of the hidden states.
+    hidden: usize,
+    /// Transformer blocks (layers 0..=layers can be aligned with; 0 is the embeddings).
+    layers: usize,
+    heads: usize,
+    vocab: usize,
+    /// Longest input in tokens; longer texts are encoded in overlapping windows.
+    max_positions: usize,
+    weight_type: String,
+    file_bytes: f64,
+    defaults: ModelInfoDefaults,
+}
+
+/// What the model file recommends; unset options of `align` take these.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfoDefaults {
+    align_layer: usize,
+    align_method: String,
+    align_threshold: f32,
+    passage_prefix: String,
+    query_prefix: String,
+}
+
+/// The entry of `alignBatch`'s result for a pair that could not be aligned.
+#[derive(Serialize, Tsify)]
+pub struct PairError {
+    pub error: PairErrorDetail,
+}
+
+#[derive(Serialize, Tsify)]
+pub struct PairErrorDetail {
+    pub message: String,
+    // tsify names a field's type by its Rust name, not by the `rename` it was declared with.
+    #[tsify(type = "ErrorCode")]
+    pub code: Code,
 }
 
 /// A loaded model plus the backend that runs it.
@@ -63,7 +128,7 @@ impl Aligner {
     pub async fn load(
         #[wasm_bindgen(unchecked_param_type = "string | URL | Uint8Array | ArrayBuffer")]
         source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions")] options: JsValue,
     ) -> std::result::Result<Aligner, JsValue> {
         crate::init();
         Ok(Self::load_inner(source, options).await?)
@@ -151,6 +216,7 @@ impl Aligner {
                     store: None,
                     info,
                     full_stats,
+                    encodings: RefCell::default(),
                 }
             }
             Outcome::Ready(store) => {
@@ -173,6 +239,7 @@ impl Aligner {
                     store: Some(store),
                     info,
                     full_stats: Stats::default(),
+                    encodings: RefCell::default(),
                 }
             }
         };
@@ -215,46 +282,24 @@ impl Aligner {
     pub fn model(&self) -> std::result::Result<JsValue, JsValue> {
         let l = self.loaded()?;
         let m = &l.model();
-        let o = Object::new();
-        let set = |k: &str, v: JsValue| {
-            let _ = Reflect::set(&o, &k.into(), &v);
-        };
-        set("name", m.name.as_str().into());
-        set("hidden", (m.config.hidden as u32).into());
-        set("layers", (m.config.layers as u32).into());
-        set("heads", (m.config.heads as u32).into());
-        set("vocab", (m.config.vocab as u32).into());
-        set("maxPositions", (m.config.max_positions as u32).into());
-        set("weightType", m.weight_type.name().into());
-        set("fileBytes", (m.file_len as f64).into());
-        let d = Object::new();
-        let _ = Reflect::set(
-            &d,
-            &"alignLayer".into(),
-            &(m.defaults.align_layer as u32).into(),
-        );
-        let _ = Reflect::set(
-            &d,
-            &"alignMethod".into(),
-            &m.defaults.align_method.as_str().into(),
-        );
-        let _ = Reflect::set(
-            &d,
-            &"alignThreshold".into(),
-            &m.defaults.align_threshold.into(),
-        );
-        let _ = Reflect::set(
-            &d,
-            &"passagePrefix".into(),
-            &m.defaults.passage_prefix.as_str().into(),
-        );
-        let _ = Reflect::set(
-            &d,
-            &"queryPrefix".into(),
-            &m.defaults.query_prefix.as_str().into(),
-        );
-        set("defaults", d.into());
-        Ok(o.into())
+        let d = &m.defaults;
+        Ok(to_js(&ModelInfo {
+            name: m.name.clone(),
+            hidden: m.config.hidden,
+            layers: m.config.layers,
+            heads: m.config.heads,
+            vocab: m.config.vocab,
+            max_positions: m.config.max_positions,
+            weight_type: m.weight_type.name().to_string(),
+            file_bytes: m.file_len as f64,
+            defaults: ModelInfoDefaults {
+                align_layer: d.align_layer,
+                align_method: d.align_method.clone(),
+                align_threshold: d.align_threshold,
+                passage_prefix: d.passage_prefix.clone(),
+                query_prefix: d.query_prefix.clone(),
+            },
+        })?)
     }
 
     /// The subword tokens the encoder sees for `text` (with `<s>`, `</s>` and the prefix):
@@ -262,8 +307,8 @@ impl Aligner {
     #[wasm_bindgen(unchecked_return_type = "{ ids: Uint32Array; tokens: string[] }")]
     pub fn tokenize(
         &self,
-        text: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EmbedOptions")] options: JsValue,
     ) -> std::result::Result<JsValue, JsValue> {
         let l = self.loaded()?;
         let text = text
@@ -290,7 +335,7 @@ impl Aligner {
     pub fn embed(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string[]")] texts: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EmbedOptions")] options: JsValue,
     ) -> Promise {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
@@ -318,9 +363,9 @@ impl Aligner {
     #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
     pub fn similarity(
         &self,
-        a: JsValue,
-        b: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "EmbedOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] a: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] b: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EmbedOptions")] options: JsValue,
     ) -> Promise {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
@@ -349,30 +394,56 @@ impl Aligner {
     #[wasm_bindgen(unchecked_return_type = "Promise<PairAlignment>")]
     pub fn align(
         &self,
-        src: JsValue,
-        tgt: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "AlignOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] src: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] tgt: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "AlignOptions")] options: JsValue,
     ) -> Promise {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
-            let src = src
-                .as_string()
-                .ok_or_else(|| WasmError::input("align: the source sentence must be a string"))?;
-            let tgt = tgt
-                .as_string()
-                .ok_or_else(|| WasmError::input("align: the target sentence must be a string"))?;
+            let (src, tgt) = sentences(&src, &tgt, "align")?;
             let call = AlignCall::parse(&options, &l.core(), false)?;
             Ok((l, src, tgt, call))
         })();
         future_to_promise(async move {
             let (l, src, tgt, call) = prepared?;
             options::check_signal(&call.signal)?;
-            let r = l
-                .core()
-                .align(&src, &tgt, &call.encode, &call.align)
-                .await
-                .map_err(WasmError::from)?;
+            // The two steps of `encode` + `extract`, so those give exactly this result. (The
+            // core's single-pass device alignment would keep the states on the GPU, rounding
+            // differently from an extraction of the states read back.)
+            let pair = encoded::encode_pair(&l.core(), &src, &tgt, &call.encode).await?;
+            options::check_signal(&call.signal)?;
+            let r = encoded::extract_pair(&l.core(), &pair, &call.align).await?;
             Ok(to_js(&r)?)
+        })
+    }
+
+    /// Encodes a pair once for many extractions: resolves to an `Encoded` whose
+    /// `extract(options)` gives what `align` gives with the same options, without running the
+    /// encoder again. Options: `layer`, `pretokenized`, `sentenceCosine` (default true),
+    /// `words`, `signal`. Free the states with `dispose()` (disposing the aligner frees all).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Encoded>")]
+    pub fn encode(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] src: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] tgt: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EncodeOptions & Cancellable")]
+        options: JsValue,
+    ) -> Promise {
+        let prepared = (|| -> Result<_> {
+            let l = self.loaded()?;
+            let (src, tgt) = sentences(&src, &tgt, "encode")?;
+            let call = options::encode_call(&options, &l.core())?;
+            Ok((l, src, tgt, call))
+        })();
+        future_to_promise(async move {
+            let (l, src, tgt, call) = prepared?;
+            options::check_signal(&call.signal)?;
+            let pair = encoded::encode_pair(&l.core(), &src, &tgt, &call.options).await?;
+            let (enc, slot) = Encoded::new(pair, &l);
+            let mut kept = l.encodings.borrow_mut();
+            kept.retain(|s| s.strong_count() > 0);
+            kept.push(slot);
+            Ok(enc.into())
         })
     }
 
@@ -388,9 +459,9 @@ impl Aligner {
             unchecked_param_type = "Array<[string, string] | { src: string; tgt: string }>"
         )]
         pairs: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "AlignBatchOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "AlignBatchOptions")] options: JsValue,
         #[wasm_bindgen(
-            unchecked_param_type = "((p: { done: number; total: number }) => void) | undefined"
+            unchecked_optional_param_type = "(p: { done: number; total: number }) => void"
         )]
         on_progress: JsValue,
     ) -> Promise {
@@ -422,7 +493,7 @@ impl Aligner {
                 {
                     out.push(&match r {
                         Ok(a) => to_js(&a)?,
-                        Err(e) => pair_error(WasmError::from(e)),
+                        Err(e) => pair_error(WasmError::from(e))?,
                     });
                 }
                 report_batch(&on_progress, out.length() as usize, total);
@@ -436,9 +507,12 @@ impl Aligner {
         })
     }
 
-    /// Frees the model and backend. Calls already running finish first; later calls throw.
+    /// Frees the model, the backend and the states of every `Encoded` made by `encode`.
+    /// Calls already running finish first; later calls throw.
     pub fn dispose(&self) {
-        self.inner.borrow_mut().take();
+        if let Some(l) = self.inner.borrow_mut().take() {
+            l.free_encodings();
+        }
     }
 }
 
@@ -460,6 +534,16 @@ fn embed_options(options: &JsValue) -> Result<(Prefix, Option<web_sys::AbortSign
         Some(p) => Prefix::parse(p)?,
     };
     Ok((prefix, signal))
+}
+
+/// The source and target sentences of `align` and `encode`.
+fn sentences(src: &JsValue, tgt: &JsValue, call: &str) -> Result<(String, String)> {
+    let text = |v: &JsValue, side: &str| {
+        v.as_string().ok_or_else(|| {
+            WasmError::input(format!("{call}: the {side} sentence must be a string"))
+        })
+    };
+    Ok((text(src, "source")?, text(tgt, "target")?))
 }
 
 /// An array of strings, with the offending index named when it is not one.
@@ -527,13 +611,13 @@ fn parse_pairs(v: &JsValue) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn pair_error(e: WasmError) -> JsValue {
-    let o = Object::new();
-    let err = Object::new();
-    let _ = Reflect::set(&err, &"message".into(), &e.message.as_str().into());
-    let _ = Reflect::set(&err, &"code".into(), &e.code.as_str().into());
-    let _ = Reflect::set(&o, &"error".into(), &err);
-    o.into()
+fn pair_error(e: WasmError) -> Result<JsValue> {
+    to_js(&PairError {
+        error: PairErrorDetail {
+            message: e.message,
+            code: e.code,
+        },
+    })
 }
 
 fn report_batch(cb: &Option<Function>, done: usize, total: usize) {

@@ -15,7 +15,17 @@ use std::fmt::Display;
 
 use wasm_bindgen::prelude::*;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// Thrown errors are plain `Error`s with a `code` (and `name` "AbortError" when cancelled).
+#[wasm_bindgen(typescript_custom_section)]
+const ERROR_TS: &'static str = r#"
+/** What xlalign throws: an `Error` whose `code` says what kind of failure it is. */
+export interface XlalignError extends Error { code: ErrorCode; }
+"#;
+
+/// The `code` of every error xlalign throws (see the table above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, tsify::Tsify)]
+#[serde(rename_all = "lowercase")]
+#[tsify(rename = "ErrorCode")]
 pub enum Code {
     Input,
     Model,

@@ -2,7 +2,7 @@
 //! they arrive instead of after `arrayBuffer()` resolves. Works in windows and workers
 //! (both have a global `fetch`).
 
-use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -14,6 +14,19 @@ use crate::error::{describe_js, is_abort, Result, WasmError};
 extern "C" {
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(req: &Request) -> Promise;
+}
+
+/// One `onProgress` event of a load.
+#[derive(Debug, serde::Serialize, tsify::Tsify)]
+#[tsify(missing_as_null)]
+pub struct LoadProgress {
+    /// `"download"` | `"cache"` | `"verify"` | `"parse"` | `"backend"` | `"ready"`
+    /// (progressive: `"header"` | `"tensors"` | `"rows"`).
+    pub phase: String,
+    /// Bytes so far.
+    pub loaded: f64,
+    /// Bytes in all; `null` when the server does not say.
+    pub total: Option<f64>,
 }
 
 /// Forwards `{ loaded, total, phase }` to the caller's `onProgress`, at most once per
@@ -64,16 +77,14 @@ impl Progress {
         }
         self.last_phase = phase.to_string();
         self.last_loaded = loaded;
-        let o = Object::new();
-        let _ = Reflect::set(&o, &"phase".into(), &phase.into());
-        let _ = Reflect::set(&o, &"loaded".into(), &loaded.into());
-        let _ = Reflect::set(
-            &o,
-            &"total".into(),
-            &total
-                .map(|t| JsValue::from(t as f64))
-                .unwrap_or(JsValue::NULL),
-        );
+        let event = LoadProgress {
+            phase: phase.to_string(),
+            loaded,
+            total: total.map(|t| t as f64),
+        };
+        let Ok(o) = crate::aligner::to_js(&event) else {
+            return;
+        };
         // A failing progress callback must not fail the download it reports on.
         if let Err(e) = cb.call1(&JsValue::NULL, &o) {
             web_sys::console::warn_1(

@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 
 use xlalign_core::align::AlignOptions;
 use xlalign_core::pipeline::{Aligner, EncodeOptions};
-use xlalign_core::request::AlignRequest;
+use xlalign_core::request::{AlignRequest, Part};
 use xlalign_core::BackendChoice;
 
 use crate::error::{Result, WasmError};
@@ -102,12 +102,13 @@ pub fn check_signal(s: &Option<web_sys::AbortSignal>) -> Result<()> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Options of `Aligner.load` (and `createAligner`).
+#[derive(Debug, Deserialize, tsify::Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LoadOptions {
     /// `auto`, `webgpu` (or `gpu`) or `cpu`.
     pub backend: BackendChoice,
-    /// Keep downloaded models in the Cache API (URL sources only).
+    /// Keep downloaded models in the Cache API (URL sources only; default true).
     pub cache: bool,
     /// Expected SHA-256 of the model file (hex); checked before the model is used.
     pub sha256: Option<String>,
@@ -134,12 +135,35 @@ impl Default for LoadOptions {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Options of `embed`, `similarity` and `tokenize`.
+#[derive(Debug, Default, Deserialize, tsify::Tsify)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct EmbedOptions {
-    /// `passage` (default), `query` or `none`.
+    /// The model's prefix before the text: `passage` (default), `query` or `none`.
+    #[tsify(type = "\"passage\" | \"query\" | \"none\"")]
     pub prefix: Option<String>,
 }
+
+// What serde cannot carry: callbacks and `AbortSignal`s, taken out by name before parsing
+// (see `parse`). They extend the interfaces derived above and in the core: `AlignOptions` is
+// the core's `AlignRequest`; `encode` takes its encoding part (the core's `EncodeOptions`)
+// and `Encoded.extract` its extraction part (`ExtractOptions`, the core's `AlignOptions`).
+#[wasm_bindgen(typescript_custom_section)]
+const LIVE_OPTIONS_TS: &'static str = r#"
+/** An `AbortSignal` that cancels the call: it rejects with an `AbortError` (code `cancelled`). */
+export interface Cancellable { signal?: AbortSignal; }
+export interface LoadOptions extends Cancellable {
+  /** Called as the model downloads, verifies, parses and the backend starts. */
+  onProgress?: (p: LoadProgress) => void;
+}
+export interface EmbedOptions extends Cancellable {}
+/** Options of `align`: how the pair is encoded and how links are extracted. Unset extraction options take the model's recommendation; `sentenceCosine` defaults to true. */
+export interface AlignOptions extends Cancellable {}
+export interface AlignBatchOptions extends AlignOptions {
+  /** Pairs per encoder pass (default 8). */
+  batchSize?: number;
+}
+"#;
 
 /// Options of `align` / `alignBatch`: one flat object in JavaScript, the core's
 /// [`AlignRequest`] (its keys, its checks, its resolution against the model's
@@ -199,4 +223,64 @@ impl AlignCall {
             batch_size,
         })
     }
+}
+
+/// Options of `encode` (the encoding part of `align`'s options) and of `Encoded.extract`
+/// (the extraction part): the core's [`AlignRequest`], each call refusing the other part's
+/// keys ([`Part`]) with a word on where they go.
+pub struct SplitCall<T> {
+    pub options: T,
+    pub signal: Option<web_sys::AbortSignal>,
+}
+
+/// `encode`'s options: `layer`, `pretokenized`, `sentenceCosine` (default true), `words`,
+/// resolved as `align` resolves them.
+pub fn encode_call<B: xlalign_core::Backend>(
+    value: &JsValue,
+    core: &Aligner<B>,
+) -> Result<SplitCall<EncodeOptions>> {
+    let what = "encode options";
+    let (request, signal) = split_call(value, what, Part::Encode, |k| {
+        format!("`{k}` is an extraction option: pass it to extract() on the encoded pair")
+    })?;
+    let rec = core.recommendation().map_err(WasmError::from)?;
+    Ok(SplitCall {
+        options: request
+            .encode_options(&rec)
+            .map_err(|e| WasmError::input(format!("{what}: {}", e.detail())))?,
+        signal,
+    })
+}
+
+/// `Encoded.extract`'s options, resolved as `align` resolves them.
+pub fn extract_call<B: xlalign_core::Backend>(
+    value: &JsValue,
+    core: &Aligner<B>,
+) -> Result<SplitCall<AlignOptions>> {
+    let what = "extract options";
+    let (request, signal) = split_call(value, what, Part::Extract, |k| {
+        format!("`{k}` changes the encoding, which extract() reuses: pass it to encode() and extract from the new encoding")
+    })?;
+    let rec = core.recommendation().map_err(WasmError::from)?;
+    Ok(SplitCall {
+        options: request
+            .align_options(&rec)
+            .map_err(|e| WasmError::input(format!("{what}: {}", e.detail())))?,
+        signal,
+    })
+}
+
+/// Parses the request and refuses a key of the other part with `elsewhere`'s message.
+fn split_call(
+    value: &JsValue,
+    what: &str,
+    part: Part,
+    elsewhere: impl Fn(&str) -> String,
+) -> Result<(AlignRequest, Option<web_sys::AbortSignal>)> {
+    let (request, live) = parse::<AlignRequest>(value, what, &["signal"])?;
+    let signal = signal(live.into_iter().next().unwrap_or_default())?;
+    if let Some(k) = request.set_keys_of(part.other()).first() {
+        return Err(WasmError::input(format!("{what}: {}", elsewhere(k))));
+    }
+    Ok((request, signal))
 }

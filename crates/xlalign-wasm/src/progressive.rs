@@ -82,14 +82,17 @@ impl Table {
 }
 
 /// Counters for `aligner.loading`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, tsify::Tsify)]
 #[serde(rename_all = "camelCase")]
+#[tsify(rename = "LoadingInfo")]
 pub struct Stats {
+    /// `"full"`, or `"progressive"` (rows of the word-embedding table arrive on demand).
     pub mode: String,
     /// Bytes that had to arrive before the aligner was ready (network and cache).
     pub ready_bytes: u64,
     /// Bytes downloaded so far, on-demand pages included.
     pub network_bytes: u64,
+    /// HTTP requests made (Range requests in progressive mode).
     pub requests: u32,
     pub rows_present: usize,
     pub rows_total: usize,

@@ -868,3 +868,224 @@ async fn tokenize_gives_the_reference_token_ids() {
         "string",
     );
 }
+
+/// Pairs for encode/extract: plain, CJK against English, and astral characters.
+const EXTRACT_PAIRS: [(&str, &str); 3] = [
+    ("The house is small.", "Das Haus ist klein."),
+    (
+        "The old lighthouse keeper walked along the shore.",
+        "年老的灯塔看守人沿着海岸散步。",
+    ),
+    ("I love 😀 and 𠀋 here.", "J'adore 😀 et 𠀋 ici."),
+];
+
+fn json(v: &JsValue) -> String {
+    js_sys::JSON::stringify(v).unwrap().as_string().unwrap()
+}
+
+async fn encode(a: &Aligner, src: &str, tgt: &str, options: JsValue) -> Result<JsValue, JsValue> {
+    JsFuture::from(a.encode(src.into(), tgt.into(), options)).await
+}
+
+async fn extract(enc: &JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    let f: Function = get(enc, "extract").unchecked_into();
+    let p: Promise = f.call1(enc, &options)?.unchecked_into();
+    JsFuture::from(p).await
+}
+
+fn call0(v: &JsValue, method: &str) {
+    let f: Function = get(v, method).unchecked_into();
+    f.call0(v).unwrap();
+}
+
+/// Every method (with other options too) on every pair: `encode(...).extract(x)` must be
+/// exactly `align(..., x)` — links, scores, words and the word×word matrix.
+async fn assert_extract_equals_align(a: &Aligner, encode_opts: &[(&str, JsValue)]) -> usize {
+    let mut compared = 0;
+    for (src, tgt) in EXTRACT_PAIRS {
+        let enc = encode(a, src, tgt, opts(encode_opts))
+            .await
+            .expect("encode");
+        for method in ["softmax", "entmax", "argmax", "itermax", "match"] {
+            for extra in [vec![], vec![("level", JsValue::from("word-average"))]] {
+                let mut x = vec![("method", JsValue::from(method))];
+                x.extend(extra);
+                let got = extract(&enc, opts(&x)).await.expect("extract");
+                let mut all: Vec<(&str, JsValue)> = encode_opts.to_vec();
+                all.extend(x.clone());
+                let want = align(a, src, tgt, opts(&all)).await.expect("align");
+                assert_eq!(json(&got), json(&want), "{src} / {method} {x:?}");
+                for side in ["srcWords", "tgtWords"] {
+                    assert_eq!(json(&get(&enc, side)), json(&get(&got, side)));
+                }
+                compared += 1;
+            }
+        }
+        call0(&enc, "dispose");
+    }
+    compared
+}
+
+#[wasm_bindgen_test]
+async fn encode_then_extract_gives_what_align_gives() {
+    let a = cpu().await;
+    assert_eq!(assert_extract_equals_align(&a, &[]).await, 30);
+    // Encoding options travel with the encoding.
+    let n =
+        assert_extract_equals_align(&a, &[("layer", 6.into()), ("sentenceCosine", false.into())])
+            .await;
+    assert_eq!(n, 30);
+    let (src, tgt) = EXTRACT_PAIRS[0];
+    let enc = encode(&a, src, tgt, JsValue::UNDEFINED).await.unwrap();
+    for (key, text) in [("srcTokens", src), ("tgtTokens", tgt)] {
+        let ids = get(&a.tokenize(text.into(), JsValue::UNDEFINED).unwrap(), "ids");
+        assert_eq!(
+            get(&enc, key).as_f64(),
+            get(&ids, "length").as_f64(),
+            "{key}"
+        );
+    }
+    assert!(get(&enc, "cosine").as_f64().unwrap() > 0.8);
+    assert_eq!(get(&enc, "layer").as_f64(), Some(7.0));
+    let off = encode(
+        &a,
+        EXTRACT_PAIRS[0].0,
+        EXTRACT_PAIRS[0].1,
+        opts(&[("sentenceCosine", false.into())]),
+    )
+    .await
+    .unwrap();
+    assert!(get(&off, "cosine").is_null());
+}
+
+#[wasm_bindgen_test]
+async fn extract_refuses_encoding_options_and_disposed_encodings() {
+    let a = cpu().await;
+    let enc = encode(&a, "Ja.", "Yes.", JsValue::UNDEFINED).await.unwrap();
+    for (key, value, needle) in [
+        ("layer", JsValue::from(3), "encode()"),
+        ("words", opts(&[("kana", "run".into())]), "encode()"),
+        ("method", JsValue::from("nope"), "method"),
+        ("threshold", JsValue::from(1.5), "threshold"),
+        ("metod", JsValue::from("argmax"), "metod"),
+    ] {
+        let e = extract(&enc, opts(&[(key, value)])).await.unwrap_err();
+        assert_js_error(e, "input", needle);
+    }
+    assert_js_error(
+        encode(&a, "Ja.", "Yes.", opts(&[("method", "argmax".into())]))
+            .await
+            .unwrap_err(),
+        "input",
+        "extract()",
+    );
+    assert_js_error(
+        encode(&a, "", "Yes.", JsValue::UNDEFINED)
+            .await
+            .unwrap_err(),
+        "input",
+        "source",
+    );
+    assert_js_error(
+        JsFuture::from(a.encode(1.into(), "x".into(), JsValue::UNDEFINED))
+            .await
+            .unwrap_err(),
+        "input",
+        "string",
+    );
+    call0(&enc, "dispose");
+    assert_js_error(
+        extract(&enc, JsValue::UNDEFINED).await.unwrap_err(),
+        "disposed",
+        "disposed",
+    );
+    // Its words stay readable.
+    assert_eq!(Array::from(&get(&enc, "srcWords")).length(), 2);
+
+    // Disposing the aligner disposes its encodings.
+    let b = Aligner::load(
+        model_bytes().await.into(),
+        opts(&[("backend", "cpu".into())]),
+    )
+    .await
+    .unwrap();
+    let enc = encode(&b, "Ja.", "Yes.", JsValue::UNDEFINED).await.unwrap();
+    extract(&enc, JsValue::UNDEFINED)
+        .await
+        .expect("extract while the aligner lives");
+    b.dispose();
+    assert_js_error(
+        extract(&enc, JsValue::UNDEFINED).await.unwrap_err(),
+        "disposed",
+        "disposed",
+    );
+}
+
+#[wasm_bindgen_test]
+async fn encode_then_extract_on_webgpu_and_progressive_gives_what_align_gives() {
+    if has_webgpu_adapter().await {
+        let gpu = Aligner::load(
+            model_bytes().await.into(),
+            opts(&[("backend", "webgpu".into())]),
+        )
+        .await
+        .expect("WebGPU loads");
+        assert_eq!(assert_extract_equals_align(&gpu, &[]).await, 30);
+        gpu.dispose();
+    } else {
+        assert!(
+            option_env!("XLALIGN_REQUIRE_GPU") != Some("1"),
+            "XLALIGN_REQUIRE_GPU=1 but the browser offers no WebGPU adapter"
+        );
+    }
+    let progressive = Aligner::load(
+        model_url().into(),
+        opts(&[
+            ("backend", "cpu".into()),
+            ("progressive", true.into()),
+            ("cache", false.into()),
+        ]),
+    )
+    .await
+    .expect("progressive load");
+    assert_eq!(assert_extract_equals_align(&progressive, &[]).await, 30);
+    progressive.dispose();
+}
+
+/// `text.slice(utf16Start, utf16End)` is the word, with characters outside the BMP (emoji,
+/// Han extension B) before and inside words; `charStart` counts them once.
+#[wasm_bindgen_test]
+async fn word_offsets_in_utf16_slice_the_text() {
+    let a = cpu().await;
+    let (src, tgt) = (
+        "I love 😀 and 𠀋𠀂 here, 👍🏽ok.",
+        "J'adore 😀 et 𠀋 ici ; 🇫🇷 oui.",
+    );
+    let r = align(&a, src, tgt, JsValue::UNDEFINED).await.unwrap();
+    let mut checked = 0;
+    for (key, text) in [("srcWords", src), ("tgtWords", tgt)] {
+        let js = js_sys::JsString::from(text);
+        for w in Array::from(&get(&r, key)).iter() {
+            let (s, e) = (
+                get(&w, "utf16Start").as_f64().unwrap() as u32,
+                get(&w, "utf16End").as_f64().unwrap() as u32,
+            );
+            assert_eq!(js.slice(s, e), get(&w, "text").as_string().unwrap());
+            let (cs, ce) = (
+                get(&w, "charStart").as_f64().unwrap() as usize,
+                get(&w, "charEnd").as_f64().unwrap() as usize,
+            );
+            let chars: String = text.chars().skip(cs).take(ce - cs).collect();
+            assert_eq!(chars, get(&w, "text").as_string().unwrap());
+            checked += 1;
+        }
+    }
+    let here = Array::from(&get(&r, "srcWords"))
+        .iter()
+        .find(|w| get(w, "text").as_string().as_deref() == Some("here"))
+        .unwrap();
+    // "I love 😀 and 𠀋𠀂 " is 16 code points and 19 UTF-16 units.
+    assert_eq!(get(&here, "charStart").as_f64(), Some(16.0));
+    assert_eq!(get(&here, "utf16Start").as_f64(), Some(19.0));
+    assert!(checked > 10);
+}

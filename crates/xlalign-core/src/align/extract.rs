@@ -11,6 +11,8 @@ use super::words::WordMap;
 use crate::error::{Error, Result};
 
 /// A link between source word `src` and target word `tgt` (indices into the word lists).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+#[cfg_attr(feature = "ts", tsify(missing_as_null))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WordLink {

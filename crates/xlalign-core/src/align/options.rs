@@ -44,6 +44,10 @@ pub const DEFAULT_SOFTMAX_THRESHOLD: f32 = 0.3;
 pub const DEFAULT_ENTMAX_THRESHOLD: f32 = 0.0;
 
 /// How links are read off a similarity matrix.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// serde goes through `name` (`serde_by_name!`); this attribute only tells the TypeScript
+// declaration the same spellings (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "lowercase"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Method {
     /// SimAlign "inter" (ArgMax): a cell that is the maximum of its row and of its column.
@@ -138,6 +142,10 @@ pub(crate) fn one_of(names: impl IntoIterator<Item = &'static str>) -> String {
 
 /// Which directions must agree for a link (argmax, softmax and entmax only; itermax and match
 /// are symmetric by construction).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// serde goes through `name` (`serde_by_name!`); this attribute only tells the TypeScript
+// declaration the same spellings (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "lowercase"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Source→target and target→source agree (intersection): high precision.
@@ -195,6 +203,10 @@ impl FromStr for Direction {
 serde_by_name!(Direction);
 
 /// The units links are extracted between.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// serde goes through `name` (`serde_by_name!`); this attribute only tells the TypeScript
+// declaration the same spellings (the tests compare them).
+#[cfg_attr(feature = "ts", serde(rename_all = "kebab-case"))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Level {
     /// Extract between subwords, then link two words when any of their subwords are linked
@@ -245,6 +257,9 @@ serde_by_name!(Level);
 /// JSON form (every field optional, camelCase):
 /// `{"method":"softmax","threshold":0.3,"temperature":1,"iterations":2,"alpha":0.9,
 ///   "distortion":0,"direction":"both","level":"subword"}`.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+// In JavaScript these are the extraction part of `align`'s options.
+#[cfg_attr(feature = "ts", tsify(rename = "ExtractOptions"))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AlignOptions {

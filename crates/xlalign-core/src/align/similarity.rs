@@ -20,6 +20,7 @@ use crate::error::Result;
 /// score well above 0 — compare scores across pairs from the same model and layer rather
 /// than reading them as absolute percentages. A side much lower than the other points to
 /// content present on one side only (an omission or an addition).
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GreedyMatch {
@@ -67,6 +68,7 @@ pub fn greedy_match(cos: ArrayView2<f32>) -> Result<GreedyMatch> {
 /// the human gold alignments of the six test sets cover 72–95 % of the words on each side
 /// (lowest on the English side of Japanese and Chinese pairs), and automatic links, whose
 /// recall is lower, cover less.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Coverage {

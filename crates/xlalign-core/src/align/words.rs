@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 pub use crate::script::{is_cjk, is_han, is_hiragana, is_kana, is_katakana, is_unspaced_script};
 
 /// One word, located in [`Segmented::text`].
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Word {
@@ -29,10 +30,14 @@ pub struct Word {
     /// Byte range in the segmented text.
     pub start: usize,
     pub end: usize,
-    /// The same range in `char`s (Unicode scalar values), for JavaScript-side highlighting
-    /// (convert to UTF-16 there if needed).
+    /// The same range in `char`s (Unicode scalar values): what `Array.from(text)` or
+    /// Python's `str` indexes.
     pub char_start: usize,
     pub char_end: usize,
+    /// The same range in UTF-16 code units: what JavaScript's `String.prototype.slice`
+    /// takes (a character outside the Basic Multilingual Plane counts two).
+    pub utf16_start: usize,
+    pub utf16_end: usize,
 }
 
 /// The string to encode and its words, in order and non-overlapping.
@@ -56,6 +61,7 @@ impl Segmented {
 }
 
 /// When to write pre-tokenised CJK words without a space between them.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CjkJoin {
@@ -73,6 +79,7 @@ pub enum CjkJoin {
 }
 
 /// How raw text in kana is cut before [`merge_by_tokens`].
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KanaSplit {
@@ -89,6 +96,7 @@ pub enum KanaSplit {
 }
 
 /// Options for building words.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct WordOptions {
@@ -165,18 +173,25 @@ fn merge_kana_runs(text: &str, spans: Vec<(usize, usize)>) -> Vec<(usize, usize)
 /// Builds [`Word`]s for sorted, non-overlapping byte spans of `text`.
 fn words_from_spans(text: &str, spans: &[(usize, usize)]) -> Vec<Word> {
     let mut words = Vec::with_capacity(spans.len());
-    let (mut byte, mut chars) = (0usize, 0usize);
+    // Code points and UTF-16 units before the current byte position.
+    let (mut byte, mut chars, mut units) = (0usize, 0usize, 0usize);
+    let count = |s: &str| (s.chars().count(), s.encode_utf16().count());
     for &(s, e) in spans {
-        chars += text[byte..s].chars().count();
-        let len = text[s..e].chars().count();
+        let (gap_chars, gap_units) = count(&text[byte..s]);
+        chars += gap_chars;
+        units += gap_units;
+        let (len, len16) = count(&text[s..e]);
         words.push(Word {
             text: text[s..e].to_owned(),
             start: s,
             end: e,
             char_start: chars,
             char_end: chars + len,
+            utf16_start: units,
+            utf16_end: units + len16,
         });
         chars += len;
+        units += len16;
         byte = e;
     }
     words
@@ -561,6 +576,29 @@ mod tests {
     }
 
     #[test]
+    fn utf16_offsets_count_astral_characters_twice() {
+        // 😀 (U+1F600) and 𠀋 (U+2000B, Han extension B) take two UTF-16 units each.
+        let s = segment("I 😀 𠀋𠀋 love ü 🇫🇷 x", &WordOptions::default());
+        let units: Vec<u16> = s.text.encode_utf16().collect();
+        for w in &s.words {
+            assert_eq!(
+                String::from_utf16(&units[w.utf16_start..w.utf16_end]).unwrap(),
+                w.text
+            );
+        }
+        let love = s.words.iter().find(|w| w.text == "love").unwrap();
+        assert_eq!((love.char_start, love.utf16_start), (7, 10));
+        let seg = pretokenized("𠀋 😀 , l' ami", &WordOptions::default()).unwrap();
+        let units: Vec<u16> = seg.text.encode_utf16().collect();
+        for w in &seg.words {
+            assert_eq!(
+                String::from_utf16(&units[w.utf16_start..w.utf16_end]).unwrap(),
+                w.text
+            );
+        }
+    }
+
+    #[test]
     fn raw_cjk_is_one_char_per_word() {
         let s = segment("東京タワーは高い。我们在中国", &WordOptions::default());
         assert_eq!(
@@ -779,6 +817,8 @@ mod tests {
             end: e,
             char_start: s,
             char_end: e,
+            utf16_start: s,
+            utf16_end: e,
         };
         assert!(WordMap::from_offsets(&[Some((0, 1))], &[w(0, 3), w(2, 5)]).is_err());
         assert!(WordMap::from_offsets(&[Some((0, 1))], &[w(3, 4), w(0, 2)]).is_err());
