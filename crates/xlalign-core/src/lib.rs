@@ -16,6 +16,7 @@ pub mod gguf;
 pub mod model;
 pub mod pharaoh;
 pub mod pipeline;
+pub mod table;
 pub mod tensor;
 pub mod tokenize;
 

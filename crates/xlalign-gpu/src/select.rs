@@ -6,6 +6,7 @@ use std::sync::Arc;
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
     Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+    WriteRows,
 };
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::error::{Error, Result};
@@ -108,6 +109,15 @@ impl Backend for AnyBackend {
                 g.align_sequences(sequences, layer, pooled, pairs, opts)
                     .await
             }
+        }
+    }
+}
+
+impl WriteRows for AnyBackend {
+    fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()> {
+        match self {
+            AnyBackend::Cpu { backend, .. } => backend.write_token_rows(first, rows),
+            AnyBackend::Gpu(g) => g.write_token_rows(first, rows),
         }
     }
 }
