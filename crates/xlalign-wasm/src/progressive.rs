@@ -113,7 +113,8 @@ pub struct RowStore {
     present: RefCell<Vec<bool>>,
     model: Arc<Model>,
     /// Set once, after `load`; until then pages go into the model's table, which the backend
-    /// starts from.
+    /// starts from. (The CPU backend reads that same table; on WebGPU the model's table keeps
+    /// only the rows that arrived before the upload, and nothing reads it afterwards.)
     inner: RefCell<Option<Rc<AnyBackend>>>,
     /// A page fetch is under way; other calls wait for it instead of fetching again.
     updating: Cell<bool>,
@@ -599,12 +600,8 @@ pub async fn load(
     let mut model = Model::from_gguf(&file)?;
     drop(header);
     let t = &model.weights.token_embd;
-    model.weights.token_embd = RowTable::owned(
-        t.name.clone(),
-        t.dtype,
-        t.shape.clone(),
-        t.read().bytes().to_vec(),
-    )?;
+    let own = t.read().bytes().to_vec();
+    model.weights.token_embd = RowTable::owned(t.name.clone(), t.dtype, t.shape.clone(), own)?;
     for l in &mut model.weights.layers {
         for lin in [
             &mut l.query,
