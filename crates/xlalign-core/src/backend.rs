@@ -80,6 +80,23 @@ pub trait Backend {
     }
 }
 
+/// Writing rows of the word-embedding table into a backend that is already running, in
+/// place: the CPU backend writes the table it reads (shared with its model, see
+/// [`crate::table::RowTable`]), the WebGPU backend writes the uploaded table buffer.
+/// Progressive loading uses it for every page of rows that arrives, so a page costs its own
+/// bytes, never a copy of the table or a rebuilt backend.
+///
+/// A trait of its own with no default, so that a wrapper cannot inherit a silent no-op: a
+/// type that runs a backend and should take rows must forward this call itself, and code
+/// that needs it does not compile with one that does not.
+pub trait WriteRows {
+    /// Overwrites rows `first..` of the token-embedding table with `rows`: whole rows in the
+    /// table's stored type, as they lie in the model file. Calls already under way see the
+    /// table before or after the write, never a mix of both within a row; the rows written
+    /// should be ones those calls do not read (progressive loading writes only absent rows).
+    fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()>;
+}
+
 /// What [`Backend::align_sequences`] gives back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SequenceAlignment {

@@ -19,6 +19,7 @@ pub mod pharaoh;
 pub mod pipeline;
 pub mod request;
 pub mod script;
+pub mod table;
 pub mod tensor;
 pub mod tokenize;
 

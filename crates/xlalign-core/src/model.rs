@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::table::RowTable;
 use crate::tensor::{DType, Tensor};
 use crate::tokenize::TextTokenizer;
 
@@ -228,8 +229,10 @@ pub struct EncoderLayer {
 /// All weights. Large matrices stay in their stored type; small vectors are f32.
 #[derive(Clone, Debug)]
 pub struct EncoderWeights {
-    /// `[vocab, hidden]`, any supported type; rows are dequantised on lookup.
-    pub token_embd: Tensor,
+    /// `[vocab, hidden]`, any supported type; rows are dequantised on lookup. Its rows can
+    /// be rewritten in place while the model runs (progressive loading), and clones of the
+    /// weights, the model's and the CPU backend's, share them.
+    pub token_embd: RowTable,
     /// `[max_positions, hidden]`, f32; shared with the backends that read it.
     pub position_embd: Arc<[f32]>,
     /// `[type_vocab, hidden]`, f32.
@@ -266,6 +269,7 @@ impl EncoderWeights {
         };
         let token_embd = f.tensor("token_embd.weight")?;
         token_embd.expect_shape(&[c.vocab, c.hidden])?;
+        let token_embd = RowTable::from_tensor(token_embd)?;
         let layers = (0..c.layers)
             .map(|i| {
                 let p = |n: &str| keys::layer(i, n);

@@ -22,6 +22,7 @@ use ndarray::Array2;
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
     Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+    WriteRows,
 };
 use xlalign_core::error::{Error, Result};
 use xlalign_core::model::{Activation, EncoderConfig, EncoderWeights, Model, Pooling};
@@ -526,6 +527,14 @@ impl GpuBackend {
             let staging = staging.expect("a staging buffer for the pooled vectors");
             enc.copy_buffer_to_buffer(&ws.pooled, 0, staging, 0, (b * cfg.hidden * 4) as u64);
         }
+    }
+}
+
+/// Rows go straight into the uploaded table (see [`GpuWeights::write_table_rows`]): no host
+/// copy is kept, and nothing is uploaded again.
+impl WriteRows for GpuBackend {
+    fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()> {
+        self.weights.write_table_rows(&self.ctx, first, rows)
     }
 }
 

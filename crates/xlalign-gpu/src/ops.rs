@@ -298,7 +298,14 @@ pub async fn embed(
     if let Some(id) = ids.iter().find(|&&id| id as usize >= table.n_rows()) {
         return Err(Error::Input(format!("embed: id {id} outside the table")));
     }
-    let parts = upload_table(ctx, table, rows_per_part)?;
+    let parts = upload_table(
+        ctx,
+        &table.name,
+        table.dtype,
+        hidden,
+        &table.data,
+        rows_per_part,
+    )?;
     let wt: WeightType = table.dtype.into();
     let mut out: Vec<f32> = vec![0.0; ids.len() * hidden];
     // Each part fills only its own tokens; the others keep what the previous parts wrote.

@@ -7,6 +7,7 @@ use xlalign_core::align::AlignOptions;
 pub use xlalign_core::backend::BackendChoice;
 use xlalign_core::backend::{
     Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+    WriteRows,
 };
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::error::{Error, Result};
@@ -86,6 +87,15 @@ impl Backend for AnyBackend {
                 g.align_sequences(sequences, layer, pooled, pairs, opts)
                     .await
             }
+        }
+    }
+}
+
+impl WriteRows for AnyBackend {
+    fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()> {
+        match self {
+            AnyBackend::Cpu { backend, .. } => backend.write_token_rows(first, rows),
+            AnyBackend::Gpu(g) => g.write_token_rows(first, rows),
         }
     }
 }

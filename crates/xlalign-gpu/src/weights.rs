@@ -21,6 +21,7 @@ use wgpu::util::DeviceExt;
 
 use xlalign_core::error::{Error, Result};
 use xlalign_core::model::{EncoderConfig, EncoderLayer, EncoderWeights, LayerNorm, Linear};
+use xlalign_core::table::check_row_write;
 use xlalign_core::tensor::{DType, Tensor, Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK};
 
 use crate::context::GpuContext;
@@ -230,6 +231,9 @@ pub struct GpuLayer {
 pub struct GpuWeights {
     pub table_type: WeightType,
     pub table: Vec<TablePart>,
+    /// The table's stored type and `[rows, width]`, for writing rows into it later.
+    table_dtype: DType,
+    table_shape: [usize; 2],
     pub position: wgpu::Buffer,
     /// Row 0 of the token-type table (every token has type 0).
     pub token_type: wgpu::Buffer,
@@ -251,9 +255,12 @@ impl GpuWeights {
             .enumerate()
             .map(|(i, l)| upload_layer(ctx, i, l))
             .collect::<Result<Vec<_>>>()?;
+        let t = &w.token_embd;
         Ok(GpuWeights {
             table_type,
-            table: upload_table(ctx, &w.token_embd, None)?,
+            table: upload_table(ctx, &t.name, t.dtype, t.row_len(), t.read().bytes(), None)?,
+            table_dtype: t.dtype,
+            table_shape: [t.n_rows(), t.row_len()],
             position: storage(ctx, "position_embd", bytemuck::cast_slice(&w.position_embd))?,
             token_type: storage(
                 ctx,
@@ -263,6 +270,59 @@ impl GpuWeights {
             embd_norm: GpuNorm::upload(ctx, "token_embd_norm", &w.embd_norm)?,
             layers,
         })
+    }
+}
+
+impl GpuWeights {
+    /// Overwrites rows `first..` of the uploaded word table with `rows` (whole rows as
+    /// stored in the model file): each part they touch gets one `write_buffer` of its quants
+    /// at the rows' offset, and one of its scales for the quantised types. The queue orders
+    /// the writes after every pass already submitted and before every later one.
+    pub fn write_table_rows(&self, ctx: &GpuContext, first: usize, rows: &[u8]) -> Result<()> {
+        let row_len = self.table_shape[1];
+        let dtype = self.table_dtype;
+        check_row_write("token_embd", dtype, self.table_shape, first, rows.len())?;
+        let row_bytes = dtype.row_bytes(row_len)?;
+        let n = rows.len() / row_bytes;
+        // Bytes per row in the repacked quant and scale arrays (see the module comment).
+        let (quant_row, scale_row) = match dtype {
+            DType::F32 => (row_len * 4, 0),
+            // Two values per word: rows start on a word only when they hold an even count.
+            DType::F16 if row_len % 2 == 0 => (row_len * 2, 0),
+            DType::F16 => {
+                return Err(Error::Unsupported(format!(
+                    "writing rows of {row_len} f16 values into a GPU table (rows must be an even number of values)"
+                )))
+            }
+            DType::Q8_0 => (row_len / QK * 32, row_len / QK * 4),
+            DType::Q4_0 => (row_len / QK * 16, row_len / QK * 4),
+        };
+        let end = first + n;
+        for part in &self.table {
+            let (start, stop) = (part.row_start as usize, part.row_end as usize);
+            let (a, b) = (first.max(start), end.min(stop));
+            if a >= b {
+                continue;
+            }
+            let r = repack(
+                dtype,
+                &rows[(a - first) * row_bytes..(b - first) * row_bytes],
+            );
+            let at = (a - start) as u64;
+            ctx.queue.write_buffer(
+                &part.quants,
+                at * quant_row as u64,
+                bytemuck::cast_slice(&r.quants),
+            );
+            if scale_row > 0 {
+                ctx.queue.write_buffer(
+                    &part.scales,
+                    at * scale_row as u64,
+                    bytemuck::cast_slice(&r.scales),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -291,15 +351,17 @@ fn upload_layer(ctx: &GpuContext, i: usize, l: &EncoderLayer) -> Result<GpuLayer
 /// `rows_per_part` rows, which tests use to exercise the split on any device).
 pub(crate) fn upload_table(
     ctx: &GpuContext,
-    t: &Tensor,
+    name: &str,
+    dtype: DType,
+    row_len: usize,
+    data: &[u8],
     rows_per_part: Option<usize>,
 ) -> Result<Vec<TablePart>> {
-    let rows = t.n_rows();
-    let row_len = t.row_len();
-    let row_bytes = t.dtype.row_bytes(row_len)?;
+    let row_bytes = dtype.row_bytes(row_len)?;
+    let rows = data.len() / row_bytes.max(1);
     // The quant array is the larger of the two after repacking; f16 parts are packed from
     // their own first element, so any row count works.
-    let gpu_row_bytes = match t.dtype {
+    let gpu_row_bytes = match dtype {
         DType::F32 => row_len * 4,
         DType::F16 => row_len.div_ceil(2) * 4 + 4,
         DType::Q8_0 => row_len / QK * 32,
@@ -311,19 +373,18 @@ pub(crate) fn upload_table(
         .max(1);
     if gpu_row_bytes > max {
         return Err(Error::Backend(format!(
-            "one row of `{}` needs {gpu_row_bytes} bytes, over the adapter's storage-binding limit of {max}",
-            t.name
+            "one row of `{name}` needs {gpu_row_bytes} bytes, over the adapter's storage-binding limit of {max}"
         )));
     }
     let mut parts = Vec::new();
     let mut start = 0;
     while start < rows {
         let end = (start + rows_per_part).min(rows);
-        let mut r = repack(t.dtype, &t.data[start * row_bytes..end * row_bytes]);
+        let mut r = repack(dtype, &data[start * row_bytes..end * row_bytes]);
         if r.scales.is_empty() {
             r.scales.push(0.0);
         }
-        let label = format!("{}[{start}..{end}]", t.name);
+        let label = format!("{name}[{start}..{end}]");
         parts.push(TablePart {
             row_start: start as u32,
             row_end: end as u32,

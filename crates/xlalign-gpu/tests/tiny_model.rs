@@ -285,3 +285,51 @@ fn units_gathered_on_the_gpu_match_the_read_back_states() {
     .unwrap_err();
     assert!(e.to_string().contains("rows"), "{e}");
 }
+
+/// Progressive loading uploads a table with absent (zero) rows and writes the rows in later:
+/// the hidden states must then be exactly those of uploading the whole table, for every
+/// storage type (the quantised ones write a part's quants and scales separately).
+#[test]
+fn rows_written_after_upload_match_the_full_upload() {
+    use xlalign_core::backend::WriteRows;
+    use xlalign_core::table::RowTable;
+    let Some(ctx) = gpu() else { return };
+    for dtype in [DType::Q4_0, DType::Q8_0, DType::F16, DType::F32] {
+        let (cfg, w) = tiny_model(dtype, Activation::GeluErf, Pooling::Mean, 17);
+        let mut partial = w.clone();
+        partial.token_embd =
+            RowTable::zeroed("token_embd", dtype, vec![cfg.vocab, cfg.hidden]).unwrap();
+        let full = pollster::block_on(GpuBackend::from_weights(ctx.clone(), &cfg, &w, "full"))
+            .expect("gpu backend");
+        let gpu = pollster::block_on(GpuBackend::from_weights(
+            ctx.clone(),
+            &cfg,
+            &partial,
+            "rows",
+        ))
+        .expect("gpu backend");
+        let seqs = sequences(cfg.vocab as u32, 17);
+        let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+        let layers: Vec<usize> = (0..=cfg.layers).collect();
+        let want = pollster::block_on(full.forward(&refs, &layers)).expect("forward");
+        let before = pollster::block_on(gpu.forward(&refs, &layers)).expect("forward");
+        assert_ne!(
+            before[2].layers[0], want[2].layers[0],
+            "{dtype:?}: zero rows differ"
+        );
+
+        // Two writes that split the table at a row that is not a round number.
+        let bytes = w.token_embd.read().bytes().to_vec();
+        let rb = w.token_embd.row_bytes();
+        gpu.write_token_rows(137, &bytes[137 * rb..]).unwrap();
+        gpu.write_token_rows(0, &bytes[..137 * rb]).unwrap();
+        let got = pollster::block_on(gpu.forward(&refs, &layers)).expect("forward");
+        for (s, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.layers, w.layers, "{dtype:?} sequence {s}");
+        }
+        assert!(gpu
+            .write_token_rows(cfg.vocab - 1, &bytes[..2 * rb])
+            .is_err());
+        assert!(gpu.write_token_rows(0, &bytes[..rb - 1]).is_err());
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteRows,
 };
 use xlalign_core::{Backend, BackendChoice, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
@@ -69,6 +69,15 @@ impl Backend for Engine {
                 p.align_sequences(sequences, layer, pooled, pairs, opts)
                     .await
             }
+        }
+    }
+}
+
+impl WriteRows for Engine {
+    fn write_token_rows(&self, first: usize, rows: &[u8]) -> xlalign_core::Result<()> {
+        match self {
+            Engine::Direct(b) => b.write_token_rows(first, rows),
+            Engine::Progressive(p) => p.write_token_rows(first, rows),
         }
     }
 }

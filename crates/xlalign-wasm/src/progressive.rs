@@ -7,11 +7,12 @@
 //! For multilingual-e5-small (76 MB: 9 MB header, 54 MB table, 13 MB other tensors) the
 //! defaults make it ready after about 26 MB.
 //!
-//! The core reads embedding rows straight from `EncoderWeights::token_embd`, so the table
-//! is a full-size buffer whose absent rows are zero, and [`ProgressiveBackend`] fills the
-//! rows a batch needs before handing the batch to the real backend (rebuilt on the new
-//! table: cheap on the CPU, a re-upload on WebGPU). Absent rows never reach the encoder:
-//! every id of every sequence is checked first.
+//! The core reads embedding rows from `EncoderWeights::token_embd`, a full-size table whose
+//! absent rows are zero, and [`ProgressiveBackend`] fills the rows a batch needs before
+//! handing the batch to the running backend. A page that arrives is written into that
+//! backend in place ([`WriteRows`]: the CPU backend's table, which is the model's, or one
+//! `write_buffer` into the WebGPU table): the table is never copied and the backend never
+//! rebuilt. Absent rows never reach the encoder: every id of every sequence is checked first.
 //!
 //! Servers that ignore `Range` answer the first request with the whole file; loading then
 //! simply continues as a full download.
@@ -21,18 +22,18 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use js_sys::Uint8Array;
 use serde::Serialize;
 use web_sys::{AbortSignal, Response};
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteRows,
 };
-use xlalign_core::cpu::CpuBackend;
 use xlalign_core::gguf::{GgufFile, GgufHeader};
+use xlalign_core::table::RowTable;
 use xlalign_core::{Backend, BackendInfo, Model};
-use xlalign_gpu::{AnyBackend, GpuBackend};
+use xlalign_gpu::AnyBackend;
 
 use crate::cache;
 use crate::error::{Code, Result, WasmError};
@@ -101,8 +102,8 @@ pub struct Stats {
     pub pages_from_cache: usize,
 }
 
-/// The word-embedding table being filled, the model built on its current state, and the
-/// backend running that model.
+/// The word-embedding table being filled: the model (its table zero where rows are absent)
+/// and the backend running it, both written in place as pages arrive.
 pub struct RowStore {
     url: String,
     /// The server's version of the file the loaded parts came from; every later part must
@@ -113,8 +114,10 @@ pub struct RowStore {
     page_rows: usize,
     cache: bool,
     present: RefCell<Vec<bool>>,
-    data: RefCell<Bytes>,
-    model: RefCell<Arc<Model>>,
+    model: Arc<Model>,
+    /// Set once, after `load`; until then pages go into the model's table, which the backend
+    /// starts from. (The CPU backend reads that same table; on WebGPU the model's table keeps
+    /// only the rows that arrived before the upload, and nothing reads it afterwards.)
     inner: RefCell<Option<Rc<AnyBackend>>>,
     /// A page fetch is under way; other calls wait for it instead of fetching again.
     updating: Cell<bool>,
@@ -123,7 +126,7 @@ pub struct RowStore {
 
 impl RowStore {
     pub fn model(&self) -> Arc<Model> {
-        self.model.borrow().clone()
+        self.model.clone()
     }
 
     pub fn stats(&self) -> Stats {
@@ -222,8 +225,7 @@ impl RowStore {
                     self.total
                 )));
             }
-            self.apply(vec![(0, file[t.offset..t.end()].to_vec())])
-                .await?;
+            self.apply(&[(0, &file[t.offset..t.end()])])?;
             self.stats.borrow_mut().mode = "full (the server stopped honouring ranges)".into();
             return Ok(());
         }
@@ -241,60 +243,32 @@ impl RowStore {
                 }
             }
         }
-        self.apply(writes).await
+        let writes: Vec<(usize, &[u8])> = writes.iter().map(|(p, b)| (*p, &b[..])).collect();
+        self.apply(&writes)
     }
 
-    /// Writes rows (`(first page, bytes)`) into a copy of the table, then rebuilds the model
-    /// and backend on it. Calls already running keep the previous table until they finish.
-    async fn apply(&self, writes: Vec<(usize, Vec<u8>)>) -> Result<()> {
-        let page_bytes = self.page_rows * self.table.row_bytes;
-        let mut buf = BytesMut::from(&self.data.borrow()[..]);
-        {
-            let mut present = self.present.borrow_mut();
-            for (first, bytes) in &writes {
-                let at = first * page_bytes;
-                let n = bytes.len().min(buf.len().saturating_sub(at));
-                buf[at..at + n].copy_from_slice(&bytes[..n]);
-                let pages = n.div_ceil(page_bytes);
-                for p in *first..(*first + pages).min(present.len()) {
-                    present[p] = true;
-                }
+    /// Writes rows (`(first page, bytes)`) into the running backend, or into the model's
+    /// table while there is none yet, and marks their pages present. Synchronous, so no call
+    /// runs in between: a call already under way on WebGPU was submitted before these
+    /// writes and reads none of these (absent) rows anyway.
+    fn apply(&self, writes: &[(usize, &[u8])]) -> Result<()> {
+        let t = self.table;
+        let backend = self.inner.borrow().clone();
+        let mut present = self.present.borrow_mut();
+        for &(first, bytes) in writes {
+            let row = first * self.page_rows;
+            let n = (bytes.len() / t.row_bytes).min(t.rows.saturating_sub(row));
+            let rows = &bytes[..n * t.row_bytes];
+            match &backend {
+                Some(b) => b.write_token_rows(row, rows)?,
+                None => self.model.weights.token_embd.write_rows(row, rows)?,
             }
-        }
-        let data = buf.freeze();
-        let mut model = (*self.model()).clone();
-        model.weights.token_embd.data = data.clone();
-        let model = Arc::new(model);
-        // The borrow ends before the rebuild's await. `ensure` lets one update run at a time,
-        // so nothing replaces the backend meanwhile; a `Ref` held across the await would turn
-        // any future writer during a rebuild into a panic.
-        let current = self.inner.borrow().clone();
-        let inner = match current {
-            Some(old) => Some(Rc::new(rebuild(&old, &model).await?)),
-            None => None,
-        };
-        *self.data.borrow_mut() = data;
-        *self.model.borrow_mut() = model;
-        if let Some(i) = inner {
-            *self.inner.borrow_mut() = Some(i);
+            for p in first..(first + n.div_ceil(self.page_rows)).min(present.len()) {
+                present[p] = true;
+            }
         }
         Ok(())
     }
-}
-
-/// The same kind of backend as `old`, on `model`'s weights.
-async fn rebuild(old: &AnyBackend, model: &Arc<Model>) -> Result<AnyBackend> {
-    Ok(match old {
-        AnyBackend::Cpu { reason, .. } => AnyBackend::Cpu {
-            backend: CpuBackend::new(model)?,
-            reason: reason.clone(),
-        },
-        AnyBackend::Gpu(g) => {
-            let mut n = GpuBackend::with_context(g.context().clone(), model.clone()).await?;
-            n.set_reason(g.info().reason);
-            AnyBackend::Gpu(n)
-        }
-    })
 }
 
 /// The backend the aligner uses in progressive mode: fills missing rows, then runs the
@@ -303,7 +277,7 @@ async fn rebuild(old: &AnyBackend, model: &Arc<Model>) -> Result<AnyBackend> {
 pub struct ProgressiveBackend(pub Rc<RowStore>);
 
 impl ProgressiveBackend {
-    /// The backend running now (it is replaced whenever new rows arrive).
+    /// The backend running the model (rows are written into it as they arrive).
     fn current(&self) -> xlalign_core::Result<Rc<AnyBackend>> {
         self.0
             .backend()
@@ -318,6 +292,14 @@ impl ProgressiveBackend {
             .await
             .map_err(|e| xlalign_core::Error::Io(e.message))?;
         self.current()
+    }
+}
+
+/// Rows written here go into the running backend as fetched pages do; their pages are not
+/// marked present (a write may cover part of a page), so `ensure` still fetches those pages.
+impl WriteRows for ProgressiveBackend {
+    fn write_token_rows(&self, first: usize, rows: &[u8]) -> xlalign_core::Result<()> {
+        self.current()?.write_token_rows(first, rows)
     }
 }
 
@@ -608,8 +590,9 @@ pub async fn load(
     };
 
     // 3. A full-size file with the table's absent rows zero, parsed as usual; then the
-    //    table moves to its own buffer and the other tensors are copied out, so the file
-    //    buffer (and the 9 MB tokenizer text in it) can go.
+    //    table moves to its own buffer (which pages are later written into in place) and the
+    //    other tensors are copied out, so the file buffer (and the 9 MB tokenizer text in it)
+    //    can go.
     progress.report("parse", 0, None, true);
     let mut file = vec![0u8; total];
     file[..stop].copy_from_slice(&prefix[..stop]);
@@ -619,8 +602,9 @@ pub async fn load(
     let file = GgufFile::parse(Bytes::from(file))?;
     let mut model = Model::from_gguf(&file)?;
     drop(header);
-    let data = Bytes::copy_from_slice(&model.weights.token_embd.data);
-    model.weights.token_embd.data = data.clone();
+    let t = &model.weights.token_embd;
+    let own = t.read().bytes().to_vec();
+    model.weights.token_embd = RowTable::owned(t.name.clone(), t.dtype, t.shape.clone(), own)?;
     for l in &mut model.weights.layers {
         for lin in [
             &mut l.query,
@@ -651,8 +635,7 @@ pub async fn load(
         page_rows: s.page_rows,
         cache: use_cache,
         present: RefCell::new(present),
-        data: RefCell::new(data),
-        model: RefCell::new(Arc::new(model)),
+        model: Arc::new(model),
         inner: RefCell::new(None),
         updating: Cell::new(false),
         stats: RefCell::new(stats),
@@ -774,6 +757,7 @@ async fn restore_pages(store: &RowStore) {
         return;
     }
     store.stats.borrow_mut().pages_from_cache += writes.len();
-    // No backend yet: only the table and model are updated.
-    let _ = store.apply(writes).await;
+    // No backend yet: the rows go into the model's table.
+    let writes: Vec<(usize, &[u8])> = writes.iter().map(|(p, b)| (*p, &b[..])).collect();
+    let _ = store.apply(&writes);
 }

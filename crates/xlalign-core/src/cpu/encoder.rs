@@ -13,7 +13,7 @@ use super::par;
 use crate::backend::ForwardOutput;
 use crate::error::{Error, Result};
 use crate::model::{EncoderConfig, EncoderWeights, LayerNorm};
-use crate::tensor::Tensor;
+use crate::table::RowTable;
 
 /// Tokens per pass through the blocks: bounds the scratch memory (the feed-forward
 /// activations are `tokens × ff` floats, 12 MB here for e5-small) whatever the batch size.
@@ -38,7 +38,9 @@ struct Block {
 #[derive(Clone, Debug)]
 pub(crate) struct Encoder {
     pub(crate) config: EncoderConfig,
-    token_embd: Tensor,
+    /// The model's table itself (a handle, not a copy): rows written into it are read by the
+    /// next pass.
+    pub(crate) token_embd: RowTable,
     position: Arc<[f32]>,
     /// Row 0 of the token-type table: every token is type 0.
     token_type: Vec<f32>,
@@ -233,10 +235,12 @@ impl Encoder {
         let total: usize = seqs.iter().map(|s| s.len()).sum();
         let mut x = vec![0f32; total * h];
         let mut rows = x.chunks_exact_mut(h);
+        // One read lock for the whole lookup: the pass sees one state of the table.
+        let table = self.token_embd.read();
         for s in seqs {
             for (t, &id) in s.iter().enumerate() {
                 let row = rows.next().expect("one row per token");
-                self.token_embd.dequantize_row_into(id as usize, row);
+                table.dequantize_row_into(id as usize, row);
                 let p = (self.config.position_offset + t) * h;
                 for ((v, pe), te) in row
                     .iter_mut()
@@ -247,6 +251,7 @@ impl Encoder {
                 }
             }
         }
+        drop(table);
         self.norm_rows(isa, &mut x, None, &self.embd_norm);
         x
     }

@@ -26,7 +26,7 @@ mod tests;
 #[cfg(feature = "parallel")]
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendInfo, ForwardOutput};
+use crate::backend::{Backend, BackendInfo, ForwardOutput, WriteRows};
 use crate::error::Result;
 use crate::model::{EncoderConfig, EncoderWeights, Model};
 use encoder::Encoder;
@@ -35,7 +35,8 @@ pub use kernels::Isa;
 /// Runs the encoder on this machine's CPU.
 ///
 /// Holds its own handles to the weights (the tensor bytes are shared, not copied), so it
-/// does not borrow the [`Model`].
+/// does not borrow the [`Model`]. The word-embedding table is the model's own: rows written
+/// through [`WriteRows`] (here or into the model's table) are seen by both.
 #[derive(Clone, Debug)]
 pub struct CpuBackend {
     encoder: Encoder,
@@ -126,5 +127,11 @@ impl Backend for CpuBackend {
 
     async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
         self.forward_sync(sequences, layers)
+    }
+}
+
+impl WriteRows for CpuBackend {
+    fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()> {
+        self.encoder.token_embd.write_rows(first, rows)
     }
 }

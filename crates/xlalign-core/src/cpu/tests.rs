@@ -3,7 +3,9 @@
 use bytes::Bytes;
 
 use super::*;
+use crate::backend::WriteRows;
 use crate::model::{Activation, EncoderLayer, LayerNorm, Linear, Pooling};
+use crate::table::RowTable;
 use crate::tensor::{quantize, DType, Tensor};
 
 struct Rng(u64);
@@ -82,7 +84,12 @@ fn weights(c: &EncoderConfig, dtype: DType, seed: u64) -> EncoderWeights {
         .collect();
     let embd_norm = norm();
     EncoderWeights {
-        token_embd: tensor(dtype, vec![c.vocab, h], &r.vec(c.vocab * h, 2.0)),
+        token_embd: RowTable::from_tensor(tensor(
+            dtype,
+            vec![c.vocab, h],
+            &r.vec(c.vocab * h, 2.0),
+        ))
+        .unwrap(),
         position_embd: r.vec(c.max_positions * h, 0.5).into(),
         token_types: r.vec(c.type_vocab * h, 0.5),
         embd_norm,
@@ -313,4 +320,40 @@ fn info_names_the_instruction_set() {
     let info = cpu.info();
     assert_eq!(info.kind, "cpu");
     assert!(info.device.contains("scalar"), "{}", info.device);
+}
+
+#[test]
+fn rows_written_into_a_running_backend_encode_like_the_full_table() {
+    let c = config(Activation::GeluErf);
+    for dtype in [DType::Q4_0, DType::F16] {
+        let full = weights(&c, dtype, 11);
+        let mut partial = full.clone();
+        partial.token_embd =
+            RowTable::zeroed("token_embd", dtype, vec![c.vocab, c.hidden]).unwrap();
+        let want = CpuBackend::from_weights(&c, &full).unwrap();
+        let cpu = CpuBackend::from_weights(&c, &partial).unwrap();
+        let seqs = sequences();
+        let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+        let layers = [0, c.layers];
+        let want = want.forward_sync(&refs, &layers).unwrap();
+        let before = cpu.forward_sync(&refs, &layers).unwrap();
+        assert_ne!(
+            before[0].layers[0], want[0].layers[0],
+            "zero rows encode differently"
+        );
+
+        // Rows arrive in pages, through the backend and through the model's table alike.
+        let bytes = full.token_embd.read().bytes().to_vec();
+        let rb = full.token_embd.row_bytes();
+        cpu.write_token_rows(0, &bytes[..20 * rb]).unwrap();
+        partial
+            .token_embd
+            .write_rows(20, &bytes[20 * rb..])
+            .unwrap();
+        let got = cpu.forward_sync(&refs, &layers).unwrap();
+        for (s, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.layers, w.layers, "{dtype:?} sequence {s}");
+        }
+        assert!(cpu.write_token_rows(c.vocab - 1, &bytes[..2 * rb]).is_err());
+    }
 }

@@ -214,7 +214,9 @@ pub fn tiny_model(
         )
         .unwrap()
     };
-    let token_embd = matrix("token_embd", c.vocab, c.hidden, 1.0);
+    let token_embd =
+        xlalign_core::table::RowTable::from_tensor(matrix("token_embd", c.vocab, c.hidden, 1.0))
+            .unwrap();
     let mut rng = Rng::new(seed ^ 0xABCDEF);
     let norm = |rng: &mut Rng| LayerNorm {
         weight: rng.vec(c.hidden, 0.7, 1.3),
@@ -273,7 +275,11 @@ pub fn dequantized(w: &xlalign_core::model::EncoderWeights) -> xlalign_core::mod
         bias: l.bias.clone(),
     };
     let mut out = w.clone();
-    out.token_embd = f(&w.token_embd);
+    let t = &w.token_embd;
+    out.token_embd = xlalign_core::table::RowTable::from_tensor(
+        Tensor::from_f32(t.name.clone(), t.shape.clone(), &t.to_f32_vec()).unwrap(),
+    )
+    .unwrap();
     for (o, l) in out.layers.iter_mut().zip(&w.layers) {
         o.query = lin(&l.query);
         o.key = lin(&l.key);
