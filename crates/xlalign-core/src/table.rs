@@ -23,7 +23,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::tensor::{byte_len, dequantize_into, DType, Tensor};
+use crate::tensor::{byte_len, check_size, dequantize_into, DType, Tensor};
 
 /// A 2-D table of rows (see the module documentation). Clones share the rows.
 #[derive(Clone)]
@@ -94,14 +94,7 @@ impl RowTable {
         data: Vec<u8>,
     ) -> Result<RowTable> {
         let name = name.into();
-        let want = byte_len(dtype, &shape)?;
-        if data.len() != want {
-            return Err(Error::Format(format!(
-                "`{name}`: {} bytes for shape {shape:?} of {}, expected {want}",
-                data.len(),
-                dtype.name()
-            )));
-        }
+        check_size(&name, dtype, &shape, data.len())?;
         RowTable::with_storage(name, dtype, shape, Storage::Own(data))
     }
 
@@ -209,7 +202,7 @@ pub fn check_row_write(
     len: usize,
 ) -> Result<usize> {
     let rb = dtype.row_bytes(shape[1])?;
-    if rb == 0 || len % rb != 0 {
+    if rb == 0 || !len.is_multiple_of(rb) {
         return Err(Error::Input(format!(
             "`{name}`: {len} bytes are not whole rows of {rb} bytes"
         )));

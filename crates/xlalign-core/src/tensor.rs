@@ -107,6 +107,19 @@ impl DType {
     }
 }
 
+/// Checks that `len` bytes are exactly what a tensor `name` of `dtype` and `shape` holds.
+pub fn check_size(name: &str, dtype: DType, shape: &[usize], len: usize) -> Result<()> {
+    let expected =
+        byte_len(dtype, shape).map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
+    if len != expected {
+        return Err(Error::Format(format!(
+            "tensor `{name}`: {len} bytes for shape {shape:?} of {}, expected {expected}",
+            dtype.name()
+        )));
+    }
+    Ok(())
+}
+
 /// A tensor view: type, logical shape (row-major, outermost first, e.g. `[out, in]` for a
 /// linear weight, the same order as PyTorch) and its bytes.
 #[derive(Clone, Debug)]
@@ -126,15 +139,7 @@ impl Tensor {
         data: Bytes,
     ) -> Result<Tensor> {
         let name = name.into();
-        let expected =
-            byte_len(dtype, &shape).map_err(|e| Error::Format(format!("tensor `{name}`: {e}")))?;
-        if data.len() != expected {
-            return Err(Error::Format(format!(
-                "tensor `{name}`: {} bytes for shape {shape:?} of {}, expected {expected}",
-                data.len(),
-                dtype.name()
-            )));
-        }
+        check_size(&name, dtype, &shape, data.len())?;
         Ok(Tensor {
             name,
             dtype,
