@@ -15,15 +15,14 @@ have trunk || die "trunk is not installed: cargo install --locked trunk --versio
 [[ -x node_modules/.bin/wasm-opt ]] || die "node_modules/.bin/wasm-opt (binaryen 132) is missing: run npm install (scripts/setup.sh does)"
 [[ -f public/models/$(basename "$XLALIGN_DEFAULT_MODEL") ]] || die "public/models/ has no model: run scripts/setup.sh"
 
-# The CPU kernels have a wasm SIMD (simd128) path, several times faster than scalar code;
-# every browser with WebGPU also has wasm SIMD. Cargo keeps artifacts built with other
-# RUSTFLAGS apart, so this does not rebuild the plain wasm32 builds of the other tests.
-export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+simd128"
+# The page is a client of the JavaScript package: its worker and wasm come from pkg/ (built
+# with wasm SIMD, LTO and wasm-opt -O3 there).
+"$XLALIGN_ROOT/scripts/build-wasm.sh"
 
 step "Build the web app (trunk build --release → dist/)"
 # --skip-version-check: the version check would go to the network.
 timed trunk --config Trunk.toml build --release --skip-version-check --dist "$XLALIGN_ROOT/dist"
-[[ -f dist/index.html && -f dist/worker_loader.js && -f dist/sw.js ]] || die "dist/ is incomplete after the build"
+[[ -f dist/index.html && -f dist/pkg/client.js && -f dist/pkg/worker.js && -f dist/pkg/xlalign_wasm_bg.wasm && -f dist/sw.js ]] || die "dist/ is incomplete after the build"
 grep -q '^const BUILD = "[0-9a-f]\{16\}";' dist/sw.js || die "dist/sw.js was not stamped with a build id (the Trunk post_build hook web/sw-stamp.py did not run)"
 
 # The app shell precompressed for scripts/serve-web.sh (and any static host that serves

@@ -30,7 +30,7 @@ else
     # The same build as scripts/demo.sh, so the two share the cargo build.
     bash scripts/build-web.sh
 fi
-[[ -f dist/index.html && -f dist/worker_loader.js && -f dist/sw.js ]] || die "dist/ is incomplete: run scripts/build-web.sh"
+[[ -f dist/index.html && -f dist/pkg/worker.js && -f dist/sw.js ]] || die "dist/ is incomplete: run scripts/build-web.sh"
 [[ -f dist/models/$(basename "$XLALIGN_DEFAULT_MODEL") ]] || die "dist/models/ has no model: is public/models/ filled (scripts/setup.sh)?"
 
 if [[ ! -x $XLALIGN_BIN ]]; then

@@ -222,6 +222,37 @@ test("encode once, extract many: every method gives what align gives, through th
   assert.equal(r.afterAligner.code, "disposed");
 });
 
+test("a relative model URL is the page's; alignDocument pairs sentences and aligns their words", T, async () => {
+  const r = await p.evaluate(async (file) => {
+    // harness.html is /tests/browser/harness.html; the model is /models/<file>.
+    const a = await xl.createAligner(`../../models/${file}`, { backend: "cpu" });
+    try {
+      const src = "Das Haus ist klein. Es hat einen roten Garten, und die Katze schläft dort.";
+      const tgt = "The house is small. It has a red garden. The cat sleeps there.";
+      const doc = await a.alignDocument(src, tgt, { method: "itermax" });
+      const merged = doc.pairs.find((p) => p.tgt.length === 2);
+      const joined = await a.align(doc.srcSentences[merged.src[0]], merged.tgt.map((i) => doc.tgtSentences[i]).join(" "), { method: "itermax" });
+      let bad;
+      try {
+        await a.alignDocument("   ", tgt);
+      } catch (e) {
+        bad = { code: e.code, message: e.message };
+      }
+      return { doc, merged, joined, bad, recommendation: a.model.recommendation };
+    } finally {
+      await a.dispose();
+    }
+  }, srv.modelUrl.split("/").pop());
+  assert.deepEqual(r.doc.pairs.map((p) => [p.src, p.tgt]), [[[0], [0]], [[1], [1, 2]]]);
+  assert.deepEqual(r.merged.words.links, r.joined.links, "a pair's words = align of the joined sentences");
+  assert.deepEqual(r.merged.words.wordSimilarity, [], "document pairs carry no matrix");
+  assert.equal(r.merged.error, null);
+  assert.equal(r.bad.code, "input");
+  assert.match(r.bad.message, /source text has no sentences/);
+  assert.equal(r.recommendation.layer, 7);
+  assert.equal(r.recommendation.options.method, "softmax");
+});
+
 test("a disposed aligner rejects further calls", T, async () => {
   const r = await p.evaluate(async () => {
     await remote.dispose();

@@ -9,7 +9,7 @@
 // the page keeps painting while the worker works), checks the Pharaoh / CSV / JSON exports,
 // tries document mode and the WebGPU backend (SwiftShader), saves docs/screenshot.png, checks
 // a phone-width layout, and finally stops its server to check that the page still opens and
-// aligns offline (service worker + the model worker's cache).
+// aligns offline (service worker + the package's model cache).
 //
 // Environment: XLALIGN_E2E_DIST (the built app, default dist/), XLALIGN_E2E_PORT (default: a
 // free port), XLALIGN_BIN (the release CLI), XLALIGN_MODEL (the model file the CLI reads),
@@ -310,26 +310,53 @@ const MIME = {
     ".gguf": "application/octet-stream",
 };
 function staticServer(root) {
+    const requests = [];
+    const sent = new Map(); // path -> bytes sent
     const server = http.createServer((req, res) => {
         const u = new URL(req.url, "http://x");
         let rel = decodeURIComponent(u.pathname);
+        requests.push(rel);
         if (rel.endsWith("/")) rel += "index.html";
         const file = path.join(root, path.normalize(rel));
         if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
             res.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
             return;
         }
-        const size = fs.statSync(file).size;
-        res.writeHead(200, {
+        const stat = fs.statSync(file);
+        const size = stat.size;
+        const etag = `"${size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
+        const head = {
             "Content-Type": MIME[path.extname(file)] || "application/octet-stream",
-            "Content-Length": size,
             "Cache-Control": "no-cache",
-        });
+            "Accept-Ranges": "bytes",
+            ETag: etag,
+            "Last-Modified": stat.mtime.toUTCString(),
+        };
+        // Byte ranges, as progressive loading asks for them (one range per request).
+        const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range || "");
+        let [start, end, status] = [0, size - 1, 200];
+        if (range) {
+            start = +range[1];
+            end = range[2] ? Math.min(+range[2], size - 1) : size - 1;
+            if (start > end) {
+                res.writeHead(416, { "Content-Range": `bytes */${size}` }).end();
+                return;
+            }
+            status = 206;
+            head["Content-Range"] = `bytes ${start}-${end}/${size}`;
+        }
+        head["Content-Length"] = end - start + 1;
+        res.writeHead(status, head);
         if (req.method === "HEAD") return res.end();
-        fs.createReadStream(file).pipe(res);
+        sent.set(rel, (sent.get(rel) || 0) + end - start + 1);
+        fs.createReadStream(file, { start, end }).pipe(res);
     });
     return {
         port: 0,
+        /** Paths asked for, in order. */
+        requests,
+        /** Bytes of `rel` sent so far. */
+        bytesSent: (rel) => sent.get(rel) || 0,
         async start(port) {
             await new Promise((ok, fail) => server.once("error", fail).listen(port, "127.0.0.1", ok));
             this.port = server.address().port;
@@ -393,12 +420,12 @@ try {
                 fs.rmSync(dir, { recursive: true, force: true });
             }
         };
-        const base = { "index.html": "<p>page</p>", "app-0123.js": "js", "worker_bg.wasm": "w1", "models/m.gguf": "model" };
+        const base = { "index.html": "<p>page</p>", "app-0123.js": "js", "pkg/xlalign_wasm_bg.wasm": "w1", "models/m.gguf": "model" };
         const a = stamp(base);
         assert.ok(a.build, "no build id stamped");
-        assert.deepEqual(a.shell, ["app-0123.js", "worker_bg.wasm"], "the shell: every built file but the page itself (cached as ./) and the model");
+        assert.deepEqual(a.shell, ["app-0123.js", "pkg/xlalign_wasm_bg.wasm"], "the shell: every built file but the page itself (cached as ./) and the model");
         assert.equal(stamp({ ...base }).build, a.build, "the same build, the same id");
-        assert.notEqual(stamp({ ...base, "worker_bg.wasm": "w2" }).build, a.build, "a changed worker must change the id");
+        assert.notEqual(stamp({ ...base, "pkg/xlalign_wasm_bg.wasm": "w2" }).build, a.build, "a changed package must change the id");
         assert.notEqual(stamp({ ...base, "index.html": "<p>new</p>" }).build, a.build, "a changed page must change the id");
         assert.equal(stamp({ ...base, "models/m.gguf": "other" }).build, a.build, "the model is not part of the app cache");
     });
@@ -414,6 +441,13 @@ try {
         assert.match(backend.text, /CPU/);
         const why = await page.$eval(".backend-why", (e) => e.textContent);
         assert.match(why, /software|no.*adapter|WebGPU/i, `the page should say why the CPU runs: ${why}`);
+        // One browser stack: the page runs the JavaScript package (its client, worker and
+        // wasm), and no wasm of its own besides the UI's.
+        for (const f of ["client.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"]) {
+            assert.ok(server.requests.includes(`/pkg/${f}`), `the page did not load the package's ${f}: ${server.requests}`);
+        }
+        const wasm = fs.readdirSync(DIST, { recursive: true }).filter((f) => f.endsWith(".wasm")).sort();
+        assert.equal(wasm.length, 2, `dist/ should hold the page's wasm and the package's: ${wasm}`);
     });
 
     let first;
@@ -840,9 +874,9 @@ try {
         const app = stored[`xlalign-app-${build[1]}`];
         assert.ok(app, `no cache for build ${build[1]}: ${Object.keys(stored)}`);
         assert.deepEqual(Object.keys(stored).filter((k) => k.startsWith("xlalign-app-")), [`xlalign-app-${build[1]}`], "old app caches are deleted");
-        assert.ok(app.includes("/") && app.some((p) => p.endsWith("worker_bg.wasm")), `app shell: ${app}`);
+        assert.ok(app.includes("/") && ["client.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"].every((f) => app.includes(`/pkg/${f}`)), `app shell: ${app}`);
         assert.ok(!app.some((p) => p.includes("/models/")), "the model must not be stored twice");
-        assert.ok((stored["xlalign-models-v1"] || []).some((p) => p.endsWith(".gguf")), "the model worker caches the model");
+        assert.ok((stored["xlalign-models-v1"] || []).some((p) => p.endsWith(".gguf")), "the package caches the model");
 
         await server.stop();
         try {

@@ -110,9 +110,12 @@ test("ETag + If-None-Match and Last-Modified + If-Modified-Since revalidate with
   }
 });
 
-/** The wasm binaries of the build (at the top of dist/: Trunk writes them there). */
+/** The wasm binaries of the build: the page's (at the top of dist/) and the package's (pkg/). */
 function wasmFiles() {
-  const files = fs.readdirSync(DIST).filter((f) => f.endsWith(".wasm"));
+  const files = fs
+    .readdirSync(DIST, { recursive: true })
+    .filter((f) => f.endsWith(".wasm") && !f.startsWith(".stage"))
+    .map((f) => f.split(path.sep).join("/"));
   assert.ok(files.length >= 2, `no wasm in ${DIST}: ${files}`);
   return files;
 }

@@ -10,7 +10,7 @@ use xlalign_core::pharaoh;
 use xlalign_core::pipeline::PairAlignment;
 
 use crate::pairs::Pair;
-use crate::protocol::BatchItem;
+use crate::results::BatchItem;
 
 /// Pharaoh links, one line per pair (`0-0 1-2 …`, word indices of the raw-text words).
 pub fn pharaoh(rows: &[(&Pair, &BatchItem)]) -> String {

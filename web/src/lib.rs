@@ -1,16 +1,16 @@
-//! The xlalign demo app, minus the browser glue: what the page and its worker say to each
-//! other, and the pure logic behind the UI (reading pasted or uploaded pairs, settings and the
-//! share link, exports, sentence alignment for document mode). Everything here is plain Rust,
-//! tested natively with `cargo test -p xlalign-web --lib`.
+//! The xlalign demo app, minus the browser glue: the pure logic behind the UI (reading pasted
+//! or uploaded pairs, settings and the share link, the package's answers as the page keeps
+//! them, exports). Everything here is plain Rust, tested natively with
+//! `cargo test -p xlalign-web --lib`.
 //!
-//! Data path of the app: text boxes / files ([`pairs`]) → [`protocol::ToWorker`] → the
-//! worker (`src/bin/worker/`: model, encoder, extraction) → [`protocol::FromWorker`] → the
-//! UI (`src/ui/`: alignment picture, heatmap, scores, batch table) → [`export`] / [`share`].
+//! Data path of the app: text boxes / files ([`pairs`]) → the xlalign JavaScript package
+//! (`createAligner`: its worker loads the model and runs encoder and extraction; called from
+//! `src/ui/bridge.rs`) → [`results`] → the UI (`src/ui/`: alignment picture, heatmap,
+//! scores, batch table) → [`export`] / [`share`].
 
-pub mod document;
 pub mod examples;
 pub mod export;
 pub mod pairs;
-pub mod protocol;
+pub mod results;
 pub mod settings;
 pub mod share;

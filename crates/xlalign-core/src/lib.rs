@@ -10,6 +10,7 @@
 pub mod align;
 pub mod backend;
 pub mod cpu;
+pub mod document;
 pub mod embed;
 pub mod error;
 pub mod gguf;
@@ -21,6 +22,8 @@ pub mod request;
 pub mod script;
 pub mod table;
 pub mod tensor;
+#[cfg(test)]
+mod test_support;
 pub mod tokenize;
 
 pub use backend::{Backend, BackendChoice, BackendInfo};

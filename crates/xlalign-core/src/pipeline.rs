@@ -533,12 +533,6 @@ fn lift_device(
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::path::{Path, PathBuf};
-    use std::pin::pin;
-    use std::sync::OnceLock;
-    use std::task::{Context, Poll, Waker};
-
     use ndarray::Axis;
 
     use super::*;
@@ -546,36 +540,7 @@ mod tests {
     use crate::align::{cosine_matrix, Direction};
     use crate::backend::{BackendInfo, ForwardOutput, SequenceAlignment};
     use crate::cpu::CpuBackend;
-
-    /// The CPU backend's futures are complete when created; no executor is needed.
-    fn ready<F: Future>(f: F) -> F::Output {
-        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(v) => v,
-            Poll::Pending => panic!("the CPU backend never waits"),
-        }
-    }
-
-    fn workspace() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
-
-    fn model() -> Arc<Model> {
-        static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
-        MODEL
-            .get_or_init(|| {
-                let path = std::env::var_os("XLALIGN_MODEL")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| workspace().join("public/models/multilingual-e5-small-q4_0.gguf"));
-                let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-                    panic!(
-                        "cannot read the model at {} ({e}); run scripts/setup.sh or set XLALIGN_MODEL",
-                        path.display()
-                    )
-                });
-                Arc::new(Model::from_bytes(bytes::Bytes::from(bytes)).expect("the model file loads"))
-            })
-            .clone()
-    }
+    use crate::test_support::{model, ready, workspace};
 
     /// The CPU backend with a "device" extraction that is the CPU's own: the pipeline's
     /// device paths (unit selection, lifting, scores) must then give exactly its CPU path.

@@ -15,6 +15,7 @@ use crate::model::{Model, ModelDefaults};
 use crate::pipeline::EncodeOptions;
 
 /// What a model recommends, in the options' terms.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
@@ -158,6 +159,17 @@ impl AlignRequest {
             .collect()
     }
 
+    /// The options of `part` only (the others unset): a request split for an `encode` call
+    /// and the `extract` calls on its result.
+    pub fn part(&self, part: Part) -> AlignRequest {
+        let keep = part.keys();
+        let Ok(serde_json::Value::Object(mut m)) = serde_json::to_value(self) else {
+            return AlignRequest::default();
+        };
+        m.retain(|k, _| keep.contains(k));
+        serde_json::from_value(serde_json::Value::Object(m)).unwrap_or_default()
+    }
+
     /// The extraction options, checked ([`AlignOptions::validate`]). The model's threshold
     /// and temperature belong to its method: asking for another method starts from that
     /// method's own defaults ([`AlignOptions::new`]). A value set here always wins.
@@ -199,6 +211,38 @@ impl AlignRequest {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_request_splits_into_its_two_parts() {
+        let r = AlignRequest {
+            layer: Some(5),
+            sentence_cosine: Some(false),
+            method: Some(Method::Itermax),
+            threshold: Some(0.2),
+            level: Some(Level::WordAverage),
+            ..Default::default()
+        };
+        let enc = r.part(Part::Encode);
+        let ext = r.part(Part::Extract);
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(enc.set_keys()), ["layer", "sentenceCosine"]);
+        assert_eq!(sorted(ext.set_keys()), ["level", "method", "threshold"]);
+        assert_eq!(
+            (enc.layer, enc.sentence_cosine),
+            (r.layer, r.sentence_cosine)
+        );
+        assert_eq!(
+            (ext.method, ext.threshold, ext.level),
+            (r.method, r.threshold, r.level)
+        );
+        assert_eq!(
+            AlignRequest::default().part(Part::Extract),
+            AlignRequest::default()
+        );
+    }
+
     use std::collections::BTreeSet;
 
     use super::*;

@@ -1,5 +1,5 @@
 import type {
-  AlignBatchOptions, AlignOptions, BackendInfo, EmbedOptions, EncodedInfo, EncodeOptions, ExtractOptions,
+  AlignBatchOptions, AlignOptions, BackendInfo, DocumentAlignment, EmbedOptions, EncodedInfo, EncodeOptions, ExtractOptions,
   LoadOptions, LoadProgress, ModelInfo, PairAlignment, PairError,
 } from "./xlalign_wasm.js";
 
@@ -38,6 +38,8 @@ export interface RemoteAligner {
     options?: AlignBatchOptions & CallOptions,
     onProgress?: (p: { done: number; total: number }) => void,
   ): Request<Array<PairAlignment | PairError>>;
+  /** Pairs the sentences of two texts and aligns the words of each pair (see `Aligner.alignDocument`). */
+  alignDocument(src: string, tgt: string, options?: AlignOptions & CallOptions): Request<DocumentAlignment>;
   /** Encodes a pair once for many extractions (see `Aligner.encode`). */
   encode(src: string, tgt: string, options?: EncodeOptions & CallOptions): Request<RemoteEncoded>;
   /** Cancels a queued or running request: its promise rejects with an AbortError. */

@@ -171,6 +171,11 @@ class RemoteAligner {
     return this.#rpc.call("alignBatch", { pairs, options: rest, progress: !!onProgress }, { signal, onProgress });
   }
 
+  alignDocument(src, tgt, options = {}) {
+    const { signal, ...rest } = options;
+    return this.#rpc.call("alignDocument", { src, tgt, options: rest }, { signal });
+  }
+
   encode(src, tgt, options = {}) {
     const { signal, ...rest } = options;
     const request = this.#rpc.call("encode", { src, tgt, options: rest }, { signal });
@@ -203,6 +208,11 @@ class RemoteAligner {
 export async function createAligner(source, options = {}) {
   const { onProgress, signal, workerUrl, worker: given, ...loadOptions } = options;
   if (source instanceof URL) source = source.href;
+  // A relative URL is relative to the page, as for fetch() there (the worker would resolve
+  // it against its own script's URL).
+  else if (typeof source === "string" && typeof location !== "undefined") {
+    source = new URL(source, globalThis.document?.baseURI ?? location.href).href;
+  }
   // Vite and webpack find (and bundle) the worker only in this literal form: keep it inline.
   const worker =
     given ??

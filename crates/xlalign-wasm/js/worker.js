@@ -1,6 +1,6 @@
 // The xlalign Web Worker: owns one Aligner and runs the requests client.js sends, one at a
 // time, in arrival order. Message protocol:
-//   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "encode"
+//   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "alignDocument" | "encode"
 //              | "extract" | "disposeEncoded" | "dispose" | "clearCache", args }
 //        { op: "cancel", target: id }
 //   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
@@ -101,6 +101,8 @@ async function run({ id, op, args }, signal) {
       return {
         value: await need().alignBatch(args.pairs, { ...args.options, signal }, args.progress ? progress : undefined),
       };
+    case "alignDocument":
+      return { value: await need().alignDocument(args.src, args.tgt, { ...args.options, signal }) };
     case "encode": {
       const enc = await need().encode(args.src, args.tgt, { ...args.options, signal });
       if (signal.aborted) {

@@ -13,7 +13,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use xlalign_core::embed::{cosine, embed_texts, Prefix};
-use xlalign_core::pipeline;
+use xlalign_core::request::Recommendation;
+use xlalign_core::{document, pipeline};
 use xlalign_core::{Backend, BackendInfo, Model};
 
 use crate::encoded::{self, Encoded, Slot};
@@ -84,6 +85,9 @@ struct ModelInfo {
     weight_type: String,
     file_bytes: f64,
     defaults: ModelInfoDefaults,
+    /// The model's recommendation in the options' terms, as unset options of `align` are
+    /// resolved from it (layer, and the method with its threshold and temperature).
+    recommendation: Recommendation,
 }
 
 /// What the model file recommends; unset options of `align` take these.
@@ -299,6 +303,7 @@ impl Aligner {
                 passage_prefix: d.passage_prefix.clone(),
                 query_prefix: d.query_prefix.clone(),
             },
+            recommendation: Recommendation::of(m).map_err(WasmError::from)?,
         })?)
     }
 
@@ -507,6 +512,46 @@ impl Aligner {
         })
     }
 
+    /// Document mode: splits two texts into sentences, pairs them (1–1, 1–2, 2–1, or a
+    /// sentence with no counterpart) by their sentence embeddings, and aligns the words of
+    /// each pair with `options` (those of `align`). Resolves to a `DocumentAlignment`; a
+    /// pair whose words could not be aligned carries an `error` instead of `words`. Yields to
+    /// the event loop between encoder calls and honours `signal` there.
+    #[wasm_bindgen(js_name = alignDocument, unchecked_return_type = "Promise<DocumentAlignment>")]
+    pub fn align_document(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] src: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] tgt: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "AlignOptions")] options: JsValue,
+    ) -> Promise {
+        let prepared = (|| -> Result<_> {
+            let l = self.loaded()?;
+            let (src, tgt) = texts(&src, &tgt, "alignDocument")?;
+            let call = AlignCall::parse(&options, &l.core(), false)?;
+            Ok((l, src, tgt, call))
+        })();
+        future_to_promise(async move {
+            let (l, src, tgt, call) = prepared?;
+            options::check_signal(&call.signal)?;
+            let aborted = std::cell::Cell::new(false);
+            let pause = || async {
+                yield_now().await;
+                if options::check_signal(&call.signal).is_err() {
+                    aborted.set(true);
+                    return Err(xlalign_core::Error::Input("aborted".into()));
+                }
+                Ok(())
+            };
+            let r =
+                document::align_document(&l.core(), &src, &tgt, &call.encode, &call.align, pause)
+                    .await;
+            if aborted.get() {
+                return Err(WasmError::cancelled().into());
+            }
+            Ok(to_js(&r.map_err(WasmError::from)?)?)
+        })
+    }
+
     /// Frees the model, the backend and the states of every `Encoded` made by `encode`.
     /// Calls already running finish first; later calls throw.
     pub fn dispose(&self) {
@@ -538,10 +583,17 @@ fn embed_options(options: &JsValue) -> Result<(Prefix, Option<web_sys::AbortSign
 
 /// The source and target sentences of `align` and `encode`.
 fn sentences(src: &JsValue, tgt: &JsValue, call: &str) -> Result<(String, String)> {
+    two_strings(src, tgt, call, "sentence")
+}
+
+fn texts(src: &JsValue, tgt: &JsValue, call: &str) -> Result<(String, String)> {
+    two_strings(src, tgt, call, "text")
+}
+
+fn two_strings(src: &JsValue, tgt: &JsValue, call: &str, what: &str) -> Result<(String, String)> {
     let text = |v: &JsValue, side: &str| {
-        v.as_string().ok_or_else(|| {
-            WasmError::input(format!("{call}: the {side} sentence must be a string"))
-        })
+        v.as_string()
+            .ok_or_else(|| WasmError::input(format!("{call}: the {side} {what} must be a string")))
     };
     Ok((text(src, "source")?, text(tgt, "target")?))
 }

@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
+use js_sys::Reflect;
 use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
 use xlalign_web::examples::BATCH_EXAMPLE;
 use xlalign_web::export::{self, FLAG_BELOW};
 use xlalign_web::pairs::{self, Pair};
-use xlalign_web::protocol::{BatchItem, ToWorker};
+use xlalign_web::results::BatchItem;
 
 use super::{bridge, dom, use_ctx, Mode};
 
@@ -28,6 +30,8 @@ pub struct BatchState {
     pub ms: f64,
     pub running: bool,
     pub cancelled: bool,
+    /// The package's id of the running `alignBatch` call (for `cancel`).
+    pub request: f64,
 }
 
 impl BatchState {
@@ -121,26 +125,61 @@ pub fn BatchPanel() -> impl IntoView {
             ctx.error("The model is still loading; start the batch when it is ready.");
             return;
         }
+        let Some(aligner) = bridge::aligner() else {
+            ctx.error("The model is not loaded; reload the page.");
+            return;
+        };
         let id = ctx.next_id();
         let list: Vec<(String, String)> = parsed
             .pairs
             .iter()
             .map(|p| (p.src.clone(), p.tgt.clone()))
             .collect();
+        let total = list.len();
         ctx.batch.update(|b| b.start(id, parsed.pairs));
         page.set(0);
-        bridge::send(
-            ctx,
-            &ToWorker::Batch {
-                id,
-                pairs: list,
-                settings: ctx.settings.get_untracked(),
-            },
+        let t0 = bridge::now_ms();
+        // `{ done, total, offset, results }`: the pairs just finished, shown as they arrive.
+        let on_progress = Closure::<dyn Fn(JsValue)>::new(move |p: JsValue| {
+            let get = |k: &str| Reflect::get(&p, &k.into()).unwrap_or_default();
+            let done = get("done").as_f64().unwrap_or(0.0) as usize;
+            let offset = get("offset").as_f64().unwrap_or(0.0) as usize;
+            let items: Vec<BatchItem> =
+                serde_wasm_bindgen::from_value(get("results")).unwrap_or_default();
+            let ms = bridge::now_ms() - t0;
+            ctx.batch
+                .update(|b| b.progress(id, offset, items, done, total, ms));
+        });
+        let options = bridge::to_js(&ctx.settings.get_untracked().request());
+        let call = aligner.align_batch(
+            &bridge::to_js(&list),
+            &options,
+            on_progress.as_ref().unchecked_ref(),
         );
+        let request = bridge::request_id(&call);
+        ctx.batch.update(|b| b.request = request);
+        leptos::task::spawn_local(async move {
+            let r = bridge::answer::<Vec<BatchItem>>(call).await;
+            drop(on_progress);
+            let ms = bridge::now_ms() - t0;
+            match r {
+                Ok(items) => ctx.batch.update(|b| {
+                    b.progress(id, 0, items, total, total, ms);
+                    b.finish(id, false, ms);
+                }),
+                Err(e) if e.cancelled() => ctx.batch.update(|b| b.finish(id, true, ms)),
+                Err(e) => {
+                    ctx.batch.update(|b| b.finish(id, false, ms));
+                    ctx.error(e.message);
+                }
+            }
+        });
     };
     let cancel = move |_| {
-        let id = ctx.batch.with_untracked(|b| b.id);
-        bridge::send(ctx, &ToWorker::Cancel { id });
+        let request = ctx.batch.with_untracked(|b| b.request);
+        if let Some(a) = bridge::aligner() {
+            a.cancel(request);
+        }
     };
 
     // Files: one TSV / `|||` file fills the box; two parallel files are paired line by line.

@@ -22,7 +22,7 @@ fn method_help(m: Method) -> &'static str {
 #[component]
 pub fn Controls() -> impl IntoView {
     let ctx = use_ctx();
-    let defaults = move || ctx.model.with(|m| m.as_ref().map(|m| m.defaults));
+    let defaults = move || ctx.model.with(|m| m.as_ref().map(|m| m.recommendation));
     let set = move |f: &dyn Fn(&mut Settings)| ctx.settings.update(|s| f(s));
     let method = move || ctx.settings.get().method;
     let uses_threshold = move || method().uses_dot_products();

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use leptos::prelude::*;
+use xlalign_core::document::DocumentAlignment;
 use xlalign_web::examples::DOCUMENT_EXAMPLE;
-use xlalign_web::protocol::{BatchItem, DocumentResult, ToWorker};
 
 use super::alignment::AlignmentPicture;
 use super::{bridge, use_ctx};
@@ -14,12 +14,12 @@ use super::{bridge, use_ctx};
 pub struct DocState {
     pub id: u64,
     pub running: bool,
-    pub result: Option<Arc<DocumentResult>>,
+    pub result: Option<Arc<DocumentAlignment>>,
     pub ms: f64,
 }
 
 impl DocState {
-    pub fn finish(&mut self, id: u64, result: DocumentResult, ms: f64) {
+    pub fn finish(&mut self, id: u64, result: DocumentAlignment, ms: f64) {
         if id == self.id {
             self.running = false;
             self.result = Some(Arc::new(result));
@@ -50,21 +50,28 @@ pub fn DocumentPanel() -> impl IntoView {
             ctx.error("Paste a text in both boxes (the same content in two languages).");
             return;
         }
+        let Some(aligner) = bridge::aligner() else {
+            ctx.error("The model is not loaded; reload the page.");
+            return;
+        };
         let id = ctx.next_id();
         ctx.doc.update(|d| {
             d.id = id;
             d.running = true;
         });
         open.set(None);
-        bridge::send(
-            ctx,
-            &ToWorker::Document {
-                id,
-                src: s,
-                tgt: t,
-                settings: ctx.settings.get_untracked(),
-            },
-        );
+        let t0 = bridge::now_ms();
+        let options = bridge::to_js(&ctx.settings.get_untracked().request());
+        let call = aligner.align_document(&s, &t, &options);
+        leptos::task::spawn_local(async move {
+            match bridge::answer::<DocumentAlignment>(call).await {
+                Ok(r) => ctx.doc.update(|d| d.finish(id, r, bridge::now_ms() - t0)),
+                Err(e) => {
+                    ctx.doc.update(|d| d.fail(id));
+                    ctx.error(e.message);
+                }
+            }
+        });
     };
 
     let results = move || {
@@ -79,7 +86,7 @@ pub fn DocumentPanel() -> impl IntoView {
                     let s = join(&p.src, &r.src_sentences);
                     let t = join(&p.tgt, &r.tgt_sentences);
                     let skipped = p.src.is_empty() || p.tgt.is_empty();
-                    let words = p.words.clone();
+                    let (has_words, error) = (p.words.is_some(), p.error.clone());
                     view! {
                         <tr class:skipped=skipped>
                             <td class="num">{shape}</td>
@@ -87,8 +94,8 @@ pub fn DocumentPanel() -> impl IntoView {
                             <td class="text" dir="auto">{t}</td>
                             <td class="num">{if skipped { "—".to_string() } else { format!("{:.3}", p.score) }}</td>
                             <td>
-                                {match words {
-                                    Some(BatchItem::Ok(_)) => Some(view! {
+                                {match (has_words, error) {
+                                    (true, _) => Some(view! {
                                         <button
                                             type="button"
                                             class="small"
@@ -98,8 +105,8 @@ pub fn DocumentPanel() -> impl IntoView {
                                             "Words"
                                         </button>
                                     }.into_any()),
-                                    Some(BatchItem::Err(e)) => Some(view! { <span class="row-error">{e}</span> }.into_any()),
-                                    None => None,
+                                    (false, Some(e)) => Some(view! { <span class="row-error">{e}</span> }.into_any()),
+                                    (false, None) => None,
                                 }}
                             </td>
                         </tr>
@@ -116,7 +123,7 @@ pub fn DocumentPanel() -> impl IntoView {
             let r2 = r.clone();
             let picture = move || {
                 open.get().and_then(|k| match r2.pairs.get(k).and_then(|p| p.words.clone()) {
-                    Some(BatchItem::Ok(a)) => {
+                    Some(a) => {
                         let a = Some(Arc::new(a));
                         Some(view! {
                             <div class="doc-words">
@@ -124,7 +131,7 @@ pub fn DocumentPanel() -> impl IntoView {
                             </div>
                         })
                     }
-                    _ => None,
+                    None => None,
                 })
             };
             view! {

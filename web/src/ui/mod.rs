@@ -1,6 +1,6 @@
 //! The page: Leptos components over one [`Ctx`] of signals (given to every component through
-//! context). Components only wire signals to the view; the model work happens in the worker
-//! ([`bridge`]) and the logic in the library modules.
+//! context). Components only wire signals to the view; the model work happens in the xlalign
+//! package's worker, called through [`bridge`], and the logic in the library modules.
 //!
 //! Stages on screen: [`status`] (model and backend) → [`input`] (pair, examples) and
 //! [`controls`] → [`alignment`] (links), [`heatmap`] (word similarity), [`scores`] (sentence
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use xlalign_core::pipeline::PairAlignment;
 use xlalign_core::BackendChoice;
-use xlalign_web::protocol::{BackendView, ModelSummary, Timing};
+use xlalign_web::results::{BackendView, ModelSummary, Timing};
 use xlalign_web::settings::Settings;
 use xlalign_web::share;
 

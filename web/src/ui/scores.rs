@@ -43,20 +43,41 @@ pub fn Scores() -> impl IntoView {
     let body = move || {
         ctx.shown.get().map(|s| {
             let sim = s.result.similarity;
-            let cosine = sim.cosine.unwrap_or(0.0);
-            let (class, text) = verdict(cosine);
-            view! {
-                <div class=format!("verdict {class}") id="verdict">
-                    <strong>{format!("{cosine:.2}")}</strong>
-                    <span>{format!(" sentence similarity — {text}")}</span>
-                </div>
-                <div class="meters">
+            // No cosine yet while the model's deeper layers are still arriving (progressive
+            // loading): the first picture does not wait for them, and the page aligns again
+            // once they are there.
+            let verdict_view = match sim.cosine {
+                Some(cosine) => {
+                    let (class, text) = verdict(cosine);
+                    view! {
+                        <div class=format!("verdict {class}") id="verdict">
+                            <strong>{format!("{cosine:.2}")}</strong>
+                            <span>{format!(" sentence similarity — {text}")}</span>
+                        </div>
+                    }
+                    .into_any()
+                }
+                None => view! {
+                    <p class="verdict pending" id="verdict-pending">
+                        "The sentence similarity appears when the rest of the model has arrived (the word links need only its first layers)."
+                    </p>
+                }
+                .into_any(),
+            };
+            let cosine_meter = sim.cosine.map(|cosine| {
+                view! {
                     <Meter
                         label="Sentence embeddings (cosine)"
                         value=cosine
                         id="score-cosine"
                         help="Whole-sentence meaning. This model puts almost all pairs between 0.7 and 1: translations usually score above 0.82, unrelated sentences below 0.80."
                     />
+                }
+            });
+            view! {
+                {verdict_view}
+                <div class="meters">
+                    {cosine_meter}
                     <Meter
                         label="Word matching (BERTScore F1)"
                         value=sim.bertscore.f1

@@ -2,7 +2,6 @@
 
 use leptos::prelude::*;
 use xlalign_core::BackendChoice;
-use xlalign_web::protocol::ToWorker;
 use xlalign_web::settings::backend_label;
 
 use super::{bridge, use_ctx, Load};
@@ -82,8 +81,7 @@ pub fn ModelStatus() -> impl IntoView {
         };
         ctx.backend_pref.set(b);
         if ctx.ready() {
-            ctx.switching.set(true);
-            bridge::send(ctx, &ToWorker::SetBackend { backend: b });
+            bridge::switch_backend(ctx, b);
         }
     };
 
@@ -93,7 +91,7 @@ pub fn ModelStatus() -> impl IntoView {
             <Show when=move || ctx.ready()>
                 <div class="backend">
                     <span class="model-name">
-                        {move || ctx.model.with(|m| m.as_ref().map(|m| format!("{} · {} · {}", m.name, m.weight_type, mb(m.file_bytes as f64))))}
+                        {move || ctx.model.with(|m| m.as_ref().map(|m| format!("{} · {} · {}", m.name, m.weight_type, mb(m.file_bytes))))}
                     </span>
                     <span class="backend-now" id="backend-now" data-kind=move || ctx.backend.with(|b| b.as_ref().map(|b| b.kind.clone()))>
                         {move || ctx.backend.with(|b| b.as_ref().map(|b| {

@@ -1,4 +1,4 @@
-//! Document mode: two texts → sentences → sentence pairs, Bertalign-style (Liu & Zhu 2022):
+//! Sentence pairing for document mode, Bertalign-style (Liu & Zhu 2022):
 //! similarity of sentence embeddings plus dynamic programming over "beads" of 1–1, 1–2 and
 //! 2–1 sentences, or a sentence with no counterpart (1–0, 0–1).
 //!
@@ -13,8 +13,8 @@
 
 use std::ops::Range;
 
+use crate::script::no_space_after;
 use unicode_segmentation::UnicodeSegmentation;
-use xlalign_core::script::no_space_after;
 
 /// Cost of leaving one sentence unpaired, in units of a bead's normalised cost: a
 /// translation costs about 0.2–0.6, an unrelated pair about 1, so two skips (0.9) are cheaper
