@@ -217,6 +217,8 @@ test("pool size: cores, memory, WebGPU, bytes, and the workers option", T, async
       mem8: poolSize({ ...auto, nav: nav(16, 8) }),
       mem4: poolSize({ ...auto, nav: nav(16, 4) }),
       mem2: poolSize({ ...auto, nav: nav(16, 2) }),
+      mem1: poolSize({ ...auto, nav: nav(16, 1) }),
+      mem05: poolSize({ ...auto, nav: nav(16, 0.5) }),
       unknown: poolSize({ ...auto, nav: {} }),
       webgpu: poolSize({ ...auto, backend: "webgpu", nav: nav(8) }),
       webgpuAsked: poolSize({ ...auto, backend: "webgpu", workers: 2, nav: nav(8) }),
@@ -234,8 +236,10 @@ test("pool size: cores, memory, WebGPU, bytes, and the workers option", T, async
   assert.equal(r.cores2, 2);
   assert.equal(r.cores16, 4);
   assert.equal(r.mem8, 4);
-  assert.equal(r.mem4, 3);
-  assert.equal(r.mem2, 1);
+  assert.equal(r.mem4, 4);
+  assert.equal(r.mem2, 3); // 512 MiB for workers of 160 MiB
+  assert.equal(r.mem1, 1);
+  assert.equal(r.mem05, 1);
   assert.equal(r.unknown, 1);
   assert.equal(r.webgpu, 1);
   assert.equal(r.webgpuAsked, 2);

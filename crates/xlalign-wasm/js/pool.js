@@ -13,10 +13,10 @@
 export const MAX_AUTO_WORKERS = 4;
 /**
  * Memory one worker takes with the model loaded (wasm memory, JS heap and thread), in MiB:
- * measured in headless Chromium as the growth of the renderer's resident memory per extra
- * worker (CPU backend), rounded up.
+ * the growth of the renderer's peak resident memory per extra worker in headless Chromium,
+ * CPU backend, was 94–139 MiB (tests/browser/pool-bench.mjs); rounded up with a margin.
  */
-export const WORKER_MIB = 320;
+export const WORKER_MIB = 160;
 /** Share of the device's memory (`navigator.deviceMemory`) the pool may take. */
 const MEMORY_SHARE = 0.25;
 /** The first batch that starts the extra workers has at least this many pairs. */
