@@ -11,6 +11,10 @@
 #       time and bytes until the first alignment is shown, full download versus progressive
 #       loading, on a connection throttled by Chromium (default 10 Mbit/s, 40 ms), cold
 #       cache (tests/browser/progressive-bench.mjs). Builds pkg/ first.
+#   scripts/bench-browser.sh pool [pairs] [repeat] [batchSize]
+#       alignBatch pairs/s of createAligner's worker pool (its automatic size) against one
+#       worker (workers: 1), and the renderer's peak memory for each, CPU backend (default 200
+#       gold pairs, best of 3, batchSize 8; tests/browser/pool-bench.mjs). Builds pkg/ first.
 #
 # XLALIGN_SKIP_WASM_BUILD=1 reuses existing builds; XLALIGN_MODEL names the model file.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,6 +27,14 @@ if [[ ${1:-} == progressive ]]; then
     [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
     step "progressive vs full loading on a throttled connection, headless Chromium"
     node tests/browser/progressive-bench.mjs "$@"
+    exit
+fi
+
+if [[ ${1:-} == pool ]]; then
+    shift
+    [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
+    step "worker pool vs one worker, alignBatch, headless Chromium ($(nproc) cores)"
+    node tests/browser/pool-bench.mjs "$@"
     exit
 fi
 

@@ -2,7 +2,7 @@
 # Builds the npm package of the browser library into pkg/:
 #   pkg/xlalign_wasm.{js,d.ts} + xlalign_wasm_bg.wasm   wasm-bindgen --target web (ES module, fetches the .wasm itself)
 #   pkg/bundler/                                        wasm-bindgen --target bundler (webpack 5 / vite with a wasm plugin)
-#   pkg/index.{js,d.ts}, client.js, worker.js           the Web Worker wrapper (createAligner)
+#   pkg/index.{js,d.ts}, client.js, pool.js, worker.js  the Web Worker wrapper (createAligner) and its worker pool
 #   pkg/package.json, README.md
 # Release profile: opt-level 3, fat LTO, one codegen unit, no debug info; then wasm-opt -O3
 # from npm binaryen (node_modules/.bin; Debian's binaryen 108 miscompiles
@@ -97,7 +97,7 @@ if [[ ${XLALIGN_WASM_OPT:-1} == 1 ]]; then
 fi
 
 step "package files"
-cp "$js_src/client.js" "$js_src/worker.js" "$js_src/index.js" "$js_src/index.d.ts" "$js_src/client.d.ts" "$js_src/README.md" "$out/"
+cp "$js_src/client.js" "$js_src/pool.js" "$js_src/worker.js" "$js_src/index.js" "$js_src/index.d.ts" "$js_src/client.d.ts" "$js_src/README.md" "$out/"
 version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$version\"/" "$js_src/package.json" > "$out/package.json"
 rm -f "$out/.gitignore" "$out/bundler/.gitignore" "$out/bundler/package.json"

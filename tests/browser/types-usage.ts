@@ -10,6 +10,8 @@ import init, {
   type AlignBatchOptions,
   type AlignOptions,
   type BackendInfo,
+  type BatchProgress,
+  type CreateAlignerOptions,
   type Encoded,
   type EncodedInfo,
   type EncodeOptions,
@@ -23,6 +25,7 @@ import init, {
   type PairError,
   type RemoteAligner,
   type RemoteEncoded,
+  type WorkerStatus,
   type Word,
   type WordLink,
   type XlalignError,
@@ -98,11 +101,12 @@ export async function onThePage(bytes: Uint8Array): Promise<void> {
   readResult(r, "The house is small.");
 
   const batch: AlignBatchOptions = { batchSize: 4, method: "argmax" };
-  const results = await a.alignBatch(
-    [["a", "b"], { src: "c", tgt: "d" }],
-    batch,
-    ({ done, total }) => console.log(done, total),
-  );
+  // Progress streams the finished pairs: results[i] is pair offset + i.
+  const rows: Array<PairAlignment | PairError | undefined> = [];
+  const results = await a.alignBatch([["a", "b"], { src: "c", tgt: "d" }], batch, ({ done, total, offset, results }) => {
+    results.forEach((r, i) => (rows[offset + i] = r));
+    console.log(done, total);
+  });
   for (const x of results) {
     if (isPairError(x)) {
       const code: ErrorCode = x.error.code;
@@ -144,20 +148,31 @@ export async function onThePage(bytes: Uint8Array): Promise<void> {
 
 export async function inAWorker(url: string): Promise<void> {
   const ctl = new AbortController();
-  const remote: RemoteAligner = await createAligner(url, {
+  const options: CreateAlignerOptions = {
     backend: "cpu",
     progressive: true,
     onProgress: (p: LoadProgress) => console.log(p.phase, p.loaded),
     signal: ctl.signal,
-  });
+    workers: 2,
+  };
+  const remote: RemoteAligner = await createAligner(url, options);
+  const size: number = remote.poolSize;
+  // @ts-expect-error the pool size is a number of workers
+  await createAligner(url, { workers: "auto" });
   const kind: "cpu" | "webgpu" = remote.backend.kind;
   const request = remote.align("a", "b", { method: "match", signal: ctl.signal });
   remote.cancel(request.id);
   const r: PairAlignment = await request;
   readResult(r, "a");
-  const results: Array<PairAlignment | PairError> = await remote.alignBatch([["a", "b"]], { batchSize: 2 }, (p) =>
-    console.log(p.done / p.total),
-  );
+  const shown = new Map<number, PairAlignment | PairError>();
+  const onBatch = (p: BatchProgress): void => {
+    p.results.forEach((r, i) => shown.set(p.offset + i, r));
+    console.log(p.done / p.total);
+  };
+  const results: Array<PairAlignment | PairError> = await remote.alignBatch([["a", "b"]], { batchSize: 2 }, onBatch);
+  const status: WorkerStatus[] = await remote.workerStatus();
+  const busy: number = status.filter((w) => w.state === "ready").reduce((n, w) => n + w.pairs, 0);
+  console.log(size, shown.size, busy);
   const enc: RemoteEncoded = await remote.encode("a", "b", { layer: 6 });
   const again: PairAlignment = await enc.extract({ method: "argmax", signal: ctl.signal });
   console.log(kind, results.length, enc.srcWords[0]?.utf16Start, enc.cosine, again.links.length);

@@ -1,5 +1,5 @@
 import type {
-  AlignBatchOptions, AlignOptions, BackendInfo, DocumentAlignment, EmbedOptions, EncodedInfo, EncodeOptions, ExtractOptions,
+  AlignBatchOptions, AlignOptions, BackendInfo, BatchProgress, DocumentAlignment, EmbedOptions, EncodedInfo, EncodeOptions, ExtractOptions,
   LoadOptions, LoadProgress, ModelInfo, PairAlignment, PairError,
 } from "./xlalign_wasm.js";
 
@@ -11,6 +11,20 @@ export interface CreateAlignerOptions extends Omit<LoadOptions, "onProgress" | "
   workerUrl?: string | URL;
   /** Use this worker instead of starting one (it must run worker.js). */
   worker?: Worker;
+  /**
+   * How many workers `alignBatch` splits big batches over, the main one included (each loads
+   * its own copy of the model); 1 turns the pool off. Unset: one per logical core, at most 4,
+   * and at most as many as fit in a quarter of `navigator.deviceMemory`; one on WebGPU, with
+   * the model given as bytes, or with `worker` and no `workerUrl`.
+   */
+  workers?: number;
+}
+
+/** One worker of the pool (`RemoteAligner.workerStatus`); the first is the main worker. */
+export interface WorkerStatus {
+  state: "loading" | "ready" | "failed";
+  /** Pairs this worker has aligned in `alignBatch` calls, cancelled ones included. */
+  pairs: number;
 }
 
 export interface CallOptions { signal?: AbortSignal }
@@ -29,6 +43,8 @@ export interface RemoteEncoded extends EncodedInfo {
 export interface RemoteAligner {
   readonly backend: BackendInfo;
   readonly model: ModelInfo;
+  /** The most workers a batch is split over (see `CreateAlignerOptions.workers`); 1: no pool. */
+  readonly poolSize: number;
   tokenize(text: string, options?: EmbedOptions & CallOptions): Request<{ ids: Uint32Array; tokens: string[] }>;
   embed(texts: string[], options?: EmbedOptions & CallOptions): Request<Float32Array[]>;
   similarity(a: string, b: string, options?: EmbedOptions & CallOptions): Request<number>;
@@ -36,10 +52,12 @@ export interface RemoteAligner {
   alignBatch(
     pairs: Array<[string, string] | { src: string; tgt: string }>,
     options?: AlignBatchOptions & CallOptions,
-    onProgress?: (p: { done: number; total: number }) => void,
+    onProgress?: (p: BatchProgress) => void,
   ): Request<Array<PairAlignment | PairError>>;
   /** Pairs the sentences of two texts and aligns the words of each pair (see `Aligner.alignDocument`). */
   alignDocument(src: string, tgt: string, options?: AlignOptions & CallOptions): Request<DocumentAlignment>;
+  /** The state of each worker (the main one first); a ready worker answers once the work it was given is done. */
+  workerStatus(): Promise<WorkerStatus[]>;
   /** Encodes a pair once for many extractions (see `Aligner.encode`). */
   encode(src: string, tgt: string, options?: EncodeOptions & CallOptions): Request<RemoteEncoded>;
   /** Cancels a queued or running request: its promise rejects with an AbortError. */

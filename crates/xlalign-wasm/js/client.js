@@ -2,6 +2,8 @@
 // the encoder never block the page. Requests are queued in the worker and run one at a
 // time; each can be cancelled (AbortSignal or cancel(id)) while queued or, for loads,
 // embed and alignBatch, between steps while running. Progress events are forwarded.
+// Big batches are split over a pool of workers (pool.js); everything else runs on one.
+import { Pool, checkWorkers, poolSize } from "./pool.js";
 
 function abortError() {
   const e = new Error("the operation was aborted");
@@ -49,6 +51,16 @@ class Rpc {
     });
     promise.id = id;
     return promise;
+  }
+
+  /** An id no request of this worker has or will have (for requests spanning several workers). */
+  newId() {
+    return this.#next++;
+  }
+
+  /** The error the worker died with (failed to start, crashed, terminated), or null. */
+  get failed() {
+    return this.#dead;
   }
 
   cancel(id) {
@@ -140,10 +152,13 @@ class RemoteEncoded {
 
 class RemoteAligner {
   #rpc;
-  constructor(rpc, info) {
+  #pool;
+  constructor(rpc, info, pool) {
     this.#rpc = rpc;
+    this.#pool = pool;
     this.backend = info.backend;
     this.model = info.model;
+    this.poolSize = pool.size;
   }
 
   tokenize(text, options = {}) {
@@ -167,6 +182,7 @@ class RemoteAligner {
   }
 
   alignBatch(pairs, options = {}, onProgress) {
+    if (this.#pool.takes(pairs, options)) return this.#pool.alignBatch(pairs, options, onProgress);
     const { signal, ...rest } = options;
     return this.#rpc.call("alignBatch", { pairs, options: rest, progress: !!onProgress }, { signal, onProgress });
   }
@@ -185,11 +201,16 @@ class RemoteAligner {
   }
 
   cancel(id) {
-    return this.#rpc.cancel(id);
+    return this.#pool.cancel(id) || this.#rpc.cancel(id);
   }
 
   cancelAll() {
+    this.#pool.cancelAll();
     this.#rpc.cancelAll();
+  }
+
+  workerStatus() {
+    return this.#pool.status();
   }
 
   clearCache() {
@@ -197,6 +218,7 @@ class RemoteAligner {
   }
 
   async dispose() {
+    this.#pool.terminate(Object.assign(new Error("the aligner was disposed"), { code: "disposed" }));
     try {
       await this.#rpc.call("dispose", {});
     } finally {
@@ -205,24 +227,43 @@ class RemoteAligner {
   }
 }
 
+// Vite and webpack find (and bundle) the worker only in this literal form: keep it inline.
+function startWorker(workerUrl) {
+  return workerUrl
+    ? new Worker(workerUrl, { type: "module", name: "xlalign" })
+    : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "xlalign" });
+}
+
 export async function createAligner(source, options = {}) {
-  const { onProgress, signal, workerUrl, worker: given, ...loadOptions } = options;
+  const { onProgress, signal, workerUrl, worker: given, workers, ...loadOptions } = options;
+  checkWorkers(workers);
   if (source instanceof URL) source = source.href;
   // A relative URL is relative to the page, as for fetch() there (the worker would resolve
   // it against its own script's URL).
   else if (typeof source === "string" && typeof location !== "undefined") {
     source = new URL(source, globalThis.document?.baseURI ?? location.href).href;
   }
-  // Vite and webpack find (and bundle) the worker only in this literal form: keep it inline.
-  const worker =
-    given ??
-    (workerUrl
-      ? new Worker(workerUrl, { type: "module", name: "xlalign" })
-      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "xlalign" }));
-  const rpc = new Rpc(worker);
+  const rpc = new Rpc(given ?? startWorker(workerUrl));
   try {
     const info = await rpc.call("load", { source, options: loadOptions }, { signal, onProgress });
-    return new RemoteAligner(rpc, info);
+    const size = poolSize({
+      workers,
+      backend: info.backend.kind,
+      bytes: typeof source !== "string",
+      canStart: !given || !!workerUrl,
+    });
+    // Extra workers load what the main one loaded, on the backend it chose (bytes are kept
+    // only for a pool: they are copied into each worker).
+    const extra = { ...loadOptions, backend: info.backend.kind };
+    const kept = size > 1 ? source : null;
+    const pool = new Pool({
+      main: rpc,
+      size,
+      newId: () => rpc.newId(),
+      spawn: () => new Rpc(startWorker(workerUrl)),
+      load: (r) => r.call("load", { source: kept, options: extra }),
+    });
+    return new RemoteAligner(rpc, info, pool);
   } catch (e) {
     rpc.terminate(e);
     throw e;

@@ -1,3 +1,3 @@
 export * from "./xlalign_wasm.js";
 export { default } from "./xlalign_wasm.js";
-export { createAligner, RemoteAligner, RemoteEncoded, CreateAlignerOptions, CallOptions } from "./client.js";
+export { createAligner, RemoteAligner, RemoteEncoded, CreateAlignerOptions, CallOptions, WorkerStatus } from "./client.js";

@@ -1,7 +1,7 @@
 // The xlalign Web Worker: owns one Aligner and runs the requests client.js sends, one at a
 // time, in arrival order. Message protocol:
 //   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "alignDocument" | "encode"
-//              | "extract" | "disposeEncoded" | "dispose" | "clearCache", args }
+//              | "extract" | "disposeEncoded" | "dispose" | "clearCache" | "status", args }
 //        { op: "cancel", target: id }
 //   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
 import init, { Aligner, clearCache } from "./xlalign_wasm.js";
@@ -17,6 +17,9 @@ let broken = null;
 let lastConsoleError = "";
 const controllers = new Map();
 let queue = Promise.resolve();
+// Pairs aligned by alignBatch here, also by batches cancelled later (`status`: the pool's
+// workerStatus() shows it, and its tests prove a cancelled batch stops in every worker).
+let batchPairs = 0;
 
 // The panic hook prints the Rust panic message with console.error; keep it for the error.
 const consoleError = console.error.bind(console);
@@ -97,10 +100,15 @@ async function run({ id, op, args }, signal) {
       return { value: await need().similarity(args.a, args.b, { ...args.options, signal }) };
     case "align":
       return { value: await need().align(args.src, args.tgt, { ...args.options, signal }) };
-    case "alignBatch":
-      return {
-        value: await need().alignBatch(args.pairs, { ...args.options, signal }, args.progress ? progress : undefined),
+    case "alignBatch": {
+      const step = (p) => {
+        batchPairs += p.results.length;
+        if (args.progress) progress(p);
       };
+      return { value: await need().alignBatch(args.pairs, { ...args.options, signal }, step) };
+    }
+    case "status":
+      return { value: { pairs: batchPairs } };
     case "alignDocument":
       return { value: await need().alignDocument(args.src, args.tgt, { ...args.options, signal }) };
     case "encode": {

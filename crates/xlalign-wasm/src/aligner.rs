@@ -455,8 +455,10 @@ impl Aligner {
     /// Aligns many pairs (`[src, tgt]` arrays or `{src, tgt}` objects), `batchSize` pairs per
     /// encoder pass (default 8). Resolves to one entry per pair: a `PairAlignment`, or
     /// `{ error: { message, code } }` for a pair that could not be aligned (the others are
-    /// unaffected). `onProgress({ done, total })` follows each batch; between batches the
-    /// call yields to the event loop and honours `signal`.
+    /// unaffected). `onProgress({ done, total, offset, results })` follows each batch with
+    /// that batch's entries (`results[i]` is pair `offset + i`), so a page can show rows as
+    /// they arrive; a first call has `done: 0` and no results. Between batches the call
+    /// yields to the event loop and honours `signal`.
     #[wasm_bindgen(js_name = alignBatch, unchecked_return_type = "Promise<Array<PairAlignment | PairError>>")]
     pub fn align_batch(
         &self,
@@ -465,9 +467,7 @@ impl Aligner {
         )]
         pairs: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "AlignBatchOptions")] options: JsValue,
-        #[wasm_bindgen(
-            unchecked_optional_param_type = "(p: { done: number; total: number }) => void"
-        )]
+        #[wasm_bindgen(unchecked_optional_param_type = "(p: BatchProgress) => void")]
         on_progress: JsValue,
     ) -> Promise {
         let prepared = (|| -> Result<_> {
@@ -482,7 +482,7 @@ impl Aligner {
             call.align.validate().map_err(WasmError::from)?;
             let out = Array::new();
             let total = pairs.len();
-            report_batch(&on_progress, 0, total);
+            report_batch(&on_progress, 0, total, 0, &Array::new());
             for chunk in pairs.chunks(call.batch_size) {
                 options::check_signal(&call.signal)?;
                 let refs: Vec<(&str, &str)> = chunk
@@ -490,18 +490,22 @@ impl Aligner {
                     .map(|(s, t)| (s.as_str(), t.as_str()))
                     .collect();
                 // A fresh pipeline per batch: progressive loading may have swapped the model.
+                let offset = out.length() as usize;
+                let done = Array::new();
                 for r in l
                     .core()
                     .align_batch(&refs, &call.encode, &call.align)
                     .await
                     .map_err(WasmError::from)?
                 {
-                    out.push(&match r {
+                    let v = match r {
                         Ok(a) => to_js(&a)?,
                         Err(e) => pair_error(WasmError::from(e))?,
-                    });
+                    };
+                    out.push(&v);
+                    done.push(&v);
                 }
-                report_batch(&on_progress, out.length() as usize, total);
+                report_batch(&on_progress, out.length() as usize, total, offset, &done);
                 if out.length() as usize != total {
                     // Lets the page (or a worker's message handler) run: progress paints,
                     // and an abort sent meanwhile is seen before the next batch.
@@ -672,11 +676,28 @@ fn pair_error(e: WasmError) -> Result<JsValue> {
     })
 }
 
-fn report_batch(cb: &Option<Function>, done: usize, total: usize) {
+// `alignBatch`'s progress object: it carries result values (JsValues already converted for
+// the batch's result), so it is declared here rather than derived by tsify.
+#[wasm_bindgen(typescript_custom_section)]
+const BATCH_PROGRESS_TS: &'static str = r#"
+/** `alignBatch` progress: `done` of `total` pairs are aligned; `results` are the entries of pairs `offset` to `offset + results.length - 1`, just finished (with a pool of workers, parts may finish out of order). */
+export interface BatchProgress {
+  done: number;
+  total: number;
+  offset: number;
+  results: Array<PairAlignment | PairError>;
+}
+"#;
+
+/// Calls `onProgress({ done, total, offset, results })`: `results` are the entries of pairs
+/// `offset..offset + results.length` that have just been aligned.
+fn report_batch(cb: &Option<Function>, done: usize, total: usize, offset: usize, results: &Array) {
     if let Some(cb) = cb {
         let o = Object::new();
         let _ = Reflect::set(&o, &"done".into(), &(done as u32).into());
         let _ = Reflect::set(&o, &"total".into(), &(total as u32).into());
+        let _ = Reflect::set(&o, &"offset".into(), &(offset as u32).into());
+        let _ = Reflect::set(&o, &"results".into(), results);
         if let Err(e) = cb.call1(&JsValue::NULL, &o) {
             web_sys::console::warn_1(
                 &format!(
