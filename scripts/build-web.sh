@@ -22,7 +22,7 @@ have trunk || die "trunk is not installed: cargo install --locked trunk --versio
 step "Build the web app (trunk build --release → dist/)"
 # --skip-version-check: the version check would go to the network.
 timed trunk --config Trunk.toml build --release --skip-version-check --dist "$XLALIGN_ROOT/dist"
-[[ -f dist/index.html && -f dist/pkg/client.js && -f dist/pkg/worker.js && -f dist/pkg/xlalign_wasm_bg.wasm && -f dist/sw.js ]] || die "dist/ is incomplete after the build"
+[[ -f dist/index.html && -f dist/pkg/client.js && -f dist/pkg/pool.js && -f dist/pkg/worker.js && -f dist/pkg/xlalign_wasm_bg.wasm && -f dist/sw.js ]] || die "dist/ is incomplete after the build"
 grep -q '^const BUILD = "[0-9a-f]\{16\}";' dist/sw.js || die "dist/sw.js was not stamped with a build id (the Trunk post_build hook web/sw-stamp.py did not run)"
 
 # The app shell precompressed for scripts/serve-web.sh (and any static host that serves

@@ -443,7 +443,7 @@ try {
         assert.match(why, /software|no.*adapter|WebGPU/i, `the page should say why the CPU runs: ${why}`);
         // One browser stack: the page runs the JavaScript package (its client, worker and
         // wasm), and no wasm of its own besides the UI's.
-        for (const f of ["client.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"]) {
+        for (const f of ["client.js", "pool.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"]) {
             assert.ok(server.requests.includes(`/pkg/${f}`), `the page did not load the package's ${f}: ${server.requests}`);
         }
         const wasm = fs.readdirSync(DIST, { recursive: true }).filter((f) => f.endsWith(".wasm")).sort();
@@ -634,8 +634,9 @@ try {
     let batchRate;
     await step("batch: progress, pairs/s, flagged mistranslation, page stays responsive", async () => {
         await page.click("#tab-batch");
-        // 5 pairs ×6 so the batch takes long enough to watch the page paint meanwhile.
-        const many = Array.from({ length: 6 }, () => BATCH).flat();
+        // 5 pairs ×8 so the batch takes long enough to watch the page paint meanwhile, and is
+        // big enough for the package to split it over its pool of workers.
+        const many = Array.from({ length: 8 }, () => BATCH).flat();
         const text = many.map(([s, t]) => `${s} ||| ${t}`).join("\n") + "\nthis line has no separator\n";
         await paste(page, "#batch-input", text);
         // Count animation frames while the worker runs: a blocked page would stop painting.
@@ -673,7 +674,11 @@ try {
         assert.ok(batchRate > 0);
         const problemsShown = await page.$$eval(".problems li", (l) => l.map((x) => x.textContent));
         assert.equal(problemsShown.length, 1);
-        assert.match(problemsShown[0], /line 31: no ` \|\|\| ` or tab/);
+        assert.match(problemsShown[0], /line 41: no ` \|\|\| ` or tab/);
+        // The package ran the batch on its pool (one worker per core here, up to 4): the
+        // exports below check that the pooled results are the CLI's, in input order.
+        const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+        if (cores >= 2) assert.ok(page.workers().length >= 2, `a pool of workers on ${cores} cores, saw ${page.workers().length}`);
         const rows = await page.$$eval("#batch-table tbody tr", (r) => r.map((x) => ({ line: +x.dataset.line, flagged: x.classList.contains("flagged") })));
         assert.equal(rows.length, many.length);
         for (const r of rows) {
@@ -681,7 +686,7 @@ try {
         }
         // Sorting by similarity puts the mismatched pairs first.
         await page.click('button.sort[data-key="Similarity"]');
-        const sorted = await page.$$eval("#batch-table tbody tr", (r) => r.slice(0, 6).map((x) => +x.dataset.line));
+        const sorted = await page.$$eval("#batch-table tbody tr", (r) => r.slice(0, 8).map((x) => +x.dataset.line));
         assert.ok(sorted.every((l) => (l - 1) % BATCH.length === MISMATCH), `lowest similarity first: ${sorted}`);
     });
 
@@ -695,7 +700,7 @@ try {
         const pharaoh = await download("#export-pharaoh", "xlalign-batch.align.txt");
         const csv = await download("#export-csv", "xlalign-batch.csv");
         const json = JSON.parse(await download("#export-json", "xlalign-batch.json"));
-        const many = Array.from({ length: 6 }, () => BATCH).flat();
+        const many = Array.from({ length: 8 }, () => BATCH).flat();
         const cli = cliAlign(many, ["--words", "raw"], "pharaoh");
         assert.equal(pharaoh, cli, "Pharaoh export ≠ `xlalign align --words raw` output");
         const rows = parseCsv(csv);
@@ -874,7 +879,7 @@ try {
         const app = stored[`xlalign-app-${build[1]}`];
         assert.ok(app, `no cache for build ${build[1]}: ${Object.keys(stored)}`);
         assert.deepEqual(Object.keys(stored).filter((k) => k.startsWith("xlalign-app-")), [`xlalign-app-${build[1]}`], "old app caches are deleted");
-        assert.ok(app.includes("/") && ["client.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"].every((f) => app.includes(`/pkg/${f}`)), `app shell: ${app}`);
+        assert.ok(app.includes("/") && ["client.js", "pool.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"].every((f) => app.includes(`/pkg/${f}`)), `app shell: ${app}`);
         assert.ok(!app.some((p) => p.includes("/models/")), "the model must not be stored twice");
         assert.ok((stored["xlalign-models-v1"] || []).some((p) => p.endsWith(".gguf")), "the package caches the model");
 
