@@ -59,6 +59,14 @@ const LONG_SRC =
     "Nach einer langen Debatte hat der Ausschuss beschlossen, die Mittel für den Ausbau der Radwege in den kleinen Städten und Dörfern des Landes zu verdoppeln, weil immer mehr Menschen jeden Tag mit dem Fahrrad zur Arbeit fahren.";
 const LONG_TGT =
     "After a long and heated debate, the committee agreed to double the amount of money for the expansion of the cycle paths in the small towns and villages of the country, because more and more people are now riding their own bicycles to work every single day.";
+// Words whose rows are far down the frequency-ordered table (fetched on demand).
+const RARE = [
+    "Die Ornithologin zählte Kiebitze, Brachvögel und Uferschnepfen im Wattenmeer.",
+    "The ornithologist counted lapwings, curlews and godwits in the Wadden Sea.",
+];
+const MODEL_PATH = `/models/${path.basename(MODEL)}`;
+// The first picture must come from at most this many bytes of the model (issue: ≤ 12 MB).
+const FIRST_PICTURE_BYTES = 12_000_000;
 // A threshold that adds a link for SRC/TGT at layer 9 and is not near any link's probability.
 const THRESHOLD = 0.1; // index in BATCH of the pair that is not a translation
 
@@ -312,6 +320,8 @@ const MIME = {
 function staticServer(root) {
     const requests = [];
     const sent = new Map(); // path -> bytes sent
+    let cap = Infinity;
+    const held = [];
     const server = http.createServer((req, res) => {
         const u = new URL(req.url, "http://x");
         let rel = decodeURIComponent(u.pathname);
@@ -346,10 +356,20 @@ function staticServer(root) {
             head["Content-Range"] = `bytes ${start}-${end}/${size}`;
         }
         head["Content-Length"] = end - start + 1;
-        res.writeHead(status, head);
-        if (req.method === "HEAD") return res.end();
-        sent.set(rel, (sent.get(rel) || 0) + end - start + 1);
-        fs.createReadStream(file, { start, end }).pipe(res);
+        const send = () => {
+            res.writeHead(status, head);
+            if (req.method === "HEAD") return res.end();
+            sent.set(rel, (sent.get(rel) || 0) + end - start + 1);
+            fs.createReadStream(file, { start, end }).pipe(res);
+        };
+        // A model request that would take what was served of the model past the cap waits
+        // until the cap is lifted: whatever the page shows meanwhile came from the bytes
+        // served under the cap.
+        if (req.method !== "HEAD" && rel.endsWith(".gguf") && (sent.get(rel) || 0) + end - start + 1 > cap) {
+            held.push(send);
+            return;
+        }
+        send();
     });
     return {
         port: 0,
@@ -357,6 +377,13 @@ function staticServer(root) {
         requests,
         /** Bytes of `rel` sent so far. */
         bytesSent: (rel) => sent.get(rel) || 0,
+        /** Serve at most `bytes` of a model file (Infinity: no cap); requests past it wait. */
+        capModel(bytes) {
+            cap = bytes;
+            while (held.length && cap === Infinity) held.shift()();
+        },
+        /** Model requests waiting for the cap to be lifted. */
+        held: () => held.length,
         async start(port) {
             await new Promise((ok, fail) => server.once("error", fail).listen(port, "127.0.0.1", ok));
             this.port = server.address().port;
@@ -364,6 +391,7 @@ function staticServer(root) {
         },
         async stop() {
             if (!server.listening) return;
+            held.length = 0;
             // Keep-alive sockets would otherwise go on answering the browser.
             server.closeAllConnections();
             await new Promise((ok) => server.close(ok));
@@ -431,6 +459,10 @@ try {
     });
 
     let loadMs;
+    let firstBytes;
+    // The first visit, cold cache: the server serves at most FIRST_PICTURE_BYTES of the model
+    // until the first picture is drawn, so the picture comes from those bytes alone.
+    server.capModel(FIRST_PICTURE_BYTES);
     await step("the model loads (progress shown, then backend named)", async () => {
         const t0 = Date.now();
         await page.goto(URL_BASE, { waitUntil: "domcontentloaded" });
@@ -441,13 +473,52 @@ try {
         assert.match(backend.text, /CPU/);
         const why = await page.$eval(".backend-why", (e) => e.textContent);
         assert.match(why, /software|no.*adapter|WebGPU/i, `the page should say why the CPU runs: ${why}`);
-        // One browser stack: the page runs the JavaScript package (its client, worker and
-        // wasm), and no wasm of its own besides the UI's.
+        // One browser stack: the page runs the JavaScript package (its client, pool, worker
+        // and wasm), and no wasm of its own besides the UI's.
         for (const f of ["client.js", "pool.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"]) {
             assert.ok(server.requests.includes(`/pkg/${f}`), `the page did not load the package's ${f}: ${server.requests}`);
         }
         const wasm = fs.readdirSync(DIST, { recursive: true }).filter((f) => f.endsWith(".wasm")).sort();
         assert.equal(wasm.length, 2, `dist/ should hold the page's wasm and the package's: ${wasm}`);
+    });
+
+    await step("the first picture appears after at most 12 MB of the model, before the similarity", async () => {
+        try {
+            await waitResult(page, 0);
+        } catch (e) {
+            throw new Error(`no picture after ${server.bytesSent(MODEL_PATH)} B of the model (${server.held()} requests waiting for more): ${e.message}`);
+        }
+        firstBytes = server.bytesSent(MODEL_PATH);
+        assert.ok(firstBytes <= FIRST_PICTURE_BYTES && firstBytes < fs.statSync(MODEL).size, `${firstBytes} B of the model served`);
+        assert.ok((await drawnLinks(page)).length >= 3, "the first picture has links");
+        // The sentence cosine needs the deeper layers, which are not here yet.
+        await page.waitForSelector("#verdict-pending", { timeout: 10_000 });
+        assert.equal(await page.$("#verdict"), null, "no similarity before the deeper layers");
+    });
+
+    await step("a rare-word pair fetches its rows and aligns as the CLI does", async () => {
+        // A little more of the model: the rows of these words, not the deeper layers.
+        server.capModel(server.bytesSent(MODEL_PATH) + 500_000);
+        const before = await resultId(page);
+        const sent = server.bytesSent(MODEL_PATH);
+        await paste(page, "#src", RARE[0]);
+        await paste(page, "#tgt", RARE[1]);
+        await waitResult(page, before);
+        assert.ok(server.bytesSent(MODEL_PATH) > sent, "the rare words' rows were fetched");
+        const [cli] = cliAlign([RARE], await pageFlags(page));
+        sameLinks(await drawnLinks(page), cli, "softmax");
+    });
+
+    await step("the similarity card appears once the deeper layers arrive", async () => {
+        const before = await resultId(page);
+        server.capModel(Infinity);
+        await page.waitForSelector("main[data-complete='true']", { timeout: 180_000 });
+        await waitResult(page, before);
+        await page.waitForSelector("#verdict", { timeout: 60_000 });
+        const cos = await page.$eval("#score-cosine", (e) => +e.textContent);
+        assert.ok(cos > 0.8 && cos <= 1, `a translation's sentence cosine: ${cos}`);
+        const [cli] = cliAlign([RARE], await pageFlags(page));
+        sameLinks(await drawnLinks(page), cli, "softmax");
     });
 
     let first;

@@ -54,6 +54,8 @@ extern "C" {
     #[wasm_bindgen(method, js_name = alignDocument)]
     pub fn align_document(this: &RemoteAligner, src: &str, tgt: &str, options: &JsValue)
         -> Promise;
+    #[wasm_bindgen(method, js_name = whenLoaded)]
+    fn when_loaded(this: &RemoteAligner) -> Promise;
     #[wasm_bindgen(method)]
     pub fn cancel(this: &RemoteAligner, id: f64) -> bool;
     #[wasm_bindgen(method)]
@@ -166,10 +168,11 @@ pub fn start(ctx: Ctx) {
         let asked = ctx.backend_pref.get_untracked();
         match open(ctx, asked, true).await {
             Ok((a, model, backend)) => {
-                ALIGNER.with_borrow_mut(|slot| *slot = Some(a));
+                ALIGNER.with_borrow_mut(|slot| *slot = Some(a.clone()));
                 ctx.model.set(Some(model));
                 ctx.backend.set(Some(backend));
                 ctx.load.set(Load::Ready);
+                watch_complete(ctx, a);
             }
             Err(e) => ctx.load.set(Load::Failed(load_advice(&e))),
         }
@@ -196,6 +199,11 @@ async fn open(
     });
     let options = Object::new();
     let _ = Reflect::set(&options, &"backend".into(), &asked.web_name().into());
+    // Ready once the tokenizer and the layers up to the alignment layer are here (and the
+    // rows of the words on the page when they are asked for): the first picture comes after
+    // about a sixth of the file. The deeper layers, then the rest of the file, follow in the
+    // background, into the cache for the next visit and offline use.
+    let _ = Reflect::set(&options, &"progressive".into(), &true.into());
     let _ = Reflect::set(&options, &"onProgress".into(), on_progress.as_ref());
     let loaded = JsFuture::from(create_aligner(MODEL_URL, &options)).await;
     drop(on_progress);
@@ -230,13 +238,15 @@ pub fn switch_backend(ctx: Ctx, asked: BackendChoice) {
         match open(ctx, asked, false).await {
             Ok((a, _, backend)) => {
                 forget_encodings();
-                if let Some(old) = ALIGNER.with_borrow_mut(|slot| slot.replace(a)) {
+                if let Some(old) = ALIGNER.with_borrow_mut(|slot| slot.replace(a.clone())) {
                     let _ = old.dispose();
                 }
                 ctx.backend.set(Some(backend));
                 ctx.switching.set(false);
+                ctx.complete.set(false);
                 // The old backend's encodings are gone with it: align again.
                 request_align(ctx);
+                watch_complete(ctx, a);
             }
             Err(e) => {
                 ctx.switching.set(false);
@@ -252,6 +262,26 @@ pub fn switch_backend(ctx: Ctx, asked: BackendChoice) {
                 ctx.error(format!("cannot switch the backend: {}{hint}", e.message));
             }
         }
+    });
+}
+
+/// Once every layer of the model is there (`whenLoaded`), the pair is encoded again, now with
+/// its sentence cosine, and the similarity card appears.
+fn watch_complete(ctx: Ctx, a: RemoteAligner) {
+    spawn_local(async move {
+        if JsFuture::from(a.when_loaded()).await.is_err() {
+            // The aligner was replaced or disposed; its successor has its own watch.
+            return;
+        }
+        let current = ALIGNER.with_borrow(|slot| slot.as_ref().is_some_and(|x| Object::is(x, &a)));
+        if !current {
+            return;
+        }
+        ctx.complete.set(true);
+        // Encodings made before have no cosine (the package leaves it out until the deeper
+        // layers are there): encode the pair again.
+        forget_encodings();
+        request_align(ctx);
     });
 }
 

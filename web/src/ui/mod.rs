@@ -85,6 +85,9 @@ pub struct Ctx {
     pub backend_pref: RwSignal<BackendChoice>,
     /// A backend switch is under way.
     pub switching: RwSignal<bool>,
+    /// Every layer of the model is loaded (progressive loading brings the deeper ones, for
+    /// the sentence similarity, after the first picture).
+    pub complete: RwSignal<bool>,
     pub mode: RwSignal<Mode>,
     pub src: RwSignal<String>,
     pub tgt: RwSignal<String>,
@@ -107,6 +110,7 @@ impl Ctx {
             backend: RwSignal::new(None),
             backend_pref: RwSignal::new(BackendChoice::Auto),
             switching: RwSignal::new(false),
+            complete: RwSignal::new(false),
             mode: RwSignal::new(Mode::Pair),
             src: RwSignal::new(String::new()),
             tgt: RwSignal::new(String::new()),
@@ -223,7 +227,7 @@ fn App() -> impl IntoView {
             {tab(Mode::Batch, "Batch", "batch")}
             {tab(Mode::Document, "Document", "document")}
         </nav>
-        <main id="app" data-ready=move || ctx.ready().to_string()>
+        <main id="app" data-ready=move || ctx.ready().to_string() data-complete=move || ctx.complete.get().to_string()>
             <Show when=move || ctx.mode.get() == Mode::Pair>
                 <section id="panel-pair" role="tabpanel" aria-labelledby="tab-pair" class="pair-layout">
                     <div class="side">
