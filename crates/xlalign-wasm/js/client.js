@@ -179,6 +179,10 @@ class RemoteAligner {
     return encoded;
   }
 
+  whenLoaded() {
+    return this.#rpc.call("whenLoaded", {});
+  }
+
   cancel(id) {
     return this.#rpc.cancel(id);
   }

@@ -77,6 +77,12 @@ fn reject_non_finite(v: &JsValue, what: &str, path: &str, depth: u32) -> Result<
     Ok(())
 }
 
+/// Whether the options object `value` sets `key` (to anything but `undefined`).
+pub fn is_set(value: &JsValue, key: &str) -> bool {
+    value.is_object()
+        && js_sys::Reflect::get(value, &key.into()).is_ok_and(|v| !v.is_undefined())
+}
+
 pub fn function(v: JsValue, what: &str) -> Result<Option<Function>> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
