@@ -16,17 +16,17 @@
 //! 11.39 MB plus the prefetched rows and the pages of the first text's rows.
 //!
 //! **Prefetch and page size.** Piece ids follow the tokenizer's scores only loosely, so the
-//! rows of ordinary text lie all over the table: over the 273 sentence pairs of
+//! rows of ordinary text lie all over the table: over the 272 sentence pairs of
 //! `tests/data/gold` (en–fr, ja–en, ro–en, zh–en) and `tests/data/bench-sentences.txt`
-//! (about 60 tokens a pair), 256-row pages (55 KB) cost a median 1.3 MB of pages per pair,
-//! 16-row pages (3.5 KB) 0.07 MB. Prefetched rows never pay for themselves in bytes (each
-//! 1,024 rows, 0.22 MB, save about 0.01 MB of pages) but they do in requests: the first
-//! 1,024 rows hold the pieces of almost every text (punctuation, `▁`, the E5 prefixes,
-//! frequent words) and cut the median from 32 page requests to 25. With 16-row pages and
-//! 1,024 rows the median pair needs 11.70 MB before its first alignment (90th percentile
-//! 11.85, largest 12.12); a 4,096-row prefetch would put the median over 12 MB. Hence
-//! [`DEFAULT_PAGE_ROWS`] = 16 and [`DEFAULT_PREFETCH_ROWS`] = 1,024
-//! (`scripts/rows-per-pair.py` recomputes the table).
+//! (about 45 distinct rows a pair), 256-row pages (55 KB) cost a median 1.3 MB of pages per
+//! pair, 16-row pages (3.5 KB) 0.09 MB. Prefetched rows never pay for themselves in bytes
+//! (each 1,024 rows, 0.22 MB, save about 0.01 MB of pages) but they do in requests: the
+//! first 1,024 rows hold the pieces of almost every text (punctuation, `▁`, the E5
+//! prefixes, frequent words) and cut the median from 32 page requests to 25. With 16-row
+//! pages and 1,024 rows the median pair needs 11.70 MB before its first alignment (90th
+//! percentile 11.85, largest 12.12); a 4,096-row prefetch would put the median at 12.35 MB.
+//! Hence [`DEFAULT_PAGE_ROWS`] = 16 and [`DEFAULT_PREFETCH_ROWS`] = 1,024
+//! (`scripts/rows-per-pair.py` prints the whole table).
 //!
 //! The core reads embedding rows from `EncoderWeights::token_embd`, a full-size table whose
 //! absent rows are zero, and [`ProgressiveBackend`] fills the rows a batch needs, and waits
