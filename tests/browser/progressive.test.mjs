@@ -308,3 +308,20 @@ test("the cache fills in the background after a progressive visit; an offline re
   await p.evaluate(() => xl.clearCache());
   assert.deepEqual(p.errors, []);
 });
+
+test("through the worker: whenLoaded() waits outside the queue, and the cosine is there afterwards", T, async () => {
+  const r = await p.evaluate(async (url, SHORT) => {
+    const a = await xl.createAligner(url, { backend: "cpu", progressive: true, cache: false });
+    const waiting = a.whenLoaded();
+    const meanwhile = await a.align(...SHORT, { sentenceCosine: false });
+    const info = await waiting;
+    const later = await a.align(...SHORT);
+    await a.dispose();
+    return { info, meanwhile: meanwhile.links, later: later.links, cosine: later.similarity.cosine };
+  }, srv.modelUrl, SHORT);
+  assert.equal(r.info.mode, "progressive");
+  assert.equal(r.info.layersPresent, r.info.layersTotal);
+  assert.deepEqual(r.meanwhile, r.later);
+  assert.equal(typeof r.cosine, "number");
+  assert.deepEqual(p.errors, []);
+});
