@@ -555,6 +555,9 @@ impl WriteBlocks for GpuBackend {
         let cfg = &self.config;
         xlalign_core::backend::check_next_block(index, self.blocks_present(), cfg.layers)?;
         check_layer_shapes(cfg, index, block)?;
+        // Shared with the passes that snapshot the list; natively `Send + Sync` (lib.rs checks
+        // the backend), on wasm32 wgpu's handles are neither and one thread uses them.
+        #[allow(clippy::arc_with_non_send_sync)]
         let layer = Arc::new(upload_layer(&self.ctx, index, block)?);
         compile_layer(&self.ctx, cfg, &layer);
         // Workspace first, then the list (the order `run_chunk` takes them in).

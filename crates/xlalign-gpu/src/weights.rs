@@ -301,7 +301,7 @@ impl GpuWeights {
         let (quant_row, scale_row) = match dtype {
             DType::F32 => (row_len * 4, 0),
             // Two values per word: rows start on a word only when they hold an even count.
-            DType::F16 if row_len % 2 == 0 => (row_len * 2, 0),
+            DType::F16 if row_len.is_multiple_of(2) => (row_len * 2, 0),
             DType::F16 => {
                 return Err(Error::Unsupported(format!(
                     "writing rows of {row_len} f16 values into a GPU table (rows must be an even number of values)"

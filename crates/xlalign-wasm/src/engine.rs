@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteBlocks,
-    WriteRows,
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteBlocks, WriteRows,
 };
 use xlalign_core::{Backend, BackendChoice, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;

@@ -110,20 +110,12 @@ impl Store {
                     Priority::Auto,
                 )
                 .await;
-                let mut st = self.stats.borrow_mut();
-                st.requests += 1;
-                match got? {
+                match self.count(got)? {
                     Ranged::Part(b) => {
-                        st.network_bytes += b.len() as u64;
-                        drop(st);
                         remember(&key, &b, self.cache, self.version.as_deref()).await;
                         b
                     }
-                    Ranged::Whole(file) => {
-                        st.network_bytes += file.len() as u64;
-                        drop(st);
-                        return self.take_whole(file);
-                    }
+                    Ranged::Whole(file) => return self.take_whole(file),
                 }
             }
         };
@@ -133,6 +125,17 @@ impl Store {
         }
         let block = self.read_block(i, r.start, Bytes::from(bytes))?;
         self.add_block(i, &block)
+    }
+
+    /// Counts a request and the bytes it brought.
+    fn count(&self, got: Result<Ranged>) -> Result<Ranged> {
+        let mut st = self.stats.borrow_mut();
+        st.requests += 1;
+        let r = got?;
+        st.network_bytes += match &r {
+            Ranged::Part(b) | Ranged::Whole(b) => b.len() as u64,
+        };
+        Ok(r)
     }
 
     /// Pages per background range, a whole number of pages.
@@ -206,20 +209,12 @@ impl Store {
             Priority::Low,
         )
         .await;
-        let mut st = self.stats.borrow_mut();
-        st.requests += 1;
-        match got? {
+        match self.count(got)? {
             Ranged::Part(b) => {
-                st.network_bytes += b.len() as u64;
-                drop(st);
                 remember(&key, &b, self.cache, self.version.as_deref()).await;
                 self.apply_chunk(chunk, &b)
             }
-            Ranged::Whole(file) => {
-                st.network_bytes += file.len() as u64;
-                drop(st);
-                self.take_whole(file)
-            }
+            Ranged::Whole(file) => self.take_whole(file),
         }
     }
 

@@ -53,8 +53,7 @@ use serde::Serialize;
 use web_sys::{AbortSignal, Response};
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteBlocks,
-    WriteRows,
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteBlocks, WriteRows,
 };
 use xlalign_core::gguf::{GgufFile, GgufHeader, TensorInfo};
 use xlalign_core::model::{block_range, first_blocks, EncoderLayer};
