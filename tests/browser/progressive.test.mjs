@@ -1,6 +1,8 @@
-// Progressive loading (Range requests for the word-embedding table) in headless Chromium:
-// ready after a fraction of the file, results identical to a full load, the fallback when
-// the server ignores Range, and pages kept in the Cache API.
+// Progressive loading (Range requests) in headless Chromium: ready after a fraction of the
+// file, the first alignment after at most 12 MB, the deeper blocks arriving afterwards
+// (calls that need them wait, the default sentence cosine is left out until they are
+// there), results identical to a full load on the CPU and on WebGPU, the fallback when the
+// server ignores Range, the cache filled in the background and an offline reload from it.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -96,12 +98,15 @@ test("a server that ignores Range gets a full download, which works the same", T
     const a = await xl.Aligner.load(url, { backend: "cpu", progressive: true, cache: false });
     const info = a.loading;
     const res = await a.align("The house is small.", "Das Haus ist klein.");
+    await a.whenLoaded();
     a.dispose();
-    return { info, links: res.links.length };
+    return { info, links: res.links.length, cosine: res.similarity.cosine };
   }, noRange.modelUrl);
   assert.equal(r.info.mode, "full");
   assert.equal(r.info.rowsPresent, r.info.rowsTotal);
+  assert.equal(r.info.layersPresent, r.info.layersTotal);
   assert.ok(r.links >= 4);
+  assert.equal(r.cosine === null, false, "a full load gives the sentence cosine by default");
 });
 
 test("pages fetched once are cached with the header and tail for the next visit", T, async () => {
@@ -122,7 +127,8 @@ test("pages fetched once are cached with the header and tail for the next visit"
   assert.ok(r.firstInfo.pagesFetched > 0);
   assert.equal(r.secondReady.requests, 0, "second load came from the cache");
   assert.equal(r.secondReady.networkBytes, 0);
-  assert.equal(r.secondReady.pagesFromCache, r.firstInfo.pagesFetched);
+  // The background fill may have cached more than the pages fetched on demand.
+  assert.ok(r.secondReady.pagesFromCache >= r.firstInfo.pagesFetched);
   assert.equal(r.secondInfo.pagesFetched, 0, "no page fetched twice");
   assert.ok(r.keys > 2);
   assert.equal(r.cleared, true);
@@ -143,5 +149,179 @@ test("bad progressive options throw input errors", T, async () => {
   assert.match(r.sha.message, /progressive/);
   assert.equal(r.unknown.code, "input");
   assert.match(r.unknown.message, /progresive/);
+  assert.deepEqual(p.errors, []);
+});
+
+const SHORT = ["Das Haus ist klein und alt.", "The house is small and old."];
+// Place names, Hungarian and Icelandic: pieces far down the table.
+const RARE = [
+  "Eyjafjallajökull erupted near Hvolsvöllur; the Hungarian word for it is tűzhányó-kitörés.",
+  "Az Eyjafjallajökull Hvolsvöllur közelében tört ki, izlandiul eldgos.",
+];
+
+/**
+ * In the page: loads `url` progressively on `backend` and, as a page would, aligns SHORT the
+ * moment the load resolves; then the calls that need the deeper blocks, whenLoaded(), and a
+ * rare-word pair. Kept as `window.prog`; results in `window.progResults`.
+ */
+async function progressiveRun(backend) {
+  return p.evaluate(
+    async (url, backend, SHORT, RARE) => {
+      const a = await xl.Aligner.load(url, { backend, progressive: true, cache: false });
+      const atReady = a.loading;
+      const first = await a.align(...SHORT);
+      const afterFirst = a.loading;
+      const explicit = await a.align(...SHORT, { sentenceCosine: true });
+      const deep = await a.align(...SHORT, { layer: 11, sentenceCosine: false });
+      const loaded = await a.whenLoaded();
+      const later = await a.align(...SHORT);
+      const beforeRare = a.loading;
+      const rare = await a.align(...RARE);
+      const afterRare = a.loading;
+      window.progResults = { first, explicit, deep, later, rare };
+      a.dispose();
+      return { atReady, afterFirst, loaded, beforeRare, afterRare, firstCosine: first.similarity.cosine, laterCosine: later.similarity.cosine };
+    },
+    srv.modelUrl,
+    backend,
+    SHORT,
+    RARE,
+  );
+}
+
+/** In the page: the same calls on a full load of the file's bytes, compared with `window.progResults`. */
+async function compareWithFull(backend) {
+  return p.evaluate(
+    async (url, backend, SHORT, RARE) => {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      const full = await xl.Aligner.load(bytes, { backend });
+      const kind = full.backend.kind;
+      const want = {
+        first: await full.align(...SHORT, { sentenceCosine: false }),
+        explicit: await full.align(...SHORT, { sentenceCosine: true }),
+        deep: await full.align(...SHORT, { layer: 11, sentenceCosine: false }),
+        later: await full.align(...SHORT),
+        rare: await full.align(...RARE),
+      };
+      full.dispose();
+      const got = window.progResults;
+      const same = {};
+      for (const k of Object.keys(want)) {
+        same[k] = {
+          links: JSON.stringify(got[k].links) === JSON.stringify(want[k].links),
+          words: JSON.stringify(got[k].wordSimilarity) === JSON.stringify(want[k].wordSimilarity),
+          scores: JSON.stringify({ ...got[k].similarity, cosine: 0 }) === JSON.stringify({ ...want[k].similarity, cosine: 0 }),
+          cosine: got[k].similarity.cosine === want[k].similarity.cosine,
+          layer: got[k].layer === want[k].layer,
+        };
+      }
+      return { kind, same, cosines: [got.explicit.similarity.cosine, want.explicit.similarity.cosine] };
+    },
+    srv.modelUrl,
+    backend,
+    SHORT,
+    RARE,
+  );
+}
+
+function checkRun(r, layersAtReady) {
+  assert.equal(r.atReady.mode, "progressive");
+  assert.equal(r.atReady.layersTotal, 12);
+  assert.equal(r.atReady.layersPresent, layersAtReady, "ready with the blocks up to the alignment layer");
+  assert.ok(r.afterFirst.networkBytes <= 12e6, `${r.afterFirst.networkBytes} bytes before the first alignment`);
+  assert.equal(r.firstCosine, null, "the default sentence cosine is left out while the deeper blocks arrive");
+  assert.equal(r.loaded.layersPresent, 12, "whenLoaded resolves with every block present");
+  assert.equal(typeof r.laterCosine, "number", "once loaded, the sentence cosine is there by default");
+  assert.ok(r.afterRare.pagesFetched > r.beforeRare.pagesFetched, "the rare pair's rows were fetched");
+}
+
+function checkSame(c) {
+  for (const [k, s] of Object.entries(c.same)) {
+    for (const [what, ok] of Object.entries(s)) assert.ok(ok, `${k}: ${what} differs from a full load`);
+  }
+}
+
+test("the first alignment after at most 12 MB; deeper blocks arrive later, waited for where needed; all equal a full load", T, async () => {
+  await srv.stats({ reset: true });
+  const r = await progressiveRun("cpu");
+  const served = await srv.stats();
+  checkRun(r, 7);
+  // Ready, the pages, the deeper blocks, and what the server had sent of the first request
+  // when it was cancelled: never the whole model.
+  assert.ok(served.bytes < srv.modelBytes / 2, `the server sent ${served.bytes} of ${srv.modelBytes} bytes`);
+  checkSame(await compareWithFull("cpu"));
+  assert.deepEqual(p.errors, []);
+});
+
+test("on WebGPU, blocks and rows written into the running backend give a full load's results", T, async () => {
+  const r = await progressiveRun("webgpu");
+  const c = await compareWithFull("webgpu");
+  if (c.kind !== "webgpu") {
+    assert.notEqual(process.env.XLALIGN_REQUIRE_GPU, "1", "no WebGPU adapter in Chromium");
+    return;
+  }
+  checkRun(r, 7);
+  checkSame(c);
+  assert.deepEqual(p.errors, []);
+});
+
+test("the cache fills in the background after a progressive visit; an offline reload needs no network", T, async () => {
+  await p.evaluate(() => xl.clearCache());
+  const first = await p.evaluate(async (url, SHORT) => {
+    const a = await xl.Aligner.load(url, { backend: "cpu", progressive: true });
+    const r = await a.align(...SHORT);
+    await a.whenLoaded();
+    // The fill has no promise: wait for its counter.
+    while (a.loading.rowsPresent < a.loading.rowsTotal) await new Promise((ok) => setTimeout(ok, 20));
+    const info = a.loading;
+    a.dispose();
+    return { info, links: r.links };
+  }, srv.modelUrl, SHORT);
+  assert.equal(first.info.rowsPresent, first.info.rowsTotal);
+  await srv.stats({ reset: true });
+  await p.setOfflineMode(true);
+  let second;
+  try {
+    second = await p.evaluate(async (url, SHORT, RARE) => {
+      const a = await xl.Aligner.load(url, { backend: "cpu", progressive: true });
+      const ready = a.loading;
+      const short = await a.align(...SHORT);
+      const rare = await a.align(...RARE);
+      const loaded = await a.whenLoaded();
+      const withCosine = await a.align(...SHORT);
+      const info = a.loading;
+      a.dispose();
+      return { ready, info, loaded, links: short.links, rare: rare.links.length, cosine: withCosine.similarity.cosine };
+    }, srv.modelUrl, SHORT, RARE);
+  } finally {
+    await p.setOfflineMode(false);
+  }
+  const stats = await srv.stats();
+  assert.equal(stats.requests, 0, `offline: nothing reached the server (${JSON.stringify(stats)})`);
+  assert.equal(second.info.requests, 0);
+  assert.equal(second.info.networkBytes, 0);
+  assert.equal(second.ready.rowsPresent, second.ready.rowsTotal, "every row came from the cache");
+  assert.equal(second.loaded.layersPresent, 12);
+  assert.deepEqual(second.links, first.links);
+  assert.ok(second.rare > 0);
+  assert.equal(typeof second.cosine, "number");
+  await p.evaluate(() => xl.clearCache());
+  assert.deepEqual(p.errors, []);
+});
+
+test("through the worker: whenLoaded() waits outside the queue, and the cosine is there afterwards", T, async () => {
+  const r = await p.evaluate(async (url, SHORT) => {
+    const a = await xl.createAligner(url, { backend: "cpu", progressive: true, cache: false });
+    const waiting = a.whenLoaded();
+    const meanwhile = await a.align(...SHORT, { sentenceCosine: false });
+    const info = await waiting;
+    const later = await a.align(...SHORT);
+    await a.dispose();
+    return { info, meanwhile: meanwhile.links, later: later.links, cosine: later.similarity.cosine };
+  }, srv.modelUrl, SHORT);
+  assert.equal(r.info.mode, "progressive");
+  assert.equal(r.info.layersPresent, r.info.layersTotal);
+  assert.deepEqual(r.meanwhile, r.later);
+  assert.equal(typeof r.cosine, "number");
   assert.deepEqual(p.errors, []);
 });

@@ -9,6 +9,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::align::{AlignOptions, UnitLink};
 use crate::error::Result;
+use crate::model::EncoderLayer;
 
 /// What runs the encoder, for display ("WebGPU on NVIDIA …", "CPU, 2 threads").
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
@@ -95,6 +96,43 @@ pub trait WriteRows {
     /// table before or after the write, never a mix of both within a row; the rows written
     /// should be ones those calls do not read (progressive loading writes only absent rows).
     fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()>;
+}
+
+/// Adding transformer blocks to a backend that is already running: progressive loading
+/// starts the backend with the blocks the first alignment needs and adds the deeper ones
+/// as they arrive, so a block costs its own upload, never a rebuilt backend. The CPU
+/// backend prepares the block for its kernels into the block list its clones share; the
+/// WebGPU backend uploads the block's buffers and appends them to its layer list.
+///
+/// Blocks arrive in order (block `i` after blocks `0..i`), so the blocks present are
+/// always a prefix and a layer `l` can be computed once `l` blocks are present. A backend
+/// never runs a block it does not have: a pass that would needs fails with an error.
+///
+/// As [`WriteRows`], a trait with no defaults, so that a wrapper cannot drop the call.
+pub trait WriteBlocks {
+    /// How many blocks the backend can run (`0..n` are present).
+    fn blocks_present(&self) -> usize;
+
+    /// Adds block `index`, which must be the next one (`index == blocks_present()`; an
+    /// index already present is an error too). Passes already under way are unaffected.
+    fn add_block(&self, index: usize, block: &EncoderLayer) -> Result<()>;
+}
+
+/// The error of a pass that needs a block the backend does not have yet.
+pub fn absent_block(needed: usize, present: usize) -> crate::Error {
+    crate::Error::Backend(format!(
+        "the encoder needs {needed} blocks but has only {present}: block {present} has not arrived yet"
+    ))
+}
+
+/// Checks that `index` is the next block of a backend with `present` of `total`.
+pub fn check_next_block(index: usize, present: usize, total: usize) -> Result<()> {
+    if index != present || index >= total {
+        return Err(crate::Error::Input(format!(
+            "cannot add block {index}: the backend has blocks 0..{present} of {total}, and blocks are added in order"
+        )));
+    }
+    Ok(())
 }
 
 /// What [`Backend::align_sequences`] gives back.

@@ -6,12 +6,14 @@
 //! (`token_embd.weight`, `blk.N.attn_q.weight`, `bert.embedding_length`, ...); keys llama.cpp
 //! has no name for live under `xlalign.*`.
 
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, TensorInfo, Value};
 use crate::table::RowTable;
 use crate::tensor::{DType, Tensor};
 use crate::tokenize::TextTokenizer;
@@ -238,17 +240,142 @@ pub struct EncoderWeights {
     /// `[type_vocab, hidden]`, f32.
     pub token_types: Vec<f32>,
     pub embd_norm: LayerNorm,
+    /// The transformer blocks read with the model: all `config.layers` of them, or the
+    /// first ones while the model is still arriving ([`Model::from_gguf_with_blocks`]);
+    /// later blocks go into the running backend ([`crate::backend::WriteBlocks`]), and a
+    /// backend refuses to run a block it does not have.
     pub layers: Vec<EncoderLayer>,
 }
 
 impl EncoderWeights {
-    fn from_gguf(f: &GgufFile, c: &EncoderConfig) -> Result<EncoderWeights> {
+    /// Reads the weights with the first `blocks` transformer blocks (all of them normally;
+    /// fewer while a model is still arriving, see [`Model::from_gguf_with_blocks`]).
+    fn from_gguf(f: &GgufFile, c: &EncoderConfig, blocks: usize) -> Result<EncoderWeights> {
         let t = |name: &str, shape: &[usize]| -> Result<Tensor> {
             let t = f.tensor(name)?;
             t.expect_shape(shape)?;
             Ok(t)
         };
         let vec = |name: &str, n: usize| -> Result<Vec<f32>> { Ok(t(name, &[n])?.to_f32_vec()) };
+        let norm = |prefix: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm {
+                weight: vec(&format!("{prefix}.weight"), c.hidden)?,
+                bias: vec(&format!("{prefix}.bias"), c.hidden)?,
+            })
+        };
+        let token_embd = f.tensor("token_embd.weight")?;
+        token_embd.expect_shape(&[c.vocab, c.hidden])?;
+        let token_embd = RowTable::from_tensor(token_embd)?;
+        let layers = (0..blocks.min(c.layers))
+            .map(|i| EncoderLayer::read(c, i, |name| f.tensor(name)))
+            .collect::<Result<Vec<_>>>()?;
+        let position_embd = t("position_embd.weight", &[c.max_positions, c.hidden])?
+            .to_f32_vec()
+            .into();
+        let token_types = t("token_types.weight", &[c.type_vocab, c.hidden])?.to_f32_vec();
+        Ok(EncoderWeights {
+            token_embd,
+            position_embd,
+            token_types,
+            embd_norm: norm("token_embd_norm")?,
+            layers,
+        })
+    }
+}
+
+/// The tensor names of block `i` (as [`EncoderLayer::read`] reads them).
+pub fn block_tensor_names(i: usize) -> [String; 16] {
+    [
+        "attn_q.weight",
+        "attn_q.bias",
+        "attn_k.weight",
+        "attn_k.bias",
+        "attn_v.weight",
+        "attn_v.bias",
+        "attn_output.weight",
+        "attn_output.bias",
+        "attn_output_norm.weight",
+        "attn_output_norm.bias",
+        "ffn_up.weight",
+        "ffn_up.bias",
+        "ffn_down.weight",
+        "ffn_down.bias",
+        "layer_output_norm.weight",
+        "layer_output_norm.bias",
+    ]
+    .map(|t| keys::layer(i, t))
+}
+
+/// The byte range of the file that holds every tensor of block `i` (from the first byte
+/// of its first tensor to the last byte of its last), so that a block can be fetched alone.
+/// `None` if a tensor of the block is missing from `tensors`.
+pub fn block_range(tensors: &[TensorInfo], i: usize) -> Option<Range<usize>> {
+    let mut range: Option<Range<usize>> = None;
+    for name in block_tensor_names(i) {
+        let t = tensors.iter().find(|t| t.name == name)?;
+        let (a, b) = (t.offset, t.offset + t.n_bytes);
+        range = Some(match range {
+            Some(r) => r.start.min(a)..r.end.max(b),
+            None => a..b,
+        });
+    }
+    range
+}
+
+/// Reads block `i` from `bytes`, the file's bytes from offset `start` on (at least
+/// [`block_range`]), with the tensor directory `tensors`: how a block that arrives after
+/// the model was built is read. The tensors share `bytes`.
+pub fn read_block(
+    c: &EncoderConfig,
+    tensors: &[TensorInfo],
+    i: usize,
+    start: usize,
+    bytes: &Bytes,
+) -> Result<EncoderLayer> {
+    EncoderLayer::read(c, i, |name| {
+        let info = tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        let at = info
+            .offset
+            .checked_sub(start)
+            .filter(|at| at + info.n_bytes <= bytes.len())
+            .ok_or_else(|| {
+                Error::Format(format!(
+                    "`{name}` lies outside the {} bytes read from offset {start}",
+                    bytes.len()
+                ))
+            })?;
+        Tensor::new(
+            &info.name,
+            info.dtype,
+            info.shape.clone(),
+            bytes.slice(at..at + info.n_bytes),
+        )
+    })
+}
+
+impl EncoderLayer {
+    /// Block `i`, its tensors found by `tensor(name)` and checked against the configuration.
+    fn read(
+        c: &EncoderConfig,
+        i: usize,
+        tensor: impl Fn(&str) -> Result<Tensor>,
+    ) -> Result<EncoderLayer> {
+        if i >= c.layers {
+            return Err(Error::Input(format!(
+                "block {i} does not exist (the model has {} blocks)",
+                c.layers
+            )));
+        }
+        let t = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let t = tensor(name)?;
+            t.expect_shape(shape)?;
+            Ok(t)
+        };
+        let vec = |name: &str, n: usize| -> Result<Vec<f32>> { Ok(t(name, &[n])?.to_f32_vec()) };
+        let p = |n: &str| keys::layer(i, n);
         let norm = |prefix: &str| -> Result<LayerNorm> {
             Ok(LayerNorm {
                 weight: vec(&format!("{prefix}.weight"), c.hidden)?,
@@ -267,34 +394,15 @@ impl EncoderWeights {
                 bias: vec(&format!("{prefix}.bias"), out)?,
             })
         };
-        let token_embd = f.tensor("token_embd.weight")?;
-        token_embd.expect_shape(&[c.vocab, c.hidden])?;
-        let token_embd = RowTable::from_tensor(token_embd)?;
-        let layers = (0..c.layers)
-            .map(|i| {
-                let p = |n: &str| keys::layer(i, n);
-                Ok(EncoderLayer {
-                    query: linear(&p("attn_q"), c.hidden, c.hidden)?,
-                    key: linear(&p("attn_k"), c.hidden, c.hidden)?,
-                    value: linear(&p("attn_v"), c.hidden, c.hidden)?,
-                    attn_output: linear(&p("attn_output"), c.hidden, c.hidden)?,
-                    attn_norm: norm(&p("attn_output_norm"))?,
-                    ffn_up: linear(&p("ffn_up"), c.ff, c.hidden)?,
-                    ffn_down: linear(&p("ffn_down"), c.hidden, c.ff)?,
-                    output_norm: norm(&p("layer_output_norm"))?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let position_embd = t("position_embd.weight", &[c.max_positions, c.hidden])?
-            .to_f32_vec()
-            .into();
-        let token_types = t("token_types.weight", &[c.type_vocab, c.hidden])?.to_f32_vec();
-        Ok(EncoderWeights {
-            token_embd,
-            position_embd,
-            token_types,
-            embd_norm: norm("token_embd_norm")?,
-            layers,
+        Ok(EncoderLayer {
+            query: linear(&p("attn_q"), c.hidden, c.hidden)?,
+            key: linear(&p("attn_k"), c.hidden, c.hidden)?,
+            value: linear(&p("attn_v"), c.hidden, c.hidden)?,
+            attn_output: linear(&p("attn_output"), c.hidden, c.hidden)?,
+            attn_norm: norm(&p("attn_output_norm"))?,
+            ffn_up: linear(&p("ffn_up"), c.ff, c.hidden)?,
+            ffn_down: linear(&p("ffn_down"), c.hidden, c.ff)?,
+            output_norm: norm(&p("layer_output_norm"))?,
         })
     }
 }
@@ -308,6 +416,52 @@ pub struct ModelDefaults {
     pub align_method: String,
     pub align_threshold: f32,
     pub align_temperature: f32,
+}
+
+impl ModelDefaults {
+    /// The recommendations in a file's metadata, with the fallbacks for a file that makes
+    /// none; `layers` is the model's block count.
+    pub fn from_metadata(m: &BTreeMap<String, Value>, layers: usize) -> ModelDefaults {
+        let s = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        ModelDefaults {
+            passage_prefix: s(keys::PREFIX_PASSAGE),
+            query_prefix: s(keys::PREFIX_QUERY),
+            align_layer: recommended_layer(m, layers),
+            align_method: m
+                .get(keys::ALIGN_METHOD)
+                .and_then(|v| v.as_str())
+                .unwrap_or("softmax")
+                .to_string(),
+            align_threshold: m
+                .get(keys::ALIGN_THRESHOLD)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.3) as f32,
+            align_temperature: m
+                .get(keys::ALIGN_TEMPERATURE)
+                .and_then(|v| v.as_f64())
+                .filter(|t| *t > 0.0)
+                .unwrap_or(1.0) as f32,
+        }
+    }
+}
+
+/// The alignment layer a file recommends (its `xlalign.align.layer`), at most `layers`.
+fn recommended_layer(m: &BTreeMap<String, Value>, layers: usize) -> usize {
+    m.get(keys::ALIGN_LAYER)
+        .and_then(|v| v.as_u64())
+        .map(|v| v as usize)
+        // Without a recommendation, a layer a bit past the middle aligns best for most encoders.
+        .unwrap_or((layers * 2).div_ceil(3))
+        .min(layers)
+}
+
+/// The blocks an alignment with the file's recommended options runs: blocks
+/// `0..first_blocks` give the hidden state of the recommended layer. `None` when the
+/// metadata gives no block count. (The sentence cosine pools the last layer, so it needs
+/// every block.)
+pub fn first_blocks(m: &BTreeMap<String, Value>) -> Option<usize> {
+    let layers = m.get(keys::BLOCK_COUNT)?.as_u64()? as usize;
+    Some(recommended_layer(m, layers))
 }
 
 /// A loaded model: everything needed to go from text to vectors.
@@ -330,40 +484,22 @@ impl Model {
     }
 
     pub fn from_gguf(f: &GgufFile) -> Result<Model> {
+        Model::from_gguf_with_blocks(f, usize::MAX)
+    }
+
+    /// As [`Model::from_gguf`], reading only the first `blocks` transformer blocks (the
+    /// others' bytes are not looked at, so they may still be absent): progressive loading
+    /// starts with the blocks the first alignment needs ([`first_blocks`]) and adds the
+    /// others to the running backend as they arrive.
+    pub fn from_gguf_with_blocks(f: &GgufFile, blocks: usize) -> Result<Model> {
         let config = EncoderConfig::from_gguf(f)?;
-        let weights = EncoderWeights::from_gguf(f, &config)?;
+        let weights = EncoderWeights::from_gguf(f, &config, blocks)?;
         let tokenizer = TextTokenizer::from_gguf(f)?;
-        let s = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let align_layer = f
-            .get(keys::ALIGN_LAYER)
-            .and_then(|v| v.as_u64())
-            .map(|v| v as usize);
-        let defaults = ModelDefaults {
-            passage_prefix: s(keys::PREFIX_PASSAGE),
-            query_prefix: s(keys::PREFIX_QUERY),
-            // Without a recommendation, a layer a bit past the middle aligns best for most encoders.
-            align_layer: align_layer
-                .unwrap_or((config.layers * 2).div_ceil(3))
-                .min(config.layers),
-            align_method: f
-                .get(keys::ALIGN_METHOD)
-                .and_then(|v| v.as_str())
-                .unwrap_or("softmax")
-                .to_string(),
-            align_threshold: f
-                .get(keys::ALIGN_THRESHOLD)
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.3) as f32,
-            align_temperature: f
-                .get(keys::ALIGN_TEMPERATURE)
-                .and_then(|v| v.as_f64())
-                .filter(|t| *t > 0.0)
-                .unwrap_or(1.0) as f32,
-        };
-        let weight_type = weights
-            .layers
-            .first()
-            .map(|l| l.query.weight.dtype)
+        let defaults = ModelDefaults::from_metadata(&f.metadata, config.layers);
+        // From the directory, so that a model read without its blocks says the same.
+        let weight_type = f
+            .info(&keys::layer(0, "attn_q.weight"))
+            .map(|t| t.dtype)
             .unwrap_or(weights.token_embd.dtype);
         Ok(Model {
             name: f

@@ -22,10 +22,12 @@ use ndarray::Array2;
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
     Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
-    WriteRows,
+    WriteBlocks, WriteRows,
 };
 use xlalign_core::error::{Error, Result};
-use xlalign_core::model::{Activation, EncoderConfig, EncoderWeights, Model, Pooling};
+use xlalign_core::model::{
+    Activation, EncoderConfig, EncoderLayer, EncoderWeights, Model, Pooling,
+};
 
 use crate::align::{align_kept, align_pairs_on_gpu, runs_on_gpu, Kept, KeptPair};
 use crate::context::{ErrorScopes, GpuContext};
@@ -33,7 +35,7 @@ use crate::kernels::{
     bind_group, matmul_groups, AttentionParams, Bind, EmbedParams, Epilogue, LayerNormParams,
     MatmulParams, PoolParams, UniformSlots, ATTENTION_Q_TILE, MAX_HEAD_DIM,
 };
-use crate::weights::{GpuMatrix, GpuNorm, GpuWeights};
+use crate::weights::{upload_layer, GpuLayer, GpuMatrix, GpuNorm, GpuWeights};
 
 /// Default cap on padded tokens (batch × longest sequence) per submission: bounds GPU
 /// memory (≈ 20 KB of activations per token for the default model) and keeps a browser
@@ -123,12 +125,8 @@ impl GpuBackend {
             let k = &ctx.kernels;
             k.embed(w.table_type);
             k.attention(head_dim);
-            let act = activation_epilogue(cfg.activation);
-            for l in &w.layers {
-                k.matmul(l.qkv.wtype, Epilogue::None);
-                k.matmul(l.attn_output.wtype, Epilogue::None);
-                k.matmul(l.ffn_up.wtype, act);
-                k.matmul(l.ffn_down.wtype, Epilogue::None);
+            for l in w.layers() {
+                compile_layer(&ctx, cfg, &l);
             }
         }
         scopes.check("uploading the model").await?;
@@ -199,7 +197,7 @@ impl GpuBackend {
     /// the sequence's tokens, or its first token, as the model's pooling says). Pooling runs
     /// on the GPU, so only `hidden` floats per sequence come back.
     pub async fn forward_pooled(&self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        self.validate(sequences, &[])?;
+        self.validate(sequences, &[self.config.layers])?;
         let h = self.config.hidden;
         let mut out = vec![Vec::new(); sequences.len()];
         for chunk in self.chunks(sequences) {
@@ -223,13 +221,13 @@ impl GpuBackend {
         layers: &[usize],
         repeats: usize,
     ) -> Result<(usize, usize)> {
-        self.validate(sequences, layers)?;
         let mut slots = layers.to_vec();
         slots.sort_unstable();
         slots.dedup();
         if slots.is_empty() {
             slots.push(self.config.layers);
         }
+        self.validate(sequences, &slots)?;
         let mut padded = 0;
         for chunk in self.chunks(sequences) {
             let (_, lmax) = self
@@ -240,6 +238,8 @@ impl GpuBackend {
         Ok((padded, sequences.iter().map(|s| s.len()).sum()))
     }
 
+    /// Checks a request: the layers exist and their blocks are present (layer `l` runs
+    /// blocks `0..l`; a pooled pass asks for the last layer), and the sequences fit.
     fn validate(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<()> {
         let cfg = &self.config;
         if let Some(l) = layers.iter().find(|&&l| l > cfg.layers) {
@@ -247,6 +247,11 @@ impl GpuBackend {
                 "layer {l} does not exist (the model has layers 0..={})",
                 cfg.layers
             )));
+        }
+        let needed = layers.iter().copied().max().unwrap_or(0);
+        let present = self.blocks_present();
+        if needed > present {
+            return Err(xlalign_core::backend::absent_block(needed, present));
         }
         let max_len = cfg.max_positions - cfg.position_offset;
         for (i, s) in sequences.iter().enumerate() {
@@ -484,14 +489,11 @@ impl GpuBackend {
 
         let attention = k.attention(cfg.head_dim() as u32);
         let act = activation_epilogue(cfg.activation);
-        for (l, (w, g)) in self
-            .weights
-            .layers
-            .iter()
-            .zip(&ws.groups.layers)
-            .enumerate()
-            .take(upto)
-        {
+        // `validate` checked that the blocks up to `upto` are present, and the workspace has
+        // the bind groups of every present block (see `add_block`).
+        let blocks = self.weights.layers();
+        debug_assert!(upto <= blocks.len() && upto <= ws.groups.layers.len());
+        for (l, (w, g)) in blocks.iter().zip(&ws.groups.layers).enumerate().take(upto) {
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("block"),
@@ -535,6 +537,43 @@ impl GpuBackend {
 impl WriteRows for GpuBackend {
     fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()> {
         self.weights.write_table_rows(&self.ctx, first, rows)
+    }
+}
+
+/// A block's buffers are uploaded once and appended to the layer list, and the activation
+/// workspace gets the block's bind groups; nothing else is uploaded or rebuilt.
+impl WriteBlocks for GpuBackend {
+    fn blocks_present(&self) -> usize {
+        self.weights
+            .layers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    fn add_block(&self, index: usize, block: &EncoderLayer) -> Result<()> {
+        let cfg = &self.config;
+        xlalign_core::backend::check_next_block(index, self.blocks_present(), cfg.layers)?;
+        check_layer_shapes(cfg, index, block)?;
+        // Shared with the passes that snapshot the list; natively `Send + Sync` (lib.rs checks
+        // the backend), on wasm32 wgpu's handles are neither and one thread uses them.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let layer = Arc::new(upload_layer(&self.ctx, index, block)?);
+        compile_layer(&self.ctx, cfg, &layer);
+        // Workspace first, then the list (the order `run_chunk` takes them in).
+        let mut ws = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        let mut layers = self
+            .weights
+            .layers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        xlalign_core::backend::check_next_block(index, layers.len(), cfg.layers)?;
+        if let Some(ws) = ws.as_mut() {
+            let groups = ws.layer_groups(&self.ctx, &layer);
+            ws.groups.layers.push(groups);
+        }
+        layers.push(layer);
+        Ok(())
     }
 }
 
@@ -609,7 +648,8 @@ impl Backend for GpuBackend {
             return Ok(None);
         }
         opts.validate()?;
-        self.validate(sequences, &[layer])?;
+        let last = if pooled { self.config.layers } else { layer };
+        self.validate(sequences, &[layer, last])?;
         let h = self.config.hidden;
         let mut first_row = Vec::with_capacity(sequences.len());
         let mut rows = 0u64;
@@ -730,7 +770,7 @@ fn check_shapes(c: &EncoderConfig, w: &EncoderWeights) -> Result<()> {
             "{what} is {got}, the configuration implies {want}"
         )))
     };
-    let (h, ff) = (c.hidden, c.ff);
+    let h = c.hidden;
     if w.token_embd.shape != [c.vocab, h] {
         return bad(
             "token_embd",
@@ -752,48 +792,74 @@ fn check_shapes(c: &EncoderConfig, w: &EncoderWeights) -> Result<()> {
             format!("at least {h}"),
         );
     }
-    if w.layers.len() != c.layers {
+    if w.layers.len() > c.layers {
         return bad(
             "the layer list",
             w.layers.len().to_string(),
-            c.layers.to_string(),
+            format!("at most {}", c.layers),
         );
     }
-    let norms =
-        std::iter::once(("token_embd_norm", &w.embd_norm)).chain(w.layers.iter().flat_map(|l| {
-            [
-                ("attn_output_norm", &l.attn_norm),
-                ("layer_output_norm", &l.output_norm),
-            ]
-        }));
-    for (name, n) in norms {
+    let n = &w.embd_norm;
+    if n.weight.len() != h || n.bias.len() != h {
+        return bad(
+            "token_embd_norm",
+            format!("{}/{} values", n.weight.len(), n.bias.len()),
+            format!("{h}"),
+        );
+    }
+    for (i, l) in w.layers.iter().enumerate() {
+        check_layer_shapes(c, i, l)?;
+    }
+    Ok(())
+}
+
+/// [`check_shapes`] for block `i`.
+fn check_layer_shapes(c: &EncoderConfig, i: usize, l: &EncoderLayer) -> Result<()> {
+    let bad = |what: &str, got: String, want: String| {
+        Err(Error::Unsupported(format!(
+            "{what} is {got}, the configuration implies {want}"
+        )))
+    };
+    let (h, ff) = (c.hidden, c.ff);
+    for (name, n) in [
+        ("attn_output_norm", &l.attn_norm),
+        ("layer_output_norm", &l.output_norm),
+    ] {
         if n.weight.len() != h || n.bias.len() != h {
             return bad(
                 name,
                 format!("{}/{} values", n.weight.len(), n.bias.len()),
-                format!("{h}"),
+                format!("blk.{i}: {h}"),
             );
         }
     }
-    for (i, l) in w.layers.iter().enumerate() {
-        for (name, lin, out, inp) in [
-            ("attn_q", &l.query, h, h),
-            ("attn_k", &l.key, h, h),
-            ("attn_v", &l.value, h, h),
-            ("attn_output", &l.attn_output, h, h),
-            ("ffn_up", &l.ffn_up, ff, h),
-            ("ffn_down", &l.ffn_down, h, ff),
-        ] {
-            if lin.weight.shape != [out, inp] || lin.bias.len() != out {
-                return bad(
-                    &format!("blk.{i}.{name}"),
-                    format!("{:?} with {} bias values", lin.weight.shape, lin.bias.len()),
-                    format!("[{out}, {inp}] with {out}"),
-                );
-            }
+    for (name, lin, out, inp) in [
+        ("attn_q", &l.query, h, h),
+        ("attn_k", &l.key, h, h),
+        ("attn_v", &l.value, h, h),
+        ("attn_output", &l.attn_output, h, h),
+        ("ffn_up", &l.ffn_up, ff, h),
+        ("ffn_down", &l.ffn_down, h, ff),
+    ] {
+        if lin.weight.shape != [out, inp] || lin.bias.len() != out {
+            return bad(
+                &format!("blk.{i}.{name}"),
+                format!("{:?} with {} bias values", lin.weight.shape, lin.bias.len()),
+                format!("[{out}, {inp}] with {out}"),
+            );
         }
     }
     Ok(())
+}
+
+/// Compiles the matmul variants a block's weights need (cached by the kernels).
+fn compile_layer(ctx: &GpuContext, cfg: &EncoderConfig, l: &GpuLayer) {
+    let k = &ctx.kernels;
+    let act = activation_epilogue(cfg.activation);
+    k.matmul(l.qkv.wtype, Epilogue::None);
+    k.matmul(l.attn_output.wtype, Epilogue::None);
+    k.matmul(l.ffn_up.wtype, act);
+    k.matmul(l.ffn_down.wtype, Epilogue::None);
 }
 
 fn activation_epilogue(a: Activation) -> Epilogue {
@@ -906,8 +972,13 @@ struct Workspace {
     x: wgpu::Buffer,
     pooled: wgpu::Buffer,
     groups: Groups,
-    /// Intermediate buffers, referenced only through the bind groups.
-    _scratch: [wgpu::Buffer; 4],
+    /// Intermediate buffers, referenced through the bind groups (and kept for those of
+    /// blocks added later).
+    qkv: wgpu::Buffer,
+    ctx_buf: wgpu::Buffer,
+    tmp: wgpu::Buffer,
+    ff: wgpu::Buffer,
+    slots: SlotOffsets,
 }
 
 struct Groups {
@@ -958,29 +1029,6 @@ impl Workspace {
         });
         let u = |slot: (u64, u64)| Bind::Uniform(&params, slot.0, slot.1);
         use Bind::Whole as W;
-        let mm = |label: &str, slot, input, mat: &GpuMatrix, output| {
-            bind_group(
-                d,
-                &k.matmul_layout,
-                label,
-                &[
-                    u(slot),
-                    W(input),
-                    W(&mat.quants),
-                    W(&mat.scales),
-                    W(&mat.bias),
-                    W(output),
-                ],
-            )
-        };
-        let ln = |label: &str, slot, norm: &GpuNorm| {
-            bind_group(
-                d,
-                &k.layernorm_layout,
-                label,
-                &[u(slot), W(&x), W(&tmp), W(&norm.weight), W(&norm.bias)],
-            )
-        };
         let embed = w
             .table
             .iter()
@@ -1003,32 +1051,14 @@ impl Workspace {
             })
             .collect();
         // The embedding LayerNorm has no residual; `tmp` only fills the binding.
-        let embd_norm = ln("embd_norm", s.embd_norm, &w.embd_norm);
-        let layers = w
-            .layers
-            .iter()
-            .map(|l| LayerGroups {
-                qkv: mm("qkv", s.qkv, &x, &l.qkv, &qkv),
-                attention: bind_group(
-                    d,
-                    &k.attention_layout,
-                    "attention",
-                    &[u(s.attention), W(&qkv), W(&lens), W(&ctx_buf)],
-                ),
-                attn_output: mm("attn_output", s.attn_output, &ctx_buf, &l.attn_output, &tmp),
-                attn_norm: ln("attn_norm", s.residual_norm, &l.attn_norm),
-                ffn_up: mm("ffn_up", s.ffn_up, &x, &l.ffn_up, &ff),
-                ffn_down: mm("ffn_down", s.ffn_down, &ff, &l.ffn_down, &tmp),
-                output_norm: ln("output_norm", s.residual_norm, &l.output_norm),
-            })
-            .collect();
+        let embd_norm = layernorm_group(ctx, &params, s.embd_norm, &x, &tmp, &w.embd_norm);
         let pool = bind_group(
             d,
             &k.pool_layout,
             "pool",
             &[u(s.pool), W(&x), W(&lens), W(&pooled)],
         );
-        Workspace {
+        let mut ws = Workspace {
             tokens,
             params,
             ids,
@@ -1038,10 +1068,92 @@ impl Workspace {
             groups: Groups {
                 embed,
                 embd_norm,
-                layers,
+                layers: Vec::new(),
                 pool,
             },
-            _scratch: [qkv, ctx_buf, tmp, ff],
+            qkv,
+            ctx_buf,
+            tmp,
+            ff,
+            slots: s,
+        };
+        for l in w.layers() {
+            let groups = ws.layer_groups(ctx, &l);
+            ws.groups.layers.push(groups);
+        }
+        ws
+    }
+
+    /// The bind groups of one block over this workspace's buffers.
+    fn layer_groups(&self, ctx: &GpuContext, l: &GpuLayer) -> LayerGroups {
+        let (d, k, s) = (&ctx.device, &ctx.kernels, &self.slots);
+        let u = |slot: (u64, u64)| Bind::Uniform(&self.params, slot.0, slot.1);
+        use Bind::Whole as W;
+        let mm = |label: &str, slot, input, mat: &GpuMatrix, output| {
+            bind_group(
+                d,
+                &k.matmul_layout,
+                label,
+                &[
+                    u(slot),
+                    W(input),
+                    W(&mat.quants),
+                    W(&mat.scales),
+                    W(&mat.bias),
+                    W(output),
+                ],
+            )
+        };
+        let ln = |slot, norm: &GpuNorm| {
+            layernorm_group(ctx, &self.params, slot, &self.x, &self.tmp, norm)
+        };
+        LayerGroups {
+            qkv: mm("qkv", s.qkv, &self.x, &l.qkv, &self.qkv),
+            attention: bind_group(
+                d,
+                &k.attention_layout,
+                "attention",
+                &[
+                    u(s.attention),
+                    W(&self.qkv),
+                    W(&self.lens),
+                    W(&self.ctx_buf),
+                ],
+            ),
+            attn_output: mm(
+                "attn_output",
+                s.attn_output,
+                &self.ctx_buf,
+                &l.attn_output,
+                &self.tmp,
+            ),
+            attn_norm: ln(s.residual_norm, &l.attn_norm),
+            ffn_up: mm("ffn_up", s.ffn_up, &self.x, &l.ffn_up, &self.ff),
+            ffn_down: mm("ffn_down", s.ffn_down, &self.ff, &l.ffn_down, &self.tmp),
+            output_norm: ln(s.residual_norm, &l.output_norm),
         }
     }
+}
+
+/// A LayerNorm's bind group: `x ← LayerNorm(x + tmp)` (or of `x` alone, as the slot says).
+fn layernorm_group(
+    ctx: &GpuContext,
+    params: &wgpu::Buffer,
+    slot: (u64, u64),
+    x: &wgpu::Buffer,
+    tmp: &wgpu::Buffer,
+    norm: &GpuNorm,
+) -> wgpu::BindGroup {
+    bind_group(
+        &ctx.device,
+        &ctx.kernels.layernorm_layout,
+        "layernorm",
+        &[
+            Bind::Uniform(params, slot.0, slot.1),
+            Bind::Whole(x),
+            Bind::Whole(tmp),
+            Bind::Whole(&norm.weight),
+            Bind::Whole(&norm.bias),
+        ],
+    )
 }

@@ -7,10 +7,11 @@ use xlalign_core::align::AlignOptions;
 pub use xlalign_core::backend::BackendChoice;
 use xlalign_core::backend::{
     Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
-    WriteRows,
+    WriteBlocks, WriteRows,
 };
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::error::{Error, Result};
+use xlalign_core::model::EncoderLayer;
 use xlalign_core::Model;
 
 use crate::context::GpuContext;
@@ -96,6 +97,22 @@ impl WriteRows for AnyBackend {
         match self {
             AnyBackend::Cpu { backend, .. } => backend.write_token_rows(first, rows),
             AnyBackend::Gpu(g) => g.write_token_rows(first, rows),
+        }
+    }
+}
+
+impl WriteBlocks for AnyBackend {
+    fn blocks_present(&self) -> usize {
+        match self {
+            AnyBackend::Cpu { backend, .. } => backend.blocks_present(),
+            AnyBackend::Gpu(g) => g.blocks_present(),
+        }
+    }
+
+    fn add_block(&self, index: usize, block: &EncoderLayer) -> Result<()> {
+        match self {
+            AnyBackend::Cpu { backend, .. } => backend.add_block(index, block),
+            AnyBackend::Gpu(g) => g.add_block(index, block),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Model weights on the GPU, uploaded once per model.
+//! Model weights on the GPU, uploaded once per model (blocks that arrive later are uploaded
+//! then, each once).
 //!
 //! Layout choice: GGUF's Q4_0 blocks are 18 bytes (`f16 d`, 16 nibble bytes) and Q8_0
 //! blocks 34 bytes, so block starts are not 4-byte aligned and WGSL (which only loads u32)
@@ -15,6 +16,8 @@
 //!
 //! The query, key and value projections of a layer are stacked into one `[3·hidden, hidden]`
 //! matrix, so one matmul produces q, k and v side by side.
+
+use std::sync::{Arc, PoisonError, RwLock};
 
 use half::f16;
 use wgpu::util::DeviceExt;
@@ -238,7 +241,9 @@ pub struct GpuWeights {
     /// Row 0 of the token-type table (every token has type 0).
     pub token_type: wgpu::Buffer,
     pub embd_norm: GpuNorm,
-    pub layers: Vec<GpuLayer>,
+    /// The blocks uploaded so far, a prefix of the model's (blocks that arrive later are
+    /// appended, see [`xlalign_core::backend::WriteBlocks`]). A pass runs from a snapshot.
+    pub layers: RwLock<Vec<Arc<GpuLayer>>>,
 }
 
 impl GpuWeights {
@@ -253,7 +258,7 @@ impl GpuWeights {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, l)| upload_layer(ctx, i, l))
+            .map(|(i, l)| upload_layer(ctx, i, l).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         let t = &w.token_embd;
         Ok(GpuWeights {
@@ -268,12 +273,20 @@ impl GpuWeights {
                 bytemuck::cast_slice(&w.token_types[..h.min(w.token_types.len())]),
             )?,
             embd_norm: GpuNorm::upload(ctx, "token_embd_norm", &w.embd_norm)?,
-            layers,
+            layers: RwLock::new(layers),
         })
     }
 }
 
 impl GpuWeights {
+    /// The blocks uploaded so far.
+    pub fn layers(&self) -> Vec<Arc<GpuLayer>> {
+        self.layers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Overwrites rows `first..` of the uploaded word table with `rows` (whole rows as
     /// stored in the model file): each part they touch gets one `write_buffer` of its quants
     /// at the rows' offset, and one of its scales for the quantised types. The queue orders
@@ -288,7 +301,7 @@ impl GpuWeights {
         let (quant_row, scale_row) = match dtype {
             DType::F32 => (row_len * 4, 0),
             // Two values per word: rows start on a word only when they hold an even count.
-            DType::F16 if row_len % 2 == 0 => (row_len * 2, 0),
+            DType::F16 if row_len.is_multiple_of(2) => (row_len * 2, 0),
             DType::F16 => {
                 return Err(Error::Unsupported(format!(
                     "writing rows of {row_len} f16 values into a GPU table (rows must be an even number of values)"
@@ -326,7 +339,7 @@ impl GpuWeights {
     }
 }
 
-fn upload_layer(ctx: &GpuContext, i: usize, l: &EncoderLayer) -> Result<GpuLayer> {
+pub(crate) fn upload_layer(ctx: &GpuContext, i: usize, l: &EncoderLayer) -> Result<GpuLayer> {
     let p = |n: &str| format!("blk.{i}.{n}");
     let mut qkv_bias = Vec::with_capacity(l.query.bias.len() * 3);
     qkv_bias.extend_from_slice(&l.query.bias);

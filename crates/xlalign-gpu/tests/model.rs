@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use common::*;
-use xlalign_core::backend::Backend;
+use xlalign_core::backend::{Backend, WriteBlocks};
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::Model;
 use xlalign_gpu::{select, BackendChoice, GpuBackend};
@@ -360,4 +360,48 @@ fn last_hidden_states_match_the_f32_reference() {
         }
     }
     eprintln!("last hidden state vs f32 reference: min per-token cosine {min:.7}");
+}
+
+#[test]
+fn blocks_added_to_a_running_backend_give_the_whole_models_states() {
+    let Some(f) = fixture() else { return };
+    let bytes = Bytes::from(std::fs::read(model_path()).unwrap());
+    let file = xlalign_core::gguf::GgufFile::parse(bytes.clone()).unwrap();
+    let first = f.model.defaults.align_layer;
+    let last = f.model.config.layers;
+    let partial = Arc::new(Model::from_gguf_with_blocks(&file, first).unwrap());
+    let gpu =
+        pollster::block_on(GpuBackend::with_context(f.gpu.context().clone(), partial)).unwrap();
+    assert_eq!(gpu.blocks_present(), first);
+    let seqs: Vec<&[u32]> = f.seqs.iter().take(4).map(|s| s.as_slice()).collect();
+    // A pass before the blocks arrive builds the workspace, which must then grow with them.
+    let early = pollster::block_on(gpu.forward(&seqs, &[first])).unwrap();
+    let want = pollster::block_on(f.gpu.forward(&seqs, &[first, last])).unwrap();
+    for (e, w) in early.iter().zip(&want) {
+        assert_eq!(e.layers[0], w.layers[0], "the alignment layer");
+    }
+    for e in [
+        pollster::block_on(gpu.forward(&seqs, &[first + 1])).unwrap_err(),
+        pollster::block_on(gpu.forward_pooled(&seqs)).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("has not arrived"), "{e}");
+    }
+    for i in first..last {
+        let r = xlalign_core::model::block_range(&file.tensors, i).unwrap();
+        let part = Bytes::copy_from_slice(&bytes[r.clone()]);
+        let block =
+            xlalign_core::model::read_block(&f.model.config, &file.tensors, i, r.start, &part)
+                .unwrap();
+        assert!(gpu.add_block(i + 1, &block).is_err(), "out of order");
+        gpu.add_block(i, &block).unwrap();
+    }
+    assert_eq!(gpu.blocks_present(), last);
+    let got = pollster::block_on(gpu.forward(&seqs, &[first, last])).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.layers, w.layers);
+    }
+    assert_eq!(
+        pollster::block_on(gpu.forward_pooled(&seqs)).unwrap(),
+        pollster::block_on(f.gpu.forward_pooled(&seqs)).unwrap()
+    );
 }

@@ -1,6 +1,6 @@
 import type {
   AlignBatchOptions, AlignOptions, BackendInfo, BatchProgress, DocumentAlignment, EmbedOptions, EncodedInfo, EncodeOptions, ExtractOptions,
-  LoadOptions, LoadProgress, ModelInfo, PairAlignment, PairError,
+  LoadOptions, LoadProgress, LoadingInfo, ModelInfo, PairAlignment, PairError,
 } from "./xlalign_wasm.js";
 
 export interface CreateAlignerOptions extends Omit<LoadOptions, "onProgress" | "signal"> {
@@ -60,6 +60,12 @@ export interface RemoteAligner {
   workerStatus(): Promise<WorkerStatus[]>;
   /** Encodes a pair once for many extractions (see `Aligner.encode`). */
   encode(src: string, tgt: string, options?: EncodeOptions & CallOptions): Request<RemoteEncoded>;
+  /**
+   * Resolves to the loading counters once every block of the model is present (at once
+   * after a full load; after `progressive: true`, once the deeper blocks have streamed in).
+   * From then on `align` includes the sentence cosine by default. Not queued behind other calls.
+   */
+  whenLoaded(): Request<LoadingInfo>;
   /** Cancels a queued or running request: its promise rejects with an AbortError. */
   cancel(id: number): boolean;
   /** Cancels every queued or running request. */

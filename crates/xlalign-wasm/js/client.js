@@ -200,6 +200,10 @@ class RemoteAligner {
     return encoded;
   }
 
+  whenLoaded() {
+    return this.#rpc.call("whenLoaded", {});
+  }
+
   cancel(id) {
     return this.#pool.cancel(id) || this.#rpc.cancel(id);
   }

@@ -3,6 +3,7 @@
 //   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "alignDocument" | "encode"
 //              | "extract" | "disposeEncoded" | "dispose" | "clearCache" | "status", args }
 //        { op: "cancel", target: id }
+//        { id, op: "whenLoaded" } (answered when the model has fully arrived, outside the queue)
 //   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
 import init, { Aligner, clearCache } from "./xlalign_wasm.js";
 
@@ -144,6 +145,14 @@ self.onmessage = (ev) => {
   const msg = ev.data;
   if (msg?.op === "cancel") {
     controllers.get(msg.target)?.abort();
+    return;
+  }
+  if (msg?.op === "whenLoaded") {
+    // Waits for the model's deeper blocks: outside the queue, so that calls go on meanwhile.
+    (async () => need().whenLoaded())().then(
+      (value) => post({ id: msg.id, type: "result", value }),
+      (e) => post({ id: msg.id, type: "error", error: plainError(e) }),
+    );
     return;
   }
   const ctl = new AbortController();

@@ -22,7 +22,7 @@ use crate::engine::{self, Engine};
 use crate::error::{Code, Result, WasmError};
 use crate::fetch::Progress;
 use crate::options::{self, AlignCall, EmbedOptions, LoadOptions};
-use crate::progressive::{self, Outcome, ProgressiveBackend, RowStore, Stats};
+use crate::progressive::{self, Outcome, ProgressiveBackend, Stats, Store};
 use crate::source::{self, Source};
 
 /// What a loaded aligner holds. Shared with running calls, so `dispose()` during a call
@@ -31,7 +31,7 @@ pub(crate) struct Loaded {
     engine: Engine,
     /// The model as loaded; in progressive mode the row store holds the current one.
     model: Arc<Model>,
-    store: Option<Rc<RowStore>>,
+    store: Option<Rc<Store>>,
     info: BackendInfo,
     full_stats: Stats,
     /// States kept by `encode`, freed with the aligner.
@@ -61,6 +61,18 @@ impl Loaded {
                 s.borrow_mut().take();
             }
         }
+    }
+
+    /// Whether a sentence cosine is computed: when asked for (`asked`: the caller set
+    /// `sentenceCosine`), or by default once every block is present; while the deeper
+    /// blocks of a progressive load are still arriving, a call that did not ask leaves it
+    /// out (`null`) rather than wait for them.
+    pub(crate) fn cosine_now(&self, asked: bool, want: bool) -> bool {
+        want && (asked
+            || self
+                .store
+                .as_ref()
+                .is_none_or(|s| s.blocks_present() >= s.layers_total()))
     }
 
     /// The pipeline on the current model (cheap: two handles).
@@ -211,6 +223,8 @@ impl Aligner {
                     ready_bytes: n,
                     rows_present: model.config.vocab,
                     rows_total: model.config.vocab,
+                    layers_present: model.config.layers,
+                    layers_total: model.config.layers,
                     ..Default::default()
                 };
                 progress.report("ready", n, Some(n), true);
@@ -233,6 +247,8 @@ impl Aligner {
                     ids.extend(model.tokenizer.encode("", p)?.ids);
                 }
                 store.ensure(&ids).await?;
+                // The deeper blocks, then the cache fill, in the background.
+                crate::fill::start(&store);
                 let engine = Engine::Progressive(ProgressiveBackend(store.clone()));
                 let info = engine.info();
                 let n = store.stats().ready_bytes;
@@ -253,7 +269,8 @@ impl Aligner {
     }
 
     /// How the model was loaded: `{ mode: "full" | "progressive", readyBytes, networkBytes,
-    /// requests, rowsPresent, rowsTotal, pageRows, pagesFetched, pagesFromCache }`.
+    /// requests, rowsPresent, rowsTotal, layersPresent, layersTotal, pageRows, pagesFetched,
+    /// pagesFromCache }`.
     #[wasm_bindgen(getter, unchecked_return_type = "LoadingInfo")]
     pub fn loading(&self) -> std::result::Result<JsValue, JsValue> {
         let l = self.loaded()?;
@@ -262,6 +279,26 @@ impl Aligner {
             None => l.full_stats.clone(),
         };
         Ok(to_js(&s)?)
+    }
+
+    /// Resolves to `loading` once every block of the model is present (at once after a
+    /// full load; after a progressive one, once the deeper blocks have arrived): from then
+    /// on calls never wait for anything but the rows of their text, and `align` includes
+    /// the sentence cosine by default. Rejects if a block cannot be fetched.
+    #[wasm_bindgen(js_name = whenLoaded, unchecked_return_type = "Promise<LoadingInfo>")]
+    pub fn when_loaded(&self) -> Promise {
+        let l = self.loaded();
+        future_to_promise(async move {
+            let l = l?;
+            let s = match &l.store {
+                Some(store) => {
+                    store.ensure_blocks(store.layers_total()).await?;
+                    store.stats()
+                }
+                None => l.full_stats.clone(),
+            };
+            Ok(to_js(&s)?)
+        })
     }
 
     fn loaded(&self) -> Result<Rc<Loaded>> {
@@ -394,8 +431,11 @@ impl Aligner {
     /// Aligns the words of two sentences. Options (all optional): `method` (`"softmax"`,
     /// `"entmax"`, `"argmax"`, `"itermax"`, `"match"`), `threshold`, `temperature`,
     /// `iterations`, `alpha`, `distortion`, `direction`, `level`, `layer`, `pretokenized`,
-    /// `sentenceCosine` (default true), `words`, `signal`. Unset extraction options take the
-    /// model's recommendation.
+    /// `sentenceCosine` (default true; see below), `words`, `signal`. Unset extraction options
+    /// take the model's recommendation. After a progressive load, until every block is
+    /// present (`whenLoaded()`), the sentence cosine is left out (`null`) unless
+    /// `sentenceCosine` is set, so that the first alignment need not wait for the deeper
+    /// blocks; set to true, the call waits for them.
     #[wasm_bindgen(unchecked_return_type = "Promise<PairAlignment>")]
     pub fn align(
         &self,
@@ -406,7 +446,9 @@ impl Aligner {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
             let (src, tgt) = sentences(&src, &tgt, "align")?;
-            let call = AlignCall::parse(&options, &l.core(), false)?;
+            let mut call = AlignCall::parse(&options, &l.core(), false)?;
+            let asked = options::is_set(&options, "sentenceCosine");
+            call.encode.sentence_cosine = l.cosine_now(asked, call.encode.sentence_cosine);
             Ok((l, src, tgt, call))
         })();
         future_to_promise(async move {
@@ -437,7 +479,9 @@ impl Aligner {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
             let (src, tgt) = sentences(&src, &tgt, "encode")?;
-            let call = options::encode_call(&options, &l.core())?;
+            let mut call = options::encode_call(&options, &l.core())?;
+            let asked = options::is_set(&options, "sentenceCosine");
+            call.options.sentence_cosine = l.cosine_now(asked, call.options.sentence_cosine);
             Ok((l, src, tgt, call))
         })();
         future_to_promise(async move {
@@ -473,7 +517,9 @@ impl Aligner {
         let prepared = (|| -> Result<_> {
             let l = self.loaded()?;
             let pairs = parse_pairs(&pairs)?;
-            let call = AlignCall::parse(&options, &l.core(), true)?;
+            let mut call = AlignCall::parse(&options, &l.core(), true)?;
+            let asked = options::is_set(&options, "sentenceCosine");
+            call.encode.sentence_cosine = l.cosine_now(asked, call.encode.sentence_cosine);
             let on_progress = options::function(on_progress, "onProgress")?;
             Ok((l, pairs, call, on_progress))
         })();

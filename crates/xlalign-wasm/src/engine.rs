@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteRows,
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteBlocks, WriteRows,
 };
 use xlalign_core::{Backend, BackendChoice, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
@@ -78,6 +78,26 @@ impl WriteRows for Engine {
         match self {
             Engine::Direct(b) => b.write_token_rows(first, rows),
             Engine::Progressive(p) => p.write_token_rows(first, rows),
+        }
+    }
+}
+
+impl WriteBlocks for Engine {
+    fn blocks_present(&self) -> usize {
+        match self {
+            Engine::Direct(b) => b.blocks_present(),
+            Engine::Progressive(p) => p.blocks_present(),
+        }
+    }
+
+    fn add_block(
+        &self,
+        index: usize,
+        block: &xlalign_core::model::EncoderLayer,
+    ) -> xlalign_core::Result<()> {
+        match self {
+            Engine::Direct(b) => b.add_block(index, block),
+            Engine::Progressive(p) => p.add_block(index, block),
         }
     }
 }

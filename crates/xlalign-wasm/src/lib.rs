@@ -17,6 +17,7 @@ pub mod encoded;
 pub mod engine;
 pub mod error;
 pub mod fetch;
+pub mod fill;
 pub mod options;
 pub mod progressive;
 pub mod source;

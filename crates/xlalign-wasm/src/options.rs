@@ -77,6 +77,11 @@ fn reject_non_finite(v: &JsValue, what: &str, path: &str, depth: u32) -> Result<
     Ok(())
 }
 
+/// Whether the options object `value` sets `key` (to anything but `undefined`).
+pub fn is_set(value: &JsValue, key: &str) -> bool {
+    value.is_object() && js_sys::Reflect::get(value, &key.into()).is_ok_and(|v| !v.is_undefined())
+}
+
 pub fn function(v: JsValue, what: &str) -> Result<Option<Function>> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
@@ -112,13 +117,15 @@ pub struct LoadOptions {
     pub cache: bool,
     /// Expected SHA-256 of the model file (hex); checked before the model is used.
     pub sha256: Option<String>,
-    /// Become ready before the whole word-embedding table has arrived; fetch the rest in
-    /// pages with HTTP Range requests when a text needs them.
+    /// Become ready once the first alignment can run (the tokenizer, the blocks up to the
+    /// alignment layer, the first rows of the word-embedding table); rows a text needs are
+    /// fetched with HTTP Range requests when it needs them, the deeper blocks arrive right
+    /// after (see `whenLoaded()`), and with the cache on the rest fills it in the background.
     pub progressive: bool,
-    /// Progressive loading: rows of the embedding table fetched up front (the tokenizer's
-    /// ids are ordered by frequency, so the first rows cover most text).
+    /// Progressive loading: rows of the embedding table fetched up front (default 1024: the
+    /// first rows hold the pieces of almost every text).
     pub prefetch_rows: Option<u32>,
-    /// Progressive loading: rows per on-demand page.
+    /// Progressive loading: rows per on-demand page (default 16).
     pub page_rows: Option<u32>,
 }
 
@@ -157,7 +164,7 @@ export interface LoadOptions extends Cancellable {
   onProgress?: (p: LoadProgress) => void;
 }
 export interface EmbedOptions extends Cancellable {}
-/** Options of `align`: how the pair is encoded and how links are extracted. Unset extraction options take the model's recommendation; `sentenceCosine` defaults to true. */
+/** Options of `align`: how the pair is encoded and how links are extracted. Unset extraction options take the model's recommendation; `sentenceCosine` defaults to true (after a progressive load, until `whenLoaded()` resolves, unset means it is left out rather than waited for). */
 export interface AlignOptions extends Cancellable {}
 export interface AlignBatchOptions extends AlignOptions {
   /** Pairs per encoder pass (default 8). */

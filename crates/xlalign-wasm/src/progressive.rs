@@ -1,24 +1,49 @@
-//! Progressive loading: the aligner is ready once the file header (with the tokenizer),
-//! every tensor except most of the 250k-row word-embedding table, and the table's first
-//! rows have arrived. Rows are ordered by the tokenizer's piece scores, i.e. by frequency,
-//! so the first ones cover most text; the others are fetched in pages with HTTP Range
-//! requests the first time an encoder call needs them, and kept in the Cache API.
+//! Progressive loading: the aligner is ready once what the first alignment needs has
+//! arrived — the file header (with the tokenizer), the position table, the embedding norm
+//! and token types, the transformer blocks up to the model's recommended alignment layer,
+//! and the first rows of the word-embedding table. Everything else arrives afterwards:
+//! - rows of the table a text needs come first, on demand, in small pages fetched with HTTP
+//!   Range requests the first time an encoder call needs them (and kept in the Cache API);
+//! - the deeper blocks (the sentence cosine pools the last layer) stream in right after
+//!   ready, one Range request per block, each added to the running backend as it arrives
+//!   ([`fill`]);
+//! - with the cache on, the rest of the table then fills the cache in the background, at
+//!   low priority and pausing while on-demand pages are in flight, so that a second visit
+//!   and offline use need no network.
 //!
-//! For multilingual-e5-small (76 MB: 9 MB header, 54 MB table, 13 MB other tensors) the
-//! defaults make it ready after about 26 MB.
+//! For multilingual-e5-small (70.5 MB: a 3.49 MB header, a 54 MB table of 216-byte rows,
+//! 0.8 MB of position table and norms, 12 blocks of 1.02 MB, alignment layer 7) that is
+//! 11.39 MB plus the prefetched rows and the pages of the first text's rows.
+//!
+//! **Prefetch and page size.** Piece ids follow the tokenizer's scores only loosely, so the
+//! rows of ordinary text lie all over the table: over the 272 sentence pairs of
+//! `tests/data/gold` (en–fr, ja–en, ro–en, zh–en) and `tests/data/bench-sentences.txt`
+//! (about 45 distinct rows a pair), 256-row pages (55 KB) cost a median 1.3 MB of pages per
+//! pair, 16-row pages (3.5 KB) 0.09 MB. Prefetched rows never pay for themselves in bytes
+//! (each 1,024 rows, 0.22 MB, save about 0.01 MB of pages) but they do in requests: the
+//! first 1,024 rows hold the pieces of almost every text (punctuation, `▁`, the E5
+//! prefixes, frequent words) and cut the median from 32 page requests to 25. With 16-row
+//! pages and 1,024 rows the median pair needs 11.70 MB before its first alignment (90th
+//! percentile 11.85, largest 12.12); a 4,096-row prefetch would put the median at 12.35 MB.
+//! Hence [`DEFAULT_PAGE_ROWS`] = 16 and [`DEFAULT_PREFETCH_ROWS`] = 1,024
+//! (`scripts/rows-per-pair.py` prints the whole table).
 //!
 //! The core reads embedding rows from `EncoderWeights::token_embd`, a full-size table whose
-//! absent rows are zero, and [`ProgressiveBackend`] fills the rows a batch needs before
-//! handing the batch to the running backend. A page that arrives is written into that
-//! backend in place ([`WriteRows`]: the CPU backend's table, which is the model's, or one
-//! `write_buffer` into the WebGPU table): the table is never copied and the backend never
-//! rebuilt. Absent rows never reach the encoder: every id of every sequence is checked first.
+//! absent rows are zero, and [`ProgressiveBackend`] fills the rows a batch needs, and waits
+//! for the blocks it runs, before handing the batch to the running backend. A page that
+//! arrives is written into that backend in place ([`WriteRows`]: the CPU backend's table,
+//! which is the model's, or one `write_buffer` into the WebGPU table), and so is a block
+//! ([`WriteBlocks`]: prepared into the CPU backend's block list, or uploaded and appended to
+//! the WebGPU layer list): the table is never copied and the backend never rebuilt. Absent
+//! rows never reach the encoder (every id of every sequence is checked first), and neither
+//! do absent blocks (the backends refuse to run them, as a second line of defence).
 //!
 //! Servers that ignore `Range` answer the first request with the whole file; loading then
 //! simply continues as a full download.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -28,31 +53,35 @@ use serde::Serialize;
 use web_sys::{AbortSignal, Response};
 use xlalign_core::align::AlignOptions;
 use xlalign_core::backend::{
-    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteRows,
+    ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteBlocks, WriteRows,
 };
-use xlalign_core::gguf::{GgufFile, GgufHeader};
+use xlalign_core::gguf::{GgufFile, GgufHeader, TensorInfo};
+use xlalign_core::model::{block_range, first_blocks, EncoderLayer};
 use xlalign_core::table::RowTable;
 use xlalign_core::{Backend, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
 
 use crate::cache;
 use crate::error::{Code, Result, WasmError};
-use crate::fetch::{self, BodyReader, Progress};
+use crate::fetch::{self, BodyReader, Priority, Progress};
+use crate::fill::Changed;
 
-pub const DEFAULT_PREFETCH_ROWS: usize = 16384;
-pub const DEFAULT_PAGE_ROWS: usize = 256;
+/// See the module documentation for how these were chosen.
+pub const DEFAULT_PREFETCH_ROWS: usize = 1024;
+pub const DEFAULT_PAGE_ROWS: usize = 16;
 const TABLE: &str = "token_embd.weight";
-/// First header parse attempt (the e5 header is 9 MB).
+/// First header parse attempt (the e5 header is 3.5 MB).
 const FIRST_HEADER_TRY: usize = 64 * 1024;
 
 /// Where to try parsing the header next after a prefix of `len` bytes ended inside it.
-/// Until the header parses, the end of the bytes needed is unknown, so every byte read past
-/// it before the next attempt may be a byte too many: with doubling, the e5 header (9 MB)
-/// would parse only at 17 MB, 4.5 MB past the 12.6 MB the first request needs. Steps of a
-/// quarter (at least 1 MB) keep that waste under a quarter of the header, for about five
-/// parses' worth of work in total.
+/// Until the header parses, the end of the bytes needed is unknown, and the request streams
+/// on: every byte read past that end before the next attempt, and whatever is in flight
+/// when the request is then cancelled, is a byte too many. Steps of an eighth (at least
+/// 256 KB) keep that under 256 KB for headers up to 2 MB and under an eighth beyond (a
+/// 3.5 MB header parses about 14 times, each a few milliseconds that overlap the download;
+/// steps of a quarter and 1 MB cost 0.55 MB, half a second at 10 Mbit/s).
 fn next_header_try(len: usize) -> usize {
-    len + (len / 4).max(1 << 20)
+    len + (len / 8).max(256 << 10)
 }
 
 pub struct Settings {
@@ -62,24 +91,37 @@ pub struct Settings {
 }
 
 /// What loading produced: the whole file (the server ignored ranges, the file was cached
-/// whole, or the prefetch covers the table anyway), or a model whose table fills on demand.
+/// whole, or nothing is left to load later), or a model that fills in while it runs.
 pub enum Outcome {
     Full(Vec<u8>),
-    Ready(Rc<RowStore>),
+    Ready(Rc<Store>),
 }
 
 /// Where the embedding rows are in the file.
 #[derive(Clone, Copy, Debug)]
-struct Table {
-    offset: usize,
-    row_bytes: usize,
-    rows: usize,
+pub(crate) struct Table {
+    pub(crate) offset: usize,
+    pub(crate) row_bytes: usize,
+    pub(crate) rows: usize,
 }
 
 impl Table {
-    fn end(&self) -> usize {
+    pub(crate) fn end(&self) -> usize {
         self.offset + self.rows * self.row_bytes
     }
+}
+
+/// How a file is loaded progressively: `0..stop` (the header and the first rows) and
+/// `table.end()..ready_end` (every other tensor the first alignment needs) before ready;
+/// then the table's other rows, and the blocks from `first_blocks` on, each in its range.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub(crate) table: Table,
+    pub(crate) stop: usize,
+    pub(crate) ready_end: usize,
+    pub(crate) first_blocks: usize,
+    /// The byte range of every block.
+    pub(crate) blocks: Vec<Range<usize>>,
 }
 
 /// Counters for `aligner.loading`.
@@ -87,44 +129,58 @@ impl Table {
 #[serde(rename_all = "camelCase")]
 #[tsify(rename = "LoadingInfo")]
 pub struct Stats {
-    /// `"full"`, or `"progressive"` (rows of the word-embedding table arrive on demand).
+    /// `"full"`, or `"progressive"` (parts of the model arrive after it is ready).
     pub mode: String,
     /// Bytes that had to arrive before the aligner was ready (network and cache).
     pub ready_bytes: u64,
-    /// Bytes downloaded so far, on-demand pages included.
+    /// Bytes downloaded so far: on-demand pages, deeper blocks and the cache fill included.
     pub network_bytes: u64,
     /// HTTP requests made (Range requests in progressive mode).
     pub requests: u32,
     pub rows_present: usize,
     pub rows_total: usize,
+    /// Transformer blocks present: layers up to this one can be computed. The sentence
+    /// cosine needs all (`layersPresent == layersTotal`; `whenLoaded()` waits for that).
+    pub layers_present: usize,
+    pub layers_total: usize,
     pub page_rows: usize,
     pub pages_fetched: usize,
     pub pages_from_cache: usize,
 }
 
-/// The word-embedding table being filled: the model (its table zero where rows are absent)
-/// and the backend running it, both written in place as pages arrive.
-pub struct RowStore {
-    url: String,
+/// The parts of a model still arriving: the word-embedding table being filled and the
+/// blocks being added, with the model (its table zero where rows are absent) and the
+/// backend running it, both written in place as parts arrive.
+pub struct Store {
+    pub(crate) url: String,
     /// The server's version of the file the loaded parts came from; every later part must
     /// come from the same one.
-    version: Option<String>,
-    total: usize,
-    table: Table,
-    page_rows: usize,
-    cache: bool,
-    present: RefCell<Vec<bool>>,
+    pub(crate) version: Option<String>,
+    pub(crate) total: usize,
+    pub(crate) layout: Layout,
+    /// The header's tensor directory, to read blocks that arrive later.
+    pub(crate) tensors: Vec<TensorInfo>,
+    pub(crate) page_rows: usize,
+    pub(crate) cache: bool,
+    pub(crate) present: RefCell<Vec<bool>>,
     model: Arc<Model>,
     /// Set once, after `load`; until then pages go into the model's table, which the backend
     /// starts from. (The CPU backend reads that same table; on WebGPU the model's table keeps
     /// only the rows that arrived before the upload, and nothing reads it afterwards.)
     inner: RefCell<Option<Rc<AnyBackend>>>,
-    /// A page fetch is under way; other calls wait for it instead of fetching again.
-    updating: Cell<bool>,
-    stats: RefCell<Stats>,
+    /// A page fetch is under way; other calls wait for it instead of fetching again, and
+    /// the background fill waits until none is.
+    pub(crate) updating: Cell<bool>,
+    /// A block fetch is under way.
+    pub(crate) fetching_block: Cell<bool>,
+    /// Backend calls running (the background gives way to them, see [`crate::fill`]).
+    pub(crate) busy: Cell<usize>,
+    /// Woken whenever pages or a block arrive, or a fetch ends.
+    pub(crate) changed: Changed,
+    pub(crate) stats: RefCell<Stats>,
 }
 
-impl RowStore {
+impl Store {
     pub fn model(&self) -> Arc<Model> {
         self.model.clone()
     }
@@ -132,8 +188,22 @@ impl RowStore {
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.borrow().clone();
         s.rows_present = self.present.borrow().iter().filter(|&&p| p).count() * self.page_rows;
-        s.rows_present = s.rows_present.min(self.table.rows);
+        s.rows_present = s.rows_present.min(self.layout.table.rows);
+        s.layers_present = self.blocks_present();
+        s.layers_total = self.layers_total();
         s
+    }
+
+    pub fn layers_total(&self) -> usize {
+        self.model.config.layers
+    }
+
+    /// Blocks the backend has (the blocks read with the model before it has one).
+    pub fn blocks_present(&self) -> usize {
+        match self.inner.borrow().as_ref() {
+            Some(b) => b.blocks_present(),
+            None => self.model.weights.layers.len(),
+        }
     }
 
     /// Opens the backend for the model as loaded; called once, after `load`.
@@ -141,7 +211,7 @@ impl RowStore {
         *self.inner.borrow_mut() = Some(Rc::new(b));
     }
 
-    fn backend(&self) -> Result<Rc<AnyBackend>> {
+    pub(crate) fn backend(&self) -> Result<Rc<AnyBackend>> {
         self.inner
             .borrow()
             .clone()
@@ -151,7 +221,7 @@ impl RowStore {
     fn pages_missing(&self, ids: impl Iterator<Item = u32>) -> BTreeSet<usize> {
         let present = self.present.borrow();
         ids.map(|i| i as usize)
-            .filter(|&i| i < self.table.rows)
+            .filter(|&i| i < self.layout.table.rows)
             .map(|i| i / self.page_rows)
             .filter(|&p| !present[p])
             .collect()
@@ -165,18 +235,19 @@ impl RowStore {
                 return Ok(());
             }
             if self.updating.get() {
-                crate::aligner::yield_now().await;
+                self.changed.wait().await;
                 continue;
             }
             self.updating.set(true);
             let r = self.fetch_pages(&missing).await;
             self.updating.set(false);
+            self.changed.notify();
             r?;
         }
     }
 
-    fn page_range(&self, first: usize, last: usize) -> (usize, usize) {
-        let t = &self.table;
+    pub(crate) fn page_range(&self, first: usize, last: usize) -> (usize, usize) {
+        let t = &self.layout.table;
         let start = t.offset + first * self.page_rows * t.row_bytes;
         let end = (t.offset + (last + 1) * self.page_rows * t.row_bytes).min(t.end());
         (start, end)
@@ -193,7 +264,14 @@ impl RowStore {
         }
         let fetches = runs.iter().map(|&(a, b)| {
             let (start, end) = self.page_range(a, b);
-            fetch_range(&self.url, start, end, self.version.as_deref(), self.total)
+            fetch_range(
+                &self.url,
+                start,
+                end,
+                self.version.as_deref(),
+                self.total,
+                Priority::High,
+            )
         });
         let results = futures_util::future::join_all(fetches).await;
         let mut writes: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -216,30 +294,14 @@ impl RowStore {
             }
         }
         if let Some(file) = whole {
-            // The server stopped honouring ranges and sent everything: take the whole table.
-            let t = self.table;
-            if file.len() != self.total {
-                return Err(WasmError::network(format!(
-                    "the model changed on the server ({} bytes, was {})",
-                    file.len(),
-                    self.total
-                )));
-            }
-            self.apply(&[(0, &file[t.offset..t.end()])])?;
-            self.stats.borrow_mut().mode = "full (the server stopped honouring ranges)".into();
-            return Ok(());
+            return self.take_whole(file);
         }
         if self.cache {
             for (first, bytes) in &writes {
-                for (k, chunk) in bytes
-                    .chunks(self.page_rows * self.table.row_bytes)
-                    .enumerate()
-                {
-                    let data = Uint8Array::from(chunk);
-                    if let Ok(sha) = cache::sha256_hex(&data).await {
-                        let key = page_key(&self.url, self.page_rows, first + k, self.total);
-                        cache::store(&key, &data, &sha, self.version.as_deref()).await;
-                    }
+                let page_bytes = self.page_rows * self.layout.table.row_bytes;
+                for (k, chunk) in bytes.chunks(page_bytes).enumerate() {
+                    let key = page_key(&self.url, self.page_rows, first + k, self.total);
+                    remember(&key, chunk, true, self.version.as_deref()).await;
                 }
             }
         }
@@ -247,12 +309,51 @@ impl RowStore {
         self.apply(&writes)
     }
 
+    /// The server stopped honouring ranges and sent the whole file: take every row and
+    /// block still missing from it.
+    pub(crate) fn take_whole(&self, file: Vec<u8>) -> Result<()> {
+        let t = self.layout.table;
+        if file.len() != self.total {
+            return Err(WasmError::network(format!(
+                "the model changed on the server ({} bytes, was {})",
+                file.len(),
+                self.total
+            )));
+        }
+        self.apply(&[(0, &file[t.offset..t.end()])])?;
+        let file = Bytes::from(file);
+        for i in self.blocks_present()..self.layers_total() {
+            let r = self.layout.blocks[i].clone();
+            self.add_block(i, &self.read_block(i, r.start, file.slice(r))?)?;
+        }
+        self.stats.borrow_mut().mode = "full (the server stopped honouring ranges)".into();
+        Ok(())
+    }
+
+    /// Block `i` from `bytes`, the file's bytes from offset `start` on.
+    pub(crate) fn read_block(&self, i: usize, start: usize, bytes: Bytes) -> Result<EncoderLayer> {
+        Ok(xlalign_core::model::read_block(
+            &self.model.config,
+            &self.tensors,
+            i,
+            start,
+            &bytes,
+        )?)
+    }
+
+    /// Adds block `i` to the running backend.
+    pub(crate) fn add_block(&self, i: usize, block: &EncoderLayer) -> Result<()> {
+        self.backend()?.add_block(i, block)?;
+        self.changed.notify();
+        Ok(())
+    }
+
     /// Writes rows (`(first page, bytes)`) into the running backend, or into the model's
     /// table while there is none yet, and marks their pages present. Synchronous, so no call
     /// runs in between: a call already under way on WebGPU was submitted before these
     /// writes and reads none of these (absent) rows anyway.
-    fn apply(&self, writes: &[(usize, &[u8])]) -> Result<()> {
-        let t = self.table;
+    pub(crate) fn apply(&self, writes: &[(usize, &[u8])]) -> Result<()> {
+        let t = self.layout.table;
         let backend = self.inner.borrow().clone();
         let mut present = self.present.borrow_mut();
         for &(first, bytes) in writes {
@@ -267,30 +368,53 @@ impl RowStore {
                 present[p] = true;
             }
         }
+        drop(present);
+        self.changed.notify();
         Ok(())
     }
 }
 
-/// The backend the aligner uses in progressive mode: fills missing rows, then runs the
-/// current backend.
+/// The backend the aligner uses in progressive mode: fills missing rows and waits for the
+/// blocks a call runs, then runs the current backend.
 #[derive(Clone)]
-pub struct ProgressiveBackend(pub Rc<RowStore>);
+pub struct ProgressiveBackend(pub Rc<Store>);
+
+/// Counts a backend call as running while it lives.
+struct Busy<'a>(&'a Store);
+
+impl<'a> Busy<'a> {
+    fn new(s: &'a Store) -> Busy<'a> {
+        s.busy.set(s.busy.get() + 1);
+        Busy(s)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.set(self.0.busy.get() - 1);
+        self.0.changed.notify();
+    }
+}
 
 impl ProgressiveBackend {
-    /// The backend running the model (rows are written into it as they arrive).
+    /// The backend running the model (parts are written into it as they arrive).
     fn current(&self) -> xlalign_core::Result<Rc<AnyBackend>> {
         self.0
             .backend()
             .map_err(|e| xlalign_core::Error::Backend(e.message))
     }
 
-    /// Fetches the embedding rows `sequences` read, then returns the backend that has them.
-    async fn ready_for(&self, sequences: &[&[u32]]) -> xlalign_core::Result<Rc<AnyBackend>> {
+    /// Fetches the embedding rows `sequences` read and waits for the blocks up to `layer`,
+    /// then returns the backend that has them.
+    async fn ready_for(
+        &self,
+        sequences: &[&[u32]],
+        layer: usize,
+    ) -> xlalign_core::Result<Rc<AnyBackend>> {
+        let io = |e: WasmError| xlalign_core::Error::Io(e.message);
+        self.0.ensure_blocks(layer).await.map_err(io)?;
         let ids: Vec<u32> = sequences.iter().flat_map(|s| s.iter().copied()).collect();
-        self.0
-            .ensure(&ids)
-            .await
-            .map_err(|e| xlalign_core::Error::Io(e.message))?;
+        self.0.ensure(&ids).await.map_err(io)?;
         self.current()
     }
 }
@@ -300,6 +424,19 @@ impl ProgressiveBackend {
 impl WriteRows for ProgressiveBackend {
     fn write_token_rows(&self, first: usize, rows: &[u8]) -> xlalign_core::Result<()> {
         self.current()?.write_token_rows(first, rows)
+    }
+}
+
+/// Blocks added here go into the running backend as fetched blocks do.
+impl WriteBlocks for ProgressiveBackend {
+    fn blocks_present(&self) -> usize {
+        self.0.blocks_present()
+    }
+
+    fn add_block(&self, index: usize, block: &EncoderLayer) -> xlalign_core::Result<()> {
+        self.current()?.add_block(index, block)?;
+        self.0.changed.notify();
+        Ok(())
     }
 }
 
@@ -320,7 +457,9 @@ impl Backend for ProgressiveBackend {
         sequences: &[&[u32]],
         layers: &[usize],
     ) -> xlalign_core::Result<Vec<ForwardOutput>> {
-        self.ready_for(sequences)
+        let _busy = Busy::new(&self.0);
+        let deepest = layers.iter().copied().max().unwrap_or(0);
+        self.ready_for(sequences, deepest)
             .await?
             .forward(sequences, layers)
             .await
@@ -331,6 +470,7 @@ impl Backend for ProgressiveBackend {
         pairs: &[UnitPair<'_>],
         opts: &AlignOptions,
     ) -> xlalign_core::Result<Option<Vec<UnitAlignment>>> {
+        let _busy = Busy::new(&self.0);
         self.current()?.align_units(pairs, opts).await
     }
 
@@ -342,15 +482,18 @@ impl Backend for ProgressiveBackend {
         pairs: &[SequencePair<'_>],
         opts: &AlignOptions,
     ) -> xlalign_core::Result<Option<SequenceAlignment>> {
-        // The encoder runs inside, so the rows it reads must be present first, as for `forward`.
-        self.ready_for(sequences)
+        // The encoder runs inside, so the rows it reads and the blocks it runs (all of them
+        // when it pools) must be present first, as for `forward`.
+        let _busy = Busy::new(&self.0);
+        let deepest = if pooled { self.0.layers_total() } else { layer };
+        self.ready_for(sequences, deepest)
             .await?
             .align_sequences(sequences, layer, pooled, pairs, opts)
             .await
     }
 }
 
-enum Ranged {
+pub(crate) enum Ranged {
     Part(Vec<u8>),
     /// The server answered a range request with the whole file.
     Whole(Vec<u8>),
@@ -358,14 +501,21 @@ enum Ranged {
 
 /// Bytes `start..end` (end exclusive) of `url`, which must still be the file of `version`
 /// and `total` bytes that the other parts came from.
-async fn fetch_range(
+pub(crate) async fn fetch_range(
     url: &str,
     start: usize,
     end: usize,
     version: Option<&str>,
     total: usize,
+    priority: Priority,
 ) -> Result<Ranged> {
-    let resp = fetch::get(url, Some((start as u64, Some(end as u64 - 1))), None).await?;
+    let resp = fetch::get_with(
+        url,
+        Some((start as u64, Some(end as u64 - 1))),
+        None,
+        priority,
+    )
+    .await?;
     same_file(url, version, total, &resp).await?;
     let mut quiet = Progress::new(None);
     if resp.status() == 200 {
@@ -395,7 +545,7 @@ fn check_range(resp: &Response, start: usize) -> Result<Option<u64>> {
 
 /// Fails when `resp` comes from another file than the parts loaded so far (the file was
 /// replaced on the server meanwhile), and forgets the cached parts so that the next load
-/// starts afresh: rows of two versions must never be mixed.
+/// starts afresh: parts of two versions must never be mixed.
 async fn same_file(url: &str, version: Option<&str>, total: usize, resp: &Response) -> Result<()> {
     if !fetch::replaced(version, Some(total as u64), resp) {
         return Ok(());
@@ -410,14 +560,14 @@ fn page_key(url: &str, page_rows: usize, page: usize, total: usize) -> String {
     cache::part_key(url, &format!("rows-{page_rows}-{page}-of-{total}"))
 }
 
-async fn cached(key: &str, use_cache: bool) -> Option<cache::Entry> {
+pub(crate) async fn cached(key: &str, use_cache: bool) -> Option<cache::Entry> {
     if !use_cache {
         return None;
     }
     cache::lookup(key).await
 }
 
-async fn remember(key: &str, bytes: &[u8], use_cache: bool, version: Option<&str>) {
+pub(crate) async fn remember(key: &str, bytes: &[u8], use_cache: bool, version: Option<&str>) {
     if use_cache {
         let data = Uint8Array::from(bytes);
         if let Ok(sha) = cache::sha256_hex(&data).await {
@@ -440,13 +590,43 @@ fn table_of(h: &GgufHeader) -> Option<Table> {
     })
 }
 
-/// Bytes needed before the aligner can start: the header and first rows, then the tail.
-fn plan(h: &GgufHeader, prefetch_rows: usize) -> Option<(Table, usize)> {
+/// How to load the file progressively, or `None` when nothing would be left for later.
+fn plan(h: &GgufHeader, prefetch_rows: usize) -> Option<Layout> {
     let t = table_of(h)?;
-    // Every other tensor must lie before the table or after it (true of llama.cpp-style
-    // files); the prefix covers the former, the tail the latter.
+    // Every tensor other than the table must lie before the table or after it (true of
+    // llama.cpp-style files): the prefix covers the former, the ranges after it the latter.
     let stop = (t.offset + prefetch_rows.min(t.rows) * t.row_bytes).max(h.data_offset);
-    (stop < t.end()).then_some((t, stop))
+    let layers = h
+        .metadata
+        .get(xlalign_core::model::keys::BLOCK_COUNT)?
+        .as_u64()? as usize;
+    let blocks: Option<Vec<Range<usize>>> =
+        (0..layers).map(|i| block_range(&h.tensors, i)).collect();
+    let blocks = blocks?;
+    // The deeper blocks come later when each lies after every tensor the first alignment
+    // needs; otherwise they all come before ready, as the other tensors do.
+    let first = first_blocks(&h.metadata)?.min(layers);
+    let needed_end = |first: usize| {
+        h.tensors
+            .iter()
+            .filter(|i| i.name != TABLE && !(first..layers).any(|b| blocks[b].contains(&i.offset)))
+            .map(|i| i.offset + i.n_bytes)
+            .max()
+            .unwrap_or(t.end())
+            .max(t.end())
+    };
+    let (first, ready_end) = match needed_end(first) {
+        end if blocks[first..].iter().all(|b| b.start >= end) => (first, end),
+        _ => (layers, needed_end(layers)),
+    };
+    let later = stop < t.end() || first < layers;
+    later.then_some(Layout {
+        table: t,
+        stop,
+        ready_end,
+        first_blocks: first,
+        blocks,
+    })
 }
 
 /// Loads `url` progressively (see the module documentation).
@@ -482,25 +662,25 @@ pub async fn load(
         let p = entry.data.to_vec();
         let parsed = cache_total(&p).and_then(|total| {
             let h = GgufHeader::parse(&p[8..], total).ok()?;
-            let (t, stop) = plan(&h, s.prefetch_rows)?;
-            (p.len() - 8 == stop).then_some((h, t, stop))
+            let layout = plan(&h, s.prefetch_rows)?;
+            (p.len() - 8 == layout.stop).then_some((h, layout))
         });
         match parsed {
-            Some((h, t, stop))
+            Some((h, layout))
                 if !fetch::changed_on_server(url, entry.version.as_deref(), h.file_len as u64)
                     .await =>
             {
                 version = entry.version;
-                from_cache = Some((p[8..].to_vec(), h, t, stop));
+                from_cache = Some((p[8..].to_vec(), h, layout));
             }
             _ => cache::forget(url).await,
         }
     }
-    let (prefix, header, table, stop) = match from_cache {
-        Some((p, h, t, stop)) => {
+    let (prefix, header, layout) = match from_cache {
+        Some((p, h, layout)) => {
             progress.report("cache", p.len() as u64, None, true);
             stats.ready_bytes += p.len() as u64;
-            (p, h, t, stop)
+            (p, h, layout)
         }
         None => {
             // Stopping this request part-way must stop the transfer itself, not just the
@@ -529,15 +709,14 @@ pub async fn load(
                 Prefix::Planned {
                     bytes,
                     header,
-                    table,
-                    stop,
+                    layout,
                 } => {
                     stats.network_bytes += bytes.len() as u64;
                     stats.ready_bytes += bytes.len() as u64;
                     let mut stored = (total as u64).to_le_bytes().to_vec();
                     stored.extend_from_slice(&bytes);
                     remember(&prefix_key, &stored, use_cache, version.as_deref()).await;
-                    (bytes, header, table, stop)
+                    (bytes, header, layout)
                 }
                 Prefix::Whole(bytes) => {
                     remember(url, &bytes, use_cache, version.as_deref()).await;
@@ -547,12 +726,14 @@ pub async fn load(
         }
     };
     let total = header.file_len;
+    let (table, stop, ready_end) = (layout.table, layout.stop, layout.ready_end);
 
-    // 2. Every tensor after the table, in one request.
-    let tail_key = cache::part_key(url, &format!("tail-{}-of-{total}", table.end()));
+    // 2. Every other tensor the first alignment needs, after the table, in one request.
+    let tail_key = cache::part_key(url, &format!("tail-{}-{ready_end}-of-{total}", table.end()));
+    let tail_len = ready_end - table.end();
     let tail = cached(&tail_key, use_cache)
         .await
-        .filter(|t| t.data.length() as usize == total - table.end() && t.version == version)
+        .filter(|t| t.data.length() as usize == tail_len && t.version == version)
         .map(|t| t.data.to_vec());
     let tail = match tail {
         Some(t) => {
@@ -562,22 +743,21 @@ pub async fn load(
         None => {
             let resp = fetch::get(
                 url,
-                Some((table.end() as u64, Some(total as u64 - 1))),
+                Some((table.end() as u64, Some(ready_end as u64 - 1))),
                 signal,
             )
             .await?;
             stats.requests += 1;
             same_file(url, version.as_deref(), total, &resp).await?;
             if resp.status() == 200 {
-                return Ok(Outcome::Full(
-                    fetch::read_all(&resp, "download", progress).await?,
-                ));
+                let bytes = fetch::read_all(&resp, "download", progress).await?;
+                remember(url, &bytes, use_cache, version.as_deref()).await;
+                return Ok(Outcome::Full(bytes));
             }
             check_range(&resp, table.end())?;
-            let mut p =
-                Progress::offset(progress, stop as u64, (stop + total - table.end()) as u64);
+            let mut p = Progress::offset(progress, stop as u64, (stop + tail_len) as u64);
             let t = fetch::read_all(&resp, "download", &mut p).await?;
-            if t.len() != total - table.end() {
+            if t.len() != tail_len {
                 return Err(WasmError::network(
                     "the model file's tail arrived incomplete",
                 ));
@@ -589,19 +769,17 @@ pub async fn load(
         }
     };
 
-    // 3. A full-size file with the table's absent rows zero, parsed as usual; then the
-    //    table moves to its own buffer (which pages are later written into in place) and the
-    //    other tensors are copied out, so the file buffer (and the 9 MB tokenizer text in it)
-    //    can go.
+    // 3. A full-size file with the absent parts zero, parsed as usual with the blocks that
+    //    arrived; then the table moves to its own buffer (which pages are later written into
+    //    in place) and the other tensors are copied out, so the file buffer can go.
     progress.report("parse", 0, None, true);
     let mut file = vec![0u8; total];
     file[..stop].copy_from_slice(&prefix[..stop]);
     drop(prefix);
-    file[table.end()..].copy_from_slice(&tail);
+    file[table.end()..ready_end].copy_from_slice(&tail);
     drop(tail);
     let file = GgufFile::parse(Bytes::from(file))?;
-    let mut model = Model::from_gguf(&file)?;
-    drop(header);
+    let mut model = Model::from_gguf_with_blocks(&file, layout.first_blocks)?;
     let t = &model.weights.token_embd;
     let own = t.read().bytes().to_vec();
     model.weights.token_embd = RowTable::owned(t.name.clone(), t.dtype, t.shape.clone(), own)?;
@@ -627,23 +805,27 @@ pub async fn load(
         .take(have_rows / s.page_rows)
         .for_each(|p| *p = true);
     stats.rows_total = table.rows;
-    let store = Rc::new(RowStore {
+    let store = Rc::new(Store {
         url: url.to_string(),
         version,
         total,
-        table,
+        layout,
+        tensors: header.tensors,
         page_rows: s.page_rows,
         cache: use_cache,
         present: RefCell::new(present),
         model: Arc::new(model),
         inner: RefCell::new(None),
         updating: Cell::new(false),
+        fetching_block: Cell::new(false),
+        busy: Cell::new(0),
+        changed: Changed::default(),
         stats: RefCell::new(stats),
     });
 
-    // 4. Pages cached by earlier visits.
+    // 4. Rows cached by earlier visits (on-demand pages and the background fill's ranges).
     if use_cache {
-        restore_pages(&store).await;
+        crate::fill::restore_rows(&store).await;
     }
     Ok(Outcome::Ready(store))
 }
@@ -657,8 +839,7 @@ enum Prefix {
     Planned {
         bytes: Vec<u8>,
         header: GgufHeader,
-        table: Table,
-        stop: usize,
+        layout: Layout,
     },
     Whole(Vec<u8>),
 }
@@ -674,7 +855,7 @@ async fn stream_prefix(
     let mut reader = BodyReader::new(resp)?;
     let mut buf = Vec::new();
     let mut next_try = FIRST_HEADER_TRY;
-    let mut planned: Option<(GgufHeader, Option<(Table, usize)>)> = None;
+    let mut planned: Option<(GgufHeader, Option<Layout>)> = None;
     let mut ready_total: Option<u64> = None;
     progress.report("download", 0, None, true);
     while reader.next_into(&mut buf).await? {
@@ -682,7 +863,9 @@ async fn stream_prefix(
             match GgufHeader::parse(&buf, total) {
                 Ok(h) => {
                     let p = plan(&h, prefetch_rows);
-                    ready_total = p.map(|(t, stop)| (stop + total - t.end()) as u64);
+                    ready_total = p
+                        .as_ref()
+                        .map(|l| (l.stop + l.ready_end - l.table.end()) as u64);
                     planned = Some((h, p));
                 }
                 // A prefix that ends inside the header: read on. Anything else is final.
@@ -698,24 +881,23 @@ async fn stream_prefix(
             ready_total.or(Some(total as u64)),
             false,
         );
-        if let Some((_, Some((_, stop)))) = &planned {
-            if buf.len() >= *stop {
+        if let Some((_, Some(l))) = &planned {
+            if buf.len() >= l.stop {
                 break;
             }
         }
     }
     match planned {
-        Some((header, Some((table, stop)))) if buf.len() >= stop => {
+        Some((header, Some(layout))) if buf.len() >= layout.stop => {
             reader.cancel().await;
-            buf.truncate(stop);
+            buf.truncate(layout.stop);
             Ok(Prefix::Planned {
                 bytes: buf,
                 header,
-                table,
-                stop,
+                layout,
             })
         }
-        // No table to page (or the prefetch covers it): the whole file was read.
+        // Nothing to load later: the whole file was read.
         _ if buf.len() == total => Ok(Prefix::Whole(buf)),
         None => Err(GgufHeader::parse(&buf, total)
             .err()
@@ -726,38 +908,4 @@ async fn stream_prefix(
             buf.len()
         ))),
     }
-}
-
-async fn restore_pages(store: &RowStore) {
-    let Some(keys) = cache::keys().await else {
-        return;
-    };
-    let prefix = cache::part_key(&store.url, &format!("rows-{}-", store.page_rows));
-    let suffix = format!("-of-{}", store.total);
-    let mut writes = Vec::new();
-    for k in keys {
-        let Some(page) = k
-            .strip_prefix(&prefix)
-            .and_then(|r| r.strip_suffix(&suffix))
-            .and_then(|p| p.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        if page >= store.present.borrow().len() || store.present.borrow()[page] {
-            continue;
-        }
-        let (start, end) = store.page_range(page, page);
-        if let Some(entry) = cache::lookup(&k).await {
-            if entry.data.length() as usize == end - start && entry.version == store.version {
-                writes.push((page, entry.data.to_vec()));
-            }
-        }
-    }
-    if writes.is_empty() {
-        return;
-    }
-    store.stats.borrow_mut().pages_from_cache += writes.len();
-    // No backend yet: the rows go into the model's table.
-    let writes: Vec<(usize, &[u8])> = writes.iter().map(|(p, b)| (*p, &b[..])).collect();
-    let _ = store.apply(&writes);
 }

@@ -4,7 +4,7 @@
 //! matmul; only attention looks at sequence boundaries.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ndarray::Array2;
 
@@ -12,7 +12,7 @@ use super::kernels::{self, Isa, LinearLayer, Q8Rows};
 use super::par;
 use crate::backend::ForwardOutput;
 use crate::error::{Error, Result};
-use crate::model::{EncoderConfig, EncoderWeights, LayerNorm};
+use crate::model::{EncoderConfig, EncoderLayer, EncoderWeights, LayerNorm};
 use crate::table::RowTable;
 
 /// Tokens per pass through the blocks: bounds the scratch memory (the feed-forward
@@ -35,6 +35,44 @@ struct Block {
     output_norm: LayerNorm,
 }
 
+impl Block {
+    /// Block `l` prepared for the kernels, its shapes checked against the configuration.
+    fn new(c: &EncoderConfig, l: &EncoderLayer) -> Result<Block> {
+        let h = c.hidden;
+        let linear = |l: &crate::model::Linear, out: usize, inp: usize| -> Result<LinearLayer> {
+            let layer = LinearLayer::new(l)?;
+            if layer.out_features() != out || layer.in_features() != inp {
+                return Err(Error::Unsupported(format!(
+                    "`{}` is {}×{}, expected {out}×{inp}",
+                    l.weight.name,
+                    layer.out_features(),
+                    layer.in_features()
+                )));
+            }
+            Ok(layer)
+        };
+        Ok(Block {
+            query: linear(&l.query, h, h)?,
+            key: linear(&l.key, h, h)?,
+            value: linear(&l.value, h, h)?,
+            attn_output: linear(&l.attn_output, h, h)?,
+            attn_norm: check_norm(h, &l.attn_norm, "attention output")?,
+            ffn_up: linear(&l.ffn_up, c.ff, h)?,
+            ffn_down: linear(&l.ffn_down, h, c.ff)?,
+            output_norm: check_norm(h, &l.output_norm, "block output")?,
+        })
+    }
+}
+
+fn check_norm(h: usize, n: &LayerNorm, what: &str) -> Result<LayerNorm> {
+    if n.weight.len() != h || n.bias.len() != h {
+        return Err(Error::Unsupported(format!(
+            "{what} LayerNorm is not {h} wide"
+        )));
+    }
+    Ok(n.clone())
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Encoder {
     pub(crate) config: EncoderConfig,
@@ -45,7 +83,10 @@ pub(crate) struct Encoder {
     /// Row 0 of the token-type table: every token is type 0.
     token_type: Vec<f32>,
     embd_norm: LayerNorm,
-    blocks: Vec<Block>,
+    /// The blocks present, a prefix of `config.layers` (see [`crate::backend::WriteBlocks`]);
+    /// shared by the clones of the backend, so a block added to one is run by all. A pass
+    /// takes the list once and runs from that snapshot.
+    blocks: Arc<RwLock<Vec<Arc<Block>>>>,
 }
 
 /// Buffers reused across the blocks of one pass. Once attention has read `q` and `k`, they
@@ -70,7 +111,7 @@ impl Encoder {
                 c.heads
             )));
         }
-        if w.layers.len() != c.layers {
+        if w.layers.len() > c.layers {
             return Err(Error::Unsupported(format!(
                 "{} blocks of weights for {} layers",
                 w.layers.len(),
@@ -92,50 +133,37 @@ impl Encoder {
         if w.token_types.len() < h {
             return Err(Error::Unsupported("the token-type table is empty".into()));
         }
-        let norm = |n: &LayerNorm, what: &str| -> Result<LayerNorm> {
-            if n.weight.len() != h || n.bias.len() != h {
-                return Err(Error::Unsupported(format!(
-                    "{what} LayerNorm is not {h} wide"
-                )));
-            }
-            Ok(n.clone())
-        };
-        let linear = |l: &crate::model::Linear, out: usize, inp: usize| -> Result<LinearLayer> {
-            let layer = LinearLayer::new(l)?;
-            if layer.out_features() != out || layer.in_features() != inp {
-                return Err(Error::Unsupported(format!(
-                    "`{}` is {}×{}, expected {out}×{inp}",
-                    l.weight.name,
-                    layer.out_features(),
-                    layer.in_features()
-                )));
-            }
-            Ok(layer)
-        };
         let blocks = w
             .layers
             .iter()
-            .map(|l| {
-                Ok(Block {
-                    query: linear(&l.query, h, h)?,
-                    key: linear(&l.key, h, h)?,
-                    value: linear(&l.value, h, h)?,
-                    attn_output: linear(&l.attn_output, h, h)?,
-                    attn_norm: norm(&l.attn_norm, "attention output")?,
-                    ffn_up: linear(&l.ffn_up, c.ff, h)?,
-                    ffn_down: linear(&l.ffn_down, h, c.ff)?,
-                    output_norm: norm(&l.output_norm, "block output")?,
-                })
-            })
+            .map(|l| Block::new(c, l).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(Encoder {
             config: c.clone(),
             token_embd: w.token_embd.clone(),
             position: w.position_embd.clone(),
             token_type: w.token_types[..h].to_vec(),
-            embd_norm: norm(&w.embd_norm, "embedding")?,
-            blocks,
+            embd_norm: check_norm(h, &w.embd_norm, "embedding")?,
+            blocks: Arc::new(RwLock::new(blocks)),
         })
+    }
+
+    pub(crate) fn blocks_present(&self) -> usize {
+        self.blocks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Prepares block `index` for the kernels and appends it (see
+    /// [`crate::backend::WriteBlocks::add_block`]).
+    pub(crate) fn add_block(&self, index: usize, l: &EncoderLayer) -> Result<()> {
+        // Prepared before the lock is taken: passes keep running meanwhile.
+        let block = Arc::new(Block::new(&self.config, l)?);
+        let mut blocks = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
+        crate::backend::check_next_block(index, blocks.len(), self.config.layers)?;
+        blocks.push(block);
+        Ok(())
     }
 
     /// Checks the request, then runs it in passes of at most [`MAX_PASS_TOKENS`] tokens.
@@ -170,6 +198,16 @@ impl Encoder {
                 )));
             }
         }
+        // Layer l is the output of block l - 1: never run a block that is absent.
+        let blocks: Vec<Arc<Block>> = self
+            .blocks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let needed = layers.iter().copied().max().unwrap_or(0);
+        if needed > blocks.len() {
+            return Err(crate::backend::absent_block(needed, blocks.len()));
+        }
         if layers.is_empty() {
             return Ok(seqs
                 .iter()
@@ -186,14 +224,20 @@ impl Encoder {
                 tokens += seqs[end].len();
                 end += 1;
             }
-            out.extend(self.pass(isa, &seqs[start..end], layers));
+            out.extend(self.pass(isa, &blocks, &seqs[start..end], layers));
             start = end;
         }
         Ok(out)
     }
 
     /// One pass over a group of (validated) sequences.
-    fn pass(&self, isa: Isa, seqs: &[&[u32]], layers: &[usize]) -> Vec<ForwardOutput> {
+    fn pass(
+        &self,
+        isa: Isa,
+        blocks: &[Arc<Block>],
+        seqs: &[&[u32]],
+        layers: &[usize],
+    ) -> Vec<ForwardOutput> {
         let h = self.config.hidden;
         let mut ranges: Vec<Range<usize>> = Vec::with_capacity(seqs.len());
         let mut at = 0;
@@ -209,7 +253,7 @@ impl Encoder {
             if layers.contains(&i) {
                 kept[i] = Some(x.clone());
             }
-            self.block(isa, &self.blocks[i], &mut x, &ranges, &mut scratch);
+            self.block(isa, &blocks[i], &mut x, &ranges, &mut scratch);
         }
         drop(scratch);
         // The last layer asked for is the pass's final state: no copy.

@@ -26,9 +26,9 @@ mod tests;
 #[cfg(feature = "parallel")]
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendInfo, ForwardOutput, WriteRows};
+use crate::backend::{Backend, BackendInfo, ForwardOutput, WriteBlocks, WriteRows};
 use crate::error::Result;
-use crate::model::{EncoderConfig, EncoderWeights, Model};
+use crate::model::{EncoderConfig, EncoderLayer, EncoderWeights, Model};
 use encoder::Encoder;
 pub use kernels::Isa;
 
@@ -36,7 +36,8 @@ pub use kernels::Isa;
 ///
 /// Holds its own handles to the weights (the tensor bytes are shared, not copied), so it
 /// does not borrow the [`Model`]. The word-embedding table is the model's own: rows written
-/// through [`WriteRows`] (here or into the model's table) are seen by both.
+/// through [`WriteRows`] (here or into the model's table) are seen by both. Blocks added
+/// through [`WriteBlocks`] are run by every clone of the backend.
 #[derive(Clone, Debug)]
 pub struct CpuBackend {
     encoder: Encoder,
@@ -133,5 +134,16 @@ impl Backend for CpuBackend {
 impl WriteRows for CpuBackend {
     fn write_token_rows(&self, first: usize, rows: &[u8]) -> Result<()> {
         self.encoder.token_embd.write_rows(first, rows)
+    }
+}
+
+/// Blocks go into the list every clone of this backend runs (prepared once, here).
+impl WriteBlocks for CpuBackend {
+    fn blocks_present(&self) -> usize {
+        self.encoder.blocks_present()
+    }
+
+    fn add_block(&self, index: usize, block: &EncoderLayer) -> Result<()> {
+        self.encoder.add_block(index, block)
     }
 }

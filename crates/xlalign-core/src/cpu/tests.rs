@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::backend::WriteRows;
+use crate::backend::{WriteBlocks, WriteRows};
 use crate::model::{Activation, EncoderLayer, LayerNorm, Linear, Pooling};
 use crate::table::RowTable;
 use crate::tensor::{quantize, DType, Tensor};
@@ -301,7 +301,7 @@ fn bad_requests_are_errors_not_panics() {
 fn mismatched_weights_are_rejected() {
     let c = config(Activation::GeluErf);
     let mut w = weights(&c, DType::Q4_0, 5);
-    w.layers.pop();
+    w.layers.push(w.layers[0].clone());
     assert!(CpuBackend::from_weights(&c, &w).is_err());
     let mut w = weights(&c, DType::Q4_0, 5);
     w.layers[0].attn_norm.bias.pop();
@@ -356,4 +356,40 @@ fn rows_written_into_a_running_backend_encode_like_the_full_table() {
         }
         assert!(cpu.write_token_rows(c.vocab - 1, &bytes[..2 * rb]).is_err());
     }
+}
+
+#[test]
+fn an_absent_block_is_never_run_and_added_blocks_encode_like_the_full_model() {
+    let c = config(Activation::GeluErf);
+    let full = weights(&c, DType::Q4_0, 11);
+    let whole = CpuBackend::from_weights(&c, &full).unwrap();
+    let mut first = full.clone();
+    let deeper = first.layers.split_off(1);
+    let cpu = CpuBackend::from_weights(&c, &first).unwrap();
+    let clone = cpu.clone();
+    assert_eq!(cpu.blocks_present(), 1);
+    let ids: &[u32] = &[0, 7, 31, 2];
+    // Layers 0 and 1 need at most block 0; layer 2 needs block 1, which is absent.
+    assert_eq!(
+        cpu.forward_sync(&[ids], &[0, 1]).unwrap()[0].layers,
+        whole.forward_sync(&[ids], &[0, 1]).unwrap()[0].layers
+    );
+    let e = cpu.forward_sync(&[ids], &[1, 2]).unwrap_err().to_string();
+    assert!(e.contains("block 1 has not arrived"), "{e}");
+    // Out of order, twice, or past the end: errors, and nothing changes.
+    assert!(cpu.add_block(2, &deeper[0]).is_err());
+    assert!(cpu.add_block(0, &deeper[0]).is_err());
+    assert_eq!(cpu.blocks_present(), 1);
+    // A malformed block is refused.
+    let mut bad = deeper[0].clone();
+    bad.output_norm.bias.pop();
+    assert!(cpu.add_block(1, &bad).is_err());
+    cpu.add_block(1, &deeper[0]).unwrap();
+    assert!(cpu.add_block(2, &deeper[0]).is_err(), "past the last block");
+    // Every clone runs the added block, with the full model's result.
+    assert_eq!(clone.blocks_present(), 2);
+    assert_eq!(
+        clone.forward_sync(&[ids], &[2]).unwrap()[0].layers,
+        whole.forward_sync(&[ids], &[2]).unwrap()[0].layers
+    );
 }
