@@ -11,6 +11,11 @@
 #       time and bytes until the first alignment is shown, full download versus progressive
 #       loading, on a connection throttled by Chromium (default 10 Mbit/s, 40 ms), cold
 #       cache (tests/browser/progressive-bench.mjs). Builds pkg/ first.
+#   scripts/bench-browser.sh demo [mbit] [latency ms] [rounds]
+#       the demo's first visit: seconds and model bytes until the first picture is on screen,
+#       app shell included, served by scripts/serve-web.sh on a connection throttled by
+#       Chromium (default 10 Mbit/s, 40 ms), cold cache (tests/e2e/first-picture-bench.mjs).
+#       Builds dist/ first (XLALIGN_SKIP_WEB_BUILD=1 reuses it).
 #   scripts/bench-browser.sh pool [pairs] [repeat] [batchSize]
 #       alignBatch pairs/s of createAligner's worker pool (its automatic size) against one
 #       worker (workers: 1), and the renderer's peak memory for each, CPU backend (default 200
@@ -27,6 +32,14 @@ if [[ ${1:-} == progressive ]]; then
     [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
     step "progressive vs full loading on a throttled connection, headless Chromium"
     node tests/browser/progressive-bench.mjs "$@"
+    exit
+fi
+
+if [[ ${1:-} == demo ]]; then
+    shift
+    [[ ${XLALIGN_SKIP_WEB_BUILD:-} == 1 && -f dist/index.html ]] || scripts/build-web.sh
+    step "the demo's first picture on a throttled connection, headless Chromium"
+    node tests/e2e/first-picture-bench.mjs "$@"
     exit
 fi
 

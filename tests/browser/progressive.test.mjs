@@ -271,13 +271,22 @@ test("the cache fills in the background after a progressive visit; an offline re
     const a = await xl.Aligner.load(url, { backend: "cpu", progressive: true });
     const r = await a.align(...SHORT);
     await a.whenLoaded();
-    // The fill has no promise: wait for its counter.
-    while (a.loading.rowsPresent < a.loading.rowsTotal) await new Promise((ok) => setTimeout(ok, 20));
+    const stored = await a.whenStored();
     const info = a.loading;
+    let uncached;
+    const b = await xl.Aligner.load(url, { backend: "cpu", progressive: true, cache: false });
+    try {
+      await b.whenStored();
+    } catch (e) {
+      uncached = e.code;
+    }
+    b.dispose();
     a.dispose();
-    return { info, links: r.links };
+    return { info, stored, uncached, links: r.links };
   }, srv.modelUrl, SHORT);
   assert.equal(first.info.rowsPresent, first.info.rowsTotal);
+  assert.equal(first.stored.rowsPresent, first.stored.rowsTotal, "whenStored resolves once every row is here");
+  assert.equal(first.uncached, "input", "whenStored under cache: false");
   await srv.stats({ reset: true });
   await p.setOfflineMode(true);
   let second;

@@ -66,6 +66,11 @@ export interface RemoteAligner {
    * From then on `align` includes the sentence cosine by default. Not queued behind other calls.
    */
   whenLoaded(): Request<LoadingInfo>;
+  /**
+   * Resolves once the whole model file is here and kept in the Cache API (a later visit,
+   * or offline use, needs no network). Rejects with `input` under `cache: false`.
+   */
+  whenStored(): Request<LoadingInfo>;
   /** Cancels a queued or running request: its promise rejects with an AbortError. */
   cancel(id: number): boolean;
   /** Cancels every queued or running request. */

@@ -204,6 +204,10 @@ class RemoteAligner {
     return this.#rpc.call("whenLoaded", {});
   }
 
+  whenStored() {
+    return this.#rpc.call("whenStored", {});
+  }
+
   cancel(id) {
     return this.#pool.cancel(id) || this.#rpc.cancel(id);
   }

@@ -136,7 +136,23 @@ export class Pool {
     this.#batches.set(id, batch);
     this.#start();
     this.#report(batch, 0, []);
-    for (const w of this.#workers()) if (w.state === "ready") this.#pump(batch, w);
+    // Every worker must give the entries one worker gives. An extra worker that loaded
+    // progressively may still lack the deeper layers the main one has (or have them when the
+    // main one does not yet), and would leave the sentence cosine out where another computes
+    // it: unless the caller said, the main worker's state decides it for the whole batch.
+    const decided =
+      rest.sentenceCosine !== undefined
+        ? Promise.resolve()
+        : this.#main.rpc.call("status", {}).then(
+            (s) => {
+              batch.options = { ...rest, sentenceCosine: s.complete !== false };
+            },
+            () => {},
+          );
+    decided.then(() => {
+      batch.decided = true;
+      for (const w of this.#workers()) if (w.state === "ready") this.#pump(batch, w);
+    });
     return promise;
   }
 
@@ -220,7 +236,7 @@ export class Pool {
 
   // Gives worker w the batch's next part, and the next when that one is done.
   #pump(batch, w) {
-    if (batch.finished || w.state !== "ready") return;
+    if (batch.finished || !batch.decided || w.state !== "ready") return;
     let start;
     if (batch.retry.length) start = batch.retry.shift();
     else if (batch.next < batch.pairs.length) {

@@ -3,7 +3,8 @@
 //   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "alignDocument" | "encode"
 //              | "extract" | "disposeEncoded" | "dispose" | "clearCache" | "status", args }
 //        { op: "cancel", target: id }
-//        { id, op: "whenLoaded" } (answered when the model has fully arrived, outside the queue)
+//        { id, op: "whenLoaded" | "whenStored" } (answered when the model's blocks / the whole
+//          file have arrived, outside the queue)
 //   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
 import init, { Aligner, clearCache } from "./xlalign_wasm.js";
 
@@ -108,8 +109,11 @@ async function run({ id, op, args }, signal) {
       };
       return { value: await need().alignBatch(args.pairs, { ...args.options, signal }, step) };
     }
-    case "status":
-      return { value: { pairs: batchPairs } };
+    case "status": {
+      // complete: every layer is here (the sentence cosine is computed by default).
+      const l = aligner?.loading;
+      return { value: { pairs: batchPairs, complete: !l || l.layersPresent >= l.layersTotal } };
+    }
     case "alignDocument":
       return { value: await need().alignDocument(args.src, args.tgt, { ...args.options, signal }) };
     case "encode": {
@@ -147,9 +151,10 @@ self.onmessage = (ev) => {
     controllers.get(msg.target)?.abort();
     return;
   }
-  if (msg?.op === "whenLoaded") {
-    // Waits for the model's deeper blocks: outside the queue, so that calls go on meanwhile.
-    (async () => need().whenLoaded())().then(
+  if (msg?.op === "whenLoaded" || msg?.op === "whenStored") {
+    // Waits for the model's deeper blocks (or the whole file in the cache): outside the
+    // queue, so that calls go on meanwhile.
+    (async () => (msg.op === "whenLoaded" ? need().whenLoaded() : need().whenStored()))().then(
       (value) => post({ id: msg.id, type: "result", value }),
       (e) => post({ id: msg.id, type: "error", error: plainError(e) }),
     );

@@ -287,18 +287,20 @@ impl Aligner {
     /// the sentence cosine by default. Rejects if a block cannot be fetched.
     #[wasm_bindgen(js_name = whenLoaded, unchecked_return_type = "Promise<LoadingInfo>")]
     pub fn when_loaded(&self) -> Promise {
-        let l = self.loaded();
-        future_to_promise(async move {
-            let l = l?;
-            let s = match &l.store {
-                Some(store) => {
-                    store.ensure_blocks(store.layers_total()).await?;
-                    store.stats()
-                }
-                None => l.full_stats.clone(),
-            };
-            Ok(to_js(&s)?)
+        self.loading_after(|store| async move {
+            store.want_all();
+            store.ensure_blocks(store.layers_total()).await
         })
+    }
+
+    /// Resolves to the loading counters once the whole model file is here and kept in the
+    /// Cache API, so that a later visit loads without the network (at once after a full
+    /// load). After `progressive: true` that is when the background loading has brought the
+    /// rest of the table; rejects with `input` under `cache: false` (rows then stay on
+    /// demand) and with `network` if the background loading stopped.
+    #[wasm_bindgen(js_name = whenStored, unchecked_return_type = "Promise<LoadingInfo>")]
+    pub fn when_stored(&self) -> Promise {
+        self.loading_after(|store| async move { store.ensure_stored().await })
     }
 
     fn loaded(&self) -> Result<Rc<Loaded>> {
@@ -758,13 +760,18 @@ fn report_batch(cb: &Option<Function>, done: usize, total: usize, offset: usize,
 
 /// A macrotask turn (`setTimeout(0)`), so events queued meanwhile are handled.
 pub(crate) async fn yield_now() {
+    sleep_ms(0).await
+}
+
+/// A timer turn of `ms` milliseconds (`setTimeout`; at once where there is none).
+pub(crate) async fn sleep_ms(ms: i32) {
     let p = Promise::new(&mut |resolve, _| {
         let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into())
             .ok()
             .and_then(|f| f.dyn_into::<Function>().ok());
         match set_timeout {
             Some(f) => {
-                let _ = f.call2(&JsValue::NULL, &resolve, &0.into());
+                let _ = f.call2(&JsValue::NULL, &resolve, &ms.into());
             }
             None => {
                 let _ = resolve.call0(&JsValue::NULL);
@@ -772,4 +779,27 @@ pub(crate) async fn yield_now() {
         }
     });
     let _ = JsFuture::from(p).await;
+}
+
+impl Aligner {
+    /// `loading` once `wait` has seen the progressive store reach a state (at once after a
+    /// full load, which has everything).
+    fn loading_after<F, Fut>(&self, wait: F) -> Promise
+    where
+        F: FnOnce(Rc<Store>) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<()>> + 'static,
+    {
+        let l = self.loaded();
+        future_to_promise(async move {
+            let l = l?;
+            let s = match &l.store {
+                Some(store) => {
+                    wait(store.clone()).await?;
+                    store.stats()
+                }
+                None => l.full_stats.clone(),
+            };
+            Ok(to_js(&s)?)
+        })
+    }
 }

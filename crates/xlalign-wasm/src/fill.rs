@@ -3,8 +3,9 @@
 //! table, so that a second visit and offline use need no network.
 //!
 //! One background task per aligner ([`start`]), begun when loading resolves. It gives way
-//! to the calls the page makes: it waits a turn of the event loop first (so a call made
-//! right after loading asks for its rows before the task asks for anything), and before
+//! to the calls the page makes: it starts after the first call has ended, or when someone
+//! waits for the whole model, or after a short idle time ([`first_call_or_idle`]), so the
+//! first alignment's rows and encoder pass have the link to themselves; and before
 //! each request it waits until no on-demand page fetch is in flight and no backend call is
 //! running, so a text's rows are always served first, the first alignment's bytes are its
 //! own, and a slow encoder (WebGPU on a software adapter, say) does not share the link
@@ -24,7 +25,7 @@ use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 
-use crate::aligner::yield_now;
+use crate::aligner::sleep_ms;
 use crate::cache;
 use crate::error::{Result, WasmError};
 use crate::fetch::Priority;
@@ -231,22 +232,47 @@ impl Store {
     }
 }
 
+/// How long the background waits for a first call after loading before it starts anyway.
+const IDLE_START_MS: i32 = 1500;
+
+/// Waits until the first backend call after loading has ended (its rows and encoder pass had
+/// the link to themselves: a page that aligns a text as soon as the model is ready asks only
+/// after a round trip to its worker, by which time a block request would already be under
+/// way), someone waits for the whole model, or [`IDLE_START_MS`] have passed without a call.
+async fn first_call_or_idle(s: &Store) {
+    let mut idle = std::pin::pin!(sleep_ms(IDLE_START_MS));
+    while s.calls_ended.get() == 0 && !s.wanted.get() {
+        let changed = std::pin::pin!(s.changed.wait());
+        if let futures_util::future::Either::Right(_) =
+            futures_util::future::select(changed, idle.as_mut()).await
+        {
+            return;
+        }
+    }
+}
+
 /// Starts the background task of `store` (see the module documentation).
 pub fn start(store: &Rc<Store>) {
     let weak = Rc::downgrade(store);
     wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = run(weak).await {
-            // Nothing waits on the task: a call that needs a block fetches it itself, and
-            // rows stay on demand.
+        if let Err(e) = run(weak.clone()).await {
+            // A call that needs a block fetches it itself, and rows stay on demand; only
+            // `whenStored()` waits on the task, and it learns why it stopped.
             web_sys::console::warn_1(
                 &format!("xlalign: background loading stopped: {}", e.message).into(),
             );
+            if let Some(s) = weak.upgrade() {
+                *s.stopped.borrow_mut() = Some(e.message);
+                s.changed.notify();
+            }
         }
     });
 }
 
 async fn run(weak: Weak<Store>) -> Result<()> {
-    yield_now().await;
+    if let Some(s) = weak.upgrade() {
+        first_call_or_idle(&s).await;
+    }
     let alive = || weak.upgrade().ok_or_else(|| WasmError::network("disposed"));
     // The deeper blocks, one at a time.
     loop {

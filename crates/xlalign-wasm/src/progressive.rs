@@ -178,6 +178,12 @@ pub struct Store {
     /// Woken whenever pages or a block arrive, or a fetch ends.
     pub(crate) changed: Changed,
     pub(crate) stats: RefCell<Stats>,
+    /// Why the background loading stopped before the whole file was here, if it did.
+    pub(crate) stopped: RefCell<Option<String>>,
+    /// Backend calls that have ended, and whether someone waits for the whole model
+    /// (`whenLoaded`, `whenStored`): the background starts after either (see [`crate::fill`]).
+    pub(crate) calls_ended: Cell<u64>,
+    pub(crate) wanted: Cell<bool>,
 }
 
 impl Store {
@@ -192,6 +198,35 @@ impl Store {
         s.layers_present = self.blocks_present();
         s.layers_total = self.layers_total();
         s
+    }
+
+    /// Waits until every part of the file is here and, the cache being on, kept in it (the
+    /// background fill stores a range before writing its rows): what `whenStored()` waits for.
+    pub async fn ensure_stored(&self) -> Result<()> {
+        self.want_all();
+        if !self.cache {
+            return Err(WasmError::input(
+                "with `cache: false` the rest of the model is fetched only on demand and never stored",
+            ));
+        }
+        loop {
+            let s = self.stats();
+            if s.rows_present >= s.rows_total && s.layers_present >= s.layers_total {
+                return Ok(());
+            }
+            if let Some(why) = self.stopped.borrow().clone() {
+                return Err(WasmError::network(format!(
+                    "the rest of the model could not be loaded: {why}"
+                )));
+            }
+            self.changed.wait().await;
+        }
+    }
+
+    /// Someone waits for the whole model: the background need not wait for a first call.
+    pub fn want_all(&self) {
+        self.wanted.set(true);
+        self.changed.notify();
     }
 
     pub fn layers_total(&self) -> usize {
@@ -392,6 +427,7 @@ impl<'a> Busy<'a> {
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         self.0.busy.set(self.0.busy.get() - 1);
+        self.0.calls_ended.set(self.0.calls_ended.get() + 1);
         self.0.changed.notify();
     }
 }
@@ -821,6 +857,9 @@ pub async fn load(
         busy: Cell::new(0),
         changed: Changed::default(),
         stats: RefCell::new(stats),
+        stopped: RefCell::new(None),
+        calls_ended: Cell::new(0),
+        wanted: Cell::new(false),
     });
 
     // 4. Rows cached by earlier visits (on-demand pages and the background fill's ranges).

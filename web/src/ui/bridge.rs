@@ -56,6 +56,8 @@ extern "C" {
         -> Promise;
     #[wasm_bindgen(method, js_name = whenLoaded)]
     fn when_loaded(this: &RemoteAligner) -> Promise;
+    #[wasm_bindgen(method, js_name = whenStored)]
+    fn when_stored(this: &RemoteAligner) -> Promise;
     #[wasm_bindgen(method)]
     pub fn cancel(this: &RemoteAligner, id: f64) -> bool;
     #[wasm_bindgen(method)]
@@ -244,6 +246,7 @@ pub fn switch_backend(ctx: Ctx, asked: BackendChoice) {
                 ctx.backend.set(Some(backend));
                 ctx.switching.set(false);
                 ctx.complete.set(false);
+                ctx.stored.set(false);
                 // The old backend's encodings are gone with it: align again.
                 request_align(ctx);
                 watch_complete(ctx, a);
@@ -282,6 +285,13 @@ fn watch_complete(ctx: Ctx, a: RemoteAligner) {
         // layers are there): encode the pair again.
         forget_encodings();
         request_align(ctx);
+        // Then the rest of the file fills the cache in the background: say when the page
+        // works offline.
+        if JsFuture::from(a.when_stored()).await.is_ok()
+            && ALIGNER.with_borrow(|slot| slot.as_ref().is_some_and(|x| Object::is(x, &a)))
+        {
+            ctx.stored.set(true);
+        }
     });
 }
 
@@ -443,8 +453,11 @@ pub fn auto_align(ctx: Ctx) {
         if !ready || switching {
             return;
         }
-        let texts_changed =
-            last.with_value(|l| l.as_ref().is_none_or(|(s, t, _)| *s != src || *t != tgt));
+        // The first pair once the model is ready goes at once (the first picture); later
+        // typing waits for a pause.
+        let first = last.with_value(|l| l.is_none());
+        let texts_changed = !first
+            && last.with_value(|l| l.as_ref().is_some_and(|(s, t, _)| *s != src || *t != tgt));
         last.set_value(Some((src, tgt, settings)));
         if let Some(h) = timer.get_value() {
             h.clear();

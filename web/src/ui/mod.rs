@@ -88,6 +88,8 @@ pub struct Ctx {
     /// Every layer of the model is loaded (progressive loading brings the deeper ones, for
     /// the sentence similarity, after the first picture).
     pub complete: RwSignal<bool>,
+    /// The whole model is in the browser's cache: the page works offline.
+    pub stored: RwSignal<bool>,
     pub mode: RwSignal<Mode>,
     pub src: RwSignal<String>,
     pub tgt: RwSignal<String>,
@@ -111,6 +113,7 @@ impl Ctx {
             backend_pref: RwSignal::new(BackendChoice::Auto),
             switching: RwSignal::new(false),
             complete: RwSignal::new(false),
+            stored: RwSignal::new(false),
             mode: RwSignal::new(Mode::Pair),
             src: RwSignal::new(String::new()),
             tgt: RwSignal::new(String::new()),
@@ -227,7 +230,7 @@ fn App() -> impl IntoView {
             {tab(Mode::Batch, "Batch", "batch")}
             {tab(Mode::Document, "Document", "document")}
         </nav>
-        <main id="app" data-ready=move || ctx.ready().to_string() data-complete=move || ctx.complete.get().to_string()>
+        <main id="app" data-ready=move || ctx.ready().to_string() data-complete=move || ctx.complete.get().to_string() data-stored=move || ctx.stored.get().to_string()>
             <Show when=move || ctx.mode.get() == Mode::Pair>
                 <section id="panel-pair" role="tabpanel" aria-labelledby="tab-pair" class="pair-layout">
                     <div class="side">

@@ -105,6 +105,15 @@ pub fn ModelStatus() -> impl IntoView {
                     >
                         {move || ctx.backend.with(|b| b.as_ref().filter(|b| !b.reason.is_empty()).map(|b| format!("Why: {}", why_summary(&b.reason))))}
                     </span>
+                    <span class="model-state" id="model-state">
+                        {move || if ctx.stored.get() {
+                            "Kept for offline use"
+                        } else if ctx.complete.get() {
+                            "Saving the model for offline use…"
+                        } else {
+                            "Loading the rest of the model…"
+                        }}
+                    </span>
                 </div>
             </Show>
             <label class="backend-pick">
