@@ -7,9 +7,11 @@
 //
 // dist/ is served by scripts/serve-web.sh (the README's demo server: brotli app shell, byte
 // ranges of the model). The throttle is Chromium's own (DevTools
-// Network.emulateNetworkConditions), set on the page and on every worker the page starts
-// (the package's worker fetches the model) before they run. Bytes are what the browser
-// received for the model URL (Network.dataReceived / loadingFinished) until the picture.
+// Network.emulateNetworkConditions), set on the page; the page's workers (the package's
+// worker fetches the model) are attached before they run, for their byte counts, and their
+// requests follow the page's throttle (the run also prints the model's effective rate, to
+// show it). Bytes are what the browser received for the model URL (Network.dataReceived /
+// loadingFinished) until the picture.
 import { spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
@@ -59,7 +61,8 @@ async function measure() {
       cdp.on("Network.dataReceived", (e) => bytes.set(e.requestId, (bytes.get(e.requestId) ?? 0) + e.encodedDataLength));
       cdp.on("Network.loadingFinished", (e) => bytes.set(e.requestId, Math.max(bytes.get(e.requestId) ?? 0, e.encodedDataLength)));
       await cdp.send("Network.enable");
-      await cdp.send("Network.emulateNetworkConditions", conditions);
+      // A worker target refuses it ("Not supported"): its requests follow the page's.
+      await cdp.send("Network.emulateNetworkConditions", conditions).catch(() => {});
     };
     // The package's worker is paused at its start until its throttle is set.
     const cdp = await page.createCDPSession();
@@ -82,7 +85,8 @@ async function measure() {
       polling: 50,
     });
     const seconds = (Date.now() - t0) / 1000;
-    return { seconds, model: sum((u) => u.endsWith(".gguf")), shell: sum((u) => !u.endsWith(".gguf")) };
+    const model = sum((u) => u.endsWith(".gguf"));
+    return { seconds, model, shell: sum((u) => !u.endsWith(".gguf")), mbitNeeded: (((model + sum((u) => !u.endsWith(".gguf"))) * 8) / 1e6 / seconds).toFixed(1) };
   } finally {
     await ctx.close();
   }
