@@ -166,17 +166,23 @@ test("progressive loading: the extra workers load the same way, the batch is the
   const r = await p.evaluate(async (url) => {
     await xl.clearCache();
     const one = await xl.createAligner(url, { backend: "cpu", workers: 1, progressive: true });
+    await one.whenLoaded();
     const single = await one.alignBatch(pairs, { batchSize: 4 });
     await one.dispose();
     const a = await xl.createAligner(url, { backend: "cpu", workers: 2, progressive: true });
-    await a.alignBatch(pairs, { batchSize: 4 });
+    // Right after loading, the workers may differ in the layers they have: the batch must
+    // still be one worker's, every entry with the sentence cosine or every one without.
+    const early = await a.alignBatch(pairs, { batchSize: 4 });
     const ready = await settled(a);
+    await a.whenLoaded();
     const pooled = await run(a, pairs, { batchSize: 4 });
     const status = await a.workerStatus();
     await a.dispose();
-    return { single, pooled, ready, status };
+    const cosines = (list) => [...new Set(list.filter((e) => !e.error).map((e) => e.similarity.cosine === null))];
+    return { single, pooled, ready, status, early: cosines(early) };
   }, srv.modelUrl);
   assert.deepEqual(r.ready.map((w) => w.state), ["ready", "ready"]);
+  assert.equal(r.early.length, 1, "a pooled batch mixed entries with and without the sentence cosine");
   assert.deepStrictEqual(r.pooled.results, r.single);
   checkStream(r.pooled, 62);
   assert.ok(r.status.every((w, i) => w.pairs > r.ready[i].pairs), "both workers took part");
