@@ -866,6 +866,9 @@ try {
         await page.goto(`${URL_BASE}?${new URLSearchParams({ src: SRC, tgt: TGT })}`, { waitUntil: "domcontentloaded" });
         await page.waitForSelector("main[data-ready='true']", { timeout: 180_000 });
         await waitResult(page, 0);
+        // The page as it settles: every layer here (the similarity card), the model kept.
+        await page.waitForSelector("main[data-stored='true'] #verdict", { timeout: 180_000 });
+        await page.waitForSelector("section.picture[data-busy='false']", { timeout: 60_000 });
         // Show the highlighting: the pointer on "Fischer".
         await page.hover('#alignment .word.src[data-i="2"]');
         fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
