@@ -203,12 +203,12 @@ impl Store {
     /// Waits until every part of the file is here and, the cache being on, kept in it (the
     /// background fill stores a range before writing its rows): what `whenStored()` waits for.
     pub async fn ensure_stored(&self) -> Result<()> {
-        self.want_all();
         if !self.cache {
             return Err(WasmError::input(
                 "with `cache: false` the rest of the model is fetched only on demand and never stored",
             ));
         }
+        self.want_all();
         loop {
             let s = self.stats();
             if s.rows_present >= s.rows_total && s.layers_present >= s.layers_total {
