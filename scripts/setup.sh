@@ -17,7 +17,7 @@ cd "$XLALIGN_ROOT"
 WEB="${XLALIGN_SETUP_WEB:-1}"
 WASM_BINDGEN_VERSION="0.2.130"
 TRUNK_VERSION="0.21.14"
-PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0 tokenizers==0.23.3)
+PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0 tokenizers==0.23.3 zstandard==0.25.0)
 
 echo "xlalign setup: repo $XLALIGN_ROOT, cache $XLALIGN_CACHE, cargo target $CARGO_TARGET_DIR"
 mkdir -p "$XLALIGN_CACHE"
@@ -113,7 +113,7 @@ print(" ".join(p for p in sys.argv[1:] if importlib.util.find_spec(p.split("==")
 EOF2
     )
     if ((${#missing[@]} == 0)); then
-        skip "numpy safetensors gguf pytest importable"
+        skip "numpy safetensors gguf pytest tokenizers zstandard importable"
         return 0
     fi
     info "pip install ${missing[*]}"

@@ -148,22 +148,62 @@ def _varints(data: bytes) -> list[int]:
     return out
 
 
+def _packed_parts(r) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """The packed tokenizer's five parts: JSON without vocabulary, piece lengths, pieces, scores,
+    score corrections. Converters write them in one zstd frame, each after its length as a
+    varint (crates/xlalign-core/src/tokenize/storage.rs), decompressed here with the
+    `zstandard` package; older files kept them as separate keys."""
+    f = lambda key: ref.gguf_field(r, key)  # noqa: E731
+    if "xlalign.tokenizer.packed.zstd" not in r.fields:
+        p = "xlalign.tokenizer.unigram."
+        return (
+            f("xlalign.tokenizer.json_without_vocab").encode(),
+            _u8_array(r, p + "piece_lengths"),
+            f(p + "pieces").encode(),
+            _u8_array(r, p + "scores"),
+            _u8_array(r, p + "score_corrections"),
+        )
+    zstandard = pytest.importorskip("zstandard", reason="pip install zstandard")
+    size = f("xlalign.tokenizer.packed.size")
+    content = zstandard.ZstdDecompressor().decompress(
+        _u8_array(r, "xlalign.tokenizer.packed.zstd"), max_output_size=size
+    )
+    assert len(content) == size
+    # Five varints, then the parts back to back, nothing after them.
+    sizes, at = [], 0
+    while len(sizes) < 5:
+        value, shift = 0, 0
+        while True:
+            b = content[at]
+            at += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        sizes.append(value)
+    parts = []
+    for n in sizes:
+        parts.append(content[at : at + n])
+        at += n
+    assert at == len(content)
+    return tuple(parts)
+
+
 def embedded_tokenizer(r) -> dict:
     """The tokenizer.json a converted file holds: whole (WordPiece, BPE, WordLevel), or rebuilt
     from the packed Unigram vocabulary, decoded here from the format's description
-    (crates/xlalign-core/src/tokenize/packed.rs) rather than by xlalign's code."""
+    (crates/xlalign-core/src/tokenize/packed.rs and storage.rs) rather than by xlalign's code."""
     f = lambda key: ref.gguf_field(r, key)  # noqa: E731
     whole = f("tokenizer.huggingface.json")
     if whole is not None:
         return json.loads(whole)
     p = "xlalign.tokenizer.unigram."
-    tok = json.loads(f("xlalign.tokenizer.json_without_vocab"))
+    rest, piece_lengths, text, score_bytes, corrections = _packed_parts(r)
+    tok = json.loads(rest)
     assert tok["model"]["vocab"] == []
     n = f(p + "piece_count")
-    lengths = _varints(_u8_array(r, p + "piece_lengths"))
-    text = f(p + "pieces").encode()
-    deltas = _varints(_u8_array(r, p + "scores"))
-    corrections = _u8_array(r, p + "score_corrections")
+    lengths = _varints(piece_lengths)
+    deltas = _varints(score_bytes)
     assert len(lengths) == len(deltas) == n
     pieces, at = [], 0
     for length in lengths:

@@ -43,8 +43,16 @@ pub mod keys {
     /// The whole `tokenizer.json`: how files store WordPiece, BPE and WordLevel tokenizers,
     /// and how files written before the packed form stored Unigram ones too.
     pub const HF_TOKENIZER_JSON: &str = "tokenizer.huggingface.json";
-    /// A Unigram tokenizer in packed form (see `tokenize::packed`): `tokenizer.json` with
-    /// an empty `model.vocab` list, and the vocabulary in the arrays below.
+    /// u8 array: a Unigram tokenizer in packed form, compressed (see `tokenize::storage`): a
+    /// zstd frame holding the five parts below (`tokenizer.json` with an empty `model.vocab`
+    /// list, then the arrays), each after its length. `UNIGRAM_PIECE_COUNT` and
+    /// `UNIGRAM_SCORE_TYPE` stay keys of their own.
+    pub const TOKENIZER_PACKED_ZSTD: &str = "xlalign.tokenizer.packed.zstd";
+    /// u64: the bytes of the frame's content.
+    pub const TOKENIZER_PACKED_SIZE: &str = "xlalign.tokenizer.packed.size";
+    /// A Unigram tokenizer in packed form (see `tokenize::packed`) as files before the zstd
+    /// frame stored it: `tokenizer.json` with an empty `model.vocab` list, and the vocabulary
+    /// in the arrays below.
     pub const TOKENIZER_JSON_NO_VOCAB: &str = "xlalign.tokenizer.json_without_vocab";
     pub const UNIGRAM_PIECE_COUNT: &str = "xlalign.tokenizer.unigram.piece_count";
     /// u8 array: a LEB128 varint per piece, its length in bytes.

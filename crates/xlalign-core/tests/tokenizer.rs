@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use xlalign_core::gguf::{GgufFile, GgufWriter};
 use xlalign_core::model::keys;
-use xlalign_core::tokenize::storage::TokenizerStorage;
+use xlalign_core::tokenize::storage::{self, TokenizerStorage};
 use xlalign_core::tokenize::TextTokenizer;
 
 fn workspace() -> PathBuf {
@@ -83,7 +83,13 @@ fn pair() -> &'static Pair {
     PAIR.get_or_init(|| {
         let f = model_file();
         assert!(
-            matches!(TokenizerStorage::of(&f), TokenizerStorage::Packed { .. }),
+            matches!(
+                TokenizerStorage::of(&f),
+                TokenizerStorage::Packed {
+                    unpacked: Some(_),
+                    ..
+                }
+            ),
             "the model stores its tokenizer as {:?}; convert it again (scripts/setup.sh)",
             TokenizerStorage::of(&f)
         );
@@ -176,8 +182,8 @@ fn the_packed_vocabulary_is_the_json_one() {
     }
 }
 
-/// A file of the older format is recognised as such (setup converts it again), and the packed
-/// form is a fraction of the JSON.
+/// A file of the older format is recognised as such (setup converts it again), and the packed,
+/// compressed form is a fraction of the JSON.
 #[test]
 fn the_packed_tokenizer_is_small() {
     let f = model_file();
@@ -197,17 +203,31 @@ fn the_packed_tokenizer_is_small() {
             .min()
             .unwrap()
     };
+    // The packed parts without the zstd frame, as files stored them before it.
+    let unframed = {
+        let mut w = GgufWriter::new();
+        for key in [keys::BOS_ID, keys::EOS_ID, keys::PAD_ID, keys::UNK_ID] {
+            w.set(key, f.get_u64(key).unwrap() as u32);
+        }
+        storage::write_with(&mut w, source_json(), storage::Compression::None).unwrap();
+        GgufFile::parse(Bytes::from(w.to_bytes().unwrap())).unwrap()
+    };
+    let unframed_storage = TokenizerStorage::of(&unframed);
+    assert!(unframed_storage.outdated(&TextTokenizer::from_gguf(&unframed).unwrap()));
     eprintln!(
-        "tokenizer: {} bytes packed, loads in {:?}; {} bytes as JSON, loads in {:?}; header {} bytes",
+        "tokenizer: {} bytes packed in zstd, loads in {:?}; {} bytes packed, loads in {:?}; \
+         {} bytes as JSON, loads in {:?}; header {} bytes",
         storage.bytes(),
         best(&f),
+        unframed_storage.bytes(),
+        best(&unframed),
         old_storage.bytes(),
         best(&old),
         f.data_offset
     );
-    assert!(storage.bytes() <= 3_500_000, "{storage:?}");
+    assert!(storage.bytes() <= 1_700_000, "{storage:?}");
     assert!(
-        f.data_offset <= 3_600_000,
+        f.data_offset <= 1_750_000,
         "header of {} bytes",
         f.data_offset
     );

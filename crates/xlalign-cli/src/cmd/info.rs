@@ -59,14 +59,22 @@ pub fn run(args: Args) -> Result<i32> {
     println!(
         "               stored as {}: {:.2} MB of the {:.2} MB header{}",
         match &storage {
-            TokenizerStorage::Packed { .. } => "a packed Unigram vocabulary and JSON settings",
-            TokenizerStorage::Json { .. } => "the whole tokenizer.json",
-            TokenizerStorage::Missing => "nothing",
+            TokenizerStorage::Packed {
+                unpacked: Some(n), ..
+            } => format!(
+                "a packed Unigram vocabulary and JSON settings in a zstd frame ({:.2} MB unpacked)",
+                *n as f64 / 1e6
+            ),
+            TokenizerStorage::Packed { unpacked: None, .. } => {
+                "a packed Unigram vocabulary and JSON settings".into()
+            }
+            TokenizerStorage::Json { .. } => "the whole tokenizer.json".into(),
+            TokenizerStorage::Missing => "nothing".into(),
         },
         storage.bytes() as f64 / 1e6,
         file.data_offset as f64 / 1e6,
         if storage.outdated(&model.tokenizer) {
-            " (older format: convert the model again for the packed one)"
+            " (older format: convert the model again for the packed, compressed one)"
         } else {
             ""
         }

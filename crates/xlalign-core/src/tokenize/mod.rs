@@ -95,13 +95,16 @@ impl TextTokenizer {
     /// The tokenizer `f` stores, packed or as JSON (see [`storage`]); the special ids come
     /// from its metadata, else from the tokens' names.
     pub fn from_gguf(f: &GgufFile) -> Result<TextTokenizer> {
-        if f.get(keys::TOKENIZER_JSON_NO_VOCAB).is_some() {
+        if f.get(keys::TOKENIZER_PACKED_ZSTD).is_some()
+            || f.get(keys::TOKENIZER_JSON_NO_VOCAB).is_some()
+        {
             return TextTokenizer::with_engine(Engine::Compact(storage::read(f)?), f);
         }
         // As bytes: the tokenizer checks UTF-8 as it parses, faster than checking it all first.
         let json = f.get_str_bytes(keys::HF_TOKENIZER_JSON).map_err(|_| {
             Error::Tokenizer(format!(
-                "the model file has no tokenizer (no `{}` entry, nor `{}`)",
+                "the model file has no tokenizer (no `{}`, `{}` or `{}` entry)",
+                keys::TOKENIZER_PACKED_ZSTD,
                 keys::TOKENIZER_JSON_NO_VOCAB,
                 keys::HF_TOKENIZER_JSON
             ))

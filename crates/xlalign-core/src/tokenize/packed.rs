@@ -158,7 +158,14 @@ pub(crate) fn unpack(
     }
     // One check of the whole text is much faster than one per piece; each piece must then
     // also start and end on a character boundary.
-    std::str::from_utf8(pieces).map_err(|e| format!("the pieces are not UTF-8 ({e})"))?;
+    if simdutf8::basic::from_utf8(pieces).is_err() {
+        // The slower check says where.
+        let e = std::str::from_utf8(pieces).err();
+        return Err(format!(
+            "the pieces are not UTF-8 ({})",
+            e.map_or("invalid".to_string(), |e| e.to_string())
+        ));
+    }
     let mut b = Builder::default();
     b.reserve(pieces.len() + count * super::unigram::HEADER, count);
     let mut lens = Varints::new(lengths, "lengths");
@@ -228,7 +235,7 @@ fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -237,20 +244,20 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// LEB128 varints read one after the other.
-struct Varints<'a> {
+pub(super) struct Varints<'a> {
     bytes: &'a [u8],
     at: usize,
     what: &'static str,
 }
 
 impl<'a> Varints<'a> {
-    fn new(bytes: &'a [u8], what: &'static str) -> Varints<'a> {
+    pub(super) fn new(bytes: &'a [u8], what: &'static str) -> Varints<'a> {
         Varints { bytes, at: 0, what }
     }
 
     /// The next value, which must fit in `bits` bits.
     #[inline]
-    fn next(&mut self, bits: u32) -> Result<u64, String> {
+    pub(super) fn next(&mut self, bits: u32) -> Result<u64, String> {
         let mut v = 0u64;
         let mut shift = 0;
         loop {
@@ -276,6 +283,11 @@ impl<'a> Varints<'a> {
             }
             shift += 7;
         }
+    }
+
+    /// Bytes read so far.
+    pub(super) fn position(&self) -> usize {
+        self.at
     }
 
     /// Checks that nothing follows the last value.
