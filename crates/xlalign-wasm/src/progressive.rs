@@ -11,9 +11,10 @@
 //!   low priority and pausing while on-demand pages are in flight, so that a second visit
 //!   and offline use need no network.
 //!
-//! For multilingual-e5-small (70.5 MB: a 3.49 MB header, a 54 MB table of 216-byte rows,
-//! 0.8 MB of position table and norms, 12 blocks of 1.02 MB, alignment layer 7) that is
-//! 11.39 MB plus the prefetched rows and the pages of the first text's rows.
+//! For multilingual-e5-small (68.6 MB: a 1.60 MB header, most of it the tokenizer's zstd
+//! frame, a 54 MB table of 216-byte rows, 0.8 MB of position table and norms, 12 blocks of
+//! 1.02 MB, alignment layer 7) that is 9.50 MB plus the prefetched rows and the pages of the
+//! first text's rows.
 //!
 //! **Prefetch and page size.** Piece ids follow the tokenizer's scores only loosely, so the
 //! rows of ordinary text lie all over the table: over the 272 sentence pairs of
@@ -23,8 +24,9 @@
 //! (each 1,024 rows, 0.22 MB, save about 0.01 MB of pages) but they do in requests: the
 //! first 1,024 rows hold the pieces of almost every text (punctuation, `▁`, the E5
 //! prefixes, frequent words) and cut the median from 32 page requests to 25. With 16-row
-//! pages and 1,024 rows the median pair needs 11.70 MB before its first alignment (90th
-//! percentile 11.85, largest 12.12); a 4,096-row prefetch would put the median at 12.35 MB.
+//! pages and 1,024 rows the median pair needs 9.81 MB before its first alignment (90th
+//! percentile 9.96, largest 10.23); a 4,096-row prefetch would cost 0.65 MB more for five
+//! requests fewer.
 //! Hence [`DEFAULT_PAGE_ROWS`] = 16 and [`DEFAULT_PREFETCH_ROWS`] = 1,024
 //! (`scripts/rows-per-pair.py` prints the whole table).
 //!
@@ -70,7 +72,7 @@ use crate::fill::Changed;
 pub const DEFAULT_PREFETCH_ROWS: usize = 1024;
 pub const DEFAULT_PAGE_ROWS: usize = 16;
 const TABLE: &str = "token_embd.weight";
-/// First header parse attempt (the e5 header is 3.5 MB).
+/// First header parse attempt (the e5 header is 1.6 MB).
 const FIRST_HEADER_TRY: usize = 64 * 1024;
 
 /// Where to try parsing the header next after a prefix of `len` bytes ended inside it.
@@ -78,7 +80,7 @@ const FIRST_HEADER_TRY: usize = 64 * 1024;
 /// on: every byte read past that end before the next attempt, and whatever is in flight
 /// when the request is then cancelled, is a byte too many. Steps of an eighth (at least
 /// 256 KB) keep that under 256 KB for headers up to 2 MB and under an eighth beyond (a
-/// 3.5 MB header parses about 14 times, each a few milliseconds that overlap the download;
+/// 1.6 MB header parses 7 times, each a few milliseconds that overlap the download;
 /// steps of a quarter and 1 MB cost 0.55 MB, half a second at 10 Mbit/s).
 fn next_header_try(len: usize) -> usize {
     len + (len / 8).max(256 << 10)

@@ -170,7 +170,7 @@ pub fn start(ctx: Ctx) {
         let asked = ctx.backend_pref.get_untracked();
         match open(ctx, asked, true).await {
             Ok((a, model, backend)) => {
-                ALIGNER.with_borrow_mut(|slot| *slot = Some(a.clone()));
+                keep(&a);
                 ctx.model.set(Some(model));
                 ctx.backend.set(Some(backend));
                 ctx.load.set(Load::Ready);
@@ -240,7 +240,7 @@ pub fn switch_backend(ctx: Ctx, asked: BackendChoice) {
         match open(ctx, asked, false).await {
             Ok((a, _, backend)) => {
                 forget_encodings();
-                if let Some(old) = ALIGNER.with_borrow_mut(|slot| slot.replace(a.clone())) {
+                if let Some(old) = keep(&a) {
                     let _ = old.dispose();
                 }
                 ctx.backend.set(Some(backend));
@@ -293,6 +293,15 @@ fn watch_complete(ctx: Ctx, a: RemoteAligner) {
             ctx.stored.set(true);
         }
     });
+}
+
+/// Makes `a` the page's aligner, and returns the one it replaces. The page also shows it as
+/// `window.xlalignAligner`, the package's own object: a developer can try the API on the
+/// demo's loaded model from the console, and the end-to-end test reads the pool's state
+/// (`workerStatus()`) through it.
+fn keep(a: &RemoteAligner) -> Option<RemoteAligner> {
+    let _ = Reflect::set(&js_sys::global(), &"xlalignAligner".into(), a);
+    ALIGNER.with_borrow_mut(|slot| slot.replace(a.clone()))
 }
 
 fn forget_encodings() {
