@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+use xlalign_core::cpu::kernels::Isa;
 use xlalign_core::cpu::CpuBackend;
 use xlalign_core::BackendChoice;
 use xlalign_core::Model;
@@ -19,6 +20,20 @@ pub struct BackendArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Instruction set of the CPU kernels, e.g. to compare paths (default: the best this CPU
+    /// has; `bench` prints it): scalar, avx2, avxvnni, avx512vnni (x86-64, where the CPU has it).
+    #[arg(long, value_parser = parse_isa)]
+    pub isa: Option<Isa>,
+}
+
+fn parse_isa(name: &str) -> Result<Isa, String> {
+    Isa::by_name(name).ok_or_else(|| {
+        let have: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
+        format!(
+            "`{name}` is not an instruction set this CPU has (it has: {})",
+            have.join(", ")
+        )
+    })
 }
 
 pub type SelectedBackend = AnyBackend;
@@ -26,7 +41,10 @@ pub type SelectedBackend = AnyBackend;
 pub fn create(model: &Arc<Model>, args: &BackendArgs) -> Result<SelectedBackend> {
     let choice = args.backend;
     let cpu = |reason: String| -> Result<AnyBackend> {
-        let backend = CpuBackend::new(model)?;
+        let mut backend = CpuBackend::new(model)?;
+        if let Some(isa) = args.isa {
+            backend = backend.with_isa(isa);
+        }
         let backend = match args.threads {
             Some(n) => backend.with_threads(n.max(1))?,
             None => backend,

@@ -152,8 +152,12 @@ fn matmul_rate(
             use xlalign_core::cpu::kernels::{Isa, LinearLayer};
             let layer = LinearLayer::new(w)?;
             let mut out = vec![0f32; m * n];
+            let isa = match backend {
+                AnyBackend::Cpu { backend, .. } => backend.isa(),
+                _ => Isa::best(),
+            };
             let (secs, _) = best_of(10, || {
-                layer.forward(Isa::best(), &x, None, &mut out);
+                layer.forward(isa, &x, None, &mut out);
                 Ok(())
             })?;
             Ok((

@@ -14,6 +14,12 @@ enum Kind {
     /// AVX2 plus AVX-VNNI: `vpdpbusd` replaces the maddubs/madd pair.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     AvxVnni,
+    /// AVX2 plus AVX-512 VNNI (with AVX512VL and AVX512BW): `vpdpbusd` in its EVEX form, on
+    /// 512-bit registers (two weight blocks at a time) — the processors that have AVX-512 VNNI
+    /// but not the VEX-coded AVX-VNNI (AMD Zen 4 and 5, Intel Ice Lake and Cascade Lake
+    /// Xeons).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512Vnni,
     /// WebAssembly 128-bit SIMD (compile-time: the module is built with `+simd128`).
     #[cfg_attr(
         not(all(target_arch = "wasm32", target_feature = "simd128")),
@@ -48,6 +54,13 @@ impl Isa {
                 if is_x86_feature_detected!("avxvnni") {
                     v.push(Isa(Kind::AvxVnni));
                 }
+                if is_x86_feature_detected!("avx512vnni")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512f")
+                {
+                    v.push(Isa(Kind::Avx512Vnni));
+                }
             }
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -55,7 +68,8 @@ impl Isa {
         v
     }
 
-    /// Looks an instruction set up by name (`scalar`, `avx2`, `avxvnni`, `simd128`); `None`
+    /// Looks an instruction set up by name (`scalar`, `avx2`, `avxvnni`, `avx512vnni`,
+    /// `simd128`); `None`
     /// if the name is unknown or this machine lacks it.
     pub fn by_name(name: &str) -> Option<Isa> {
         Isa::available().into_iter().find(|i| i.name() == name)
@@ -66,6 +80,7 @@ impl Isa {
             Kind::Scalar => "scalar",
             Kind::Avx2 => "avx2",
             Kind::AvxVnni => "avxvnni",
+            Kind::Avx512Vnni => "avx512vnni",
             Kind::Simd128 => "simd128",
         }
     }
@@ -74,15 +89,20 @@ impl Isa {
         self.0 == Kind::Scalar
     }
 
-    /// AVX2 + FMA are usable (true for the VNNI level too).
+    /// AVX2 + FMA are usable (true for the VNNI levels too).
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn has_avx2(self) -> bool {
-        matches!(self.0, Kind::Avx2 | Kind::AvxVnni)
+        matches!(self.0, Kind::Avx2 | Kind::AvxVnni | Kind::Avx512Vnni)
     }
 
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn has_avxvnni(self) -> bool {
         self.0 == Kind::AvxVnni
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn has_avx512vnni(self) -> bool {
+        self.0 == Kind::Avx512Vnni
     }
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

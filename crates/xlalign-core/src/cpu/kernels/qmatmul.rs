@@ -194,6 +194,10 @@ pub fn qmatmul_with(isa: Isa, w: &QMatrix, x: &Q8Rows, bias: Option<&[f32]>, out
 /// wasm simd128 in V8 2×2 20, 2×4 23, 4×4 19 GMAC/s.
 fn tile_shape(isa: Isa) -> (usize, usize) {
     #[cfg(target_arch = "x86_64")]
+    if isa.has_avx512vnni() {
+        return (AVX512_R, AVX512_C);
+    }
+    #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         return (AVX2_R, AVX2_C);
     }
@@ -209,6 +213,10 @@ fn tile_shape(isa: Isa) -> (usize, usize) {
 const AVX2_R: usize = 8;
 #[cfg(target_arch = "x86_64")]
 const AVX2_C: usize = 8;
+#[cfg(target_arch = "x86_64")]
+const AVX512_R: usize = 8;
+#[cfg(target_arch = "x86_64")]
+const AVX512_C: usize = 8;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 const WASM_R: usize = 2;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -228,6 +236,21 @@ fn run(
     nt: usize,
     out: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx512vnni() {
+        const R: usize = AVX512_R;
+        const C: usize = AVX512_C;
+        // SAFETY: an `Isa` with AVX-512 VNNI exists only when the CPU has it (and AVX2, FMA,
+        // AVX512F/BW/VL); `tiles` passes in-range row and token indices.
+        return match w.format {
+            QFormat::Q4_0 => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
+                avx512::q4::<R, C>(w, r, x, t)
+            }),
+            QFormat::Q8_0 => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
+                avx512::q8::<R, C>(w, r, x, t)
+            }),
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         const R: usize = AVX2_R;
@@ -392,7 +415,7 @@ mod avx2 {
     }
 
     #[inline(always)]
-    unsafe fn unpack_q4(p: *const u8) -> __m256i {
+    pub(super) unsafe fn unpack_q4(p: *const u8) -> __m256i {
         let raw = _mm_loadu_si128(p as *const __m128i);
         let m = _mm_set1_epi8(0x0F);
         _mm256_set_m128i(
@@ -446,7 +469,7 @@ mod avx2 {
     /// Q8_0: both sides signed, so the sign moves onto the activations (`sign_epi8`) and
     /// maddubs multiplies |w| (≤ 128, fits u8) by ±q.
     #[inline(always)]
-    unsafe fn unpack_q8(p: *const u8) -> (__m256i, __m256i) {
+    pub(super) unsafe fn unpack_q8(p: *const u8) -> (__m256i, __m256i) {
         let v = _mm256_loadu_si256(p as *const __m256i);
         (_mm256_sign_epi8(v, v), v)
     }
@@ -486,6 +509,153 @@ mod avx2 {
             |p| unpack_q8(p),
             |(aw, wv), xv, _| {
                 _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xv, wv))
+            },
+        )
+    }
+}
+
+/// AVX-512 VNNI: `vpdpbusd` on 512-bit registers, two weight blocks at a time (the lower half
+/// of each register holds block `b`, the upper half block `b + 1`; the scales are per half).
+/// An odd last block goes through the 256-bit EVEX form of the same instruction.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::avx2::{unpack_q4, unpack_q8};
+    use super::*;
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn pair(lo: __m256i, hi: __m256i) -> __m512i {
+        _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+    }
+
+    #[inline(always)]
+    unsafe fn pair_ps(lo: f32, hi: f32) -> __m512 {
+        _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(_mm512_set1_ps(lo)),
+            _mm256_castps_pd(_mm256_set1_ps(hi)),
+            1,
+        ))
+    }
+
+    /// The shared tile loop (see `avx2::tile`): `unpack` gives a block's 32 bytes for the
+    /// unsigned side of `vpdpbusd` and what the signed side needs; `dot` and `dot1` give the
+    /// i32 lanes whose sum per block is its exact integer dot product, for a pair of blocks
+    /// and for one.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize, const C: usize, W: Copy>(
+        w: &QMatrix,
+        rows: [usize; R],
+        x: &Q8Rows,
+        toks: [usize; C],
+        unpack: impl Fn(*const u8) -> W,
+        join: impl Fn(W, W) -> (__m512i, __m512i),
+        dot: impl Fn((__m512i, __m512i), __m512i, i32, i32) -> __m512i,
+        dot1: impl Fn(W, __m256i, i32) -> __m256i,
+    ) -> [[f32; C]; R] {
+        let nb = w.blocks();
+        let bb = w.format.block_bytes();
+        let wp: [*const u8; R] = rows.map(|r| w.data.as_ptr().add(r * nb * bb + 2));
+        let ws: [*const f32; R] = rows.map(|r| w.scales.as_ptr().add(r * nb));
+        let xp: [*const i8; C] = toks.map(|t| x.qs.as_ptr().add(t * nb * QK));
+        let xs: [*const f32; C] = toks.map(|t| x.scales.as_ptr().add(t * nb));
+        let xsum: [*const i32; C] = toks.map(|t| x.sums.as_ptr().add(t * nb));
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        let mut b = 0;
+        while b + 2 <= nb {
+            let wv: [(__m512i, __m512i); R] = core::array::from_fn(|i| {
+                join(unpack(wp[i].add(b * bb)), unpack(wp[i].add((b + 1) * bb)))
+            });
+            let wd: [__m512; R] =
+                core::array::from_fn(|i| pair_ps(*ws[i].add(b), *ws[i].add(b + 1)));
+            for j in 0..C {
+                let xv = _mm512_loadu_si512(xp[j].add(b * QK) as *const __m512i);
+                let xd = pair_ps(*xs[j].add(b), *xs[j].add(b + 1));
+                let (s0, s1) = (*xsum[j].add(b), *xsum[j].add(b + 1));
+                for i in 0..R {
+                    let p = dot(wv[i], xv, s0, s1);
+                    acc[i][j] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wd[i], xd), acc[i][j]);
+                }
+            }
+            b += 2;
+        }
+        let mut out = [[0f32; C]; R];
+        for i in 0..R {
+            for j in 0..C {
+                out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+            }
+        }
+        if b < nb {
+            for i in 0..R {
+                let wv = unpack(wp[i].add(b * bb));
+                let wd = *ws[i].add(b);
+                for j in 0..C {
+                    let xv = _mm256_loadu_si256(xp[j].add(b * QK) as *const __m256i);
+                    let p = dot1(wv, xv, *xsum[j].add(b));
+                    let v = _mm256_cvtepi32_ps(p);
+                    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+                    out[i][j] += _mm_cvtss_f32(s) * (wd * *xs[j].add(b));
+                }
+            }
+        }
+        out
+    }
+
+    /// Q4_0: the nibbles (0..15) are the unsigned side; the −8 offset is `−8·Σq` per block,
+    /// spread as −Σq over its eight lanes of the accumulator `vpdpbusd` starts from.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn q4<const R: usize, const C: usize>(
+        w: &QMatrix,
+        rows: [usize; R],
+        x: &Q8Rows,
+        toks: [usize; C],
+    ) -> [[f32; C]; R] {
+        tile(
+            w,
+            rows,
+            x,
+            toks,
+            |p| unpack_q4(p),
+            |a, b| {
+                let v = pair(a, b);
+                (v, v)
+            },
+            |(wv, _), xv, s0, s1| {
+                let init = pair(_mm256_set1_epi32(-s0), _mm256_set1_epi32(-s1));
+                _mm512_dpbusd_epi32(init, wv, xv)
+            },
+            |wv, xv, s| _mm256_dpbusd_epi32(_mm256_set1_epi32(-s), wv, xv),
+        )
+    }
+
+    /// Q8_0: both sides signed, so the sign moves onto the activations and `vpdpbusd`
+    /// multiplies |w| (≤ 128, fits u8) by ±q.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn q8<const R: usize, const C: usize>(
+        w: &QMatrix,
+        rows: [usize; R],
+        x: &Q8Rows,
+        toks: [usize; C],
+    ) -> [[f32; C]; R] {
+        tile(
+            w,
+            rows,
+            x,
+            toks,
+            |p| unpack_q8(p),
+            |(aa, va), (ab, vb)| (pair(aa, ab), pair(va, vb)),
+            |(aw, wv), xv, _, _| {
+                // Negate q where w is negative (and zero it where w is 0, which |w| = 0
+                // makes irrelevant): `sign_epi8` has no 512-bit form.
+                let neg = _mm512_movepi8_mask(wv);
+                let xs = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, xs)
+            },
+            |(aw, wv), xv, _| {
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xv, wv))
             },
         )
     }
