@@ -179,11 +179,22 @@ fn lane_max(xs: &[f32]) -> f32 {
 mod body {
     use super::*;
 
+    /// Plain `for` loops: with `iter_mut().for_each`, the compiler kept `for_each` as a
+    /// function of its own, built for the baseline instruction set (SSE2) rather than the
+    /// AVX2 + FMA of `avx2::activation`, and GELU took 18 % of a batch's time.
     #[inline(always)]
     pub fn activation(xs: &mut [f32], act: Activation) {
         match act {
-            Activation::GeluErf => xs.iter_mut().for_each(|v| *v = gelu(*v)),
-            Activation::GeluTanh => xs.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+            Activation::GeluErf => {
+                for v in xs.iter_mut() {
+                    *v = gelu(*v);
+                }
+            }
+            Activation::GeluTanh => {
+                for v in xs.iter_mut() {
+                    *v = gelu_tanh(*v);
+                }
+            }
         }
     }
 
@@ -214,9 +225,14 @@ mod body {
     pub fn softmax_rows(x: &mut [f32], width: usize) {
         for row in x.chunks_exact_mut(width) {
             let m = lane_max(row);
-            row.iter_mut().for_each(|v| *v = exp(*v - m));
+            // `for` loops rather than `for_each`, as in `activation`.
+            for v in row.iter_mut() {
+                *v = exp(*v - m);
+            }
             let inv = 1.0 / lane_sum(row, |v| v);
-            row.iter_mut().for_each(|v| *v *= inv);
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
         }
     }
 }
@@ -248,8 +264,24 @@ mod avx2 {
     }
 }
 
+/// The same element-wise code compiled for 16 lanes.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn activation(xs: &mut [f32], act: Activation) {
+        body::activation(xs, act)
+    }
+}
+
 /// Applies the model's activation in place.
 pub fn activation_with(isa: Isa, xs: &mut [f32], act: Activation) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx512vnni() {
+        // SAFETY: an `Isa` with AVX-512 VNNI exists only when the CPU has AVX512F too.
+        return unsafe { avx512::activation(xs, act) };
+    }
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: an `Isa` with AVX2 exists only when the CPU has AVX2 and FMA.
