@@ -42,8 +42,14 @@ impl AsRef<[u8]> for SharedMap {
 fn map(path: &Path) -> Result<std::sync::Arc<memmap2::Mmap>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: the mapping is read-only; a file changed underneath us gives wrong numbers, not UB
-    // in safe code that only reads bytes.
+    // SAFETY: the map is only read, but the file is not ours alone: Rust assumes the bytes
+    // behind a shared slice never change, so another process rewriting the file in place while
+    // it is mapped is undefined behaviour, and truncating it makes a later read raise SIGBUS.
+    // We accept that as mmap-based model loaders do (llama.cpp, safetensors, candle), and keep
+    // its reach small: nothing checked once is trusted later by `unsafe` code (metadata strings
+    // are checked for UTF-8 each time they are read as text; the tokenizer is copied into its
+    // own structures at load), and `xlalign convert` writes a new file and renames it over the
+    // old one, which leaves a running process its own copy.
     let map = unsafe { memmap2::Mmap::map(&file) }
         .with_context(|| format!("cannot map {}", path.display()))?;
     Ok(std::sync::Arc::new(map))

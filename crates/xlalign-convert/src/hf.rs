@@ -88,7 +88,8 @@ pub struct HfConfig {
 impl HfConfig {
     /// Positions left after dropping the unused rows: `bert.context_length`.
     pub fn context_length(&self) -> usize {
-        self.max_positions - self.position_rows_dropped
+        self.max_positions
+            .saturating_sub(self.position_rows_dropped)
     }
 
     pub fn from_json(text: &str) -> Result<HfConfig> {

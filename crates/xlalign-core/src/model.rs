@@ -122,6 +122,14 @@ impl EncoderConfig {
         self.hidden / self.heads
     }
 
+    /// Tokens (`<s>` and `</s>` included) one sequence may have: the position table's rows
+    /// from the offset on. Zero for a configuration whose offset leaves none (a config made
+    /// by hand: a model file's is checked when read), so that every encoder refuses its
+    /// sequences instead of computing a wrapped-around length.
+    pub fn max_sequence_tokens(&self) -> usize {
+        self.max_positions.saturating_sub(self.position_offset)
+    }
+
     /// Content tokens that fit one window between `<s>` and `</s>`.
     pub fn max_content_tokens(&self) -> usize {
         self.max_positions.saturating_sub(self.position_offset + 2)

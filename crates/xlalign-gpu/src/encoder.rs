@@ -253,7 +253,7 @@ impl GpuBackend {
         if needed > present {
             return Err(xlalign_core::backend::absent_block(needed, present));
         }
-        let max_len = cfg.max_positions - cfg.position_offset;
+        let max_len = cfg.max_sequence_tokens();
         for (i, s) in sequences.iter().enumerate() {
             if s.is_empty() {
                 return Err(Error::Input(format!(

@@ -180,7 +180,7 @@ impl Encoder {
                 c.layers
             )));
         }
-        let max_len = c.max_positions - c.position_offset;
+        let max_len = c.max_sequence_tokens();
         for (i, s) in seqs.iter().enumerate() {
             if s.is_empty() {
                 return Err(Error::Input(format!("sequence {i} is empty")));

@@ -295,6 +295,19 @@ fn bad_requests_are_errors_not_panics() {
     assert!(msg(&[&[1; 19]], &[1]).contains("at most 18"));
     assert!(msg(&[&[1, 2]], &[3]).contains("layer 3"));
     assert!(cpu.forward_sync(&[&[1; 18]], &[1]).is_ok());
+    // A configuration made by hand whose position offset leaves no position: every sequence
+    // is refused (the length did not wrap around).
+    let odd = EncoderConfig {
+        position_offset: 30,
+        ..c.clone()
+    };
+    if let Ok(cpu) = CpuBackend::from_weights(&odd, &w) {
+        let e = cpu
+            .forward_sync(&[&[0, 1, 2]], &[1])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 0"), "{e}");
+    }
 }
 
 #[test]

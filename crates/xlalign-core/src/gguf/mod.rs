@@ -9,7 +9,6 @@ mod read;
 mod write;
 
 use std::fmt;
-use std::sync::OnceLock;
 
 use bytes::Bytes;
 
@@ -40,6 +39,11 @@ pub enum Value {
     /// (shared with the file's bytes when it can), since a [`Value`] per byte would take
     /// dozens of bytes each. Written as an array of element type u8.
     Bytes(Bytes),
+    /// An array of fixed-width numbers or booleans other than u8 (element type, then the
+    /// elements' little-endian bytes, shared with the file's bytes when it can): the reader
+    /// keeps every such array this way, so that a crafted file cannot make it hold a
+    /// [`Value`] (40 bytes) per byte of the file. Written as an array of that element type.
+    Scalars(ValueType, Bytes),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -64,6 +68,28 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// Bytes one element of this type takes in the file, for the fixed-width types.
+    pub fn fixed_width(self) -> Option<usize> {
+        use ValueType::*;
+        match self {
+            U8 | I8 | Bool => Some(1),
+            U16 | I16 => Some(2),
+            U32 | I32 | F32 => Some(4),
+            U64 | I64 | F64 => Some(8),
+            String | Array => None,
+        }
+    }
+
+    /// The fewest bytes one element of this type takes in the file: a string is at least its
+    /// 8-byte length, an array its 4-byte element type and 8-byte count.
+    pub fn min_width(self) -> usize {
+        match self {
+            ValueType::String => 8,
+            ValueType::Array => 12,
+            t => t.fixed_width().unwrap_or(1),
+        }
+    }
+
     pub fn from_u32(t: u32) -> Option<ValueType> {
         use ValueType::*;
         Some(match t {
@@ -97,7 +123,7 @@ impl Value {
             Value::F32(_) => ValueType::F32,
             Value::Bool(_) => ValueType::Bool,
             Value::String(_) => ValueType::String,
-            Value::Array(..) | Value::Bytes(_) => ValueType::Array,
+            Value::Array(..) | Value::Bytes(_) | Value::Scalars(..) => ValueType::Array,
             Value::U64(_) => ValueType::U64,
             Value::I64(_) => ValueType::I64,
             Value::F64(_) => ValueType::F64,
@@ -156,6 +182,11 @@ impl Value {
             Value::String(s) => format!("{s:?}"),
             Value::Array(t, v) => format!("<array of {:?}, {} items>", t, v.len()),
             Value::Bytes(b) => format!("<array of U8, {} items>", b.len()),
+            Value::Scalars(t, b) => format!(
+                "<array of {:?}, {} items>",
+                t,
+                b.len() / t.fixed_width().unwrap_or(1)
+            ),
             Value::F32(v) => format!("{v}"),
             Value::F64(v) => format!("{v}"),
             Value::Bool(v) => format!("{v}"),
@@ -197,13 +228,15 @@ impl From<bool> for Value {
 /// copying them: the embedded tokenizer.json alone is megabytes, and on a cold start every
 /// fresh page costs time.
 ///
-/// Strings of [`LAZY_UTF8`] bytes or more are checked for UTF-8 on first use rather than while
+/// Strings of [`LAZY_UTF8`] bytes or more are checked for UTF-8 when used rather than while
 /// parsing: checking tokenizer.json's 9 MB of mixed scripts takes milliseconds, and the
-/// tokenizer reads it as bytes, checking what it parses on the way.
+/// tokenizer reads it as bytes, checking what it parses on the way. [`GgufStr::as_str`]
+/// checks every time it is called (with SIMD, so a metadata string costs next to nothing):
+/// the bytes may be a memory-mapped file, which another process could change after an
+/// earlier check, so no check is remembered and no `unsafe` conversion trusts one.
 #[derive(Clone, Default)]
 pub struct GgufStr {
     bytes: Bytes,
-    utf8: OnceLock<bool>,
 }
 
 /// Strings this long or longer are checked for UTF-8 lazily (see [`GgufStr`]).
@@ -213,31 +246,17 @@ impl GgufStr {
     /// Checks that `bytes` is UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<GgufStr, std::str::Utf8Error> {
         std::str::from_utf8(&bytes)?;
-        Ok(GgufStr {
-            bytes,
-            utf8: OnceLock::from(true),
-        })
+        Ok(GgufStr { bytes })
     }
 
-    /// Takes `bytes` as they are; [`GgufStr::as_str`] checks them when first asked.
+    /// Takes `bytes` as they are; [`GgufStr::as_str`] checks them.
     pub fn unchecked(bytes: Bytes) -> GgufStr {
-        GgufStr {
-            bytes,
-            utf8: OnceLock::new(),
-        }
+        GgufStr { bytes }
     }
 
-    /// The text, or `None` when the bytes are not UTF-8.
+    /// The text, or `None` when the bytes are not UTF-8 (checked on each call).
     pub fn as_str(&self) -> Option<&str> {
-        if *self
-            .utf8
-            .get_or_init(|| std::str::from_utf8(&self.bytes).is_ok())
-        {
-            // SAFETY: checked just now or when made, and `Bytes` never change.
-            Some(unsafe { std::str::from_utf8_unchecked(&self.bytes) })
-        } else {
-            None
-        }
+        simdutf8::basic::from_utf8(&self.bytes).ok()
     }
 
     /// The raw bytes, not necessarily checked for UTF-8.
@@ -285,7 +304,6 @@ impl From<String> for GgufStr {
     fn from(s: String) -> Self {
         GgufStr {
             bytes: Bytes::from(s),
-            utf8: OnceLock::from(true),
         }
     }
 }
@@ -294,7 +312,6 @@ impl From<&str> for GgufStr {
     fn from(s: &str) -> Self {
         GgufStr {
             bytes: Bytes::copy_from_slice(s.as_bytes()),
-            utf8: OnceLock::from(true),
         }
     }
 }

@@ -131,21 +131,35 @@ impl<'a> Cursor<'a> {
                     Error::Format(format!("{what}: unknown array element type {et}"))
                 })?;
                 let n = self.u64(what)?;
-                // Each element takes at least one byte, so more elements than remaining bytes is corrupt.
-                if n > self.remaining() as u64 {
+                // Each element takes at least `min_width` bytes: more elements than the
+                // remaining bytes can hold is corrupt (checked before anything is reserved).
+                if n > (self.remaining() / et.min_width()) as u64 {
                     return Err(Error::Format(format!(
-                        "{what}: array of {n} elements cannot fit in the file; is it truncated?"
+                        "{what}: array of {n} {et:?} elements cannot fit in the {} bytes left; is it truncated?",
+                        self.remaining()
                     )));
                 }
-                if et == ValueType::U8 {
+                if let Some(width) = et.fixed_width() {
                     let start = self.pos;
-                    let raw = self.take(n as usize, what)?;
-                    return Ok(Value::Bytes(match self.shared {
+                    let raw = self.take(n as usize * width, what)?;
+                    if et == ValueType::Bool {
+                        if let Some(b) = raw.iter().find(|&&b| b > 1) {
+                            return Err(Error::Format(format!("{what}: bool byte {b}")));
+                        }
+                    }
+                    let kept = match self.shared {
                         Some(b) => b.slice(start..self.pos),
                         None => Bytes::copy_from_slice(raw),
-                    }));
+                    };
+                    return Ok(match et {
+                        ValueType::U8 => Value::Bytes(kept),
+                        _ => Value::Scalars(et, kept),
+                    });
                 }
+                // Strings and arrays: at least 8 or 12 bytes in the file for a `Value` of about
+                // 40 in memory.
                 let mut items = Vec::with_capacity(n as usize);
+                debug_assert!(n as usize <= self.remaining() / et.min_width());
                 for _ in 0..n {
                     items.push(self.value(et, what, depth + 1)?);
                 }
@@ -204,7 +218,15 @@ impl GgufHeader {
         }
         let n_tensors = c.u64("the tensor count")?;
         let n_kv = c.u64("the metadata count")?;
-        if n_tensors > c.remaining() as u64 || n_kv > c.remaining() as u64 {
+        // The fewest bytes an entry takes: a tensor's name length, rank, one dimension, type
+        // and offset; a metadata key's length, its value type and a one-byte value. Counts
+        // beyond what the rest of the file can hold are refused before anything is reserved.
+        const MIN_TENSOR_INFO: usize = 8 + 4 + 8 + 4 + 8;
+        const MIN_KV: usize = 8 + 4 + 1;
+        // Against the whole file's length: a header parsed from a prefix must not refuse
+        // counts the rest of the file can hold.
+        let room = file_len.saturating_sub(c.pos).max(c.remaining());
+        if n_tensors > (room / MIN_TENSOR_INFO) as u64 || n_kv > (room / MIN_KV) as u64 {
             return Err(Error::Format(format!(
                 "header claims {n_tensors} tensors and {n_kv} metadata entries, more than the file can hold"
             )));
@@ -233,7 +255,10 @@ impl GgufHeader {
             },
         };
 
-        let mut raw_infos = Vec::with_capacity(n_tensors as usize);
+        // Reserved for the entries the bytes at hand can hold (a prefix may hold fewer than
+        // the count, and `file_len` may come from a server): more grow as they are read.
+        let mut raw_infos =
+            Vec::with_capacity((n_tensors as usize).min(c.remaining() / MIN_TENSOR_INFO));
         for i in 0..n_tensors {
             let name = c.string(&format!("tensor name #{i}"))?;
             let n_dims = c.u32(&format!("tensor `{name}` rank"))?;

@@ -196,3 +196,126 @@ fn u8_arrays_are_one_buffer_shared_with_the_file() {
     let h = GgufHeader::parse(&bytes, bytes.len()).unwrap();
     assert_eq!(h.metadata["blob"].as_bytes(), Some(&blob[..]));
 }
+
+#[test]
+fn number_arrays_are_kept_as_bytes_shared_with_the_file() {
+    let mut w = GgufWriter::new();
+    w.set(
+        "ints",
+        Value::Array(ValueType::I32, vec![Value::I32(-1), Value::I32(7)]),
+    )
+    .set(
+        "flags",
+        Value::Array(ValueType::Bool, vec![Value::Bool(true), Value::Bool(false)]),
+    )
+    .set(
+        "wide",
+        Value::Scalars(ValueType::F64, Bytes::from(1.5f64.to_le_bytes().to_vec())),
+    );
+    let bytes = Bytes::from(w.to_bytes().unwrap());
+    let f = GgufFile::parse(bytes.clone()).unwrap();
+    let ints = [(-1i32).to_le_bytes(), 7i32.to_le_bytes()].concat();
+    match f.get("ints") {
+        Some(Value::Scalars(ValueType::I32, b)) => {
+            assert_eq!(&b[..], &ints[..]);
+            assert!(bytes.as_ptr_range().contains(&b.as_ptr()), "copied");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        f.get("flags"),
+        Some(&Value::Scalars(
+            ValueType::Bool,
+            Bytes::from_static(&[1, 0])
+        ))
+    );
+    assert_eq!(
+        f.get("wide").unwrap().display_short(),
+        "<array of F64, 1 items>"
+    );
+    // Written back, it reads the same.
+    let mut again = GgufWriter::new();
+    for k in ["ints", "flags", "wide"] {
+        again.set(k, f.get(k).unwrap().clone());
+    }
+    let g = GgufFile::parse(Bytes::from(again.to_bytes().unwrap())).unwrap();
+    for k in ["ints", "flags", "wide"] {
+        assert_eq!(g.get(k), f.get(k), "{k}");
+    }
+}
+
+/// A file whose header is `head`, then `tail`, as GGUF v3 with the given counts.
+fn crafted(n_tensors: u64, n_kv: u64, kv: &[u8], tail: usize) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&n_tensors.to_le_bytes());
+    b.extend_from_slice(&n_kv.to_le_bytes());
+    b.extend_from_slice(kv);
+    b.extend(std::iter::repeat_n(0u8, tail));
+    b
+}
+
+/// One metadata entry `k` of type array with element type `et` and `n` elements.
+fn array_entry(et: ValueType, n: u64) -> Vec<u8> {
+    let mut b = 1u64.to_le_bytes().to_vec();
+    b.push(b'k');
+    b.extend_from_slice(&(ValueType::Array as u32).to_le_bytes());
+    b.extend_from_slice(&(et as u32).to_le_bytes());
+    b.extend_from_slice(&n.to_le_bytes());
+    b
+}
+
+/// Every count in the header is checked against the bytes that could hold its entries
+/// before anything is reserved: a crafted count gives an error, never an allocation
+/// (a count of 2^60 entries would abort the process if it were reserved).
+#[test]
+fn crafted_counts_are_errors_before_any_reservation() {
+    let tail = 4096;
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (crafted(1 << 60, 0, &[], tail), "tensors"),
+        (crafted(0, 1 << 60, &[], tail), "metadata entries"),
+        // 4096 bytes hold 128 tensor entries of at least 32 bytes, 315 metadata entries.
+        (crafted(129, 0, &[], tail), "tensors"),
+        (crafted(0, 316, &[], tail), "metadata entries"),
+    ];
+    for (et, width) in [
+        (ValueType::I8, 1u64),
+        (ValueType::Bool, 1),
+        (ValueType::U16, 2),
+        (ValueType::F32, 4),
+        (ValueType::F64, 8),
+        (ValueType::String, 8),
+        (ValueType::Array, 12),
+    ] {
+        for n in [1u64 << 60, tail as u64 / width + 1] {
+            let file = crafted(0, 1, &array_entry(et, n), tail);
+            match GgufFile::parse(Bytes::from(file)) {
+                Err(crate::Error::Format(m)) => {
+                    assert!(m.contains("cannot fit"), "{et:?} × {n}: {m}")
+                }
+                other => panic!("{et:?} × {n}: {other:?}"),
+            }
+        }
+    }
+    for (file, what) in cases {
+        let len = file.len();
+        match GgufFile::parse(Bytes::from(file.clone())) {
+            Err(crate::Error::Format(m)) => assert!(m.contains(what), "{m}"),
+            other => panic!("{what}: {other:?}"),
+        }
+        // The header parser of progressive loading, given a prefix of the file and a
+        // length a server claims.
+        for claimed in [len, usize::MAX] {
+            if let Ok(h) = GgufHeader::parse(&file[..len.min(64)], claimed) {
+                panic!("{what}: a prefix parsed as {h:?}");
+            }
+        }
+    }
+    // A bool array holds only 0 and 1.
+    let mut file = crafted(0, 1, &array_entry(ValueType::Bool, 2), 0);
+    file.extend_from_slice(&[1, 2]);
+    assert!(matches!(
+        GgufFile::parse(Bytes::from(file)),
+        Err(crate::Error::Format(m)) if m.contains("bool byte 2")
+    ));
+}

@@ -158,6 +158,12 @@ fn put_value(h: &mut Vec<u8>, v: &Value) {
             h.extend_from_slice(&(b.len() as u64).to_le_bytes());
             h.extend_from_slice(b);
         }
+        Value::Scalars(t, b) => {
+            let width = t.fixed_width().unwrap_or(1);
+            h.extend_from_slice(&(*t as u32).to_le_bytes());
+            h.extend_from_slice(&((b.len() / width) as u64).to_le_bytes());
+            h.extend_from_slice(b);
+        }
         Value::Array(t, items) => {
             h.extend_from_slice(&(*t as u32).to_le_bytes());
             h.extend_from_slice(&(items.len() as u64).to_le_bytes());
