@@ -34,6 +34,9 @@ pub struct ForwardOutput {
     pub layers: Vec<Array2<f32>>,
 }
 
+/// Every method is required, none has a default: a type that wraps a backend (the selection
+/// of CPU or GPU, the browser's engine, progressive loading) must forward each one, and one
+/// it forgets is a compile error rather than a call that silently falls back to the CPU.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
     fn info(&self) -> BackendInfo;
@@ -47,17 +50,14 @@ pub trait Backend {
     /// links and cosines come back), as [`crate::align::methods::extract`] would on
     /// `cosine_matrix(src, tgt)` and `src · tgtᵀ` of each pair.
     ///
-    /// `Ok(None)` means "not here": the backend (the CPU one, by default) or this method has
-    /// no device extraction, and the caller extracts on the CPU. A backend that answers must
-    /// answer for every pair, in order.
+    /// `Ok(None)` means "not here": the backend (the CPU one) has no device extraction, and
+    /// the caller extracts on the CPU. A backend that answers must answer for every pair, in
+    /// order.
     async fn align_units(
         &self,
         pairs: &[UnitPair<'_>],
         opts: &AlignOptions,
-    ) -> Result<Option<Vec<UnitAlignment>>> {
-        let _ = (pairs, opts);
-        Ok(None)
-    }
+    ) -> Result<Option<Vec<UnitAlignment>>>;
 
     /// Runs the encoder up to `layer` on `sequences` (as [`Backend::forward`] would) and
     /// aligns `pairs` of them where the hidden states are, so that they never leave the
@@ -66,8 +66,8 @@ pub trait Backend {
     /// layer and each sequence's pooled, L2-normalised vector comes back too (as
     /// [`crate::embed`] pools a text of one window).
     ///
-    /// `Ok(None)` (the default) means "not here": the caller runs [`Backend::forward`] and
-    /// extracts as usual.
+    /// `Ok(None)` means "not here" (the CPU backend): the caller runs [`Backend::forward`]
+    /// and extracts as usual.
     async fn align_sequences(
         &self,
         sequences: &[&[u32]],
@@ -75,10 +75,7 @@ pub trait Backend {
         pooled: bool,
         pairs: &[SequencePair<'_>],
         opts: &AlignOptions,
-    ) -> Result<Option<SequenceAlignment>> {
-        let _ = (sequences, layer, pooled, pairs, opts);
-        Ok(None)
-    }
+    ) -> Result<Option<SequenceAlignment>>;
 }
 
 /// Writing rows of the word-embedding table into a backend that is already running, in

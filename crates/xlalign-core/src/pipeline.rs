@@ -877,6 +877,16 @@ mod tests {
                         .collect(),
                 ))
             }
+            async fn align_sequences(
+                &self,
+                _: &[&[u32]],
+                _: usize,
+                _: bool,
+                _: &[SequencePair<'_>],
+                _: &AlignOptions,
+            ) -> Result<Option<SequenceAlignment>> {
+                Ok(None)
+            }
         }
         let broken = Aligner::new(model.clone(), Broken(CpuBackend::new(&model).unwrap()));
         let r = ready(broken.align_batch(

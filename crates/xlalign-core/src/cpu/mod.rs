@@ -26,7 +26,11 @@ mod tests;
 #[cfg(feature = "parallel")]
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendInfo, ForwardOutput, WriteBlocks, WriteRows};
+use crate::align::AlignOptions;
+use crate::backend::{
+    Backend, BackendInfo, ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair,
+    WriteBlocks, WriteRows,
+};
 use crate::error::Result;
 use crate::model::{EncoderConfig, EncoderLayer, EncoderWeights, Model};
 use encoder::Encoder;
@@ -128,6 +132,26 @@ impl Backend for CpuBackend {
 
     async fn forward(&self, sequences: &[&[u32]], layers: &[usize]) -> Result<Vec<ForwardOutput>> {
         self.forward_sync(sequences, layers)
+    }
+
+    /// The CPU extracts where the pipeline does: nothing to do here.
+    async fn align_units(
+        &self,
+        _: &[UnitPair<'_>],
+        _: &AlignOptions,
+    ) -> Result<Option<Vec<UnitAlignment>>> {
+        Ok(None)
+    }
+
+    async fn align_sequences(
+        &self,
+        _: &[&[u32]],
+        _: usize,
+        _: bool,
+        _: &[SequencePair<'_>],
+        _: &AlignOptions,
+    ) -> Result<Option<SequenceAlignment>> {
+        Ok(None)
     }
 }
 
