@@ -135,16 +135,25 @@ def _u8_array(r, key: str) -> bytes:
     return bytes(field.contents())
 
 
-def _varints(data: bytes) -> list[int]:
-    """LEB128 varints, one after the other."""
-    out, value, shift = [], 0, 0
-    for b in data:
+def _varint_at(data: bytes, at: int) -> tuple[int, int]:
+    """The LEB128 varint at `at`, and where the next value starts."""
+    value, shift = 0, 0
+    while True:
+        assert at < len(data), "the varints end inside a value"
+        b = data[at]
+        at += 1
         value |= (b & 0x7F) << shift
         shift += 7
         if b < 0x80:
-            out.append(value)
-            value, shift = 0, 0
-    assert shift == 0, "the varints end inside a value"
+            return value, at
+
+
+def _varints(data: bytes) -> list[int]:
+    """LEB128 varints, one after the other."""
+    out, at = [], 0
+    while at < len(data):
+        value, at = _varint_at(data, at)
+        out.append(value)
     return out
 
 
@@ -172,14 +181,7 @@ def _packed_parts(r) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     # Five varints, then the parts back to back, nothing after them.
     sizes, at = [], 0
     while len(sizes) < 5:
-        value, shift = 0, 0
-        while True:
-            b = content[at]
-            at += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
+        value, at = _varint_at(content, at)
         sizes.append(value)
     parts = []
     for n in sizes:

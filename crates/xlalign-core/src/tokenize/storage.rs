@@ -636,6 +636,22 @@ mod tests {
         );
     }
 
+    /// `good` with each `(key, value)` set (`None`: removed) gives a tokenizer error saying
+    /// `msg`.
+    fn refused_with(good: &GgufFile, cases: Vec<(&str, Option<Value>, &str)>) {
+        for (key, value, msg) in cases {
+            let mut f = good.clone();
+            match &value {
+                Some(v) => f.metadata.insert(key.into(), v.clone()),
+                None => f.metadata.remove(key),
+            };
+            match TextTokenizer::from_gguf(&f) {
+                Err(Error::Tokenizer(m)) => assert!(m.contains(msg), "{key} = {value:?}: {m}"),
+                other => panic!("{key} = {value:?}: expected a tokenizer error, got {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn damaged_zstd_frames_are_errors() {
         let (good, _) = stored(&unigram(PIECES, false));
@@ -749,17 +765,7 @@ mod tests {
                 other => panic!("{msg}: expected a tokenizer error, got {other:?}"),
             }
         }
-        for (key, value, msg) in cases {
-            let mut f = good.clone();
-            match &value {
-                Some(v) => f.metadata.insert(key.into(), v.clone()),
-                None => f.metadata.remove(key),
-            };
-            match TextTokenizer::from_gguf(&f) {
-                Err(Error::Tokenizer(m)) => assert!(m.contains(msg), "{key} = {value:?}: {m}"),
-                other => panic!("{key} = {value:?}: expected a tokenizer error, got {other:?}"),
-            }
-        }
+        refused_with(&good, cases);
     }
 
     #[test]
@@ -842,17 +848,7 @@ mod tests {
                 "unk_id 99",
             ),
         ];
-        for (key, value, msg) in cases {
-            let mut f = good.clone();
-            match &value {
-                Some(v) => f.metadata.insert(key.into(), v.clone()),
-                None => f.metadata.remove(key),
-            };
-            match TextTokenizer::from_gguf(&f) {
-                Err(Error::Tokenizer(m)) => assert!(m.contains(msg), "{key} = {value:?}: {m}"),
-                other => panic!("{key} = {value:?}: expected a tokenizer error, got {other:?}"),
-            }
-        }
+        refused_with(&good, cases);
     }
 
     proptest! {
