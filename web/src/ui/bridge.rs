@@ -203,8 +203,8 @@ async fn open(
     let _ = Reflect::set(&options, &"backend".into(), &asked.web_name().into());
     // Ready once the tokenizer and the layers up to the alignment layer are here (and the
     // rows of the words on the page when they are asked for): the first picture comes after
-    // about a sixth of the file. The deeper layers, then the rest of the file, follow in the
-    // background, into the cache for the next visit and offline use.
+    // about a seventh of the file (10 MB). The deeper layers, then the rest of the file,
+    // follow in the background, into the cache for the next visit and offline use.
     let _ = Reflect::set(&options, &"progressive".into(), &true.into());
     let _ = Reflect::set(&options, &"onProgress".into(), on_progress.as_ref());
     let loaded = JsFuture::from(create_aligner(MODEL_URL, &options)).await;
