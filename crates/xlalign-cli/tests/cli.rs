@@ -402,3 +402,98 @@ fn long_pairs_align_across_windows() {
         "the last number (second window) is linked"
     );
 }
+
+/// The model file cut short while the CLI has it mapped: the process gets SIGBUS when it
+/// next reads the missing part (what the CLI's mapping documents, see `load.rs`), or stops
+/// with an error; it never prints an embedding made from what is no longer there.
+#[cfg(unix)]
+#[test]
+fn a_model_truncated_while_mapped_gives_sigbus_never_output() {
+    use std::os::unix::process::ExitStatusExt;
+    let copy = tmp("truncated-while-mapped.gguf");
+    std::fs::copy(model(), &copy).unwrap();
+    let fifo = tmp("truncated-while-mapped.in");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xlalign"))
+        .args(["embed", "--backend", "cpu", "--batch", "1", "--model"])
+        .arg(&copy)
+        .arg("--input")
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run xlalign");
+    // The CLI opens its input after the model is mapped, parsed and checked: the FIFO opens
+    // for writing once it has (a non-blocking open fails while no one reads it). Should the
+    // CLI stop before that, its error ends the wait.
+    let mut input = loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = if cfg!(target_os = "linux") {
+            0o4000
+        } else {
+            0x4
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&fifo)
+        {
+            Ok(f) => break f,
+            Err(_) => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut err = String::new();
+                    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err)
+                        .unwrap();
+                    panic!("the CLI stopped before reading its input: {status:?}: {err}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    };
+    // Keep the header, drop every weight and embedding row.
+    let header = 4 << 20;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_len(header)
+        .unwrap();
+    let _ = input.write_all(b"The house is small.\n");
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the CLI succeeded on a truncated model; stderr: {err}"
+    );
+    assert!(
+        out.status.signal() == Some(libc_sigbus())
+            || err.lines().last().is_some_and(|l| l.starts_with("error: ")),
+        "neither SIGBUS nor an error: {:?}, stderr: {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "printed output from a truncated model: {}",
+        text(&out.stdout)
+    );
+    eprintln!("a model truncated while mapped: {:?}", out.status);
+    let _ = std::fs::remove_file(&copy);
+    let _ = std::fs::remove_file(&fifo);
+}
+
+/// SIGBUS on Linux (7 on x86-64 and arm64; 10 on macOS and the BSDs).
+#[cfg(unix)]
+fn libc_sigbus() -> i32 {
+    if cfg!(target_os = "linux") {
+        7
+    } else {
+        10
+    }
+}
