@@ -334,3 +334,36 @@ test("through the worker: whenLoaded() waits outside the queue, and the cosine i
   assert.equal(typeof r.cosine, "number");
   assert.deepEqual(p.errors, []);
 });
+
+test("through the worker: the idle timer runs on the page, and with no call it starts the deeper layers", T, async () => {
+  await srv.stats({ reset: true });
+  const r = await p.evaluate(async (url) => {
+    // Our own worker, to see the load options createAligner sends it.
+    const worker = new Worker("/pkg/worker.js", { type: "module" });
+    const sent = [];
+    const post = worker.postMessage.bind(worker);
+    worker.postMessage = (m, t) => {
+      sent.push(m);
+      post(m, t);
+    };
+    const a = await xl.createAligner(url, { backend: "cpu", progressive: true, cache: false, worker, workers: 1, idleStartMs: 50 });
+    window.idleAligner = a;
+    return { load: sent.find((m) => m.op === "load")?.args?.options };
+  }, srv.modelUrl);
+  // The worker keeps no timer of its own (-1); the page's, 50 ms, asks for the deeper layers.
+  assert.equal(r.load.idleStartMs, -1, JSON.stringify(r.load));
+  const atReady = (await srv.stats()).rangeRequests;
+  // Five deeper blocks (12 layers, ready after 7), one range request each, and no call made.
+  let now = atReady;
+  while (now < atReady + 5) {
+    await new Promise((ok) => setTimeout(ok, 50)); // polls the server's count (a state)
+    now = (await srv.stats()).rangeRequests;
+  }
+  const info = await p.evaluate(async () => {
+    const info = await window.idleAligner.whenLoaded();
+    await window.idleAligner.dispose();
+    return info;
+  });
+  assert.equal(info.layersPresent, info.layersTotal);
+  assert.deepEqual(p.errors, []);
+});

@@ -153,46 +153,62 @@ class RemoteEncoded {
 class RemoteAligner {
   #rpc;
   #pool;
-  constructor(rpc, info, pool) {
+  #called = false;
+  constructor(rpc, info, pool, idleStartMs = null) {
     this.#rpc = rpc;
     this.#pool = pool;
     this.backend = info.backend;
     this.model = info.model;
     this.poolSize = pool.size;
+    // Progressive loading: the worker starts the deeper layers and the cache fill after the
+    // first call; when none comes for idleStartMs, measured here on the page's thread (a
+    // page too busy to call is too busy for this timer too), ask for them.
+    if (idleStartMs !== null) {
+      setTimeout(() => {
+        if (!this.#called) this.#rpc.call("whenLoaded", {}).catch(() => {});
+      }, idleStartMs);
+    }
   }
 
   tokenize(text, options = {}) {
+    this.#called = true;
     const { signal, ...rest } = options;
     return this.#rpc.call("tokenize", { text, options: rest }, { signal });
   }
 
   embed(texts, options = {}) {
+    this.#called = true;
     const { signal, ...rest } = options;
     return this.#rpc.call("embed", { texts, options: rest }, { signal });
   }
 
   similarity(a, b, options = {}) {
+    this.#called = true;
     const { signal, ...rest } = options;
     return this.#rpc.call("similarity", { a, b, options: rest }, { signal });
   }
 
   align(src, tgt, options = {}) {
+    this.#called = true;
     const { signal, ...rest } = options;
     return this.#rpc.call("align", { src, tgt, options: rest }, { signal });
   }
 
   alignBatch(pairs, options = {}, onProgress) {
+    this.#called = true;
     if (this.#pool.takes(pairs, options)) return this.#pool.alignBatch(pairs, options, onProgress);
     const { signal, ...rest } = options;
     return this.#rpc.call("alignBatch", { pairs, options: rest, progress: !!onProgress }, { signal, onProgress });
   }
 
   alignDocument(src, tgt, options = {}) {
+    this.#called = true;
     const { signal, ...rest } = options;
     return this.#rpc.call("alignDocument", { src, tgt, options: rest }, { signal });
   }
 
   encode(src, tgt, options = {}) {
+    this.#called = true;
     const { signal, ...rest } = options;
     const request = this.#rpc.call("encode", { src, tgt, options: rest }, { signal });
     const encoded = request.then((info) => new RemoteEncoded(this.#rpc, info));
@@ -201,10 +217,12 @@ class RemoteAligner {
   }
 
   whenLoaded() {
+    this.#called = true;
     return this.#rpc.call("whenLoaded", {});
   }
 
   whenStored() {
+    this.#called = true;
     return this.#rpc.call("whenStored", {});
   }
 
@@ -243,7 +261,12 @@ function startWorker(workerUrl) {
 }
 
 export async function createAligner(source, options = {}) {
-  const { onProgress, signal, workerUrl, worker: given, workers, ...loadOptions } = options;
+  const { onProgress, signal, workerUrl, worker: given, workers, ...userLoad } = options;
+  // Progressive loading's idle timer runs here, not in the worker (see RemoteAligner); an
+  // invalid idleStartMs goes to the worker as given, which says what is wrong with it.
+  const idle = userLoad.idleStartMs ?? 1500; // the package's default (fill.rs, IDLE_START_MS)
+  const pageTimer = userLoad.progressive === true && Number.isInteger(idle);
+  const loadOptions = pageTimer ? { ...userLoad, idleStartMs: -1 } : userLoad;
   checkWorkers(workers);
   if (source instanceof URL) source = source.href;
   // A relative URL is relative to the page, as for fetch() there (the worker would resolve
@@ -271,7 +294,7 @@ export async function createAligner(source, options = {}) {
       spawn: () => new Rpc(startWorker(workerUrl)),
       load: (r) => r.call("load", { source: kept, options: extra }),
     });
-    return new RemoteAligner(rpc, info, pool);
+    return new RemoteAligner(rpc, info, pool, pageTimer && idle >= 0 ? idle : null);
   } catch (e) {
     rpc.terminate(e);
     throw e;

@@ -177,6 +177,11 @@ impl Aligner {
                 }
             },
             cache: opts.cache,
+            idle_start_ms: match opts.idle_start_ms {
+                None => Some(crate::fill::IDLE_START_MS),
+                Some(ms) if ms < 0 => None,
+                Some(ms) => Some(ms),
+            },
         };
         let outcome = match Source::from_js(&source)? {
             Source::Bytes(b) => {

@@ -232,15 +232,22 @@ impl Store {
     }
 }
 
-/// How long the background waits for a first call after loading before it starts anyway.
-const IDLE_START_MS: i32 = 1500;
+/// How long the background waits for a first call after loading before it starts anyway,
+/// unless the load options say otherwise (`idleStartMs`).
+pub const IDLE_START_MS: i32 = 1500;
 
 /// Waits until the first backend call after loading has ended (its rows and encoder pass had
 /// the link to themselves: a page that aligns a text as soon as the model is ready asks only
 /// after a round trip to its worker, by which time a block request would already be under
-/// way), someone waits for the whole model, or [`IDLE_START_MS`] have passed without a call.
+/// way), someone waits for the whole model, or the store's idle time has passed without a
+/// call (none: no such limit; `createAligner` keeps that time on the page's thread).
 async fn first_call_or_idle(s: &Store) {
-    let mut idle = std::pin::pin!(sleep_ms(IDLE_START_MS));
+    let mut idle = std::pin::pin!(async {
+        match s.idle_start_ms {
+            Some(ms) => sleep_ms(ms).await,
+            None => std::future::pending::<()>().await,
+        }
+    });
     while s.calls_ended.get() == 0 && !s.wanted.get() {
         let changed = std::pin::pin!(s.changed.wait());
         if let futures_util::future::Either::Right(_) =

@@ -127,6 +127,13 @@ pub struct LoadOptions {
     pub prefetch_rows: Option<u32>,
     /// Progressive loading: rows per on-demand page (default 16).
     pub page_rows: Option<u32>,
+    /// Progressive loading: milliseconds without a call after ready before the deeper
+    /// blocks and the cache fill start on their own (default 1500); a negative value: never
+    /// on their own, only after the first call or when `whenLoaded()`/`whenStored()` is
+    /// awaited. `createAligner` counts this time on the page's thread and gives its worker
+    /// −1, so that a page busy right after ready does not lose its first call's bandwidth to
+    /// a timer that ran in the worker.
+    pub idle_start_ms: Option<i32>,
 }
 
 impl Default for LoadOptions {
@@ -138,6 +145,7 @@ impl Default for LoadOptions {
             progressive: false,
             prefetch_rows: None,
             page_rows: None,
+            idle_start_ms: None,
         }
     }
 }

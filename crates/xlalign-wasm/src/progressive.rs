@@ -89,6 +89,8 @@ fn next_header_try(len: usize) -> usize {
 pub struct Settings {
     pub prefetch_rows: usize,
     pub page_rows: usize,
+    /// See `LoadOptions::idle_start_ms`: `None` waits for a call (or `whenLoaded`).
+    pub idle_start_ms: Option<i32>,
     pub cache: bool,
 }
 
@@ -186,6 +188,9 @@ pub struct Store {
     /// (`whenLoaded`, `whenStored`): the background starts after either (see [`crate::fill`]).
     pub(crate) calls_ended: Cell<u64>,
     pub(crate) wanted: Cell<bool>,
+    /// Milliseconds without a call after which the background starts anyway (`None`: it
+    /// waits for a call or `wanted`).
+    pub(crate) idle_start_ms: Option<i32>,
 }
 
 impl Store {
@@ -862,6 +867,7 @@ pub async fn load(
         stopped: RefCell::new(None),
         calls_ended: Cell::new(0),
         wanted: Cell::new(false),
+        idle_start_ms: s.idle_start_ms,
     });
 
     // 4. Rows cached by earlier visits (on-demand pages and the background fill's ranges).
