@@ -177,21 +177,12 @@ pub fn write_with(
         Compression::None => None,
     };
 
-    let content;
     let back = match &frame {
-        Some((frame, size)) => {
-            content = unzstd(frame, *size as u64).map_err(|e| {
-                Error::Tokenizer(format!(
-                    "the tokenizer's zstd frame does not read back: {e}"
-                ))
-            })?;
-            let (rest, parts) = split(&content, count as u64, p.score_type).map_err(|e| {
-                Error::Tokenizer(format!(
-                    "the tokenizer's zstd frame does not read back: {e}"
-                ))
-            })?;
-            read_packed(parts, rest)?
-        }
+        Some((frame, size)) => read_frame(frame, *size as u64, count as u64, p.score_type, |e| {
+            Error::Tokenizer(format!(
+                "the tokenizer's zstd frame does not read back: {e}"
+            ))
+        })?,
         None => read_packed(
             Parts {
                 count: count as u64,
@@ -329,10 +320,8 @@ fn unzstd_rust(frame: &[u8], size: u64) -> std::result::Result<Vec<u8>, String> 
 fn unzstd_c(frame: &[u8], size: u64) -> std::result::Result<Vec<u8>, String> {
     let mut d =
         zstd::bulk::Decompressor::new().map_err(|e| format!("zstd could not start ({e})"))?;
-    d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
-        window_log(size).max(10),
-    ))
-    .map_err(|e| format!("zstd could not start ({e})"))?;
+    d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(window_log(size)))
+        .map_err(|e| format!("zstd could not start ({e})"))?;
     let mut out = Vec::with_capacity(size as usize);
     d.decompress_to_buffer(frame, &mut out).map_err(|e| {
         let e = e.to_string();
@@ -343,6 +332,25 @@ fn unzstd_c(frame: &[u8], size: u64) -> std::result::Result<Vec<u8>, String> {
         }
     })?;
     Ok(out)
+}
+
+/// The tokenizer a zstd frame holds (`size` bytes of content, `count` pieces); `damaged`
+/// words what is wrong with the frame itself. Both the loader and the converters' read-back
+/// check go through here.
+fn read_frame(
+    frame: &[u8],
+    size: u64,
+    count: u64,
+    score_type: ScoreType,
+    damaged: impl Fn(String) -> Error,
+) -> Result<CompactTokenizer> {
+    let content = unzstd(frame, size).map_err(&damaged)?;
+    let (rest, parts) = split(&content, count, score_type).map_err(&damaged)?;
+    // The frame's content goes before the tokenizer's index is built, the load's peak.
+    let vocab = unpack(parts)?;
+    let rest = rest.to_vec();
+    drop(content);
+    with_json(vocab, &rest)
 }
 
 /// The JSON part and the packed arrays of a frame's content.
@@ -416,19 +424,12 @@ pub(super) fn read(f: &GgufFile) -> Result<CompactTokenizer> {
         let frame = f.get_bytes(keys::TOKENIZER_PACKED_ZSTD).map_err(damaged)?;
         let size = f.get_u64(keys::TOKENIZER_PACKED_SIZE).map_err(damaged)?;
         let count = f.get_u64(keys::UNIGRAM_PIECE_COUNT).map_err(damaged)?;
-        let frame_damaged = |e: String| {
+        return read_frame(frame, size, count, score_type, |e| {
             Error::Tokenizer(format!(
                 "the model file's packed tokenizer is damaged: its zstd frame (`{}`): {e}",
                 keys::TOKENIZER_PACKED_ZSTD
             ))
-        };
-        let content = unzstd(frame, size).map_err(frame_damaged)?;
-        let (rest, parts) = split(&content, count, score_type).map_err(frame_damaged)?;
-        // The frame's content goes before the tokenizer's index is built, the load's peak.
-        let vocab = unpack(parts)?;
-        let rest = rest.to_vec();
-        drop(content);
-        return with_json(vocab, &rest);
+        });
     }
     read_packed(
         Parts {

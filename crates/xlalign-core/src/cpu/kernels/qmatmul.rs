@@ -364,7 +364,7 @@ mod avx2 {
 
     /// Horizontal sum of the eight lanes.
     #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
+    pub(super) unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -519,7 +519,7 @@ mod avx2 {
 /// An odd last block goes through the 256-bit EVEX form of the same instruction.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::avx2::{unpack_q4, unpack_q8};
+    use super::avx2::{hsum, unpack_q4, unpack_q8};
     use super::*;
     use std::arch::x86_64::*;
 
@@ -577,7 +577,7 @@ mod avx512 {
         };
         let mut acc: [[__m512; C]; R] =
             core::array::from_fn(|i| core::array::from_fn(|j| first(i, j)));
-        let mut b = 2.min(nb & !1);
+        let mut b = if nb >= 2 { 2 } else { 0 };
         while b + 2 <= nb {
             let wv: [(__m512i, __m512i); R] = core::array::from_fn(|i| {
                 join(unpack(wp[i].add(b * bb)), unpack(wp[i].add((b + 1) * bb)))
@@ -609,11 +609,7 @@ mod avx512 {
                 for j in 0..C {
                     let xv = _mm256_loadu_si256(xp[j].add(b * QK) as *const __m256i);
                     let p = dot1(wv, xv, *xsum[j].add(b));
-                    let v = _mm256_cvtepi32_ps(p);
-                    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-                    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-                    out[i][j] += _mm_cvtss_f32(s) * (wd * *xs[j].add(b));
+                    out[i][j] += hsum(_mm256_cvtepi32_ps(p)) * (wd * *xs[j].add(b));
                 }
             }
         }
