@@ -17,7 +17,8 @@ cd "$XLALIGN_ROOT"
 WEB="${XLALIGN_SETUP_WEB:-1}"
 WASM_BINDGEN_VERSION="0.2.130"
 TRUNK_VERSION="0.21.14"
-PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0 tokenizers==0.23.3 zstandard==0.25.0)
+PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0 tokenizers==0.23.3 zstandard==0.25.0
+    maturin==1.16.0)
 
 echo "xlalign setup: repo $XLALIGN_ROOT, cache $XLALIGN_CACHE, cargo target $CARGO_TARGET_DIR"
 mkdir -p "$XLALIGN_CACHE"
@@ -101,6 +102,25 @@ setup_npm() {
     info "$(wasm-opt --version)"
 }
 
+# pip_install ARGS...: pip install, next to a Debian python that refuses it by default.
+pip_install() {
+    local log
+    log=$(mktemp)
+    if ! python3 -m pip install --quiet "$@" 2>"$log"; then
+        if grep -q externally-managed-environment "$log"; then
+            # Debian's own python refuses pip by default (PEP 668); on a throwaway CI/dev
+            # machine installing next to it is the intended trade-off.
+            info "python is externally managed; retrying with --break-system-packages"
+            python3 -m pip install --quiet --break-system-packages "$@"
+        else
+            cat "$log" >&2
+            rm -f "$log"
+            die "pip install failed"
+        fi
+    fi
+    rm -f "$log"
+}
+
 # --- 4. Python packages for tests/python -----------------------------------------------------------
 setup_python() {
     step "Python packages"
@@ -113,25 +133,11 @@ print(" ".join(p for p in sys.argv[1:] if importlib.util.find_spec(p.split("==")
 EOF2
     )
     if ((${#missing[@]} == 0)); then
-        skip "numpy safetensors gguf pytest tokenizers zstandard importable"
+        skip "${PY_PINS[*]%%==*} importable"
         return 0
     fi
     info "pip install ${missing[*]}"
-    local log
-    log=$(mktemp)
-    if ! python3 -m pip install --quiet "${missing[@]}" 2>"$log"; then
-        if grep -q externally-managed-environment "$log"; then
-            # Debian's own python refuses pip by default (PEP 668); on a throwaway CI/dev
-            # machine installing next to it is the intended trade-off.
-            info "python is externally managed; retrying with --break-system-packages"
-            python3 -m pip install --quiet --break-system-packages "${missing[@]}"
-        else
-            cat "$log" >&2
-            rm -f "$log"
-            die "pip install failed"
-        fi
-    fi
-    rm -f "$log"
+    pip_install "${missing[@]}"
     skip "installed ${missing[*]}"
 }
 
@@ -148,6 +154,33 @@ build_cli() {
     # Cargo itself skips the work when nothing changed (about a second).
     timed cargo build --release -p xlalign-cli
     [[ -x $XLALIGN_BIN ]] || die "build finished but $XLALIGN_BIN is missing"
+}
+
+# The Python package (crates/xlalign-py): one abi3 wheel built by maturin into the cache, and
+# installed when it differs from the one installed last.
+build_python_package() {
+    step "Python package (maturin build --release, crates/xlalign-py)"
+    local out="$XLALIGN_CACHE/python-wheel" wheel stamp="$XLALIGN_CACHE/python-wheel.sha256" sum
+    rm -rf "$out"
+    timed python3 -m maturin build --release --quiet -m crates/xlalign-py/Cargo.toml -o "$out"
+    wheel=$(ls "$out"/xlalign-*.whl)
+    # The wheel's files, without RECORD and the SBOM (it carries a fresh serial number).
+    sum=$(python3 - "$wheel" <<'EOF2'
+import hashlib, sys, zipfile
+z, h = zipfile.ZipFile(sys.argv[1]), hashlib.sha256()
+for n in sorted(z.namelist()):
+    if "/sboms/" not in n and not n.endswith("/RECORD"):
+        h.update(n.encode() + b"\0" + hashlib.sha256(z.read(n)).digest())
+print(h.hexdigest())
+EOF2
+    )
+    if [[ -f $stamp && $(cat "$stamp") == "$sum" ]] && python3 -c "import xlalign" 2>/dev/null; then
+        skip "$(basename "$wheel") installed"
+        return 0
+    fi
+    pip_install --force-reinstall --no-deps "$wheel"
+    echo "$sum" >"$stamp"
+    skip "installed $(basename "$wheel")"
 }
 
 convert_model() {
@@ -182,4 +215,5 @@ setup_python
 setup_model_sources
 build_cli
 convert_model
+build_python_package
 step "setup complete in $(elapsed)"

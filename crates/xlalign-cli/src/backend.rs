@@ -1,13 +1,13 @@
-//! `--backend` and `--threads`: which device runs the encoder.
+//! `--backend`, `--threads` and `--isa`: which device runs the encoder
+//! ([`xlalign_gpu::open`]).
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use xlalign_core::cpu::kernels::Isa;
-use xlalign_core::cpu::CpuBackend;
 use xlalign_core::BackendChoice;
 use xlalign_core::Model;
-use xlalign_gpu::AnyBackend;
+use xlalign_gpu::{AnyBackend, CpuSettings};
 
 use crate::names;
 
@@ -39,27 +39,9 @@ fn parse_isa(name: &str) -> Result<Isa, String> {
 pub type SelectedBackend = AnyBackend;
 
 pub fn create(model: &Arc<Model>, args: &BackendArgs) -> Result<SelectedBackend> {
-    let choice = args.backend;
-    let cpu = |reason: String| -> Result<AnyBackend> {
-        let mut backend = CpuBackend::new(model)?;
-        if let Some(isa) = args.isa {
-            backend = backend.with_isa(isa);
-        }
-        let backend = match args.threads {
-            Some(n) => backend.with_threads(n.max(1))?,
-            None => backend,
-        };
-        Ok(AnyBackend::Cpu { backend, reason })
+    let cpu = CpuSettings {
+        threads: args.threads,
+        isa: args.isa,
     };
-    if choice == BackendChoice::Cpu {
-        return cpu("asked for".into());
-    }
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        // Mesa's Vulkan drivers complain on stderr without it; any private directory will do.
-        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
-    }
-    match pollster::block_on(xlalign_gpu::select(model.clone(), choice))? {
-        AnyBackend::Cpu { reason, .. } => cpu(reason),
-        gpu => Ok(gpu),
-    }
+    Ok(xlalign_gpu::open(model, args.backend, cpu)?)
 }

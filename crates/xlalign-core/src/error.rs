@@ -25,6 +25,22 @@ pub enum Error {
     Backend(String),
     #[error("I/O: {0}")]
     Io(String),
+    /// A model file that could not be loaded, and why.
+    #[error("cannot load {path}: {source}")]
+    File { path: String, source: Box<Error> },
+}
+
+/// The classes of [`Error`] a user acts on differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The model file: not GGUF, truncated, inconsistent, or not a model this project runs.
+    Model,
+    /// Text or options the caller can fix.
+    Input,
+    /// The device (GPU, threads).
+    Backend,
+    /// Reading files (natively) or the network (in the browser).
+    Io,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,6 +52,22 @@ impl Error {
         match self {
             Error::Input(m) | Error::Backend(m) => m.clone(),
             other => other.to_string(),
+        }
+    }
+
+    /// Whose fault it is, for front ends that map it to a code (the package's `Error.code`)
+    /// or an exception class (the Python package).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Format(_)
+            | Error::Unsupported(_)
+            | Error::MissingTensor(_)
+            | Error::Metadata(_)
+            | Error::Tokenizer(_) => ErrorKind::Model,
+            Error::Input(_) => ErrorKind::Input,
+            Error::Backend(_) => ErrorKind::Backend,
+            Error::Io(_) => ErrorKind::Io,
+            Error::File { source, .. } => source.kind(),
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod cpu;
 pub mod document;
 pub mod embed;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file;
 pub mod gguf;
 pub mod model;
 pub mod pairs;

@@ -170,6 +170,23 @@ impl AlignRequest {
         serde_json::from_value(serde_json::Value::Object(m)).unwrap_or_default()
     }
 
+    /// Refuses a key of the other part, saying where it goes: for front ends whose
+    /// `encode` call takes only [`Part::Encode`] and whose `extract` only [`Part::Extract`].
+    pub fn check_only(&self, part: Part) -> Result<()> {
+        match self.set_keys_of(part.other()).first() {
+            None => Ok(()),
+            Some(k) => Err(Error::Input(match part {
+                Part::Encode => format!(
+                    "`{k}` is an extraction option: pass it to extract() on the encoded pair"
+                ),
+                Part::Extract => format!(
+                    "`{k}` changes the encoding, which extract() reuses: pass it to encode() \
+                     and extract from the new encoding"
+                ),
+            })),
+        }
+    }
+
     /// The extraction options, checked ([`AlignOptions::validate`]). The model's threshold
     /// and temperature belong to its method: asking for another method starts from that
     /// method's own defaults ([`AlignOptions::new`]). A value set here always wins.

@@ -29,7 +29,9 @@ pub mod weights;
 pub use align::{align_on_gpu, align_pairs_on_gpu, runs_on_gpu};
 pub use context::GpuContext;
 pub use encoder::GpuBackend;
-pub use select::{select, AnyBackend, BackendChoice};
+#[cfg(not(target_arch = "wasm32"))]
+pub use select::open;
+pub use select::{select, AnyBackend, BackendChoice, CpuSettings};
 
 // Natively the backends can be shared across threads (a server or the CLI's worker pool);
 // this fails to compile if a field ever breaks that.

@@ -117,6 +117,42 @@ impl WriteBlocks for AnyBackend {
     }
 }
 
+/// How the CPU backend runs when it is the one chosen: threads (default: all cores) and
+/// instruction set (default: the best this CPU has).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuSettings {
+    pub threads: Option<usize>,
+    pub isa: Option<xlalign_core::cpu::kernels::Isa>,
+}
+
+/// [`select`] for native programs (the CLI, the Python package): blocks until the device is
+/// open, and runs the CPU backend with `cpu`'s settings when it is the one chosen.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open(model: &Arc<Model>, choice: BackendChoice, cpu: CpuSettings) -> Result<AnyBackend> {
+    let configured = |reason: String| -> Result<AnyBackend> {
+        let mut backend = CpuBackend::new(model)?;
+        if let Some(isa) = cpu.isa {
+            backend = backend.with_isa(isa);
+        }
+        let backend = match cpu.threads {
+            Some(n) => backend.with_threads(n.max(1))?,
+            None => backend,
+        };
+        Ok(AnyBackend::Cpu { backend, reason })
+    };
+    if choice == BackendChoice::Cpu {
+        return configured("asked for".into());
+    }
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Mesa's Vulkan drivers complain on stderr without it; any private directory will do.
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    match pollster::block_on(select(model.clone(), choice))? {
+        AnyBackend::Cpu { reason, .. } => configured(reason),
+        gpu => Ok(gpu),
+    }
+}
+
 /// Opens the backend `choice` asks for. `Auto` takes the GPU when a hardware WebGPU adapter
 /// opens, and otherwise the CPU with the reason (no adapter, or only a software one such as
 /// lavapipe or SwiftShader, which is much slower than the CPU backend).

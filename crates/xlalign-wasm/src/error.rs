@@ -86,17 +86,13 @@ impl Display for WasmError {
 
 impl From<xlalign_core::Error> for WasmError {
     fn from(e: xlalign_core::Error) -> Self {
-        use xlalign_core::Error as E;
-        let code = match &e {
-            E::Format(_)
-            | E::Unsupported(_)
-            | E::MissingTensor(_)
-            | E::Metadata(_)
-            | E::Tokenizer(_) => Code::Model,
-            E::Input(_) => Code::Input,
-            E::Backend(_) => Code::Backend,
+        use xlalign_core::error::ErrorKind as K;
+        let code = match e.kind() {
+            K::Model => Code::Model,
+            K::Input => Code::Input,
+            K::Backend => Code::Backend,
             // In the browser the only I/O is the network (progressive loading's row pages).
-            E::Io(_) => Code::Network,
+            K::Io => Code::Network,
         };
         WasmError::new(code, e)
     }

@@ -255,9 +255,7 @@ pub fn encode_call<B: xlalign_core::Backend>(
     core: &Aligner<B>,
 ) -> Result<SplitCall<EncodeOptions>> {
     let what = "encode options";
-    let (request, signal) = split_call(value, what, Part::Encode, |k| {
-        format!("`{k}` is an extraction option: pass it to extract() on the encoded pair")
-    })?;
+    let (request, signal) = split_call(value, what, Part::Encode)?;
     let rec = core.recommendation().map_err(WasmError::from)?;
     Ok(SplitCall {
         options: request
@@ -273,9 +271,7 @@ pub fn extract_call<B: xlalign_core::Backend>(
     core: &Aligner<B>,
 ) -> Result<SplitCall<AlignOptions>> {
     let what = "extract options";
-    let (request, signal) = split_call(value, what, Part::Extract, |k| {
-        format!("`{k}` changes the encoding, which extract() reuses: pass it to encode() and extract from the new encoding")
-    })?;
+    let (request, signal) = split_call(value, what, Part::Extract)?;
     let rec = core.recommendation().map_err(WasmError::from)?;
     Ok(SplitCall {
         options: request
@@ -285,17 +281,16 @@ pub fn extract_call<B: xlalign_core::Backend>(
     })
 }
 
-/// Parses the request and refuses a key of the other part with `elsewhere`'s message.
+/// Parses the request and refuses a key of the other part ([`AlignRequest::check_only`]).
 fn split_call(
     value: &JsValue,
     what: &str,
     part: Part,
-    elsewhere: impl Fn(&str) -> String,
 ) -> Result<(AlignRequest, Option<web_sys::AbortSignal>)> {
     let (request, live) = parse::<AlignRequest>(value, what, &["signal"])?;
     let signal = signal(live.into_iter().next().unwrap_or_default())?;
-    if let Some(k) = request.set_keys_of(part.other()).first() {
-        return Err(WasmError::input(format!("{what}: {}", elsewhere(k))));
-    }
+    request
+        .check_only(part)
+        .map_err(|e| WasmError::input(format!("{what}: {}", e.detail())))?;
     Ok((request, signal))
 }

@@ -1,0 +1,110 @@
+"""What xlalign returns: words with their offsets, links with scores, sentence scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of a sentence, with its place in the text three ways."""
+
+    text: str
+    #: Byte range in the UTF-8 text.
+    start: int
+    end: int
+    #: Range in code points: ``sentence[char_start:char_end] == text`` for raw input.
+    char_start: int
+    char_end: int
+    #: Range in UTF-16 code units (what JavaScript strings index).
+    utf16_start: int
+    utf16_end: int
+
+
+@dataclass(frozen=True)
+class Link:
+    """Source word ``src`` is aligned to target word ``tgt``."""
+
+    src: int
+    tgt: int
+    #: Cosine similarity behind the link.
+    score: float
+    #: For ``softmax``/``entmax``: the probability that decided the link.
+    prob: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Sentence-level scores of a pair."""
+
+    #: Cosine of the pooled sentence embeddings (``None`` with ``sentence_cosine=False``).
+    cosine: Optional[float]
+    #: BERTScore-style greedy matching over word similarities: precision-like (source),
+    #: recall-like (target) and F1.
+    bertscore_src: float
+    bertscore_tgt: float
+    bertscore_f1: float
+    #: Share of source words, target words and all words with at least one link.
+    coverage_src: float
+    coverage_tgt: float
+    coverage_both: float
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The result for one pair."""
+
+    src_words: List[Word]
+    tgt_words: List[Word]
+    links: List[Link]
+    similarity: Scores
+    #: ``word_similarity[i][j]``: cosine between source word i and target word j.
+    word_similarity: List[List[float]]
+    layer: int
+    method: str
+
+    def pairs(self) -> List[tuple]:
+        """The links as ``(src, tgt)`` word indices."""
+        return [(l.src, l.tgt) for l in self.links]
+
+    def pharaoh(self) -> str:
+        """The links in Pharaoh format (``0-0 1-2``), as ``xlalign align`` writes them."""
+        return " ".join(f"{l.src}-{l.tgt}" for l in self.links)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Where the encoder runs: ``kind`` is ``cpu`` or ``webgpu``; ``reason`` says why."""
+
+    kind: str
+    device: str
+    reason: str
+
+
+def _word(d: dict) -> Word:
+    return Word(
+        d["text"], d["start"], d["end"], d["charStart"], d["charEnd"], d["utf16Start"], d["utf16End"]
+    )
+
+
+def _alignment(d: Any) -> Alignment:
+    s = d["similarity"]
+    scores = Scores(
+        s.get("cosine"),
+        s["bertscore"]["src"],
+        s["bertscore"]["tgt"],
+        s["bertscore"]["f1"],
+        s["coverage"]["src"],
+        s["coverage"]["tgt"],
+        s["coverage"]["both"],
+    )
+    return Alignment(
+        [_word(w) for w in d["srcWords"]],
+        [_word(w) for w in d["tgtWords"]],
+        [Link(l["src"], l["tgt"], l["score"], l.get("prob")) for l in d["links"]],
+        scores,
+        d["wordSimilarity"],
+        d["layer"],
+        d["method"],
+    )

@@ -1,0 +1,242 @@
+"""The Python package (crates/xlalign-py), installed by setup: results equal the CLI's for the
+same pairs and settings, errors are the package's exceptions with the core's messages, a bad
+pair in a batch loses nothing else, the encoder runs without the GIL, and the SimAlign
+drop-in gives the CLI's links for each method.
+
+Needs the default model (``XLALIGN_MODEL``, set by scripts/test.sh) and the CLI
+(``XLALIGN_BIN``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+xlalign = pytest.importorskip("xlalign", reason="run scripts/setup.sh (it installs the package)")
+from xlalign.simalign import SentenceAligner  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+GOLD = REPO / "tests/data/gold"
+
+RAW_PAIRS = [
+    ("The house is small.", "Das Haus ist klein."),
+    ("He paid 1,234.50 € for 3 books.", "Il a payé 1 234,50 € pour 3 livres."),
+    ("The old lighthouse keeper walked along the shore.", "年老的灯塔看守人沿着海岸散步。"),
+    ("I like green tea.", "緑茶が好きです。"),
+]
+
+
+def _model() -> str:
+    m = os.environ.get("XLALIGN_MODEL", str(REPO / "public/models/multilingual-e5-small-q4_0.gguf"))
+    if not Path(m).is_file():
+        pytest.fail(f"model {m} missing: run scripts/setup.sh")
+    return m
+
+
+def _cli() -> str:
+    b = os.environ.get("XLALIGN_BIN")
+    if not b or not Path(b).is_file():
+        pytest.fail("set XLALIGN_BIN to the CLI (scripts/test.sh does)")
+    return b
+
+
+@pytest.fixture(scope="module")
+def aligner():
+    return xlalign.Aligner(_model(), backend="cpu")
+
+
+def _gold(name: str, n: int):
+    src = (GOLD / name / f"{name}.src").read_text(encoding="utf-8").splitlines()[:n]
+    tgt = (GOLD / name / f"{name}.tgt").read_text(encoding="utf-8").splitlines()[:n]
+    return list(zip(src, tgt))
+
+
+def _cli_json(pairs, *flags):
+    text = "".join(f"{s} ||| {t}\n" for s, t in pairs)
+    out = subprocess.run(
+        [_cli(), "align", "--model", _model(), "--backend", "cpu", "--format", "json", *flags],
+        input=text.encode(),
+        capture_output=True,
+        check=True,
+    )
+    return [json.loads(l) for l in out.stdout.decode().splitlines()]
+
+
+def test_raw_pairs_equal_the_cli(aligner):
+    want = _cli_json(RAW_PAIRS, "--words", "raw", "--sentence-cosine")
+    got = aligner.align_batch(RAW_PAIRS)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.pairs() == [(l["src"], l["tgt"]) for l in w["links"]]
+        assert [x.text for x in g.src_words] == [x["text"] for x in w["srcWords"]]
+        assert g.similarity.cosine == pytest.approx(w["similarity"]["cosine"], abs=1e-5)
+        assert g.layer == w["layer"] and g.method == w["method"]
+    # Offsets index the Python string.
+    for (s, t), g in zip(RAW_PAIRS, got):
+        for w in g.src_words:
+            assert s[w.char_start : w.char_end] == w.text
+        for w in g.tgt_words:
+            assert t[w.char_start : w.char_end] == w.text
+
+
+@pytest.mark.parametrize("method", ["argmax", "itermax", "match", "softmax"])
+def test_pretokenised_gold_lines_equal_the_cli(aligner, method):
+    pairs = _gold("enfr", 20) + _gold("zhen", 10)
+    want = _cli_json(pairs, "--method", method)
+    got = aligner.align_batch(
+        [(s.split(" "), t.split(" ")) for s, t in pairs], method=method, sentence_cosine=False
+    )
+    assert [g.pharaoh() for g in got] == [" ".join(f"{l['src']}-{l['tgt']}" for l in w["links"]) for w in want]
+    # The same as pre-tokenised strings.
+    again = aligner.align_batch(pairs, method=method, pretokenized=True, sentence_cosine=False)
+    assert [g.pharaoh() for g in again] == [g.pharaoh() for g in got]
+
+
+def test_a_bad_pair_keeps_the_others_in_order(aligner):
+    pairs = [RAW_PAIRS[0], ("", "leer"), RAW_PAIRS[1], "not a pair", ("x" * (1 << 20 + 1), "y"), RAW_PAIRS[0]]
+    got = aligner.align_batch(pairs, batch_size=2)
+    assert [type(g).__name__ for g in got] == [
+        "Alignment", "PairError", "Alignment", "PairError", "PairError", "Alignment"
+    ]
+    assert [g.index for g in got if isinstance(g, xlalign.PairError)] == [1, 3, 4]
+    assert isinstance(got[1].cause, xlalign.InputError)
+    assert "no words" in str(got[1]) and "pair 1" in str(got[1])
+    assert "byte limit" in str(got[4])
+    assert got[0].pharaoh() == got[5].pharaoh() == aligner.align(*RAW_PAIRS[0]).pharaoh()
+    with pytest.raises(xlalign.PairError, match="pair 1"):
+        aligner.align_batch(pairs, errors="raise")
+    seen = []
+    assert len(list(aligner.align_stream(iter(pairs), batch_size=4, progress=seen.append))) == 6
+    assert seen == [4, 6]
+
+
+def test_errors_are_exceptions_with_the_core_messages(aligner, tmp_path):
+    with pytest.raises(xlalign.InputError, match="unknown field `methd`"):
+        aligner.align("a", "b", methd="argmax")
+    with pytest.raises(xlalign.InputError, match="layer 40 does not exist"):
+        aligner.align("a", "b", layer=40)
+    with pytest.raises(xlalign.InputError, match="finite"):
+        aligner.align("a", "b", threshold=float("nan"))
+    with pytest.raises(ValueError, match="has no words"):  # InputError is a ValueError
+        aligner.align("   ", "b")
+    with pytest.raises(xlalign.FileError, match="not found"):
+        xlalign.Aligner(str(tmp_path / "none.gguf"))
+    # A truncated model: the CLI's message, from the same core.
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(Path(_model()).read_bytes()[:5_000_000])
+    with pytest.raises(xlalign.ModelError) as e:
+        xlalign.Aligner(str(cut), backend="cpu")
+    cli = subprocess.run(
+        [_cli(), "align", "--model", str(cut), "--backend", "cpu"], input="a ||| b\n", capture_output=True, text=True
+    )
+    assert cli.returncode != 0
+    assert str(e.value) in cli.stderr, (str(e.value), cli.stderr)
+    not_gguf = tmp_path / "page.gguf"
+    not_gguf.write_text("<html>not a model</html>")
+    with pytest.raises(xlalign.ModelError, match="invalid model file"):
+        xlalign.Aligner(str(not_gguf), backend="cpu")
+    with pytest.raises(xlalign.InputError, match="backend"):
+        xlalign.Aligner(_model(), backend="tpu")
+
+
+def test_encode_once_extract_many(aligner):
+    s, t = RAW_PAIRS[1]
+    enc = aligner.encode(s, t, layer=6)
+    assert enc.layer == 6
+    for method in ["argmax", "itermax", "softmax"]:
+        assert enc.extract(method=method).pharaoh() == aligner.align(s, t, layer=6, method=method).pharaoh()
+    with pytest.raises(xlalign.InputError, match="changes the encoding"):
+        enc.extract(layer=5)
+    with pytest.raises(xlalign.InputError, match="extraction option"):
+        aligner.encode(s, t, method="argmax")
+
+
+def test_embed_and_similarity(aligner):
+    e = aligner.embed(["Hello world", "Hallo Welt", "Completely unrelated text about volcanoes."])
+    assert e.shape == (3, aligner.model["hidden"]) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+    one = aligner.embed("Hello world")
+    assert one.shape == (aligner.model["hidden"],) and np.allclose(one, e[0], atol=1e-6)
+    sim = aligner.similarity("Hello world", "Hallo Welt")
+    assert sim == pytest.approx(float(e[0] @ e[1]), abs=1e-6)
+    assert sim > float(e[0] @ e[2])
+    many = aligner.similarity(["Hello world", "Hello world"], ["Hallo Welt", "Completely unrelated text about volcanoes."])
+    assert many.shape == (2,) and many[0] == pytest.approx(sim, abs=1e-6)
+    # The CLI's cosine for the same pair.
+    cli = _cli_json([("Hello world", "Hallo Welt")], "--words", "raw", "--sentence-cosine")
+    assert sim == pytest.approx(cli[0]["similarity"]["cosine"], abs=1e-5)
+    with pytest.raises(xlalign.InputError, match="prefix"):
+        aligner.embed(["x"], prefix="title")
+
+
+def test_the_encoder_runs_without_the_gil():
+    """While one thread is inside a long native call, another keeps running Python."""
+    al = xlalign.Aligner(_model(), backend="cpu", threads=1)
+    pairs = _gold("enfr", 60)
+    ticks, running = [], threading.Event()
+    result = {}
+
+    def work():
+        running.set()
+        t0 = time.perf_counter()
+        result["out"] = al._native.align_batch(pairs, json.dumps({"pretokenized": True}))
+        result["span"] = (t0, time.perf_counter())
+
+    th = threading.Thread(target=work)
+    th.start()
+    running.wait()
+    while th.is_alive():
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)
+    th.join()
+    t0, t1 = result["span"]
+    inside = [t for t in ticks if t0 <= t <= t1]
+    gaps = np.diff([t0, *inside, t1])
+    # Holding the GIL, the call would leave one gap as long as itself.
+    assert len(result["out"]) == 60 and max(gaps) < 0.5 * (t1 - t0), (max(gaps), t1 - t0)
+
+
+def test_threads_share_one_aligner(aligner):
+    pairs = _gold("roen", 12)
+    want = [a.pharaoh() for a in aligner.align_batch(pairs, pretokenized=True)]
+    out = [None] * 3
+
+    def run(k):
+        out[k] = [a.pharaoh() for a in aligner.align_batch(pairs, pretokenized=True, batch_size=5)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [want] * 3
+
+
+def test_simalign_drop_in_gives_the_cli_links():
+    sa = SentenceAligner(model=_model(), token_type="bpe", matching_methods="maifr", device="cpu")
+    pairs = _gold("roen", 8)
+    cli = {m: _cli_json(pairs, "--method", m, "--threshold", "0") if m == "argmax" else _cli_json(pairs, "--method", m)
+           for m in ["argmax", "itermax", "match"]}
+    fwd = _cli_json(pairs, "--method", "argmax", "--direction", "forward")
+    for k, (s, t) in enumerate(pairs):
+        got = sa.get_word_aligns(s.split(" "), t)  # a list and a string, as SimAlign takes them
+        assert list(got) == ["mwmf", "inter", "itermax", "fwd", "rev"]
+        as_pairs = lambda w: sorted((l["src"], l["tgt"]) for l in w["links"])  # noqa: E731
+        assert got["inter"] == as_pairs(cli["argmax"][k])
+        assert got["itermax"] == as_pairs(cli["itermax"][k])
+        assert got["mwmf"] == as_pairs(cli["match"][k])
+        assert got["fwd"] == as_pairs(fwd[k])
+        assert all(isinstance(p, tuple) and len(p) == 2 for p in got["rev"])
+    word = SentenceAligner(model=_model(), token_type="word", matching_methods="a", device="cpu")
+    s, t = pairs[3]
+    wcli = _cli_json([(s, t)], "--method", "argmax", "--level", "word-average")
+    assert word.get_word_aligns(s, t)["inter"] == sorted((l["src"], l["tgt"]) for l in wcli[0]["links"])
+    assert sa.get_word_aligns([], ["x"]) == {"mwmf": [], "inter": [], "itermax": [], "fwd": [], "rev": []}
+    with pytest.raises(xlalign.InputError, match="matching_methods"):
+        SentenceAligner(model=_model(), matching_methods="z")
