@@ -17,8 +17,11 @@ cd "$XLALIGN_ROOT"
 WEB="${XLALIGN_SETUP_WEB:-1}"
 WASM_BINDGEN_VERSION="0.2.130"
 TRUNK_VERSION="0.21.14"
+# maturin builds the Python package; dask/distributed and pyspark (with pandas and pyarrow,
+# and a Java runtime from apt) run its corpus recipes in tests/python/test_distributed.py.
+# pandas 2: PySpark 4.3 does not support pandas 3 yet.
 PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0 tokenizers==0.23.3 zstandard==0.25.0
-    maturin==1.16.0)
+    maturin==1.16.0 dask==2026.8.0 distributed==2026.8.0 pandas==2.3.3 pyarrow==26.0.1 pyspark==4.3.0)
 
 echo "xlalign setup: repo $XLALIGN_ROOT, cache $XLALIGN_CACHE, cargo target $CARGO_TARGET_DIR"
 mkdir -p "$XLALIGN_CACHE"
@@ -30,6 +33,8 @@ setup_apt() {
     # Chromium + driver run the browser tests; lavapipe (mesa) + libvulkan give native wgpu a device.
     [[ $WEB == 1 ]] && want+=(chromium chromium-driver)
     want+=(mesa-vulkan-drivers libvulkan1)
+    # PySpark (the Python package's Spark recipe and its test) runs on a Java 17 runtime.
+    want+=(openjdk-17-jre-headless)
     # The browser tests poll their local test server with curl; minimal images lack it.
     [[ $WEB == 1 ]] && want+=(curl)
     for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done

@@ -16,8 +16,14 @@ pub fn open(path: Option<&Path>) -> Result<Box<dyn BufRead>> {
     })
 }
 
-/// Iterates over lines (without the line ending); a line that is not UTF-8 is an error naming it.
-pub fn lines(reader: Box<dyn BufRead>, name: String) -> impl Iterator<Item = Result<String>> {
+/// A line's text, or why it has none (it is not UTF-8; the message names the input, and the
+/// caller the line): an error of that line only, which commands that go on past bad lines
+/// report and skip.
+pub type Line = std::result::Result<String, String>;
+
+/// Iterates over lines (without the line ending). A line that is not UTF-8 is an inner error
+/// naming it; the outer error is a read that failed, after which nothing more is read.
+pub fn lines(reader: Box<dyn BufRead>, name: String) -> impl Iterator<Item = Result<Line>> {
     let mut reader = reader;
     let mut n = 0usize;
     std::iter::from_fn(move || {
@@ -29,12 +35,12 @@ pub fn lines(reader: Box<dyn BufRead>, name: String) -> impl Iterator<Item = Res
                 while buf.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
                     buf.pop();
                 }
-                Some(String::from_utf8(buf).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{name} line {n}: invalid UTF-8 at byte {}",
+                Some(Ok(String::from_utf8(buf).map_err(|e| {
+                    format!(
+                        "{name}: invalid UTF-8 at byte {}",
                         e.utf8_error().valid_up_to()
                     )
-                }))
+                })))
             }
             Err(e) => Some(Err(anyhow::anyhow!("{name} line {n}: {e}"))),
         }

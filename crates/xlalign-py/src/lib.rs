@@ -217,8 +217,18 @@ impl PyEncoded {
     }
 }
 
+/// A `source ||| target` (or `source<TAB>target`) line as the CLI reads it
+/// ([`xlalign_core::pairs::split_pair`]); `InputError` when it is not a pair.
+#[pyfunction]
+fn split_pair(py: Python<'_>, line: &str) -> PyResult<(String, String)> {
+    xlalign_core::pairs::split_pair(line)
+        .map(|(s, t)| (s.to_string(), t.to_string()))
+        .map_err(|e| py_err(py, &Error::Input(e.to_string())))
+}
+
 #[pymodule]
 fn _xlalign(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(split_pair, m)?)?;
     m.add_class::<PyAligner>()?;
     m.add_class::<PyEncoded>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

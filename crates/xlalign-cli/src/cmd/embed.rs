@@ -90,8 +90,8 @@ pub fn run(args: Args) -> Result<i32> {
         batch.clear();
         Ok(())
     };
-    for line in input::lines(input::open(args.input.as_deref())?, name) {
-        batch.push(line?);
+    for (n, line) in input::lines(input::open(args.input.as_deref())?, name).enumerate() {
+        batch.push(line?.map_err(|e| anyhow::anyhow!("line {}: {e}", n + 1))?);
         if batch.len() >= args.batch.max(1) {
             flush(&mut batch, &mut out)?;
         }

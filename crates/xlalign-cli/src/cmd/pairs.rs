@@ -26,7 +26,7 @@ pub struct PairInput {
 pub type PairLine = std::result::Result<(String, String), String>;
 
 /// Yields pairs in input order, one per input line. A line that is not a pair (see
-/// [`split_pair`]) is an `Err` for that line only; unreadable input or files of different line
+/// [`split_pair`]) or not UTF-8 is an `Err` for that line only; unreadable input or files of different line
 /// counts stop the iteration with an error.
 pub fn read_pairs(p: &PairInput) -> Result<Box<dyn Iterator<Item = Result<PairLine>>>> {
     if let (Some(s), Some(t)) = (&p.src, &p.tgt) {
@@ -40,7 +40,7 @@ pub fn read_pairs(p: &PairInput) -> Result<Box<dyn Iterator<Item = Result<PairLi
             match (src.next(), tgt.next()) {
                 (None, None) => None,
                 (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
-                (Some(Ok(a)), Some(Ok(b))) => Some(Ok(Ok((a, b)))),
+                (Some(Ok(a)), Some(Ok(b))) => Some(Ok(a.and_then(|a| b.map(|b| (a, b))))),
                 (Some(_), None) => Some(Err(anyhow::anyhow!(
                     "{tn} has fewer lines than {sn} (ends before line {n})"
                 ))),
@@ -58,9 +58,11 @@ pub fn read_pairs(p: &PairInput) -> Result<Box<dyn Iterator<Item = Result<PairLi
     let lines = input::lines(input::open(p.input.as_deref())?, name);
     Ok(Box::new(lines.map(|l| {
         l.map(|l| {
-            split_pair(&l)
-                .map(|(s, t)| (s.to_string(), t.to_string()))
-                .map_err(|e| e.to_string())
+            l.and_then(|l| {
+                split_pair(&l)
+                    .map(|(s, t)| (s.to_string(), t.to_string()))
+                    .map_err(|e| e.to_string())
+            })
         })
     })))
 }

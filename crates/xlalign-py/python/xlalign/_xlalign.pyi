@@ -4,6 +4,8 @@ from typing import List, Optional, Tuple
 
 __version__: str
 
+def split_pair(line: str) -> Tuple[str, str]: ...
+
 class Encoded:
     @property
     def layer(self) -> int: ...
