@@ -240,3 +240,11 @@ def test_simalign_drop_in_gives_the_cli_links():
     assert sa.get_word_aligns([], ["x"]) == {"mwmf": [], "inter": [], "itermax": [], "fwd": [], "rev": []}
     with pytest.raises(xlalign.InputError, match="matching_methods"):
         SentenceAligner(model=_model(), matching_methods="z")
+
+
+def test_an_aligner_pickles_as_its_settings(aligner):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(aligner))
+    assert again is not aligner and again.backend.kind == "cpu"
+    assert again.align(*RAW_PAIRS[0]).pharaoh() == aligner.align(*RAW_PAIRS[0]).pharaoh()

@@ -130,6 +130,10 @@ class Encoded:
         return self._aligner.extract(self, **options)
 
 
+def _restore(model, backend, threads, isa) -> "Aligner":
+    return Aligner(model, backend, threads, isa=isa)
+
+
 class Aligner:
     """A model on a backend.
 
@@ -140,7 +144,8 @@ class Aligner:
     CPU has).
 
     One aligner can be shared by threads (the encoder runs without the GIL). Across
-    processes, make one per process (after a fork, not before).
+    processes, make one per process (after a fork, not before); pickling an aligner sends
+    its settings, and the receiving process loads the model again.
     """
 
     def __init__(
@@ -153,10 +158,16 @@ class Aligner:
     ):
         if model is not None:
             model = str(model)
+        self._args = (model, backend, threads, isa)
         self._native = _xlalign.Aligner(model, backend, threads, isa)
         info = json.loads(self._native.backend_json())
         self.backend = BackendInfo(info["kind"], info["device"], info["reason"])
         self.model = json.loads(self._native.model_json())
+
+    def __reduce__(self):
+        # Pickled as its settings: unpickling (in another process) loads the model again.
+        model, backend, threads, isa = self._args
+        return (_restore, (model, backend, threads, isa))
 
     @property
     def recommendation(self) -> dict:
