@@ -6,4 +6,5 @@ pub mod eval;
 pub mod gold;
 pub mod info;
 pub mod pairs;
+pub mod score;
 pub mod similarity;
