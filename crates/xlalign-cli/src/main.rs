@@ -38,6 +38,8 @@ enum Command {
     /// Quality scores per sentence pair (cosine, margin, coverage, length ratio) to filter a
     /// parallel corpus.
     Score(cmd::score::Args),
+    /// Cross-lingual alignment of a parallel file per encoder layer (MEXA).
+    Mexa(cmd::mexa::Args),
     /// Measure load time, embedding and alignment throughput, and peak memory.
     Bench(cmd::bench::Args),
 }
@@ -52,6 +54,7 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Similarity(a) => cmd::similarity::run(a),
         Command::Score(a) => cmd::score::run(a),
+        Command::Mexa(a) => cmd::mexa::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };
     match result {

@@ -5,6 +5,7 @@ pub mod embed;
 pub mod eval;
 pub mod gold;
 pub mod info;
+pub mod mexa;
 pub mod pairs;
 pub mod score;
 pub mod similarity;
