@@ -11,6 +11,7 @@ use xlalign_core::corpus::{mexa, LayerAlignment, MexaOptions, MAX_BLOCK};
 use xlalign_core::pipeline::Aligner;
 
 use super::align::open_output;
+use super::blocks::for_each_block;
 use super::pairs::{read_pairs, PairInput};
 use crate::{backend, load, progress};
 
@@ -29,9 +30,9 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     layers: Option<Vec<usize>>,
     /// Pairs per block (at most 10,000). Each pair competes with the other pairs of its block
-    /// (consecutive lines; the last block holds what is left), so the score falls as blocks
-    /// grow; a file longer than one block gets the pair-weighted mean of its blocks' scores.
-    /// The paper scores 100 sentences.
+    /// (consecutive lines; when more than a block is left at the end, the last two blocks
+    /// share it evenly), so the score falls as blocks grow; a file longer than one block gets
+    /// the pair-weighted mean of its blocks' scores. The paper scores 100 sentences.
     #[arg(long, default_value_t = 1000)]
     block: usize,
     /// Sentences per encoder batch.
@@ -79,10 +80,19 @@ pub fn run(args: Args) -> Result<i32> {
         skipped: 0,
         layers: Vec::new(),
     };
-    let run_block = |block: &mut Vec<(String, String)>, report: &mut Report| -> Result<()> {
-        if block.is_empty() {
-            return Ok(());
-        }
+    let mut skipped = 0;
+    let pairs = read_pairs(&args.pairs)?
+        .enumerate()
+        .filter_map(|(n, p)| match p {
+            Err(e) => Some(Err(e)),
+            Ok(Ok(pair)) => Some(Ok(pair)),
+            Ok(Err(e)) => {
+                pb.suspend(|| eprintln!("line {}: {e} (left out)", n + 1));
+                skipped += 1;
+                None
+            }
+        });
+    let run_block = |block: Vec<(String, String)>| -> Result<()> {
         let src: Vec<&str> = block.iter().map(|(s, _)| s.as_str()).collect();
         let tgt: Vec<&str> = block.iter().map(|(_, t)| t.as_str()).collect();
         let mut before = 0;
@@ -105,23 +115,10 @@ pub fn run(args: Args) -> Result<i32> {
         }
         report.pairs += block.len();
         report.blocks += 1;
-        block.clear();
         Ok(())
     };
-    let mut block = Vec::new();
-    for (n, p) in read_pairs(&args.pairs)?.enumerate() {
-        match p? {
-            Ok(pair) => block.push(pair),
-            Err(e) => {
-                pb.suspend(|| eprintln!("line {}: {e} (left out)", n + 1));
-                report.skipped += 1;
-            }
-        }
-        if block.len() == args.block {
-            run_block(&mut block, &mut report)?;
-        }
-    }
-    run_block(&mut block, &mut report)?;
+    for_each_block(pairs, args.block, run_block)?;
+    report.skipped = skipped;
     pb.finish_and_clear();
 
     if args.format == "json" {

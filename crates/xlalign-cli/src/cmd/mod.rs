@@ -1,5 +1,6 @@
 pub mod align;
 pub mod bench;
+pub mod blocks;
 pub mod convert;
 pub mod embed;
 pub mod eval;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use xlalign_core::corpus::{score_block, PairScore, ScoreOptions, Thresholds, MAX_BLOCK};
 
 use super::align::{open_output, PairJob, PairRun};
+use super::blocks::for_each_block;
 use super::pairs::{read_raw_pairs, PairLine, RawPair};
 use crate::progress;
 
@@ -20,9 +21,10 @@ pub struct Args {
     #[arg(long, default_value_t = ScoreOptions::default().k)]
     k: usize,
     /// Pairs per block. The margin compares each pair with its k nearest neighbours among
-    /// the other pairs of its block (consecutive input lines; the last block holds what is
-    /// left), so it depends on the block: a larger block finds closer neighbours (a harder
-    /// test), and memory grows with its square. At most 10,000.
+    /// the pairs of its block (consecutive input lines; when more than a block is left at the
+    /// end, the last two blocks share it evenly, so a block holds half to all of this), so it
+    /// depends on the block: a larger block finds closer neighbours (a harder test), and
+    /// memory and time grow with its square. At most 10,000.
     #[arg(long, default_value_t = 1000)]
     block: usize,
     /// Keep only pairs whose sentence cosine is at least this.
@@ -108,7 +110,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     let pb = progress::bar(0, "pairs");
     pb.set_message("scoring");
     let mut failed = 0usize;
-    let mut run_block = |block: &mut Vec<(usize, RawPair, PairLine)>| -> Result<()> {
+    let mut run_block = |block: Vec<(usize, RawPair, PairLine)>| -> Result<()> {
         let ok: Vec<(&str, &str)> = block
             .iter()
             .filter_map(|(_, _, p)| p.as_ref().ok())
@@ -137,18 +139,12 @@ pub fn run(mut args: Args) -> Result<i32> {
             }
             sink.row(*n, raw, r)?;
         }
-        block.clear();
         Ok(())
     };
-    let mut block = Vec::with_capacity(args.block);
-    for (n, r) in read_raw_pairs(&args.job.pairs)?.enumerate() {
-        let (raw, pair) = r?;
-        block.push((n + 1, raw, pair));
-        if block.len() == args.block {
-            run_block(&mut block)?;
-        }
-    }
-    run_block(&mut block)?;
+    let lines = read_raw_pairs(&args.job.pairs)?
+        .enumerate()
+        .map(|(n, r)| r.map(|(raw, pair)| (n + 1, raw, pair)));
+    for_each_block(lines, args.block, &mut run_block)?;
     pb.finish_and_clear();
     sink.flush()?;
     if failed > 0 {

@@ -146,13 +146,14 @@ pub async fn measure_pairs<B: Backend>(
                 v.ok_or_else(|| Error::Backend("no pooled sentence vector came back".into()))
             };
             let content = |t: &crate::tokenize::Tokenized| t.len().saturating_sub(2 + t.n_prefix);
+            let (src_vector, tgt_vector) = (vector(p.src.pooled)?, vector(p.tgt.pooled)?);
             Ok(PairMeasure {
-                cosine: a.similarity.cosine.unwrap_or(0.0),
+                cosine: crate::embed::cosine(&src_vector, &tgt_vector),
                 coverage: a.similarity.coverage,
                 src_tokens: content(&p.src.tokenized),
                 tgt_tokens: content(&p.tgt.tokenized),
-                src_vector: vector(p.src.pooled)?,
-                tgt_vector: vector(p.tgt.pooled)?,
+                src_vector,
+                tgt_vector,
             })
         })
         .collect())
