@@ -12,10 +12,15 @@
 //! where `NN_k(x)` are the k targets most similar to source x and `NN_k(y)` the k sources
 //! most similar to target y. Here the candidates are the pairs of one block (the sources and
 //! targets of consecutive pairs), the pair's own partner included, as in CCMatrix where the
-//! neighbours are searched among all candidates. A translation well above its neighbours
-//! scores above 1; a pair no closer than the rest of the block about 1 or below.
+//! neighbours are searched among all candidates. Neighbours are distinct sentences: a
+//! sentence that occurs several times in a block (the same vector) counts once, as in
+//! CCMatrix, which mines deduplicated text; otherwise a pair repeated in the block would find
+//! its own partner twice among its neighbours. A translation well above its neighbours scores
+//! above 1; a pair no closer than the rest of the block about 1 or below.
 
-use ndarray::{ArrayView1, ArrayView2};
+use std::collections::HashSet;
+
+use ndarray::{ArrayView1, ArrayView2, Axis};
 
 use crate::error::{Error, Result};
 
@@ -31,13 +36,27 @@ pub fn margin_scores(src: ArrayView2<f32>, tgt: ArrayView2<f32>, k: usize) -> Re
         )));
     }
     let cos = src.dot(&tgt.t());
-    margin_from_cosines(cos.view(), k)
+    margin_among(cos.view(), k, &first_of_each(src), &first_of_each(tgt))
+}
+
+/// Whether each row is the first of its value (bit for bit) in the matrix.
+fn first_of_each(rows: ArrayView2<f32>) -> Vec<bool> {
+    let mut seen = HashSet::new();
+    rows.axis_iter(Axis(0))
+        .map(|r| seen.insert(r.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()))
+        .collect()
 }
 
 /// As [`margin_scores`] from the cosine matrix: `cos[i][j]` is the cosine of source i and
 /// target j, pair i is `cos[i][i]`. A margin whose neighbourhood mean is not positive (never
 /// with contextual sentence vectors, whose cosines sit well above 0) is reported as 0.
 pub fn margin_from_cosines(cos: ArrayView2<f32>, k: usize) -> Result<Vec<f32>> {
+    let all = vec![true; cos.nrows()];
+    margin_among(cos, k, &all, &all)
+}
+
+/// The margin with neighbours taken among the sources and targets marked in `src`, `tgt`.
+fn margin_among(cos: ArrayView2<f32>, k: usize, src: &[bool], tgt: &[bool]) -> Result<Vec<f32>> {
     let (n, m) = cos.dim();
     if n != m {
         return Err(Error::Input(format!(
@@ -50,10 +69,18 @@ pub fn margin_from_cosines(cos: ArrayView2<f32>, k: usize) -> Result<Vec<f32>> {
     if cos.iter().any(|c| !c.is_finite()) {
         return Err(Error::Input("margin: the cosines are not finite".into()));
     }
-    let k = k.min(n);
+    let among = |line: ArrayView1<f32>, keep: &[bool]| -> Vec<f32> {
+        line.iter()
+            .zip(keep)
+            .filter(|(_, &k)| k)
+            .map(|(&c, _)| c)
+            .collect()
+    };
     Ok((0..n)
         .map(|i| {
-            let denom = (top_k_mean(cos.row(i), k) + top_k_mean(cos.column(i), k)) / 2.0;
+            let fwd = top_k_mean(among(cos.row(i), tgt), k);
+            let bwd = top_k_mean(among(cos.column(i), src), k);
+            let denom = (fwd + bwd) / 2.0;
             if denom > 0.0 {
                 cos[[i, i]] / denom
             } else {
@@ -63,9 +90,9 @@ pub fn margin_from_cosines(cos: ArrayView2<f32>, k: usize) -> Result<Vec<f32>> {
         .collect())
 }
 
-/// Mean of the `k` largest values (1 ≤ k ≤ len).
-fn top_k_mean(line: ArrayView1<f32>, k: usize) -> f32 {
-    let mut v = line.to_vec();
+/// Mean of the `k` largest values (all of them when there are fewer; `v` is not empty).
+fn top_k_mean(mut v: Vec<f32>, k: usize) -> f32 {
+    let k = k.min(v.len());
     v.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     v[..k].iter().sum::<f32>() / k as f32
 }
@@ -125,6 +152,42 @@ mod tests {
         assert!((got[1] - 1.0).abs() < 1e-6);
         // Pair 2: cos(90° − 180°) = 0 → margin 0 whatever the neighbours.
         assert!(got[2].abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_repeated_sentence_counts_once_among_the_neighbours() {
+        let unit = |deg: f32| {
+            let r = deg.to_radians();
+            [r.cos(), r.sin()]
+        };
+        let rows = |degs: &[f32]| {
+            ndarray::Array2::from_shape_vec(
+                (degs.len(), 2),
+                degs.iter().flat_map(|&d| unit(d)).collect(),
+            )
+            .unwrap()
+        };
+        let (s, t) = ([0.0, 40.0, 90.0], [10.0, 45.0, 80.0]);
+        let once = margin_scores(rows(&s).view(), rows(&t).view(), 2).unwrap();
+        // The same block with pair 0 twice, and source 1 again with target 2.
+        let twice = margin_scores(
+            rows(&[s[0], s[0], s[1], s[2], s[1]]).view(),
+            rows(&[t[0], t[0], t[1], t[2], t[2]]).view(),
+            2,
+        )
+        .unwrap();
+        assert_eq!(twice[0], once[0]);
+        assert_eq!(twice[1], once[0]);
+        assert_eq!(twice[2], once[1]);
+        assert_eq!(twice[3], once[2]);
+        // Without deduplication pair 0 would find its own partner twice (margin 1).
+        let cos = rows(&[s[0], s[0]]).dot(&rows(&[t[0], t[0]]).t());
+        assert!((margin_from_cosines(cos.view(), 2).unwrap()[0] - 1.0).abs() < 1e-6);
+        // Pair 0 with k = 2 among distinct sentences: row cos 10°, cos 45°; column cos 10°,
+        // cos 30°.
+        let c = |d: f32| d.to_radians().cos();
+        let want = c(10.0) / ((c(10.0) + c(45.0) + c(10.0) + c(30.0)) / 4.0);
+        assert!((once[0] - want).abs() < 1e-6, "{once:?}");
     }
 
     #[test]
