@@ -115,6 +115,7 @@ def main() -> None:
             spark = (
                 SparkSession.builder.master(f"local[{cores}]")
                 .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.execution.arrow.maxRecordsPerBatch", "256")
                 .getOrCreate()
             )

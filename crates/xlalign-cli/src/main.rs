@@ -35,6 +35,11 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Sentence similarity scores for sentence pairs.
     Similarity(cmd::similarity::Args),
+    /// Quality scores per sentence pair (cosine, margin, coverage, length ratio) to filter a
+    /// parallel corpus.
+    Score(cmd::score::Args),
+    /// Cross-lingual alignment of a parallel file per encoder layer (MEXA).
+    Mexa(cmd::mexa::Args),
     /// Measure load time, embedding and alignment throughput, and peak memory.
     Bench(cmd::bench::Args),
 }
@@ -48,6 +53,8 @@ fn main() {
         Command::Align(a) => cmd::align::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Similarity(a) => cmd::similarity::run(a),
+        Command::Score(a) => cmd::score::run(a),
+        Command::Mexa(a) => cmd::mexa::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };
     match result {

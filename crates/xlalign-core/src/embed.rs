@@ -7,7 +7,7 @@
 
 use ndarray::{concatenate, s, Array2, Axis};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, ForwardOutput};
 use crate::error::{Error, Result};
 use crate::model::{Model, Pooling};
 use crate::tokenize::Tokenized;
@@ -86,15 +86,30 @@ pub struct TextStates {
     pub pooled: Option<Vec<f32>>,
 }
 
-/// Runs the backend on already tokenised texts (all their windows in one batch) and returns
-/// the requested layers per text. The pooled vector is computed when `layers` contains the
-/// last layer.
-pub async fn encode_tokenized<B: Backend>(
+/// Every window of every text through the backend in one batch.
+struct Windowed {
+    /// (window ids, content tokens in it), texts in order.
+    windows: Vec<(Vec<u32>, usize)>,
+    /// The text each window belongs to.
+    owner: Vec<usize>,
+    outs: Vec<ForwardOutput>,
+}
+
+impl Windowed {
+    /// The window indices of text `i` (windows are in text order).
+    fn of(&self, i: usize) -> std::ops::Range<usize> {
+        let lo = self.owner.partition_point(|&o| o < i);
+        let hi = self.owner.partition_point(|&o| o <= i);
+        lo..hi
+    }
+}
+
+async fn forward_windows<B: Backend>(
     model: &Model,
     backend: &B,
     texts: &[&Tokenized],
     layers: &[usize],
-) -> Result<Vec<TextStates>> {
+) -> Result<Windowed> {
     let cfg = &model.config;
     if let Some(&l) = layers.iter().find(|&&l| l > cfg.layers) {
         return Err(Error::Input(format!(
@@ -103,15 +118,15 @@ pub async fn encode_tokenized<B: Backend>(
         )));
     }
     let tok = &model.tokenizer;
-    let mut all = Vec::new();
+    let mut windows_ = Vec::new();
     let mut owner = Vec::new();
     for (i, t) in texts.iter().enumerate() {
         for w in windows(&t.ids, cfg.max_content_tokens(), tok.bos, tok.eos) {
-            all.push(w);
+            windows_.push(w);
             owner.push(i);
         }
     }
-    let seqs: Vec<&[u32]> = all.iter().map(|(w, _)| w.as_slice()).collect();
+    let seqs: Vec<&[u32]> = windows_.iter().map(|(w, _)| w.as_slice()).collect();
     let outs = if seqs.is_empty() {
         Vec::new()
     } else {
@@ -124,47 +139,71 @@ pub async fn encode_tokenized<B: Backend>(
             seqs.len()
         )));
     }
-    let last = layers.iter().position(|&l| l == cfg.layers);
+    Ok(Windowed {
+        windows: windows_,
+        owner,
+        outs,
+    })
+}
 
+/// One text's vector from its windows' states at one layer: the content-token-weighted mean
+/// of the window poolings, L2-normalised.
+fn pool_windows<'a>(
+    pooling: Pooling,
+    hidden: usize,
+    windows: impl Iterator<Item = (&'a Array2<f32>, usize)>,
+) -> Vec<f32> {
+    let mut pooled = vec![0f32; hidden];
+    let mut weight_sum = 0f32;
+    for (m, n_content) in windows {
+        let window_vec: Vec<f32> = match pooling {
+            Pooling::Mean => m.mean_axis(Axis(0)).expect("non-empty window").to_vec(),
+            Pooling::Cls => m.row(0).to_vec(),
+        };
+        // A window without content (an empty text) still counts once.
+        let wt = n_content.max(1) as f32;
+        for (p, v) in pooled.iter_mut().zip(&window_vec) {
+            *p += wt * v;
+        }
+        weight_sum += wt;
+    }
+    pooled.iter_mut().for_each(|p| *p /= weight_sum);
+    l2_normalize(&mut pooled);
+    pooled
+}
+
+/// Runs the backend on already tokenised texts (all their windows in one batch) and returns
+/// the requested layers per text. The pooled vector is computed when `layers` contains the
+/// last layer.
+pub async fn encode_tokenized<B: Backend>(
+    model: &Model,
+    backend: &B,
+    texts: &[&Tokenized],
+    layers: &[usize],
+) -> Result<Vec<TextStates>> {
+    let cfg = &model.config;
+    let run = forward_windows(model, backend, texts, layers).await?;
+    let last = layers.iter().position(|&l| l == cfg.layers);
     let mut result = Vec::with_capacity(texts.len());
-    let mut k = 0;
     for i in 0..texts.len() {
-        let mut pooled = vec![0f32; cfg.hidden];
-        let mut weight_sum = 0f32;
+        let ws = run.of(i);
+        let pooled = last.map(|li| {
+            let parts = ws
+                .clone()
+                .map(|k| (&run.outs[k].layers[li], run.windows[k].1));
+            pool_windows(cfg.pooling, cfg.hidden, parts)
+        });
         let mut parts: Vec<Vec<Array2<f32>>> = vec![Vec::new(); layers.len()];
-        let first = k;
-        while k < owner.len() && owner[k] == i {
-            let (w, n_content) = &all[k];
-            if let Some(li) = last {
-                let m = &outs[k].layers[li];
-                let window_vec: Vec<f32> = match cfg.pooling {
-                    Pooling::Mean => m.mean_axis(Axis(0)).expect("non-empty window").to_vec(),
-                    Pooling::Cls => m.row(0).to_vec(),
-                };
-                // A window without content (an empty text) still counts once.
-                let wt = (*n_content).max(1) as f32;
-                for (p, v) in pooled.iter_mut().zip(&window_vec) {
-                    *p += wt * v;
-                }
-                weight_sum += wt;
-            }
-            let n = w.len();
-            let lo = if k == first { 0 } else { 1 };
-            let hi = if k + 1 == owner.len() || owner[k + 1] != i {
-                n
-            } else {
-                n - 1
-            };
-            for (part, m) in parts.iter_mut().zip(&outs[k].layers) {
+        for k in ws.clone() {
+            // Rows of the text: the first window's `<s>`, every content token, the last
+            // window's `</s>`.
+            let n = run.windows[k].0.len();
+            let lo = if k == ws.start { 0 } else { 1 };
+            let hi = if k + 1 == ws.end { n } else { n - 1 };
+            for (part, m) in parts.iter_mut().zip(&run.outs[k].layers) {
                 part.push(m.slice(s![lo..hi, ..]).to_owned());
             }
-            k += 1;
         }
-        let pooled = last.map(|_| {
-            pooled.iter_mut().for_each(|p| *p /= weight_sum);
-            l2_normalize(&mut pooled);
-            pooled
-        });
         let layers = parts
             .into_iter()
             .map(|p| {
@@ -178,6 +217,33 @@ pub async fn encode_tokenized<B: Backend>(
         result.push(TextStates { layers, pooled });
     }
     Ok(result)
+}
+
+/// Mean-pooled, L2-normalised vectors of already tokenised texts at each of `layers` (one
+/// forward pass; `result[text][k]` is layer `layers[k]`). Long texts are windowed and pooled
+/// as [`encode_tokenized`] pools the last layer: the content-token-weighted mean of the
+/// window means. The mean is taken whatever the model's own pooling (MEXA's per-layer
+/// sentence vectors; for E5 models the last layer's vector is then the sentence embedding).
+pub async fn pool_layers<B: Backend>(
+    model: &Model,
+    backend: &B,
+    texts: &[&Tokenized],
+    layers: &[usize],
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let hidden = model.config.hidden;
+    let run = forward_windows(model, backend, texts, layers).await?;
+    Ok((0..texts.len())
+        .map(|i| {
+            (0..layers.len())
+                .map(|li| {
+                    let parts = run
+                        .of(i)
+                        .map(|k| (&run.outs[k].layers[li], run.windows[k].1));
+                    pool_windows(Pooling::Mean, hidden, parts)
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// Refuses texts too large to process, before any work is done.
@@ -256,5 +322,32 @@ mod tests {
         assert_eq!(w[0], (vec![0, 10, 11, 12, 2], 3));
         assert_eq!(w[2], (vec![0, 16, 2], 1));
         assert_eq!(windows(&[0, 2], 3, 0, 2), vec![(vec![0, 2], 0)]);
+    }
+
+    #[test]
+    fn pooled_layers_are_the_sentence_embedding_at_the_last_layer() {
+        use crate::cpu::CpuBackend;
+        use crate::test_support::{model, ready};
+        let model = model();
+        let backend = CpuBackend::new(&model).unwrap();
+        // One short text, one over three windows, one empty.
+        let long = "The old lighthouse keeper walked along the rocky shore. ".repeat(100);
+        let texts = ["Das Haus ist klein.", long.as_str(), ""];
+        let toks: Vec<Tokenized> = texts
+            .iter()
+            .map(|t| model.tokenizer.encode(t, "passage: ").unwrap())
+            .collect();
+        let refs: Vec<&Tokenized> = toks.iter().collect();
+        assert!(toks[1].len() > 2 * model.config.max_content_tokens());
+        let last = model.config.layers;
+        let states = ready(encode_tokenized(&model, &backend, &refs, &[last])).unwrap();
+        let pooled = ready(pool_layers(&model, &backend, &refs, &[3, last])).unwrap();
+        for (s, p) in states.iter().zip(&pooled) {
+            assert_eq!(s.pooled.as_ref().unwrap(), &p[1]);
+            assert_eq!(p[0].len(), model.config.hidden);
+            assert_ne!(p[0], p[1]);
+            let norm: f32 = p[0].iter().map(|x| x * x).sum();
+            assert!((norm - 1.0).abs() < 1e-4);
+        }
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! `gguf` (file format) → `model` (config + weights + tokenizer) → `tokenize` (subwords with
 //! offsets) → `backend` (encoder forward pass; [`cpu`] here, WebGPU in `xlalign-gpu`) →
-//! `embed` (pooled sentence vectors, windowing) → `align` (similarity matrices → word links).
+//! `embed` (pooled sentence vectors, windowing) → `align` (similarity matrices → word links);
+//! `corpus` scores whole corpora (filtering scores per pair, MEXA per layer).
 //!
 //! Compiles for `wasm32-unknown-unknown`: no threads, files or native-only crates unless the
 //! `parallel` feature is on.
 
 pub mod align;
 pub mod backend;
+pub mod corpus;
 pub mod cpu;
 pub mod document;
 pub mod embed;

@@ -1,9 +1,12 @@
 pub mod align;
 pub mod bench;
+pub mod blocks;
 pub mod convert;
 pub mod embed;
 pub mod eval;
 pub mod gold;
 pub mod info;
+pub mod mexa;
 pub mod pairs;
+pub mod score;
 pub mod similarity;
