@@ -248,3 +248,44 @@ def test_an_aligner_pickles_as_its_settings(aligner):
     again = pickle.loads(pickle.dumps(aligner))
     assert again is not aligner and again.backend.kind == "cpu"
     assert again.align(*RAW_PAIRS[0]).pharaoh() == aligner.align(*RAW_PAIRS[0]).pharaoh()
+
+
+def test_score_and_mexa_equal_the_cli(aligner, tmp_path):
+    pairs = [p for p in _gold("enfr", 60) + _gold("roen", 30) if len(p[0].split()) > 6][:45]
+    # A wrong pairing among them: it scores below the true pairs.
+    pairs.append((pairs[0][0], pairs[5][1]))
+    f = tmp_path / "pairs.txt"
+    f.write_text("".join(f"{s} ||| {t}\n" for s, t in pairs) + "\n", encoding="utf-8")
+    cli = subprocess.run(
+        [_cli(), "score", "--model", _model(), "--backend", "cpu", "--input", str(f), "--format", "json",
+         "--block", "20", "--min-margin", "1.02"],
+        capture_output=True, text=True,
+    )
+    assert cli.returncode == 2, cli.stderr  # the empty last line
+    want = [json.loads(l) for l in cli.stdout.splitlines()]
+    got = aligner.score(pairs + [("", "")], block=20, min_margin=1.02)
+    assert len(got) == len(want) == len(pairs) + 1
+    for g, w in zip(got[:-1], want):
+        assert g.margin == pytest.approx(w["margin"], abs=1e-5) and g.keep == w["keep"], (g, w)
+        assert g.cosine == pytest.approx(w["cosine"], abs=1e-5)
+        assert (g.src_tokens, g.tgt_tokens) == (w["srcTokens"], w["tgtTokens"])
+    assert isinstance(got[-1], xlalign.PairError) and got[-1].index == len(pairs)
+    assert got[-2].margin < sorted(g.margin for g in got[:-2])[len(got) // 10]
+    with pytest.raises(xlalign.InputError, match="block"):
+        aligner.score(pairs, block=0)
+
+    src, tgt = [s for s, _ in pairs[:-1]], [t for _, t in pairs[:-1]]
+    cli = subprocess.run(
+        [_cli(), "mexa", "--model", _model(), "--backend", "cpu", "--src", "/dev/stdin", "--tgt", str(tmp_path / "t"),
+         "--words", "pretokenized", "--layers", "0,7,12", "--block", "25", "--format", "json"],
+        input="\n".join(src) + "\n", capture_output=True, text=True,
+    ) if (tmp_path / "t").write_text("\n".join(tgt) + "\n", encoding="utf-8") else None
+    assert cli.returncode == 0, cli.stderr
+    want = json.loads(cli.stdout)["layers"]
+    got = aligner.mexa(src, tgt, layers=[0, 7, 12], pretokenized=True, block=25)
+    assert [g.layer for g in got] == [w["layer"] for w in want] == [0, 7, 12]
+    for g, w in zip(got, want):
+        assert g.mexa == pytest.approx(w["mexa"], abs=1e-6) and g.pairs == w["pairs"] == len(src)
+    assert got[1].mexa > got[0].mexa
+    with pytest.raises(xlalign.InputError, match="parallel"):
+        aligner.mexa(src, tgt[:-1])

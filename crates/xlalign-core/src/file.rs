@@ -87,12 +87,11 @@ pub fn map_file(path: &Path) -> Result<Bytes> {
 pub fn load_model(path: Option<&Path>) -> Result<Model> {
     let path = model_path(path)?;
     let map = map(&path)?;
-    let model = Model::from_bytes(Bytes::from_owner(SharedMap(map.clone()))).map_err(|e| {
-        Error::File {
+    let model =
+        Model::from_bytes(Bytes::from_owner(SharedMap(map.clone()))).map_err(|e| Error::File {
             path: path.display().to_string(),
             source: Box::new(e),
-        }
-    })?;
+        })?;
     // Loading read the tokenizer and the tensor headers, which are not needed again: drop
     // those pages from this process (they stay in the page cache; what the encoder reads
     // later faults back in). Only a hint: ignore a refusal.

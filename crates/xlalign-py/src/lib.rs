@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use xlalign_core::corpus::{
+    add_block, for_each_block, mexa, score_block, MexaOptions, ScoreOptions, MAX_BLOCK,
+};
 use xlalign_core::embed::{embed_texts, Prefix};
 use xlalign_core::error::ErrorKind;
 use xlalign_core::pipeline::{Aligner, EncodedPair};
@@ -46,6 +49,27 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
     serde_json::to_string(v).map_err(|e| Error::Backend(format!("cannot write the result: {e}")))
 }
 
+fn check_block(block: usize) -> Result<(), Error> {
+    if !(1..=MAX_BLOCK).contains(&block) {
+        return Err(Error::Input(format!(
+            "block must be between 1 and {MAX_BLOCK}, got {block}"
+        )));
+    }
+    Ok(())
+}
+
+/// Per-item results as `(kind, text)`: `ok` with the JSON, or the error's kind with its
+/// message (the wrapper makes a `PairError` of it).
+fn tagged(results: Vec<Result<String, Error>>) -> Vec<(String, String)> {
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(json) => ("ok".to_string(), json),
+            Err(e) => (format!("{:?}", e.kind()), e.to_string()),
+        })
+        .collect()
+}
+
 /// A model on its backend.
 #[pyclass(frozen, module = "xlalign._xlalign", name = "Aligner")]
 struct PyAligner {
@@ -73,8 +97,8 @@ impl PyAligner {
             let choice: BackendChoice = backend.parse()?;
             let isa = match isa {
                 None => None,
-                Some(name) => Some(
-                    xlalign_core::cpu::kernels::Isa::by_name(name).ok_or_else(|| {
+                Some(name) => Some(xlalign_core::cpu::kernels::Isa::by_name(name).ok_or_else(
+                    || {
                         Error::Input(format!(
                             "`{name}` is not an instruction set this CPU has (it has: {})",
                             xlalign_core::cpu::kernels::Isa::available()
@@ -83,8 +107,8 @@ impl PyAligner {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ))
-                    })?,
-                ),
+                    },
+                )?),
             };
             if threads == Some(0) {
                 return Err(Error::Input("threads must be at least 1".into()));
@@ -129,22 +153,17 @@ impl PyAligner {
     ) -> PyResult<Vec<(String, String)>> {
         let done = py.detach(|| -> Result<Vec<Result<String, Error>>, Error> {
             let (enc, opts) = request(options)?.resolve(&self.core.recommendation()?)?;
-            let refs: Vec<(&str, &str)> =
-                pairs.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(s, t)| (s.as_str(), t.as_str()))
+                .collect();
             let results = pollster::block_on(self.core.align_batch(&refs, &enc, &opts))?;
             Ok(results
                 .into_iter()
                 .map(|r| r.and_then(|a| to_json(&a)))
                 .collect())
         });
-        let done = done.map_err(|e| py_err(py, &e))?;
-        Ok(done
-            .into_iter()
-            .map(|r| match r {
-                Ok(json) => ("ok".to_string(), json),
-                Err(e) => (format!("{:?}", e.kind()), e.to_string()),
-            })
-            .collect())
+        Ok(tagged(done.map_err(|e| py_err(py, &e))?))
     }
 
     /// Runs the encoder on one pair (the encoding part of the options only).
@@ -159,8 +178,10 @@ impl PyAligner {
             let request = request(options)?;
             request.check_only(Part::Encode)?;
             let enc = request.encode_options(&self.core.recommendation()?)?;
-            let mut out =
-                pollster::block_on(self.core.encode_pairs(&[(src.as_str(), tgt.as_str())], &enc))?;
+            let mut out = pollster::block_on(
+                self.core
+                    .encode_pairs(&[(src.as_str(), tgt.as_str())], &enc),
+            )?;
             out.pop()
                 .unwrap_or_else(|| Err(Error::Backend("no pair came back".into())))
         });
@@ -175,6 +196,74 @@ impl PyAligner {
             request.check_only(Part::Extract)?;
             let opts = request.align_options(&self.core.recommendation()?)?;
             to_json(&self.core.extract(&encoded.pair, &opts)?)
+        });
+        done.map_err(|e| py_err(py, &e))
+    }
+
+    /// Quality scores of pairs, cut into blocks of `block` as the CLI cuts them
+    /// ([`for_each_block`]; the margin compares each pair with its block's others): one
+    /// `(kind, text)` per pair as [`Self::align_batch`] gives them.
+    fn score(
+        &self,
+        py: Python<'_>,
+        pairs: Vec<(String, String)>,
+        options: &str,
+        score: &str,
+        block: usize,
+    ) -> PyResult<Vec<(String, String)>> {
+        let done = py.detach(|| -> Result<Vec<Result<String, Error>>, Error> {
+            check_block(block)?;
+            let (enc, opts) = request(options)?.resolve(&self.core.recommendation()?)?;
+            let score: ScoreOptions = serde_json::from_str(score)
+                .map_err(|e| Error::Input(format!("score options: {e}")))?;
+            let mut out = Vec::with_capacity(pairs.len());
+            let refs = pairs.iter().map(|(s, t)| Ok((s.as_str(), t.as_str())));
+            for_each_block(refs, block, |b: Vec<(&str, &str)>| {
+                let got =
+                    pollster::block_on(score_block(&self.core, &b, &enc, &opts, &score, |_| {}))?;
+                out.extend(got.into_iter().map(|r| r.and_then(|a| to_json(&a))));
+                Ok::<(), Error>(())
+            })?;
+            Ok(out)
+        });
+        Ok(tagged(done.map_err(|e| py_err(py, &e))?))
+    }
+
+    /// MEXA per layer of parallel sentences, in blocks of `block` pairs (the pair-weighted
+    /// mean over blocks, [`add_block`]), as JSON.
+    fn mexa(
+        &self,
+        py: Python<'_>,
+        src: Vec<String>,
+        tgt: Vec<String>,
+        options: &str,
+        block: usize,
+    ) -> PyResult<String> {
+        let done = py.detach(|| -> Result<String, Error> {
+            check_block(block)?;
+            let opts: MexaOptions = serde_json::from_str(options)
+                .map_err(|e| Error::Input(format!("mexa options: {e}")))?;
+            if src.len() != tgt.len() {
+                return Err(Error::Input(format!(
+                    "MEXA needs parallel sentences: {} sources, {} targets",
+                    src.len(),
+                    tgt.len()
+                )));
+            }
+            let mut total = Vec::new();
+            let pairs = src
+                .iter()
+                .zip(&tgt)
+                .map(|(s, t)| Ok((s.as_str(), t.as_str())));
+            for_each_block(pairs, block, |b: Vec<(&str, &str)>| {
+                let (s, t): (Vec<&str>, Vec<&str>) = b.into_iter().unzip();
+                add_block(
+                    &mut total,
+                    pollster::block_on(mexa(&self.core, &s, &t, &opts, |_| {}))?,
+                );
+                Ok::<(), Error>(())
+            })?;
+            to_json(&total)
         });
         done.map_err(|e| py_err(py, &e))
     }
@@ -232,5 +321,7 @@ fn _xlalign(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyAligner>()?;
     m.add_class::<PyEncoded>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DEFAULT_BLOCK", xlalign_core::corpus::DEFAULT_BLOCK)?;
+    m.add("MAX_BLOCK", MAX_BLOCK)?;
     Ok(())
 }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
-use xlalign_core::corpus::{mexa, LayerAlignment, MexaOptions, MAX_BLOCK};
+use xlalign_core::corpus::{
+    add_block, for_each_block, mexa, LayerAlignment, MexaOptions, MAX_BLOCK,
+};
 use xlalign_core::pipeline::Aligner;
 
 use super::align::open_output;
-use super::blocks::for_each_block;
 use super::pairs::{read_pairs, PairInput};
 use crate::{backend, load, progress};
 
@@ -33,7 +34,7 @@ pub struct Args {
     /// (consecutive lines; when more than a block is left at the end, the last two blocks
     /// share it evenly), so the score falls as blocks grow; a file longer than one block gets
     /// the pair-weighted mean of its blocks' scores. The paper scores 100 sentences.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = xlalign_core::corpus::DEFAULT_BLOCK)]
     block: usize,
     /// Sentences per encoder batch.
     #[arg(long, default_value_t = 32)]
@@ -100,19 +101,7 @@ pub fn run(args: Args) -> Result<i32> {
             pb.inc((n - before) as u64);
             before = n;
         }))?;
-        if report.layers.is_empty() {
-            report.layers = got;
-        } else {
-            // Pair-weighted mean over blocks.
-            let (a, b) = (report.pairs as f32, block.len() as f32);
-            let mean = |x: f32, y: f32| (x * a + y * b) / (a + b);
-            for (r, g) in report.layers.iter_mut().zip(got) {
-                r.mexa = mean(r.mexa, g.mexa);
-                r.src_to_tgt = mean(r.src_to_tgt, g.src_to_tgt);
-                r.tgt_to_src = mean(r.tgt_to_src, g.tgt_to_src);
-                r.pairs += g.pairs;
-            }
-        }
+        add_block(&mut report.layers, got);
         report.pairs += block.len();
         report.blocks += 1;
         Ok(())

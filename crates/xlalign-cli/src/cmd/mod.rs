@@ -1,6 +1,5 @@
 pub mod align;
 pub mod bench;
-pub mod blocks;
 pub mod convert;
 pub mod embed;
 pub mod eval;

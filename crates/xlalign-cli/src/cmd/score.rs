@@ -9,9 +9,9 @@ use serde::Serialize;
 use xlalign_core::corpus::{score_block, PairScore, ScoreOptions, Thresholds, MAX_BLOCK};
 
 use super::align::{open_output, PairJob, PairRun};
-use super::blocks::for_each_block;
 use super::pairs::{read_raw_pairs, PairLine, RawPair};
 use crate::progress;
+use xlalign_core::corpus::for_each_block;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,7 +25,7 @@ pub struct Args {
     /// end, the last two blocks share it evenly, so a block holds half to all of this), so it
     /// depends on the block: a larger block finds closer neighbours (a harder test), and
     /// memory and time grow with its square. At most 10,000.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = xlalign_core::corpus::DEFAULT_BLOCK)]
     block: usize,
     /// Keep only pairs whose sentence cosine is at least this.
     #[arg(long)]

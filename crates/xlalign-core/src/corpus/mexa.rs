@@ -63,6 +63,29 @@ pub struct LayerAlignment {
     pub pairs: usize,
 }
 
+/// Adds one block's scores to a running total over blocks (the pair-weighted mean, layer by
+/// layer): how a corpus larger than one block gets one score per layer.
+pub fn add_block(total: &mut Vec<LayerAlignment>, block: Vec<LayerAlignment>) {
+    if total.is_empty() {
+        *total = block;
+        return;
+    }
+    for (r, g) in total.iter_mut().zip(block) {
+        let (a, b) = (r.pairs as f32, g.pairs as f32);
+        let mean = |x: f32, y: f32| {
+            if a + b == 0.0 {
+                0.0
+            } else {
+                (x * a + y * b) / (a + b)
+            }
+        };
+        r.mexa = mean(r.mexa, g.mexa);
+        r.src_to_tgt = mean(r.src_to_tgt, g.src_to_tgt);
+        r.tgt_to_src = mean(r.tgt_to_src, g.tgt_to_src);
+        r.pairs += g.pairs;
+    }
+}
+
 /// MEXA from the cosine matrix of one layer: `cos[i][j]` is source i against target j.
 pub fn mexa_from_cosines(cos: ArrayView2<f32>, layer: usize) -> Result<LayerAlignment> {
     let (n, m) = cos.dim();
@@ -367,5 +390,25 @@ mod tests {
             ..Default::default()
         };
         assert!(ready(mexa(&aligner, &src, &tgt, &too_deep, |_| {})).is_err());
+    }
+
+    #[test]
+    fn blocks_add_up_weighted_by_their_pairs() {
+        let layer = |mexa: f32, pairs: usize| LayerAlignment {
+            layer: 3,
+            mexa,
+            src_to_tgt: mexa,
+            tgt_to_src: 1.0,
+            pairs,
+        };
+        let mut total = Vec::new();
+        add_block(&mut total, vec![layer(1.0, 30)]);
+        add_block(&mut total, vec![layer(0.5, 10)]);
+        assert_eq!(total.len(), 1);
+        assert!((total[0].mexa - 35.0 / 40.0).abs() < 1e-6, "{:?}", total[0]);
+        assert_eq!(
+            (total[0].pairs, total[0].layer, total[0].tgt_to_src),
+            (40, 3, 1.0)
+        );
     }
 }

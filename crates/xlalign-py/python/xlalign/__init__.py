@@ -35,7 +35,18 @@ from .errors import (
     PairError,
     _from_kind,
 )
-from .types import Alignment, BackendInfo, Link, Scores, Word, _alignment
+from .types import (
+    Alignment,
+    BackendInfo,
+    LayerAlignment,
+    Link,
+    PairScore,
+    Scores,
+    Word,
+    _alignment,
+    _layer,
+    _score,
+)
 
 __all__ = [
     "Aligner",
@@ -44,6 +55,8 @@ __all__ = [
     "Word",
     "Link",
     "Scores",
+    "PairScore",
+    "LayerAlignment",
     "BackendInfo",
     "Error",
     "ModelError",
@@ -212,6 +225,15 @@ class Aligner:
             raise InputError(f"invalid input: errors must be 'return' or 'raise', got {errors!r}")
         return out
 
+    @staticmethod
+    def _checked_pair(pair, options: dict) -> Tuple[str, str, dict]:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InputError(
+                f"invalid input: a pair is (source, target), got {type(pair).__name__}"
+                + (f" of {len(pair)} items" if isinstance(pair, (tuple, list)) else "")
+            )
+        return _pair(pair[0], pair[1], options)
+
     def align_stream(
         self,
         pairs: Iterable[Tuple[Text, Text]],
@@ -255,12 +277,7 @@ class Aligner:
         for pair in pairs:
             index = done + len(batch)
             try:
-                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                    raise InputError(
-                        f"invalid input: a pair is (source, target), got {type(pair).__name__}"
-                        + (f" of {len(pair)} items" if isinstance(pair, (tuple, list)) else "")
-                    )
-                s, t, opts = _pair(pair[0], pair[1], options)
+                s, t, opts = self._checked_pair(pair, options)
                 key = _options(opts)
                 if request is None:
                     request = key
@@ -278,6 +295,78 @@ class Aligner:
             request = _options(options)
         if batch:
             yield from run()
+
+    def score(
+        self,
+        pairs: Iterable[Tuple[Text, Text]],
+        *,
+        block: int = _xlalign.DEFAULT_BLOCK,
+        k: int = 4,
+        min_cosine: Optional[float] = None,
+        min_margin: Optional[float] = None,
+        min_coverage: Optional[float] = None,
+        max_length_ratio: Optional[float] = None,
+        batch_size: int = 32,
+        **options,
+    ) -> List[Union[PairScore, PairError]]:
+        """Quality scores per pair for filtering a corpus, as ``xlalign score`` computes them:
+        the sentence cosine, the ratio margin against the pair's block of ``block``
+        consecutive pairs (``k`` neighbours per side), word-alignment coverage and the
+        length ratio; ``keep`` says whether the pair passes the ``min_*``/``max_*``
+        thresholds given. A pair that cannot be scored holds a :class:`PairError`."""
+        thresholds = {
+            "minCosine": min_cosine,
+            "minMargin": min_margin,
+            "minCoverage": min_coverage,
+            "maxLengthRatio": max_length_ratio,
+        }
+        for key, value in thresholds.items():
+            _check_finite(value, key)
+        score = json.dumps(
+            {"k": k, "batch": batch_size, "thresholds": {k_: v for k_, v in thresholds.items() if v is not None}}
+        )
+        items = list(pairs)
+        good, slots = [], []
+        request = None
+        for index, pair in enumerate(items):
+            try:
+                s, t, opts = self._checked_pair(pair, options)
+                key = _options(opts)
+                if request not in (None, key):
+                    raise InputError("invalid input: mix of raw and pre-tokenised pairs in one call")
+                request = key
+                good.append((s, t))
+                slots.append(None)
+            except InputError as e:
+                slots.append(PairError(index, e))
+        done = iter(self._native.score(good, request or _options(options), score, block) if good else [])
+        out = []
+        for index, slot in enumerate(slots):
+            if slot is not None:
+                out.append(slot)
+                continue
+            kind, text = next(done)
+            out.append(_score(json.loads(text)) if kind == "ok" else PairError(index, _from_kind(kind, text)))
+        return out
+
+    def mexa(
+        self,
+        src: Sequence[str],
+        tgt: Sequence[str],
+        *,
+        layers: Optional[Sequence[int]] = None,
+        pretokenized: bool = False,
+        block: int = _xlalign.DEFAULT_BLOCK,
+        batch_size: int = 32,
+    ) -> List[LayerAlignment]:
+        """MEXA per layer (as ``xlalign mexa``): the share of parallel sentences whose
+        mean-pooled vectors at that layer are closer to each other than to any other pairing,
+        both ways, over blocks of ``block`` pairs (their pair-weighted mean)."""
+        options = {"pretokenized": pretokenized, "batch": batch_size}
+        if layers is not None:
+            options["layers"] = list(layers)
+        text = self._native.mexa(list(src), list(tgt), json.dumps(options), block)
+        return [_layer(d) for d in json.loads(text)]
 
     def encode(self, src: Text, tgt: Text, **options) -> Encoded:
         """Runs the encoder on one pair; only the encoding options (``layer``,

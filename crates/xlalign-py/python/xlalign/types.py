@@ -74,6 +74,39 @@ class Alignment:
 
 
 @dataclass(frozen=True)
+class PairScore:
+    """Quality scores of a pair for filtering a corpus (``Aligner.score``)."""
+
+    #: Cosine of the pooled sentence embeddings.
+    cosine: float
+    #: Ratio margin against the pair's block: above 1, the two sides are closer to each
+    #: other than to their nearest neighbours in the block.
+    margin: float
+    #: Share of source / target words with a link.
+    coverage_src: float
+    coverage_tgt: float
+    #: Subword tokens of the longer side / of the shorter side.
+    length_ratio: float
+    src_tokens: int
+    tgt_tokens: int
+    #: Whether the pair passes the thresholds given (all pass when none is).
+    keep: bool
+
+
+@dataclass(frozen=True)
+class LayerAlignment:
+    """MEXA of one layer (``Aligner.mexa``)."""
+
+    layer: int
+    #: Share of pairs whose cosine beats every wrong pairing in both directions.
+    mexa: float
+    #: Share of sources whose nearest target is their translation, and the other way.
+    src_to_tgt: float
+    tgt_to_src: float
+    pairs: int
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     """Where the encoder runs: ``kind`` is ``cpu`` or ``webgpu``; ``reason`` says why."""
 
@@ -108,3 +141,20 @@ def _alignment(d: Any) -> Alignment:
         d["layer"],
         d["method"],
     )
+
+
+def _score(d: Any) -> PairScore:
+    return PairScore(
+        d["cosine"],
+        d["margin"],
+        d["coverage"]["src"],
+        d["coverage"]["tgt"],
+        d["lengthRatio"],
+        d["srcTokens"],
+        d["tgtTokens"],
+        d["keep"],
+    )
+
+
+def _layer(d: Any) -> LayerAlignment:
+    return LayerAlignment(d["layer"], d["mexa"], d["srcToTgt"], d["tgtToSrc"], d["pairs"])

@@ -1,17 +1,16 @@
-//! Cutting a stream into blocks of consecutive items for the corpus commands, whose scores
-//! compare each pair with the rest of its block.
-
-use anyhow::Result;
+//! Cutting a stream into blocks of consecutive items for the corpus scores, which compare
+//! each pair with the rest of its block: the CLI's `score` and `mexa` and the Python
+//! package's `score` cut their input this one way.
 
 /// Calls `f` on consecutive blocks of `items`, in order, each of `size` items except the
 /// last two, which share the rest evenly when it is more than `size`: so every block holds
 /// between half and all of `size` items (unless the whole input is smaller), and no score
 /// comes from a tail of a handful of pairs. At most `2 × size` items are held at a time.
-pub fn for_each_block<T>(
-    items: impl Iterator<Item = Result<T>>,
+pub fn for_each_block<T, E>(
+    items: impl Iterator<Item = Result<T, E>>,
     size: usize,
-    mut f: impl FnMut(Vec<T>) -> Result<()>,
-) -> Result<()> {
+    mut f: impl FnMut(Vec<T>) -> Result<(), E>,
+) -> Result<(), E> {
     let size = size.max(1);
     let mut pending = Vec::with_capacity(2 * size);
     for item in items {
@@ -38,7 +37,7 @@ mod tests {
     fn sizes(n: usize, size: usize) -> Vec<usize> {
         let mut got = Vec::new();
         let mut next = 0;
-        for_each_block((0..n).map(Ok), size, |b| {
+        for_each_block((0..n).map(Ok::<usize, ()>), size, |b| {
             assert_eq!(b[0], next, "in order");
             next += b.len();
             got.push(b.len());
