@@ -37,8 +37,15 @@ enum Command {
     Similarity(cmd::similarity::Args),
     /// Quality scores per sentence pair (cosine, margin, coverage, length ratio) to filter a
     /// parallel corpus.
+    ///
+    /// One row per input line, in order (or, with --keep, only the kept pairs as they were
+    /// read). Input words are raw text unless --words pretokenized is given.
     Score(cmd::score::Args),
     /// Cross-lingual alignment of a parallel file per encoder layer (MEXA).
+    ///
+    /// For each layer, the share of pairs whose two sentences are closer to each other than
+    /// to any other sentence of the block on either side (mean-pooled token states, cosine;
+    /// Kargaran et al. 2025), with the share of each direction alone.
     Mexa(cmd::mexa::Args),
     /// Measure load time, embedding and alignment throughput, and peak memory.
     Bench(cmd::bench::Args),
