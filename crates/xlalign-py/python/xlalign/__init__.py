@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -243,58 +244,62 @@ class Aligner:
         **options,
     ) -> Iterator[Union[Alignment, PairError]]:
         """As :meth:`align_batch`, yielding results as batches finish: memory stays bounded
-        by the batch whatever the number of pairs."""
+        by the batch whatever the number of pairs. The next batch runs in the encoder while
+        this one's results are turned into Python objects."""
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
             raise InputError(
                 f"invalid input: batch_size must be a whole number from 1 to 4096, got {batch_size!r}"
             )
-        request = None
-        done = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlalign") as encoder:
+            running = None  # the batch in the encoder: (future, slots, first index)
+            done = 0
+            for slots, first in self._batches(pairs, batch_size, options):
+                good = [x for x in slots if not isinstance(x, PairError)]
+                request = good[0][2] if good else None
+                task = encoder.submit(self._native.align_batch, [(s, t) for s, t, _ in good], request) if good else None
+                if running is not None:
+                    yield from self._results(*running)
+                    done = running[2] + len(running[1])
+                    if progress is not None:
+                        progress(done)
+                running = (task, slots, first)
+            if running is not None:
+                yield from self._results(*running)
+                if progress is not None:
+                    progress(running[2] + len(running[1]))
+
+    def _batches(self, pairs, batch_size: int, options: dict):
+        """Batches of checked pairs ``(src, tgt, request)`` or :class:`PairError`s, with the
+        index of each batch's first pair."""
         batch: list = []
-        failed: dict = {}
-
-        def run():
-            nonlocal done, request
-            results = self._native.align_batch(
-                [p for p in batch if p is not None], request
-            ) if any(p is not None for p in batch) else []
-            results = iter(results)
-            for k, p in enumerate(batch):
-                index = done + k
-                if p is None:
-                    yield PairError(index, failed.pop(index))
-                    continue
-                kind, text = next(results)
-                if kind == "ok":
-                    yield _alignment(json.loads(text))
-                else:
-                    yield PairError(index, _from_kind(kind, text))
-            done += len(batch)
-            batch.clear()
-            if progress is not None:
-                progress(done)
-
-        for pair in pairs:
-            index = done + len(batch)
+        first = 0
+        request = None
+        for index, pair in enumerate(pairs):
             try:
                 s, t, opts = self._checked_pair(pair, options)
                 key = _options(opts)
-                if request is None:
-                    request = key
-                elif key != request:
-                    raise InputError(
-                        "invalid input: mix of raw and pre-tokenised pairs in one batch"
-                    )
-                batch.append((s, t))
+                if request not in (None, key):
+                    raise InputError("invalid input: mix of raw and pre-tokenised pairs in one batch")
+                request = key
+                batch.append((s, t, key))
             except InputError as e:
-                batch.append(None)
-                failed[index] = e
+                batch.append(PairError(index, e))
             if len(batch) == batch_size:
-                yield from run()
-        if request is None:
-            request = _options(options)
+                yield batch, first
+                first += len(batch)
+                batch = []
         if batch:
-            yield from run()
+            yield batch, first
+
+    @staticmethod
+    def _results(task, slots, first) -> Iterator[Union[Alignment, PairError]]:
+        results = iter(task.result() if task is not None else [])
+        for k, slot in enumerate(slots):
+            if isinstance(slot, PairError):
+                yield slot
+                continue
+            kind, text = next(results)
+            yield _alignment(json.loads(text)) if kind == "ok" else PairError(first + k, _from_kind(kind, text))
 
     def score(
         self,
