@@ -19,22 +19,9 @@ xlalign = pytest.importorskip("xlalign", reason="run scripts/setup.sh (it instal
 pd = pytest.importorskip("pandas")
 from xlalign import corpus  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-GOLD = REPO / "tests/data/gold"
+from package_support import GOLD, cli, gold, model  # noqa: E402
 
 
-def _model() -> str:
-    m = os.environ.get("XLALIGN_MODEL", str(REPO / "public/models/multilingual-e5-small-q4_0.gguf"))
-    if not Path(m).is_file():
-        pytest.fail(f"model {m} missing: run scripts/setup.sh")
-    return m
-
-
-def _cli() -> str:
-    b = os.environ.get("XLALIGN_BIN")
-    if not b or not Path(b).is_file():
-        pytest.fail("set XLALIGN_BIN to the CLI (scripts/test.sh does)")
-    return b
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +44,7 @@ def corpus_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cli_output(corpus_file):
     out = subprocess.run(
-        [_cli(), "align", "--model", _model(), "--backend", "cpu", "--input", str(corpus_file)],
+        [cli(), "align", "--model", model(), "--backend", "cpu", "--input", str(corpus_file)],
         capture_output=True,
     )
     return out.returncode, out.stdout.decode().split("\n")[:-1], out.stderr.decode()
@@ -95,7 +82,7 @@ def test_single_process_partitions_equal_the_cli(corpus_file, cli_output):
     n = corpus_file.read_bytes().count(b"\n")
     assert rc == 2 and len(want) == n  # the CLI also reports the bad lines, and goes on
     frames = [
-        corpus.align_frame(f, model=_model())
+        corpus.align_frame(f, model=model())
         for f in corpus.iter_text_file(str(corpus_file), blocksize=2000)
     ]
     _check(pd.concat(frames), cli_output, n)
@@ -109,7 +96,7 @@ def test_dask_local_cluster_of_two_processes(corpus_file, cli_output):
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as client:
-        parts = xlalign.dask.align_text_file(str(corpus_file), blocksize=1500, model=_model())
+        parts = xlalign.dask.align_text_file(str(corpus_file), blocksize=1500, model=model())
         assert parts.npartitions >= 4
         frame = parts.compute()
         _check(frame, cli_output, n)
@@ -120,7 +107,7 @@ def test_dask_local_cluster_of_two_processes(corpus_file, cli_output):
         rows = pd.DataFrame({"id": [5, 6, 7], "src": ["Das Haus", "", "oh , oh !"], "tgt": ["the house", "x", "oh , oh !"]})
         import dask.dataframe as dd
 
-        out = xlalign.dask.align_dataframe(dd.from_pandas(rows, npartitions=2), model=_model()).compute()
+        out = xlalign.dask.align_dataframe(dd.from_pandas(rows, npartitions=2), model=model()).compute()
         assert out["id"].tolist() == [5, 6, 7]
         assert pd.isna(out["error"].tolist()[0]) and "no words" in out["error"].tolist()[1]
         assert out["alignment"].tolist()[2] == "0-0 1-1 2-2 3-3"
@@ -155,12 +142,12 @@ def test_spark_map_in_pandas(corpus_file, cli_output):
         .appName("xlalign-test")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "16")
-        .config("spark.executorEnv.XLALIGN_MODEL", _model())
+        .config("spark.executorEnv.XLALIGN_MODEL", model())
         .getOrCreate()
     )
     try:
         sdf = spark.createDataFrame(rows, schema="id long, line string, error string").repartition(3)
-        out = xlalign.spark.align_dataframe(sdf, model=_model()).toPandas().sort_values("id")
+        out = xlalign.spark.align_dataframe(sdf, model=model()).toPandas().sort_values("id")
         _check(out, cli_output, n)
     finally:
         spark.stop()

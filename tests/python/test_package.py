@@ -21,8 +21,7 @@ import pytest
 xlalign = pytest.importorskip("xlalign", reason="run scripts/setup.sh (it installs the package)")
 from xlalign.simalign import SentenceAligner  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-GOLD = REPO / "tests/data/gold"
+from package_support import GOLD, cli, gold, model  # noqa: E402
 
 RAW_PAIRS = [
     ("The house is small.", "Das Haus ist klein."),
@@ -32,35 +31,18 @@ RAW_PAIRS = [
 ]
 
 
-def _model() -> str:
-    m = os.environ.get("XLALIGN_MODEL", str(REPO / "public/models/multilingual-e5-small-q4_0.gguf"))
-    if not Path(m).is_file():
-        pytest.fail(f"model {m} missing: run scripts/setup.sh")
-    return m
-
-
-def _cli() -> str:
-    b = os.environ.get("XLALIGN_BIN")
-    if not b or not Path(b).is_file():
-        pytest.fail("set XLALIGN_BIN to the CLI (scripts/test.sh does)")
-    return b
 
 
 @pytest.fixture(scope="module")
 def aligner():
-    return xlalign.Aligner(_model(), backend="cpu")
+    return xlalign.Aligner(model(), backend="cpu")
 
-
-def _gold(name: str, n: int):
-    src = (GOLD / name / f"{name}.src").read_text(encoding="utf-8").splitlines()[:n]
-    tgt = (GOLD / name / f"{name}.tgt").read_text(encoding="utf-8").splitlines()[:n]
-    return list(zip(src, tgt))
 
 
 def _cli_json(pairs, *flags):
     text = "".join(f"{s} ||| {t}\n" for s, t in pairs)
     out = subprocess.run(
-        [_cli(), "align", "--model", _model(), "--backend", "cpu", "--format", "json", *flags],
+        [cli(), "align", "--model", model(), "--backend", "cpu", "--format", "json", *flags],
         input=text.encode(),
         capture_output=True,
         check=True,
@@ -87,7 +69,7 @@ def test_raw_pairs_equal_the_cli(aligner):
 
 @pytest.mark.parametrize("method", ["argmax", "itermax", "match", "softmax"])
 def test_pretokenised_gold_lines_equal_the_cli(aligner, method):
-    pairs = _gold("enfr", 20) + _gold("zhen", 10)
+    pairs = gold("enfr", 20) + gold("zhen", 10)
     want = _cli_json(pairs, "--method", method)
     got = aligner.align_batch(
         [(s.split(" "), t.split(" ")) for s, t in pairs], method=method, sentence_cosine=False
@@ -129,20 +111,20 @@ def test_errors_are_exceptions_with_the_core_messages(aligner, tmp_path):
         xlalign.Aligner(str(tmp_path / "none.gguf"))
     # A truncated model: the CLI's message, from the same core.
     cut = tmp_path / "cut.gguf"
-    cut.write_bytes(Path(_model()).read_bytes()[:5_000_000])
+    cut.write_bytes(Path(model()).read_bytes()[:5_000_000])
     with pytest.raises(xlalign.ModelError) as e:
         xlalign.Aligner(str(cut), backend="cpu")
-    cli = subprocess.run(
-        [_cli(), "align", "--model", str(cut), "--backend", "cpu"], input="a ||| b\n", capture_output=True, text=True
+    ran = subprocess.run(
+        [cli(), "align", "--model", str(cut), "--backend", "cpu"], input="a ||| b\n", capture_output=True, text=True
     )
-    assert cli.returncode != 0
-    assert str(e.value) in cli.stderr, (str(e.value), cli.stderr)
+    assert ran.returncode != 0
+    assert str(e.value) in ran.stderr, (str(e.value), ran.stderr)
     not_gguf = tmp_path / "page.gguf"
     not_gguf.write_text("<html>not a model</html>")
     with pytest.raises(xlalign.ModelError, match="invalid model file"):
         xlalign.Aligner(str(not_gguf), backend="cpu")
     with pytest.raises(xlalign.InputError, match="backend"):
-        xlalign.Aligner(_model(), backend="tpu")
+        xlalign.Aligner(model(), backend="tpu")
 
 
 def test_encode_once_extract_many(aligner):
@@ -169,16 +151,16 @@ def test_embed_and_similarity(aligner):
     many = aligner.similarity(["Hello world", "Hello world"], ["Hallo Welt", "Completely unrelated text about volcanoes."])
     assert many.shape == (2,) and many[0] == pytest.approx(sim, abs=1e-6)
     # The CLI's cosine for the same pair.
-    cli = _cli_json([("Hello world", "Hallo Welt")], "--words", "raw", "--sentence-cosine")
-    assert sim == pytest.approx(cli[0]["similarity"]["cosine"], abs=1e-5)
+    want_cli = _cli_json([("Hello world", "Hallo Welt")], "--words", "raw", "--sentence-cosine")
+    assert sim == pytest.approx(want_cli[0]["similarity"]["cosine"], abs=1e-5)
     with pytest.raises(xlalign.InputError, match="prefix"):
         aligner.embed(["x"], prefix="title")
 
 
 def test_the_encoder_runs_without_the_gil():
     """While one thread is inside a long native call, another keeps running Python."""
-    al = xlalign.Aligner(_model(), backend="cpu", threads=1)
-    pairs = _gold("enfr", 60)
+    al = xlalign.Aligner(model(), backend="cpu", threads=1)
+    pairs = gold("enfr", 60)
     ticks, running = [], threading.Event()
     result = {}
 
@@ -203,7 +185,7 @@ def test_the_encoder_runs_without_the_gil():
 
 
 def test_threads_share_one_aligner(aligner):
-    pairs = _gold("roen", 12)
+    pairs = gold("roen", 12)
     want = [a.pharaoh() for a in aligner.align_batch(pairs, pretokenized=True)]
     out = [None] * 3
 
@@ -219,27 +201,27 @@ def test_threads_share_one_aligner(aligner):
 
 
 def test_simalign_drop_in_gives_the_cli_links():
-    sa = SentenceAligner(model=_model(), token_type="bpe", matching_methods="maifr", device="cpu")
-    pairs = _gold("roen", 8)
-    cli = {m: _cli_json(pairs, "--method", m, "--threshold", "0") if m == "argmax" else _cli_json(pairs, "--method", m)
+    sa = SentenceAligner(model=model(), token_type="bpe", matching_methods="maifr", device="cpu")
+    pairs = gold("roen", 8)
+    by_method = {m: _cli_json(pairs, "--method", m, "--threshold", "0") if m == "argmax" else _cli_json(pairs, "--method", m)
            for m in ["argmax", "itermax", "match"]}
     fwd = _cli_json(pairs, "--method", "argmax", "--direction", "forward")
     for k, (s, t) in enumerate(pairs):
         got = sa.get_word_aligns(s.split(" "), t)  # a list and a string, as SimAlign takes them
         assert list(got) == ["mwmf", "inter", "itermax", "fwd", "rev"]
         as_pairs = lambda w: sorted((l["src"], l["tgt"]) for l in w["links"])  # noqa: E731
-        assert got["inter"] == as_pairs(cli["argmax"][k])
-        assert got["itermax"] == as_pairs(cli["itermax"][k])
-        assert got["mwmf"] == as_pairs(cli["match"][k])
+        assert got["inter"] == as_pairs(by_method["argmax"][k])
+        assert got["itermax"] == as_pairs(by_method["itermax"][k])
+        assert got["mwmf"] == as_pairs(by_method["match"][k])
         assert got["fwd"] == as_pairs(fwd[k])
         assert all(isinstance(p, tuple) and len(p) == 2 for p in got["rev"])
-    word = SentenceAligner(model=_model(), token_type="word", matching_methods="a", device="cpu")
+    word = SentenceAligner(model=model(), token_type="word", matching_methods="a", device="cpu")
     s, t = pairs[3]
-    wcli = _cli_json([(s, t)], "--method", "argmax", "--level", "word-average")
-    assert word.get_word_aligns(s, t)["inter"] == sorted((l["src"], l["tgt"]) for l in wcli[0]["links"])
+    word_cli = _cli_json([(s, t)], "--method", "argmax", "--level", "word-average")
+    assert word.get_word_aligns(s, t)["inter"] == sorted((l["src"], l["tgt"]) for l in word_cli[0]["links"])
     assert sa.get_word_aligns([], ["x"]) == {"mwmf": [], "inter": [], "itermax": [], "fwd": [], "rev": []}
     with pytest.raises(xlalign.InputError, match="matching_methods"):
-        SentenceAligner(model=_model(), matching_methods="z")
+        SentenceAligner(model=model(), matching_methods="z")
 
 
 def test_an_aligner_pickles_as_its_settings(aligner):
@@ -251,18 +233,18 @@ def test_an_aligner_pickles_as_its_settings(aligner):
 
 
 def test_score_and_mexa_equal_the_cli(aligner, tmp_path):
-    pairs = [p for p in _gold("enfr", 60) + _gold("roen", 30) if len(p[0].split()) > 6][:45]
+    pairs = [p for p in gold("enfr", 60) + gold("roen", 30) if len(p[0].split()) > 6][:45]
     # A wrong pairing among them: it scores below the true pairs.
     pairs.append((pairs[0][0], pairs[5][1]))
     f = tmp_path / "pairs.txt"
     f.write_text("".join(f"{s} ||| {t}\n" for s, t in pairs) + "\n", encoding="utf-8")
-    cli = subprocess.run(
-        [_cli(), "score", "--model", _model(), "--backend", "cpu", "--input", str(f), "--format", "json",
+    ran = subprocess.run(
+        [cli(), "score", "--model", model(), "--backend", "cpu", "--input", str(f), "--format", "json",
          "--block", "20", "--min-margin", "1.02"],
         capture_output=True, text=True,
     )
-    assert cli.returncode == 2, cli.stderr  # the empty last line
-    want = [json.loads(l) for l in cli.stdout.splitlines()]
+    assert ran.returncode == 2, ran.stderr  # the empty last line
+    want = [json.loads(l) for l in ran.stdout.splitlines()]
     got = aligner.score(pairs + [("", "")], block=20, min_margin=1.02)
     assert len(got) == len(want) == len(pairs) + 1
     for g, w in zip(got[:-1], want):
@@ -275,13 +257,13 @@ def test_score_and_mexa_equal_the_cli(aligner, tmp_path):
         aligner.score(pairs, block=0)
 
     src, tgt = [s for s, _ in pairs[:-1]], [t for _, t in pairs[:-1]]
-    cli = subprocess.run(
-        [_cli(), "mexa", "--model", _model(), "--backend", "cpu", "--src", "/dev/stdin", "--tgt", str(tmp_path / "t"),
+    ran = subprocess.run(
+        [cli(), "mexa", "--model", model(), "--backend", "cpu", "--src", "/dev/stdin", "--tgt", str(tmp_path / "t"),
          "--words", "pretokenized", "--layers", "0,7,12", "--block", "25", "--format", "json"],
         input="\n".join(src) + "\n", capture_output=True, text=True,
     ) if (tmp_path / "t").write_text("\n".join(tgt) + "\n", encoding="utf-8") else None
-    assert cli.returncode == 0, cli.stderr
-    want = json.loads(cli.stdout)["layers"]
+    assert ran.returncode == 0, ran.stderr
+    want = json.loads(ran.stdout)["layers"]
     got = aligner.mexa(src, tgt, layers=[0, 7, 12], pretokenized=True, block=25)
     assert [g.layer for g in got] == [w["layer"] for w in want] == [0, 7, 12]
     for g, w in zip(got, want):

@@ -2,43 +2,12 @@
 //! tests/data/gold, the evaluation arithmetic, and bad input (clear one-line errors, no
 //! panics, nothing lost). Uses the default model (setup converts it; see README).
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn model() -> PathBuf {
-    let p = std::env::var_os("XLALIGN_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("public/models/multilingual-e5-small-q4_0.gguf"));
-    assert!(
-        p.exists(),
-        "default model {} missing: run `bash scripts/setup.sh` first",
-        p.display()
-    );
-    p
-}
-
-fn xlalign(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xlalign"))
-        .args(args)
-        .current_dir(repo())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run xlalign");
-    // The program may exit (on an error) before reading its input: a broken pipe is fine.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{model, repo, text, tmp, xlalign};
 
 /// Asserts a failure with a one-line `error: …` message containing `needle` and no panic.
 fn assert_clean_error(out: &Output, needle: &str) {
@@ -57,12 +26,6 @@ fn assert_clean_error(out: &Output, needle: &str) {
         err.to_lowercase().contains(&needle.to_lowercase()),
         "error does not mention `{needle}`: {err}"
     );
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xlalign-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 /// AER of the default settings on the 60-pair slices must stay close to what the model

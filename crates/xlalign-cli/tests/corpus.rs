@@ -2,50 +2,18 @@
 //! tests/data/gold, with the default model (see cli.rs): true pairs against the same
 //! sentences paired wrongly, filtering that keeps the input's order and form, and bad lines.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::process::Output;
 
-fn model() -> String {
-    let p = std::env::var_os("XLALIGN_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("public/models/multilingual-e5-small-q4_0.gguf"));
-    assert!(
-        p.exists(),
-        "default model {} missing: run `bash scripts/setup.sh` first",
-        p.display()
-    );
-    p.display().to_string()
-}
+use common::{model, repo, text, tmp};
 
 /// Runs `xlalign <cmd> --model M --backend cpu <args>` with `stdin`.
 fn xlalign(cmd: &str, args: &[&str], stdin: &[u8]) -> Output {
     let m = model();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xlalign"))
-        .args([cmd, "--model", &m, "--backend", "cpu"])
-        .args(args)
-        .current_dir(repo())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run xlalign");
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xlalign-corpus-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    let mut all = vec![cmd, "--model", m.to_str().unwrap(), "--backend", "cpu"];
+    all.extend(args);
+    common::xlalign(&all, stdin)
 }
 
 /// The slice's pairs, `src<TAB>tgt`.
