@@ -33,6 +33,12 @@ use crate::model::Model;
 use crate::request::{check_layer, Recommendation};
 use crate::tokenize::Tokenized;
 
+/// Most subword × subword cells of one pair's similarity matrix (4096 × 4096, 64 MB as
+/// `f32`; extraction holds a few matrices of that size). A longer pair, such as two pasted
+/// books, would ask for gigabytes: it is refused with an error saying to align sentence by
+/// sentence, which document mode does.
+pub const MAX_PAIR_CELLS: usize = 1 << 24;
+
 /// How texts become encoder input; changing any of these means encoding again. Users set
 /// them through [`crate::request::AlignRequest`].
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
@@ -161,6 +167,30 @@ impl<B: Backend> Aligner<B> {
         Ok((seg, tok, map))
     }
 
+    /// Both sides of a pair, prepared; a pair whose similarity matrix would be too large to
+    /// hold is refused here, before the encoder runs ([`MAX_PAIR_CELLS`]).
+    #[allow(clippy::type_complexity)]
+    fn prepare_pair(
+        &self,
+        src: &str,
+        tgt: &str,
+        opts: &EncodeOptions,
+    ) -> Result<(
+        (Segmented, Tokenized, WordMap),
+        (Segmented, Tokenized, WordMap),
+    )> {
+        let s = self.prepare(src, "source", opts)?;
+        let t = self.prepare(tgt, "target", opts)?;
+        let (n, m) = (s.1.ids.len(), t.1.ids.len());
+        if n.saturating_mul(m) > MAX_PAIR_CELLS {
+            return Err(Error::Input(format!(
+                "the pair is too long to align as one: {n} × {m} subwords is over the limit of \
+                 {MAX_PAIR_CELLS} similarity cells; align it sentence by sentence (document mode)"
+            )));
+        }
+        Ok((s, t))
+    }
+
     /// Tokenises and encodes a batch of pairs in one forward pass. A pair that cannot be
     /// encoded (empty side, too long) gets its own error; the others still succeed.
     pub async fn encode_pairs(
@@ -192,12 +222,7 @@ impl<B: Backend> Aligner<B> {
         }
         let prepared: Vec<Result<_>> = pairs
             .iter()
-            .map(|(s, t)| {
-                Ok((
-                    self.prepare(s, "source", opts)?,
-                    self.prepare(t, "target", opts)?,
-                ))
-            })
+            .map(|(s, t)| self.prepare_pair(s, t, opts))
             .collect();
         let mut toks: Vec<&Tokenized> = Vec::new();
         for (s, t) in prepared.iter().flatten() {
@@ -344,12 +369,7 @@ impl<B: Backend> Aligner<B> {
         let layer = self.layer(enc)?;
         let prepared: Vec<Result<_>> = pairs
             .iter()
-            .map(|(s, t)| {
-                Ok((
-                    self.prepare(s, "source", enc)?,
-                    self.prepare(t, "target", enc)?,
-                ))
-            })
+            .map(|(s, t)| self.prepare_pair(s, t, enc))
             .collect();
         let (cfg, tok) = (&self.model.config, &self.model.tokenizer);
         let mut sequences: Vec<&[u32]> = Vec::new();
@@ -664,6 +684,29 @@ mod tests {
             );
         }
         out
+    }
+
+    #[test]
+    fn a_pair_too_long_to_align_is_refused_before_the_encoder() {
+        let model = model();
+        let cpu = Aligner::new(model.clone(), CpuBackend::new(&model).unwrap());
+        // About 126,000 × 162,000 subwords (1 MB of text): the similarity matrix alone would
+        // be 80 GB.
+        let src = "The old lighthouse keeper walked along the rocky shore. ".repeat(9000);
+        let tgt = "Der alte Leuchtturmwärter ging am felsigen Ufer entlang. ".repeat(9000);
+        let opts = AlignOptions::default();
+        let enc = EncodeOptions::default();
+        let pairs = [(src.as_str(), tgt.as_str()), ("Das Haus", "the house")];
+        let got = ready(cpu.align_batch(&pairs, &enc, &opts)).unwrap();
+        match &got[0] {
+            Err(Error::Input(m)) => assert!(m.contains("too long to align"), "{m}"),
+            other => panic!("{:?}", other.as_ref().map(|a| a.links.len())),
+        }
+        assert!(got[1].is_ok(), "the other pair of the batch still aligns");
+        // A long text (three encoder windows) against a short one is fine.
+        let long = "The old lighthouse keeper walked along the rocky shore. ".repeat(100);
+        let err = ready(cpu.align(&long, "the house", &enc, &opts)).map(|_| ());
+        assert!(err.is_ok(), "{err:?}");
     }
 
     #[test]
