@@ -85,6 +85,46 @@ test("bad calls and bad files throw Errors with codes", T, async () => {
   assert.deepEqual(p.errors, []);
 });
 
+test("odd text aligns or gets an input Error; truncated and non-BERT model files get model Errors", T, async () => {
+  const r = await p.evaluate(async (url) => {
+    const A = "The house is small.", B = "Das Haus ist klein.";
+    // Lone UTF-16 surrogates (JavaScript strings may hold them; they become U+FFFD on the way
+    // into wasm), right-to-left text with its marks, and zero-width characters.
+    const surrogates = await outcome(() => aligner.align("The \uD800house is small.", "Das Haus\uDC00 ist klein."));
+    const rtl = await aligner.align("\u200Fשלום עולם\u200E", "Hello world");
+    const zw = await aligner.align("The\u200B house\u200D is\uFEFF small.", B);
+    // Two pasted half-megabyte texts: refused before the encoder, the aligner still works.
+    const big = await outcome(() => aligner.align("The old lighthouse keeper walked along the rocky shore. ".repeat(9000), "Der alte Leuchtturmwärter ging am felsigen Ufer entlang. ".repeat(9000)));
+    const after = await aligner.align(A, B);
+    // A model cut short, and a valid GGUF file whose architecture is not a BERT encoder.
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const truncated = await outcome(() => xl.Aligner.load(bytes.slice(0, 5_000_000), { backend: "cpu" }));
+    const enc = new TextEncoder();
+    const parts = [enc.encode("GGUF"), new Uint32Array([3]), new BigUint64Array([0n, 1n])];
+    const key = enc.encode("general.architecture"), val = enc.encode("llama");
+    parts.push(new BigUint64Array([BigInt(key.length)]), key, new Uint32Array([8]), new BigUint64Array([BigInt(val.length)]), val);
+    const gguf = new Uint8Array(parts.reduce((n, x) => n + x.byteLength, 0));
+    let at = 0;
+    for (const x of parts) { gguf.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), at); at += x.byteLength; }
+    const llama = await outcome(() => xl.Aligner.load(gguf, { backend: "cpu" }));
+    const words = (a) => a.srcWords.map((w) => w.text);
+    return {
+      surrogates, rtlLinks: rtl.links.length, rtlWords: words(rtl), zwWords: words(zw), zwLinks: zw.links.length,
+      big, afterLinks: after.links.length, truncated, llama,
+    };
+  }, srv.modelUrl);
+  assert.ok(r.surrogates.ok, `lone surrogates: ${JSON.stringify(r.surrogates)}`);
+  assert.deepEqual(r.rtlWords, ["שלום", "עולם"]);
+  assert.ok(r.rtlLinks >= 1);
+  assert.deepEqual(r.zwWords, ["The", "house", "is", "small", "."]);
+  assert.ok(r.zwLinks >= 4);
+  expectError(r.big, "input", /too long to align/, "1 MB pasted");
+  assert.ok(r.afterLinks >= 4, "the aligner works after the refusal");
+  expectError(r.truncated, "model", /truncated|past the end/, "a truncated model");
+  expectError(r.llama, "model", /llama|architecture|bert/i, "a GGUF that is not a BERT");
+  assert.deepEqual(p.errors, []);
+});
+
 test("a server gone during progressive loading: network Error for new rows, the rest still works", T, async () => {
   const own = await server({ fresh: true }); // a server this test may stop
   let stopped = false;

@@ -106,13 +106,37 @@ pub struct WordOptions {
     pub kana: KanaSplit,
 }
 
-/// Whitespace and invisible format characters never make a word.
+/// Whitespace, controls and invisible format characters: zero-width spaces and joiners, the
+/// bidirectional marks, embeddings and isolates of right-to-left text, word joiners, the
+/// byte-order mark and the soft hyphen.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// Invisible characters never make a word.
 fn is_blank(s: &str) -> bool {
-    s.chars().all(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
-    })
+    s.chars().all(is_invisible)
+}
+
+/// `(start, end)` without the invisible characters at its edges (UAX #29 keeps a format
+/// character such as a right-to-left mark with the word before it); inside a word they
+/// stay (a zero-width non-joiner in a Persian word, a joiner in an emoji sequence).
+fn trim_invisible(text: &str, (start, end): (usize, usize)) -> (usize, usize) {
+    let piece = &text[start..end];
+    let lead = piece.len() - piece.trim_start_matches(is_invisible).len();
+    let trail = piece.len() - piece.trim_end_matches(is_invisible).len();
+    (start + lead, end - trail)
 }
 
 /// Raw text → words (byte and char offsets in `text`). Punctuation is its own word; text in
@@ -126,6 +150,8 @@ pub fn segment(text: &str, opts: &WordOptions) -> Segmented {
         if is_blank(piece) {
             continue;
         }
+        let (start, end) = trim_invisible(text, (start, start + piece.len()));
+        let piece = &text[start..end];
         if piece.chars().any(is_unspaced_script) {
             // UAX #29 already splits Han, hiragana and Thai per character/grapheme but keeps
             // katakana runs (and mixed runs such as "ＡＢＣ") together; cut to graphemes here
@@ -627,6 +653,24 @@ mod tests {
         assert_eq!(texts(&s), ["a", "b"]);
         assert!(segment("", &WordOptions::default()).is_empty());
         assert!(segment(" \n\t ", &WordOptions::default()).is_empty());
+    }
+
+    #[test]
+    fn bidirectional_marks_are_neither_words_nor_parts_of_words() {
+        // An RLM alone and an LRM that UAX #29 keeps with the word before it; an isolate
+        // around a word; a joiner inside an emoji sequence and a ZWNJ inside a Persian word
+        // stay where they are.
+        let s = segment(
+            "\u{200F}שלום עולם\u{200E} \u{2067}abc\u{2069} 👨\u{200D}👩 می\u{200C}خواهم",
+            &WordOptions::default(),
+        );
+        assert_eq!(
+            texts(&s),
+            ["שלום", "עולם", "abc", "👨\u{200D}👩", "می\u{200C}خواهم"]
+        );
+        for w in &s.words {
+            assert_eq!(&s.text[w.start..w.end], w.text);
+        }
     }
 
     #[test]
