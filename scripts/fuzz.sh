@@ -5,7 +5,7 @@
 # crates/xlalign-core/tests/fuzz-regressions/<target>/ (seeds here too, and replayed by
 # `cargo test` in tests/fuzz_regressions.rs).
 #
-#   scripts/fuzz.sh [TARGET|all] [SECONDS]     (defaults: all, 60 s per target)
+#   scripts/fuzz.sh [TARGET[,TARGET...]|all] [SECONDS]     (defaults: all, 60 s per target)
 #
 # Each target runs for SECONDS under `nice -n 19`, one after the other, then a summary is
 # printed per target: executions, corpus (paths found), bitmap coverage, crashes and hangs.
@@ -22,11 +22,14 @@ target=${1:-all}
 secs=${2:-60}
 if [[ $target == all ]]; then
   targets=("${ALL[@]}")
-elif [[ " ${ALL[*]} " == *" $target "* ]]; then
-  targets=("$target")
 else
-  echo "unknown target '$target' (one of: all ${ALL[*]})" >&2
-  exit 2
+  IFS=, read -ra targets <<<"$target"
+  for t in "${targets[@]}"; do
+    if [[ " ${ALL[*]} " != *" $t "* ]]; then
+      echo "unknown target '$t' (one of: all ${ALL[*]})" >&2
+      exit 2
+    fi
+  done
 fi
 out=${XLALIGN_FUZZ_OUT:-$HOME/.cache/xlalign/fuzz}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/fuzz}
