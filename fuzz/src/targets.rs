@@ -26,8 +26,11 @@ use xlalign_core::tokenize::storage::{self, Compression, TokenizerStorage};
 use xlalign_core::tokenize::TextTokenizer;
 use xlalign_core::Model;
 
+/// A target: bytes in, nothing out (a finding panics).
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `scripts/fuzz.sh` and the regression test list them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("gguf", gguf),
     ("gguf_header", gguf_header),
     ("tokenizer_json", tokenizer_json),
