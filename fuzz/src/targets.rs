@@ -170,8 +170,14 @@ pub fn tokenizer_packed(data: &[u8]) {
     match (flags >> 1) & 3 {
         0 => {
             let frame = zstd::bulk::compress(content, 1).expect("zstd compresses");
-            w.set(keys::TOKENIZER_PACKED_SIZE, Value::U64(content.len() as u64))
-                .set(keys::TOKENIZER_PACKED_ZSTD, Value::Bytes(Bytes::from(frame)));
+            w.set(
+                keys::TOKENIZER_PACKED_SIZE,
+                Value::U64(content.len() as u64),
+            )
+            .set(
+                keys::TOKENIZER_PACKED_ZSTD,
+                Value::Bytes(Bytes::from(frame)),
+            );
         }
         1 => {
             let Some((size, frame)) = content.split_first_chunk::<4>() else {
@@ -218,7 +224,12 @@ pub fn tokenize_text(data: &[u8]) {
         return;
     };
     let opts = WordOptions {
-        cjk_join: [CjkJoin::Auto, CjkJoin::Always, CjkJoin::Never, CjkJoin::Auto][o as usize & 3],
+        cjk_join: [
+            CjkJoin::Auto,
+            CjkJoin::Always,
+            CjkJoin::Never,
+            CjkJoin::Auto,
+        ][o as usize & 3],
         kana: if o & 4 != 0 {
             KanaSplit::Run
         } else {
@@ -250,7 +261,10 @@ pub fn pharaoh(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (gold, pred) = text.split_once('\0').unwrap_or((&text, ""));
     let _ = pharaoh::evaluate_text(gold, pred);
-    if let (Ok(g), Ok(p)) = (pharaoh::parse(gold, "gold"), pharaoh::parse(pred, "prediction")) {
+    if let (Ok(g), Ok(p)) = (
+        pharaoh::parse(gold, "gold"),
+        pharaoh::parse(pred, "prediction"),
+    ) {
         let mut counts = AerCounts::default();
         for (g, p) in g.iter().zip(&p) {
             counts.add(g, p);
@@ -602,7 +616,12 @@ pub fn tiny_model(tokenizer: TinyTokenizer, dtype: DType) -> Vec<u8> {
         w.add(name, dtype, shape, data).expect("adds");
     };
     add(&mut w, "token_embd.weight", dtype, vec![vocab, hidden]);
-    add(&mut w, "position_embd.weight", DType::F32, vec![positions, hidden]);
+    add(
+        &mut w,
+        "position_embd.weight",
+        DType::F32,
+        vec![positions, hidden],
+    );
     add(&mut w, "token_types.weight", DType::F32, vec![1, hidden]);
     add(&mut w, "token_embd_norm.weight", DType::F32, vec![hidden]);
     add(&mut w, "token_embd_norm.bias", DType::F32, vec![hidden]);
@@ -615,12 +634,32 @@ pub fn tiny_model(tokenizer: TinyTokenizer, dtype: DType) -> Vec<u8> {
             ("ffn_up", ff, hidden),
             ("ffn_down", hidden, ff),
         ] {
-            add(&mut w, &keys::layer(i, &format!("{t}.weight")), DType::Q4_0, vec![out, inp]);
-            add(&mut w, &keys::layer(i, &format!("{t}.bias")), DType::F32, vec![out]);
+            add(
+                &mut w,
+                &keys::layer(i, &format!("{t}.weight")),
+                DType::Q4_0,
+                vec![out, inp],
+            );
+            add(
+                &mut w,
+                &keys::layer(i, &format!("{t}.bias")),
+                DType::F32,
+                vec![out],
+            );
         }
         for n in ["attn_output_norm", "layer_output_norm"] {
-            add(&mut w, &keys::layer(i, &format!("{n}.weight")), DType::F32, vec![hidden]);
-            add(&mut w, &keys::layer(i, &format!("{n}.bias")), DType::F32, vec![hidden]);
+            add(
+                &mut w,
+                &keys::layer(i, &format!("{n}.weight")),
+                DType::F32,
+                vec![hidden],
+            );
+            add(
+                &mut w,
+                &keys::layer(i, &format!("{n}.bias")),
+                DType::F32,
+                vec![hidden],
+            );
         }
     }
     w.to_bytes().expect("writes")

@@ -46,7 +46,11 @@ fn every_seed_and_past_crash_returns() {
             }
         }
     }
-    assert!(failed.is_empty(), "these inputs panic:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "these inputs panic:\n{}",
+        failed.join("\n")
+    );
     eprintln!("{seen} inputs replayed");
 }
 

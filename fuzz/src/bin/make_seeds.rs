@@ -9,7 +9,9 @@ use bytes::Bytes;
 use xlalign_core::gguf::{GgufFile, GgufHeader};
 use xlalign_core::model::keys;
 use xlalign_core::tensor::DType;
-use xlalign_fuzz::targets::{frame_content, tiny_model, unigram_json, wordpiece_json, TinyTokenizer};
+use xlalign_fuzz::targets::{
+    frame_content, tiny_model, unigram_json, wordpiece_json, TinyTokenizer,
+};
 
 fn main() {
     let root = std::env::args_os()
@@ -51,22 +53,40 @@ fn main() {
         &with_missing(zstd.len() - first, &zstd[..first]),
     );
 
-    put("tokenizer_json", "unigram.json", unigram_json(false).as_bytes());
-    put("tokenizer_json", "unigram-byte-fallback.json", unigram_json(true).as_bytes());
-    put("tokenizer_json", "wordpiece.json", wordpiece_json().as_bytes());
+    put(
+        "tokenizer_json",
+        "unigram.json",
+        unigram_json(false).as_bytes(),
+    );
+    put(
+        "tokenizer_json",
+        "unigram-byte-fallback.json",
+        unigram_json(true).as_bytes(),
+    );
+    put(
+        "tokenizer_json",
+        "wordpiece.json",
+        wordpiece_json().as_bytes(),
+    );
     let u = unigram_json(false);
-    put("tokenizer_json", "truncated.json", &u.as_bytes()[..u.len() / 2]);
+    put(
+        "tokenizer_json",
+        "truncated.json",
+        &u.as_bytes()[..u.len() / 2],
+    );
 
     // The packed parts of the tiny model's tokenizer, as the frame holds them.
     let f = GgufFile::parse(Bytes::from(packed)).expect("the tiny model parses");
     let count = f.get_u64(keys::UNIGRAM_PIECE_COUNT).expect("a piece count") as u32;
     let f64_scores = f.get_str(keys::UNIGRAM_SCORE_TYPE).expect("a score type") == "f64";
     let content = frame_content([
-        f.get_str_bytes(keys::TOKENIZER_JSON_NO_VOCAB).expect("JSON"),
+        f.get_str_bytes(keys::TOKENIZER_JSON_NO_VOCAB)
+            .expect("JSON"),
         f.get_bytes(keys::UNIGRAM_PIECE_LENGTHS).expect("lengths"),
         f.get_str_bytes(keys::UNIGRAM_PIECES).expect("pieces"),
         f.get_bytes(keys::UNIGRAM_SCORES).expect("scores"),
-        f.get_bytes(keys::UNIGRAM_SCORE_CORRECTIONS).expect("corrections"),
+        f.get_bytes(keys::UNIGRAM_SCORE_CORRECTIONS)
+            .expect("corrections"),
     ]);
     let input = |mode: u8, rest: &[u8]| {
         let mut v = vec![mode << 1 | u8::from(f64_scores)];

@@ -694,8 +694,16 @@ pub(crate) mod tests {
         let single_b = json!([{"SpecialToken": {"id": "<s>", "type_id": 0}},
                               {"Sequence": {"id": "B", "type_id": 0}}]);
         let broken = [
-            ("/post_processor/single/0/SpecialToken/id", json!("<cls>"), "<cls>"),
-            ("/post_processor/pair/4/SpecialToken/id", json!("<sep>"), "<sep>"),
+            (
+                "/post_processor/single/0/SpecialToken/id",
+                json!("<cls>"),
+                "<cls>",
+            ),
+            (
+                "/post_processor/pair/4/SpecialToken/id",
+                json!("<sep>"),
+                "<sep>",
+            ),
             ("/post_processor/single", single_b, "sequence B"),
             ("/post_processor/special_tokens/<s>/ids", json!([0, 0]), "2"),
         ];
