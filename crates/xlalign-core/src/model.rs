@@ -132,7 +132,8 @@ impl EncoderConfig {
 
     /// Content tokens that fit one window between `<s>` and `</s>`.
     pub fn max_content_tokens(&self) -> usize {
-        self.max_positions.saturating_sub(self.position_offset + 2)
+        self.max_positions
+            .saturating_sub(self.position_offset.saturating_add(2))
     }
 
     fn from_gguf(f: &GgufFile) -> Result<EncoderConfig> {
@@ -201,7 +202,10 @@ impl EncoderConfig {
                 cfg.hidden, cfg.heads
             )));
         }
-        if cfg.layers == 0 || cfg.ff == 0 || cfg.max_positions <= cfg.position_offset + 2 {
+        if cfg.layers == 0
+            || cfg.ff == 0
+            || cfg.max_positions <= cfg.position_offset.saturating_add(2)
+        {
             return Err(Error::Unsupported(format!(
                 "implausible configuration {cfg:?}"
             )));
@@ -466,8 +470,9 @@ fn recommended_layer(m: &BTreeMap<String, Value>, layers: usize) -> usize {
     m.get(keys::ALIGN_LAYER)
         .and_then(|v| v.as_u64())
         .map(|v| v as usize)
-        // Without a recommendation, a layer a bit past the middle aligns best for most encoders.
-        .unwrap_or((layers * 2).div_ceil(3))
+        // Without a recommendation, a layer a bit past the middle aligns best for most encoders:
+        // ⌈2·layers/3⌉, written so that a block count read from a file cannot overflow it.
+        .unwrap_or(layers - layers / 3)
         .min(layers)
 }
 
@@ -530,5 +535,26 @@ impl Model {
             weight_type,
             file_len: f.file_len(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ⌈2·layers/3⌉ without a recommendation, for any block count a file may claim (a count
+    /// near `u64::MAX` once overflowed `2·layers` in the progressive loader; see
+    /// `tests/fuzz-regressions/gguf_header/`).
+    #[test]
+    fn first_blocks_of_any_block_count() {
+        let with_count = |n: u64| BTreeMap::from([(keys::BLOCK_COUNT.to_string(), Value::U64(n))]);
+        for (n, first) in [(0, 0), (1, 1), (2, 2), (3, 2), (12, 8), (13, 9), (14, 10)] {
+            assert_eq!(first_blocks(&with_count(n)), Some(first), "{n} blocks");
+        }
+        let n = usize::MAX;
+        assert_eq!(first_blocks(&with_count(n as u64)), Some(n - n / 3));
+        let mut m = with_count(24);
+        m.insert(keys::ALIGN_LAYER.into(), Value::U64(u64::MAX));
+        assert_eq!(first_blocks(&m), Some(24));
     }
 }

@@ -118,7 +118,7 @@ impl TextTokenizer {
     }
 
     fn engine_from_json(json: &[u8]) -> Result<Engine> {
-        Ok(match compact_read_ahead(json) {
+        let engine = match compact_read_ahead(json) {
             Some(t) => Engine::Compact(t),
             None => {
                 check_json(json)?;
@@ -130,7 +130,9 @@ impl TextTokenizer {
                     Err(e) => return Err(unreadable(e)),
                 }
             }
-        })
+        };
+        with_engine!(&engine, t => check_post_processor(t.get_post_processor()))?;
+        Ok(engine)
     }
 
     /// Builds the tokenizer with `tokenizers`' own model whatever the model type: slower to
@@ -141,6 +143,7 @@ impl TextTokenizer {
     }
 
     fn with_engine(engine: Engine, f: &GgufFile) -> Result<TextTokenizer> {
+        with_engine!(&engine, t => check_post_processor(t.get_post_processor()))?;
         let id = |key: &str, tok: &str| -> Result<u32> {
             if let Some(v) = f.get(key).and_then(|v| v.as_u64()) {
                 return Ok(v as u32);
@@ -250,6 +253,74 @@ fn check_json(json: &[u8]) -> Result<()> {
     serde_json::from_slice::<serde_json::Value>(json)
         .map(|_| ())
         .map_err(unreadable)
+}
+
+/// `tokenizers` reads a `TemplateProcessing` post-processor without the checks its builder
+/// makes, then panics on the first text it encodes when a template names a special token the
+/// processor does not define, when the one-sentence template takes the second sentence (`$B`),
+/// or (later, in the caller) when a special token has a different number of ids and tokens.
+/// Such a file is refused when it loads. The processor is checked in its serialised form,
+/// the only view of its fields the crate gives, at any depth of `Sequence` processors.
+fn check_post_processor(p: Option<&PostProcessorWrapper>) -> Result<()> {
+    let Some(p) = p else {
+        return Ok(());
+    };
+    let v = serde_json::to_value(p).map_err(unreadable)?;
+    check_processor(&v).map_err(|m| {
+        Error::Tokenizer(format!(
+            "the embedded tokenizer.json has a broken post-processor: {m}"
+        ))
+    })
+}
+
+fn check_processor(v: &serde_json::Value) -> std::result::Result<(), String> {
+    match v.get("type").and_then(|t| t.as_str()) {
+        Some("Sequence") => v
+            .get("processors")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .try_for_each(check_processor),
+        Some("TemplateProcessing") => {
+            let empty = serde_json::Map::new();
+            let specials = v
+                .get("special_tokens")
+                .and_then(|s| s.as_object())
+                .unwrap_or(&empty);
+            for (name, t) in specials {
+                let len = |k: &str| t.get(k).and_then(|a| a.as_array()).map(Vec::len);
+                if len("ids") != len("tokens") {
+                    return Err(format!(
+                        "special token `{name}` has {:?} ids for {:?} tokens",
+                        len("ids"),
+                        len("tokens")
+                    ));
+                }
+            }
+            for (template, sequences) in [("single", &["A"][..]), ("pair", &["A", "B"][..])] {
+                let pieces = v.get(template).and_then(|t| t.as_array());
+                for piece in pieces.into_iter().flatten() {
+                    let id = |kind: &str| piece.get(kind)?.get("id")?.as_str();
+                    if let Some(id) = id("SpecialToken") {
+                        if !specials.contains_key(id) {
+                            return Err(format!(
+                                "its {template} template uses `{id}`, which it does not define"
+                            ));
+                        }
+                    }
+                    if let Some(id) = id("Sequence") {
+                        if !sequences.contains(&id) {
+                            return Err(format!(
+                                "its {template} template uses sequence {id}, which it does not have"
+                            ));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn unreadable(e: serde_json::Error) -> Error {
@@ -611,6 +682,56 @@ pub(crate) mod tests {
             TextTokenizer::from_json(&json, &f),
             Err(Error::Tokenizer(_))
         ));
+    }
+
+    /// Post-processors `tokenizers` reads unchecked and then panics on (found by fuzzing,
+    /// `fuzz/` and `tests/fuzz-regressions/`): refused at load, whichever engine and wherever
+    /// in a `Sequence` of processors.
+    #[test]
+    fn broken_post_processors_are_refused() {
+        let f = gguf([0, 2, 1, 3]);
+        let good: serde_json::Value = serde_json::from_str(&unigram(PIECES, false)).unwrap();
+        let single_b = json!([{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                              {"Sequence": {"id": "B", "type_id": 0}}]);
+        let broken = [
+            (
+                "/post_processor/single/0/SpecialToken/id",
+                json!("<cls>"),
+                "<cls>",
+            ),
+            (
+                "/post_processor/pair/4/SpecialToken/id",
+                json!("<sep>"),
+                "<sep>",
+            ),
+            ("/post_processor/single", single_b, "sequence B"),
+            ("/post_processor/special_tokens/<s>/ids", json!([0, 0]), "2"),
+        ];
+        for (path, value, says) in broken {
+            let mut v = good.clone();
+            *v.pointer_mut(path).unwrap() = value;
+            let wrapped = json!({"type": "Sequence", "processors": [
+                {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+                v["post_processor"].clone()]});
+            for v in [v.clone(), {
+                let mut w = v.clone();
+                w["post_processor"] = wrapped;
+                w
+            }] {
+                let json = v.to_string();
+                for t in [
+                    TextTokenizer::from_json(json.as_bytes(), &f),
+                    TextTokenizer::from_json_stock(json.as_bytes(), &f),
+                ] {
+                    match t {
+                        Err(Error::Tokenizer(m)) => {
+                            assert!(m.contains("post-processor") && m.contains(says), "{m}")
+                        }
+                        other => panic!("{path}: expected an error, got {other:?}"),
+                    }
+                }
+            }
+        }
     }
 
     proptest::proptest! {

@@ -1,0 +1,5 @@
+//! AFL++ target: see [`xlalign_fuzz::targets::tokenizer_json`].
+fn main() {
+    xlalign_fuzz::targets::init();
+    afl::fuzz!(|data: &[u8]| xlalign_fuzz::targets::tokenizer_json(data));
+}
