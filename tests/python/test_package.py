@@ -252,6 +252,11 @@ def test_score_and_mexa_equal_the_cli(aligner, tmp_path):
         assert g.cosine == pytest.approx(w["cosine"], abs=1e-5)
         assert (g.src_tokens, g.tgt_tokens) == (w["srcTokens"], w["tgtTokens"])
     assert isinstance(got[-1], xlalign.PairError) and got[-1].index == len(pairs)
+    # Streamed, a block at a time: the same scores, the same blocks, errors at their place.
+    seen = []
+    streamed = list(aligner.score_stream(iter(pairs + [("", "")]), block=20, min_margin=1.02, progress=seen.append))
+    assert [getattr(s, "margin", None) for s in streamed] == [getattr(g, "margin", None) for g in got]
+    assert streamed[-1].index == len(pairs) and seen == [20, len(pairs) + 1]
     assert got[-2].margin < sorted(g.margin for g in got[:-2])[len(got) // 10]
     with pytest.raises(xlalign.InputError, match="block"):
         aligner.score(pairs, block=0)

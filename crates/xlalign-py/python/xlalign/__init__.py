@@ -144,6 +144,13 @@ class Encoded:
         return self._aligner.extract(self, **options)
 
 
+def _shifted(result, offset: int):
+    """A result of a call that started at pair ``offset`` of a stream, indexed in the stream."""
+    if isinstance(result, PairError) and offset:
+        return PairError(result.index + offset, result.cause)
+    return result
+
+
 def _restore(model, backend, threads, isa) -> "Aligner":
     return Aligner(model, backend, threads, isa=isa)
 
@@ -353,6 +360,39 @@ class Aligner:
             kind, text = next(done)
             out.append(_score(json.loads(text)) if kind == "ok" else PairError(index, _from_kind(kind, text)))
         return out
+
+    def score_stream(
+        self,
+        pairs: Iterable[Tuple[Text, Text]],
+        *,
+        block: int = _xlalign.DEFAULT_BLOCK,
+        progress: Optional[Callable[[int], None]] = None,
+        **options,
+    ) -> Iterator[Union[PairScore, PairError]]:
+        """As :meth:`score`, for an iterable of any length: the pairs are read a block at a
+        time (at most two blocks held) and the scores yielded in order, block by block as
+        the CLI cuts them. ``progress(done)`` is called after each block."""
+        if not isinstance(block, int) or not 1 <= block <= _xlalign.MAX_BLOCK:
+            raise InputError(
+                f"invalid input: block must be between 1 and {_xlalign.MAX_BLOCK}, got {block!r}"
+            )
+        pending: list = []
+        done = 0
+        for pair in pairs:
+            pending.append(pair)
+            if len(pending) == 2 * block:
+                # A full block; the core shares the tail between the last two at the end.
+                head, pending = pending[:block], pending[block:]
+                for r in self.score(head, block=block, **options):
+                    yield _shifted(r, done)
+                done += len(head)
+                if progress is not None:
+                    progress(done)
+        if pending:
+            for r in self.score(pending, block=block, **options):
+                yield _shifted(r, done)
+            if progress is not None:
+                progress(done + len(pending))
 
     def mexa(
         self,
