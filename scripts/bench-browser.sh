@@ -20,6 +20,9 @@
 #       alignBatch pairs/s of createAligner's worker pool (its automatic size) against one
 #       worker (workers: 1), and the renderer's peak memory for each, CPU backend (default 200
 #       gold pairs, best of 3, batchSize 8; tests/browser/pool-bench.mjs). Builds pkg/ first.
+#   scripts/bench-browser.sh bad-input [batchPairs]
+#       each class of bad input through createAligner (CPU backend): the outcome, the time and
+#       the renderer's peak memory (default a 10,000-pair batch; tests/browser/bad-input-bench.mjs).
 #
 # XLALIGN_SKIP_WASM_BUILD=1 reuses existing builds; XLALIGN_MODEL names the model file.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -48,6 +51,14 @@ if [[ ${1:-} == pool ]]; then
     [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
     step "worker pool vs one worker, alignBatch, headless Chromium ($(nproc) cores)"
     node tests/browser/pool-bench.mjs "$@"
+    exit
+fi
+
+if [[ ${1:-} == bad-input ]]; then
+    shift
+    [[ ${XLALIGN_SKIP_WASM_BUILD:-} == 1 && -f pkg/xlalign_wasm.js ]] || scripts/build-wasm.sh
+    step "bad input through createAligner, headless Chromium"
+    node tests/browser/bad-input-bench.mjs "$@"
     exit
 fi
 

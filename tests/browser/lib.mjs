@@ -4,7 +4,7 @@
 // the repository at "/" and the model folder at "/models"; without it a server is started
 // here on a free port. XLALIGN_MODEL names the model file (default public/models/…).
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -127,4 +127,48 @@ export async function harness(b, srv, { clearCache = false } = {}) {
     if (clear) await xl.clearCache();
   }, clearCache);
   return p;
+}
+
+function tree(root) {
+  const kids = new Map();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+      if (!kids.has(ppid)) kids.set(ppid, []);
+      kids.get(ppid).push(Number(d));
+    } catch {}
+  }
+  const out = [];
+  const walk = (p) => {
+    out.push(p);
+    for (const k of kids.get(p) ?? []) walk(k);
+  };
+  walk(root);
+  return out;
+}
+
+// Peak resident memory (VmHWM) of each Chromium process under `root` since the last reset,
+// in MiB by process type (dedicated workers are threads of the renderer): the kernel keeps
+// the peak, so nothing samples (and competes for the 2 cores) while pairs run.
+export function peakMemory(root) {
+  const out = {};
+  for (const pid of tree(root)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/status`, "utf8");
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      const type = cmd.match(/--type=([a-z-]+)/)?.[1] ?? "browser";
+      out[type] = (out[type] ?? 0) + Number(st.match(/^VmHWM:\s+(\d+) kB/m)[1]) / 1024;
+    } catch {}
+  }
+  return out;
+}
+
+// Resets the peaks (`clear_refs` 5: VmHWM = current resident memory).
+export function resetPeakMemory(root) {
+  for (const pid of tree(root)) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    } catch {}
+  }
 }

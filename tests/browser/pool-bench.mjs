@@ -7,63 +7,20 @@
 // renderer, so their wasm memory and heaps are in it (the other Chromium processes are
 // reported as a sum of their peaks). The renderer with the page loaded but no aligner is the
 // baseline.
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { execSync } from "node:child_process";
-import { browser, page, server } from "./lib.mjs";
+import { browser, page, peakMemory, resetPeakMemory, server } from "./lib.mjs";
 
 const nPairs = Number(process.argv[2] ?? 200);
 const repeat = Number(process.argv[3] ?? 3);
 const batchSize = Number(process.argv[4] ?? 8);
 
-function tree(root) {
-  const kids = new Map();
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const ppid = Number(readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1].split(" ")[1]);
-      if (!kids.has(ppid)) kids.set(ppid, []);
-      kids.get(ppid).push(Number(d));
-    } catch {}
-  }
-  const out = [];
-  const walk = (p) => {
-    out.push(p);
-    for (const k of kids.get(p) ?? []) walk(k);
-  };
-  walk(root);
-  return out;
-}
-
-// Peak resident memory (VmHWM) of each Chromium process since the last reset, in MiB: the
-// kernel keeps the peak, so nothing samples (and competes for the 2 cores) while pairs run.
-function peaks(root) {
-  const out = {};
-  for (const pid of tree(root)) {
-    try {
-      const st = readFileSync(`/proc/${pid}/status`, "utf8");
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      const type = cmd.match(/--type=([a-z-]+)/)?.[1] ?? "browser";
-      out[type] = (out[type] ?? 0) + Number(st.match(/^VmHWM:\s+(\d+) kB/m)[1]) / 1024;
-    } catch {}
-  }
-  return out;
-}
-
-// Resets the peaks (`clear_refs` 5: VmHWM = current resident memory).
-function resetPeaks(root) {
-  for (const pid of tree(root)) {
-    try {
-      writeFileSync(`/proc/${pid}/clear_refs`, "5");
-    } catch {}
-  }
-}
-
 const srv = await server();
 const b = await browser();
 const root = b.process().pid;
 const phase = () => {
-  const p = peaks(root);
-  resetPeaks(root);
+  const p = peakMemory(root);
+  resetPeakMemory(root);
   return p;
 };
 try {
