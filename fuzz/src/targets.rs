@@ -17,13 +17,14 @@ use xlalign_core::align::{
     AlignOptions, CjkJoin, Direction, KanaSplit, Level, Method, WordMap, WordOptions,
 };
 use xlalign_core::gguf::{GgufFile, GgufHeader, GgufStr, GgufWriter, Value};
+use xlalign_core::model::layout::Layout;
 use xlalign_core::model::{block_range, first_blocks, keys, read_block, ModelDefaults};
 use xlalign_core::pairs::{parse_pair_line, split_pair};
 use xlalign_core::pharaoh::{self, AerCounts};
 use xlalign_core::request::{AlignRequest, Part, Recommendation};
 use xlalign_core::tensor::{quantize, DType};
 use xlalign_core::tokenize::storage::{self, Compression, TokenizerStorage};
-use xlalign_core::tokenize::TextTokenizer;
+use xlalign_core::tokenize::{fixtures, TextTokenizer};
 use xlalign_core::Model;
 
 /// A target: bytes in, nothing out (a finding panics).
@@ -78,7 +79,7 @@ pub fn gguf(data: &[u8]) {
 }
 
 /// The header from a file's first bytes, as the browser package's progressive loader reads
-/// it (`GgufHeader::parse`, `first_blocks`, `block_range`), then the model from the file
+/// it (`GgufHeader::parse`, `first_blocks`, `block_range`, `Layout::plan`), then the model from the file
 /// with the absent bytes zero and its first blocks (`Model::from_gguf_with_blocks`), and the
 /// later blocks one at a time from their ranges (`read_block`).
 ///
@@ -101,6 +102,24 @@ pub fn gguf_header(data: &[u8]) {
     let _ = ModelDefaults::from_metadata(&h.metadata, layers.unwrap_or(0));
     for i in 0..layers.unwrap_or(0).min(MAX_BLOCKS) {
         let _ = block_range(&h.tensors, i);
+    }
+    // The browser's plan of which ranges to fetch, with a prefetch of no rows, a few rows
+    // and the default: every bound it promises must hold.
+    for prefetch in [0, 3, 1024] {
+        if let Some(l) = Layout::plan(&h, prefetch) {
+            let t = l.table;
+            assert!(t.offset <= l.stop && l.stop <= t.end(), "{l:?}");
+            assert!(t.end() <= l.ready_end && l.ready_end <= h.file_len, "{l:?}");
+            assert!(l.first_blocks <= l.blocks.len(), "{l:?}");
+            assert!(l
+                .blocks
+                .iter()
+                .all(|b| b.start <= b.end && b.end <= h.file_len));
+            assert!(l.blocks[l.first_blocks..]
+                .iter()
+                .all(|b| b.start >= l.ready_end));
+            assert!(l.prefetched_rows() <= t.rows && l.ready_bytes() <= h.file_len);
+        }
     }
 
     let mut file = vec![0u8; file_len];
@@ -501,49 +520,15 @@ const PIECES: &[(&str, f64)] = &[
     ("\u{2581}world", -5.0),
 ];
 
-/// A small XLM-R-style Unigram `tokenizer.json` (NFKC, Metaspace, `<s> A </s>`).
+/// A small XLM-R-style Unigram `tokenizer.json` (NFKC, Metaspace, `<s> A </s>`) with
+/// [`PIECES`].
 pub fn unigram_json(byte_fallback: bool) -> String {
-    let added = |id: u32, content: &str| {
-        json!({"id": id, "content": content, "single_word": false, "lstrip": false,
-               "rstrip": false, "normalized": false, "special": true})
-    };
-    let vocab: Vec<serde_json::Value> = PIECES.iter().map(|(p, s)| json!([p, s])).collect();
-    json!({
-        "version": "1.0", "truncation": null, "padding": null,
-        "added_tokens": [added(0, "<s>"), added(1, "<pad>"), added(2, "</s>"), added(3, "<unk>")],
-        "normalizer": {"type": "Sequence", "normalizers": [
-            {"type": "NFKC"},
-            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
-        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}",
-                          "prepend_scheme": "always", "split": true},
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
-                       {"Sequence": {"id": "A", "type_id": 0}},
-                       {"SpecialToken": {"id": "</s>", "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
-                     {"Sequence": {"id": "A", "type_id": 0}},
-                     {"SpecialToken": {"id": "</s>", "type_id": 0}},
-                     {"Sequence": {"id": "B", "type_id": 1}},
-                     {"SpecialToken": {"id": "</s>", "type_id": 1}}],
-            "special_tokens": {
-                "<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]},
-                "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}
-            }
-        },
-        "decoder": {"type": "Metaspace", "replacement": "\u{2581}",
-                    "prepend_scheme": "always", "split": true},
-        "model": {"type": "Unigram", "unk_id": 3, "vocab": vocab, "byte_fallback": byte_fallback}
-    })
-    .to_string()
+    fixtures::unigram(PIECES, byte_fallback)
 }
 
 /// A small WordPiece `tokenizer.json` (BERT-style), stored whole in model files.
 pub fn wordpiece_json() -> String {
-    let added = |id: u32, content: &str| {
-        json!({"id": id, "content": content, "single_word": false, "lstrip": false,
-               "rstrip": false, "normalized": false, "special": true})
-    };
+    let added = fixtures::added;
     json!({
         "version": "1.0", "truncation": null, "padding": null,
         "added_tokens": [added(0, "<s>"), added(1, "<pad>"), added(2, "</s>"), added(3, "<unk>")],

@@ -118,9 +118,11 @@ fn forward(c: &mut Criterion) {
     let seqs: Vec<&[u32]> = batch.iter().map(|s| s.as_slice()).collect();
     let tokens: usize = batch.iter().map(|s| s.len()).sum();
     g.throughput(Throughput::Elements(tokens as u64));
-    let mut variants = vec![cpu.clone()];
+    // With the `parallel` feature, one thread first, then every thread.
     #[cfg(feature = "parallel")]
-    variants.insert(0, cpu.clone().with_threads(1).unwrap());
+    let variants = vec![cpu.clone().with_threads(1).unwrap(), cpu.clone()];
+    #[cfg(not(feature = "parallel"))]
+    let variants = vec![cpu.clone()];
     for cpu in variants {
         g.bench_function(
             BenchmarkId::new(

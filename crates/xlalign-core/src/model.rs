@@ -18,6 +18,8 @@ use crate::table::RowTable;
 use crate::tensor::{DType, Tensor};
 use crate::tokenize::TextTokenizer;
 
+pub mod layout;
+
 /// Metadata keys, in one place so the converter and the loader agree.
 pub mod keys {
     pub const ARCHITECTURE: &str = "general.architecture";

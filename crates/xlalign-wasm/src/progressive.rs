@@ -45,7 +45,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -58,7 +57,8 @@ use xlalign_core::backend::{
     ForwardOutput, SequenceAlignment, SequencePair, UnitAlignment, UnitPair, WriteBlocks, WriteRows,
 };
 use xlalign_core::gguf::{GgufFile, GgufHeader, TensorInfo};
-use xlalign_core::model::{block_range, first_blocks, EncoderLayer};
+use xlalign_core::model::layout::Layout;
+use xlalign_core::model::EncoderLayer;
 use xlalign_core::table::RowTable;
 use xlalign_core::{Backend, BackendInfo, Model};
 use xlalign_gpu::AnyBackend;
@@ -71,7 +71,6 @@ use crate::fill::Changed;
 /// See the module documentation for how these were chosen.
 pub const DEFAULT_PREFETCH_ROWS: usize = 1024;
 pub const DEFAULT_PAGE_ROWS: usize = 16;
-const TABLE: &str = "token_embd.weight";
 /// First header parse attempt (the e5 header is 1.6 MB).
 const FIRST_HEADER_TRY: usize = 64 * 1024;
 
@@ -99,33 +98,6 @@ pub struct Settings {
 pub enum Outcome {
     Full(Vec<u8>),
     Ready(Rc<Store>),
-}
-
-/// Where the embedding rows are in the file.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Table {
-    pub(crate) offset: usize,
-    pub(crate) row_bytes: usize,
-    pub(crate) rows: usize,
-}
-
-impl Table {
-    pub(crate) fn end(&self) -> usize {
-        self.offset + self.rows * self.row_bytes
-    }
-}
-
-/// How a file is loaded progressively: `0..stop` (the header and the first rows) and
-/// `table.end()..ready_end` (every other tensor the first alignment needs) before ready;
-/// then the table's other rows, and the blocks from `first_blocks` on, each in its range.
-#[derive(Clone, Debug)]
-pub(crate) struct Layout {
-    pub(crate) table: Table,
-    pub(crate) stop: usize,
-    pub(crate) ready_end: usize,
-    pub(crate) first_blocks: usize,
-    /// The byte range of every block.
-    pub(crate) blocks: Vec<Range<usize>>,
 }
 
 /// Counters for `aligner.loading`.
@@ -619,59 +591,6 @@ pub(crate) async fn remember(key: &str, bytes: &[u8], use_cache: bool, version: 
     }
 }
 
-/// The table's position, if its rows can be fetched one by one.
-fn table_of(h: &GgufHeader) -> Option<Table> {
-    let t = h.tensors.iter().find(|t| t.name == TABLE)?;
-    let rows = *t.shape.first()?;
-    if rows == 0 || t.n_bytes % rows != 0 || t.shape.len() != 2 {
-        return None;
-    }
-    Some(Table {
-        offset: t.offset,
-        row_bytes: t.n_bytes / rows,
-        rows,
-    })
-}
-
-/// How to load the file progressively, or `None` when nothing would be left for later.
-fn plan(h: &GgufHeader, prefetch_rows: usize) -> Option<Layout> {
-    let t = table_of(h)?;
-    // Every tensor other than the table must lie before the table or after it (true of
-    // llama.cpp-style files): the prefix covers the former, the ranges after it the latter.
-    let stop = (t.offset + prefetch_rows.min(t.rows) * t.row_bytes).max(h.data_offset);
-    let layers = h
-        .metadata
-        .get(xlalign_core::model::keys::BLOCK_COUNT)?
-        .as_u64()? as usize;
-    let blocks: Option<Vec<Range<usize>>> =
-        (0..layers).map(|i| block_range(&h.tensors, i)).collect();
-    let blocks = blocks?;
-    // The deeper blocks come later when each lies after every tensor the first alignment
-    // needs; otherwise they all come before ready, as the other tensors do.
-    let first = first_blocks(&h.metadata)?.min(layers);
-    let needed_end = |first: usize| {
-        h.tensors
-            .iter()
-            .filter(|i| i.name != TABLE && !(first..layers).any(|b| blocks[b].contains(&i.offset)))
-            .map(|i| i.offset + i.n_bytes)
-            .max()
-            .unwrap_or(t.end())
-            .max(t.end())
-    };
-    let (first, ready_end) = match needed_end(first) {
-        end if blocks[first..].iter().all(|b| b.start >= end) => (first, end),
-        _ => (layers, needed_end(layers)),
-    };
-    let later = stop < t.end() || first < layers;
-    later.then_some(Layout {
-        table: t,
-        stop,
-        ready_end,
-        first_blocks: first,
-        blocks,
-    })
-}
-
 /// Loads `url` progressively (see the module documentation).
 pub async fn load(
     url: &str,
@@ -705,7 +624,7 @@ pub async fn load(
         let p = entry.data.to_vec();
         let parsed = cache_total(&p).and_then(|total| {
             let h = GgufHeader::parse(&p[8..], total).ok()?;
-            let layout = plan(&h, s.prefetch_rows)?;
+            let layout = Layout::plan(&h, s.prefetch_rows)?;
             (p.len() - 8 == layout.stop).then_some((h, layout))
         });
         match parsed {
@@ -779,6 +698,8 @@ pub async fn load(
         .filter(|t| t.data.length() as usize == tail_len && t.version == version)
         .map(|t| t.data.to_vec());
     let tail = match tail {
+        // The table is the file's last tensor the first alignment needs.
+        _ if tail_len == 0 => Vec::new(),
         Some(t) => {
             stats.ready_bytes += t.len() as u64;
             t
@@ -816,7 +737,16 @@ pub async fn load(
     //    arrived; then the table moves to its own buffer (which pages are later written into
     //    in place) and the other tensors are copied out, so the file buffer can go.
     progress.report("parse", 0, None, true);
-    let mut file = vec![0u8; total];
+    // `total` is the length the server gave: refused with an error, not a trap, when this
+    // browser cannot hold that much.
+    let mut file = Vec::new();
+    file.try_reserve_exact(total).map_err(|_| {
+        WasmError::new(
+            Code::Model,
+            format!("the model file ({total} bytes) does not fit in this browser's memory"),
+        )
+    })?;
+    file.resize(total, 0);
     file[..stop].copy_from_slice(&prefix[..stop]);
     drop(prefix);
     file[table.end()..ready_end].copy_from_slice(&tail);
@@ -909,10 +839,8 @@ async fn stream_prefix(
         if planned.is_none() && buf.len() >= next_try.min(total) {
             match GgufHeader::parse(&buf, total) {
                 Ok(h) => {
-                    let p = plan(&h, prefetch_rows);
-                    ready_total = p
-                        .as_ref()
-                        .map(|l| (l.stop + l.ready_end - l.table.end()) as u64);
+                    let p = Layout::plan(&h, prefetch_rows);
+                    ready_total = p.as_ref().map(|l| l.ready_bytes() as u64);
                     planned = Some((h, p));
                 }
                 // A prefix that ends inside the header: read on. Anything else is final.

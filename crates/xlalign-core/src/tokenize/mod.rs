@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::keys;
 
+#[doc(hidden)]
+pub mod fixtures;
 pub mod packed;
 pub mod storage;
 pub mod unigram;
@@ -340,6 +342,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::gguf::GgufWriter;
+    pub(crate) use crate::tokenize::fixtures::{unigram, wordpiece};
 
     /// A metadata-only model file naming the special ids, as the converter writes them.
     pub(crate) fn gguf(ids: [u32; 4]) -> GgufFile {
@@ -349,40 +352,6 @@ pub(crate) mod tests {
             .set(keys::PAD_ID, ids[2])
             .set(keys::UNK_ID, ids[3]);
         GgufFile::parse(Bytes::from(w.to_bytes().unwrap())).unwrap()
-    }
-
-    fn added(id: u32, content: &str) -> serde_json::Value {
-        json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false,
-               "normalized": false, "special": true})
-    }
-
-    fn template(bos: &str, bos_id: u32, eos: &str, eos_id: u32) -> serde_json::Value {
-        json!({
-            "type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                       {"SpecialToken": {"id": eos, "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                     {"SpecialToken": {"id": eos, "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
-                     {"SpecialToken": {"id": eos, "type_id": 1}}],
-            "special_tokens": {
-                bos: {"id": bos, "ids": [bos_id], "tokens": [bos]},
-                eos: {"id": eos, "ids": [eos_id], "tokens": [eos]}
-            }
-        })
-    }
-
-    pub(crate) fn wordpiece(model: serde_json::Value) -> String {
-        json!({
-            "version": "1.0", "truncation": null, "padding": null,
-            "added_tokens": [added(0, "[PAD]"), added(1, "[UNK]"), added(2, "[CLS]"), added(3, "[SEP]")],
-            "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
-                           "strip_accents": null, "lowercase": true},
-            "pre_tokenizer": {"type": "BertPreTokenizer"},
-            "post_processor": template("[CLS]", 2, "[SEP]", 3),
-            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-            "model": model
-        })
-        .to_string()
     }
 
     #[test]
@@ -414,22 +383,6 @@ pub(crate) mod tests {
             );
             assert_eq!(t.id_to_token(6).as_deref(), Some("##s"));
         }
-    }
-
-    pub(crate) fn unigram(pieces: &[(&str, f64)], byte_fallback: bool) -> String {
-        let vocab: Vec<serde_json::Value> = pieces.iter().map(|(p, s)| json!([p, s])).collect();
-        json!({
-            "version": "1.0", "truncation": null, "padding": null,
-            "added_tokens": [added(0, "<s>"), added(1, "<pad>"), added(2, "</s>"), added(3, "<unk>")],
-            "normalizer": {"type": "Sequence", "normalizers": [
-                {"type": "NFKC"},
-                {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
-            "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "always", "split": true},
-            "post_processor": template("<s>", 0, "</s>", 2),
-            "decoder": {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "always", "split": true},
-            "model": {"type": "Unigram", "unk_id": 3, "vocab": vocab, "byte_fallback": byte_fallback}
-        })
-        .to_string()
     }
 
     pub(crate) const PIECES: &[(&str, f64)] = &[
