@@ -260,6 +260,11 @@ def test_score_and_mexa_equal_the_cli(aligner, tmp_path):
     assert got[-2].margin < sorted(g.margin for g in got[:-2])[len(got) // 10]
     with pytest.raises(xlalign.InputError, match="block"):
         aligner.score(pairs, block=0)
+    # Items that are not pairs, and a pre-tokenised pair among raw ones, are errors in place;
+    # the pairs around them score as before.
+    odd = aligner.score(pairs[:3] + [("only one",), (["pre", "tokenised"], ["déjà", "fait"])] + pairs[3:4])
+    assert [type(r).__name__ for r in odd] == ["PairScore"] * 3 + ["PairError"] * 2 + ["PairScore"]
+    assert [r.index for r in odd[3:5]] == [3, 4] and "pre-tokenised" in str(odd[4])
 
     src, tgt = [s for s, _ in pairs[:-1]], [t for _, t in pairs[:-1]]
     ran = subprocess.run(

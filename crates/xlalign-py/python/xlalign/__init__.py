@@ -337,24 +337,15 @@ class Aligner:
         score = json.dumps(
             {"k": k, "batch": batch_size, "thresholds": {k_: v for k_, v in thresholds.items() if v is not None}}
         )
+        # One batch of every pair: checked, with a PairError in place of each bad one.
         items = list(pairs)
-        good, slots = [], []
-        request = None
-        for index, pair in enumerate(items):
-            try:
-                s, t, opts = self._checked_pair(pair, options)
-                key = _options(opts)
-                if request not in (None, key):
-                    raise InputError("invalid input: mix of raw and pre-tokenised pairs in one call")
-                request = key
-                good.append((s, t))
-                slots.append(None)
-            except InputError as e:
-                slots.append(PairError(index, e))
-        done = iter(self._native.score(good, request or _options(options), score, block) if good else [])
+        slots = next(iter(self._batches(items, max(len(items), 1), options)), ([], 0))[0]
+        good = [x for x in slots if not isinstance(x, PairError)]
+        request = good[0][2] if good else _options(options)
+        done = iter(self._native.score([(s, t) for s, t, _ in good], request, score, block) if good else [])
         out = []
         for index, slot in enumerate(slots):
-            if slot is not None:
+            if isinstance(slot, PairError):
                 out.append(slot)
                 continue
             kind, text = next(done)
