@@ -28,13 +28,8 @@ try {
   await p.evaluate(async (n) => {
     window.xl = await import("/pkg/index.js");
     await xl.default();
-    window.outcome = (pr) =>
-      Promise.resolve()
-        .then(() => pr())
-        .then(
-          (v) => ({ ok: true, v }),
-          (e) => ({ ok: false, isError: e instanceof Error, trap: e instanceof WebAssembly.RuntimeError, code: e?.code, message: String(e?.message).slice(0, 120) }),
-        );
+    window.page = await import("/tests/browser/page.js");
+    window.outcome = page.outcome;
     const lines = async (f) => (await (await fetch(`/tests/data/gold/${f}`)).text()).split("\n").filter(Boolean);
     const all = [];
     for (const set of ["enfr", "roen", "zhen", "jaen"]) {
@@ -82,18 +77,11 @@ try {
   await measure("models that are not models", () =>
     p.evaluate(async (url) => {
       const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
-      const enc = new TextEncoder();
-      const parts = [enc.encode("GGUF"), new Uint32Array([3]), new BigUint64Array([0n, 1n])];
-      const key = enc.encode("general.architecture"), val = enc.encode("llama");
-      parts.push(new BigUint64Array([BigInt(key.length)]), key, new Uint32Array([8]), new BigUint64Array([BigInt(val.length)]), val);
-      const gguf = new Uint8Array(parts.reduce((n, x) => n + x.byteLength, 0));
-      let at = 0;
-      for (const x of parts) { gguf.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), at); at += x.byteLength; }
       const cases = {
         html: () => xl.createAligner("/tests/browser/harness.html", { cache: false }),
         missing: () => xl.createAligner("/models/none.gguf", { cache: false }),
         truncated: () => xl.createAligner(bytes.slice(0, 20_000_000), { backend: "cpu" }),
-        llama: () => xl.createAligner(gguf, { backend: "cpu" }),
+        llama: () => xl.createAligner(page.notBertGguf(), { backend: "cpu" }),
       };
       const out = {};
       for (const [k, f] of Object.entries(cases)) {

@@ -14,13 +14,7 @@ before(async () => {
   await p.evaluate(async (url) => {
     window.aligner = await xl.Aligner.load(url, { backend: "cpu", cache: false });
     // What a rejection looks like from the outside.
-    window.outcome = (pr) =>
-      Promise.resolve()
-        .then(() => pr())
-        .then(
-          () => ({ ok: true }),
-          (e) => ({ isError: e instanceof Error, trap: e instanceof WebAssembly.RuntimeError, code: e?.code, message: String(e?.message) }),
-        );
+    window.outcome = (await import("/tests/browser/page.js")).outcome;
   }, srv.modelUrl);
 });
 after(async () => {
@@ -54,7 +48,7 @@ test("NaN and Infinity in options are refused by name, not read as unset", T, as
   expectError(r.temperature, "input", /`temperature` must be a finite number, got Infinity/, "temperature Infinity");
   expectError(r.alpha, "input", /`alpha` must be a finite number, got -Infinity/, "alpha -Infinity");
   expectError(r.prefetch, "input", /`prefetchRows` must be a finite number/, "prefetchRows NaN");
-  assert.deepEqual(r.fine, { ok: true });
+  assert.ok(r.fine.ok && r.fine.v.links.length >= 3, JSON.stringify(r.fine));
   assert.deepEqual(p.errors, []);
 });
 
@@ -99,14 +93,8 @@ test("odd text aligns or gets an input Error; truncated and non-BERT model files
     // A model cut short, and a valid GGUF file whose architecture is not a BERT encoder.
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const truncated = await outcome(() => xl.Aligner.load(bytes.slice(0, 5_000_000), { backend: "cpu" }));
-    const enc = new TextEncoder();
-    const parts = [enc.encode("GGUF"), new Uint32Array([3]), new BigUint64Array([0n, 1n])];
-    const key = enc.encode("general.architecture"), val = enc.encode("llama");
-    parts.push(new BigUint64Array([BigInt(key.length)]), key, new Uint32Array([8]), new BigUint64Array([BigInt(val.length)]), val);
-    const gguf = new Uint8Array(parts.reduce((n, x) => n + x.byteLength, 0));
-    let at = 0;
-    for (const x of parts) { gguf.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), at); at += x.byteLength; }
-    const llama = await outcome(() => xl.Aligner.load(gguf, { backend: "cpu" }));
+    const { notBertGguf } = await import("/tests/browser/page.js");
+    const llama = await outcome(() => xl.Aligner.load(notBertGguf(), { backend: "cpu" }));
     const words = (a) => a.srcWords.map((w) => w.text);
     return {
       surrogates, rtlLinks: rtl.links.length, rtlWords: words(rtl), zwWords: words(zw), zwLinks: zw.links.length,
