@@ -255,7 +255,7 @@ fn mismatched_parallel_files_are_an_error() {
 #[test]
 fn corrupt_models_give_one_line_errors() {
     let good = std::fs::read(model()).unwrap();
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "too short"),
         (
             "magic",
@@ -274,6 +274,19 @@ fn corrupt_models_give_one_line_errors() {
             "truncated",
         ),
     ];
+    // A valid GGUF file (no tensors) whose architecture is not a BERT encoder.
+    let mut llama = b"GGUF".to_vec();
+    for n in [3u32.to_le_bytes().as_slice(), &0u64.to_le_bytes(), &1u64.to_le_bytes()] {
+        llama.extend_from_slice(n);
+    }
+    for (i, s) in ["general.architecture", "llama"].iter().enumerate() {
+        if i == 1 {
+            llama.extend_from_slice(&8u32.to_le_bytes()); // a string
+        }
+        llama.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        llama.extend_from_slice(s.as_bytes());
+    }
+    cases.push(("llama", llama, "unsupported model: architecture `llama`"));
     for (name, bytes, needle) in cases {
         let p = tmp(&format!("{name}.gguf"));
         std::fs::write(&p, bytes).unwrap();
@@ -283,6 +296,11 @@ fn corrupt_models_give_one_line_errors() {
         ] {
             let out = xlalign(cmd, b"hello\n");
             assert_clean_error(&out, needle);
+            // The cause is said once, not repeated by the error chain.
+            let err = text(&out.stderr);
+            let class = ["invalid model file:", "unsupported model:"];
+            let said: usize = class.iter().map(|c| err.matches(c).count()).sum();
+            assert_eq!(said, 1, "{name}: {err}");
         }
     }
     let out = xlalign(&["info", "/nonexistent/model.gguf"], b"");

@@ -25,9 +25,10 @@ pub enum Error {
     Backend(String),
     #[error("I/O: {0}")]
     Io(String),
-    /// A model file that could not be loaded, and why.
-    #[error("cannot load {path}: {source}")]
-    File { path: String, source: Box<Error> },
+    /// A model file that could not be loaded, and why. (`cause`, not `source`: the message
+    /// holds it already, and a `source` would print it twice in a cause chain.)
+    #[error("cannot load {path}: {cause}")]
+    File { path: String, cause: Box<Error> },
 }
 
 /// The classes of [`Error`] a user acts on differently.
@@ -67,7 +68,7 @@ impl Error {
             Error::Input(_) => ErrorKind::Input,
             Error::Backend(_) => ErrorKind::Backend,
             Error::Io(_) => ErrorKind::Io,
-            Error::File { source, .. } => source.kind(),
+            Error::File { cause, .. } => cause.kind(),
         }
     }
 }

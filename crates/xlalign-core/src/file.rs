@@ -90,7 +90,7 @@ pub fn load_model(path: Option<&Path>) -> Result<Model> {
     let model =
         Model::from_bytes(Bytes::from_owner(SharedMap(map.clone()))).map_err(|e| Error::File {
             path: path.display().to_string(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })?;
     // Loading read the tokenizer and the tensor headers, which are not needed again: drop
     // those pages from this process (they stay in the page cache; what the encoder reads
