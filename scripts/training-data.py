@@ -3,6 +3,7 @@
 
     python3 scripts/training-data.py build [--gold DIR] [--out DIR]
     python3 scripts/training-data.py pin [--update] [PACKAGE…]
+    python3 scripts/training-data.py tables [--out DIR]
 
 `build` downloads each package of scripts/training/packages.json (`apt-get download
 name=version`, no installation) into $XLALIGN_CACHE/training/debs, refuses a .deb whose
@@ -10,7 +11,8 @@ sha256 differs from the manifest, reads every catalog of a known language
 (`…/<lang>/LC_MESSAGES/*.mo`), cleans the entries, dedupes, removes every pair that shares
 a sentence with a gold set, and writes `<src>-<tgt>.txt` (`source ||| target` lines, the
 gold sets' direction) and stats.json. `pin` records version and sha256 of entries that lack
-them (or, with --update, of the current apt candidates).
+them (or, with --update, of the current apt candidates). `tables` prints README's tables
+from a build's stats.json.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from training import lexicon, manifest  # noqa: E402
+from training import lexicon, manifest, report  # noqa: E402
 from training.build import new_languages, write_stats  # noqa: E402
 from training.catalogs import CatalogError, language_of, parse_mo  # noqa: E402
 from training.gold import GoldFilter, read_gold_sentences  # noqa: E402
@@ -92,6 +94,11 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_tables(args) -> int:
+    print(report.tables(json.loads((args.out / "stats.json").read_text(encoding="utf-8"))))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--manifest", type=Path, default=MANIFEST)
@@ -104,9 +111,11 @@ def main() -> int:
     p = sub.add_parser("pin", help="record versions and sha256 in the manifest")
     p.add_argument("--update", action="store_true", help="move every entry to apt's candidate")
     p.add_argument("packages", nargs="*")
+    t = sub.add_parser("tables", help="print README's tables from OUT/stats.json")
+    t.add_argument("--out", type=Path, default=CACHE / "data", help="(default: %(default)s)")
     args = ap.parse_args()
     try:
-        return cmd_pin(args) if args.cmd == "pin" else cmd_build(args)
+        return {"pin": cmd_pin, "build": cmd_build, "tables": cmd_tables}[args.cmd](args)
     except manifest.ManifestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -29,6 +29,7 @@ _FORMAT = re.compile(
     r"%(?:\(\w+\)|\{\w+\}|\d+\$)?[-+#0']*(?:\*|\d+)?(?:\.(?:\*|\d+))?"
     r"(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGcrsaApnSC%]"  # printf / Python %
     r"|%\d+|%[A-Z_]+%"  # Qt %1, %NAME% placeholders
+    r"|%[A-Za-z<>]"  # any other letter directive (GCC's %qs, %q+D, %<, %>)
     r"|\{[\w.:!\-\[\]]*\}"  # {0}, {name}, {}, {x:>3}
     r"|\$\{?\w+\}?"  # $x, ${x}
     r"|@\w+@"  # @PLACEHOLDER@
@@ -36,7 +37,9 @@ _FORMAT = re.compile(
 _MARKUP = re.compile(r"<[^<>\s][^<>]*>|&[a-zA-Z]+;|&#\d+;|\[/?[a-z]+[^\]]*\]")
 _URL_PATH = re.compile(
     r"https?://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:^|\s)~?/[\w.-]+/|\\[\w]|\w+\.(?:txt|conf|cfg|xml|html|py|sh|so|dll|exe)\b")
-_OPTIONS = re.compile(r"(?:^|\s)--?[a-zA-Z][\w-]*|\|\||&&|\b\w+_\w+\b|\w+\(\)")
+_OPTIONS = re.compile(r"(?:^|\s)--?[a-zA-Z0-9][\w-]*|\|\||&&|\b\w+_\w+\b|\w+\(\)")
+# Help-text tables: a line that starts indented or with a dash (option lists, columns).
+_TABLE_LINE = re.compile(r"\n[ \t-]|^[ \t]")
 # Mnemonics: `(_F)` / `(&F)` after CJK labels; `_File`, `&File`; `&&` is a literal ampersand.
 _MNEMONIC_PAREN = re.compile(r"\s*\([_&]\w\)")
 _MNEMONIC = re.compile(r"(?<![\w&])[_&](?=\w)")
@@ -91,6 +94,8 @@ def clean_pair(en: str, tgt: str, lang: str, plural: bool = False) -> tuple[str,
         return "format"
     if _MARKUP.search(en) or _MARKUP.search(tgt) or "|||" in en + tgt:
         return "markup"
+    if _TABLE_LINE.search(en):
+        return "options"
     en, tgt = normalise_space(strip_mnemonics(en)), normalise_space(strip_mnemonics(tgt))
     if _URL_PATH.search(en) or _URL_PATH.search(tgt):
         return "url_path"

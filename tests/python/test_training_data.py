@@ -31,6 +31,7 @@ GERMAN = [
     ("One file was deleted from disk\x00Many files were deleted", "Eine Datei\x00Viele Dateien"),
     ("Visit https://example.org for more help", "Besuchen Sie https://example.org"),
     ("Use the --force option to overwrite", "Verwenden Sie --force zum Überschreiben"),
+    ("Columns:\n  -1 hide the lines of the first file", "Spalten:\n  -1 Zeilen der ersten Datei"),
     ("This is a sentence that is long", "Nein"),
 ]
 CHINESE = [("Open the selected file in a new window", "在新窗口中打开所选文件(_O)")]
@@ -95,7 +96,7 @@ def test_build_on_a_tiny_catalog(tree):
     assert de["dropped"]["plural"] == 1
     assert de["dropped"]["untranslated"] == 1
     assert de["dropped"]["url_path"] == 1
-    assert de["dropped"]["options"] == 1
+    assert de["dropped"]["options"] == 2  # an option, an indented help table
     assert de["dropped"]["ratio"] == 1  # "Nein" for seven words
     assert de["duplicates"] == 1  # the context variant, after whitespace normalisation
     assert de["gold_overlap"] == 1  # the house, found despite case, tokens and punctuation
