@@ -9,7 +9,7 @@ with the data. Each language keeps its own counters, written to stats.json and R
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -104,9 +104,13 @@ def write_stats(path: Path, stats: dict) -> None:
     path.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def new_languages() -> defaultdict[str, Language]:
-    class _D(defaultdict):
-        def __missing__(self, key):
-            self[key] = Language(key)
-            return self[key]
-    return _D()
+class Languages(dict):
+    """Language code → Language, made on first use."""
+
+    def __missing__(self, lang: str) -> Language:
+        self[lang] = Language(lang)
+        return self[lang]
+
+
+def new_languages() -> Languages:
+    return Languages()

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from . import manifest
+from .build import direction
 from .gold import GoldFilter
 
 ISO3 = {"deu": "de", "fra": "fr", "rom": "ro", "ron": "ro", "jpn": "ja", "zho": "zh",
@@ -67,8 +68,6 @@ def entries(index: str, dict_text: bytes) -> list[tuple[str, str]]:
 def build(cache: Path, dictionaries: list[dict], out_dir: Path, gold: GoldFilter) -> dict:
     """Writes `<src>-<tgt>.tsv` per language (English second, as for the sentence pairs,
     except French and Hindi) and returns the counts."""
-    from .build import direction
-
     pairs: dict[str, set[tuple[str, str]]] = {}
     stats: dict[str, dict] = {}
     for e in dictionaries:

@@ -17,6 +17,7 @@ from training.build import Language, direction, new_languages  # noqa: E402
 from training.catalogs import CatalogError, language_of, parse_mo, write_mo  # noqa: E402
 from training.clean import clean_pair  # noqa: E402
 from training.gold import GoldFilter, normalise, read_gold_sentences  # noqa: E402
+from training.report import tables  # noqa: E402
 
 GERMAN = [
     ("Open the _File menu to continue", "Öffnen Sie das Menü _Datei, um fortzufahren"),
@@ -159,3 +160,35 @@ def test_the_pinned_manifest_is_complete():
     m = manifest.load(ROOT / "scripts/training/packages.json")
     for e in m["catalogs"] + m["dictionaries"]:
         assert e["version"] and len(e["sha256"]) == 64, e["package"]
+
+
+def test_readme_tables_from_stats(tree):
+    stats, _ = build(tree)
+    md = tables({"languages": stats})
+    rows = md.splitlines()
+    assert rows[2].startswith(f"| de–en | 1 | {len(GERMAN)} |") and "**2**" in rows[2]
+    assert rows[3].startswith("| zh–en | 1 | 1 |")
+
+
+def test_freedict_entries():
+    from training.lexicon import entries
+
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    def enc(n):
+        s = ""
+        while True:
+            s, n = b64[n % 64] + s, n // 64
+            if n == 0:
+                return s
+
+    bodies = ["Haus /haʊ̯s/ <neut, n, sg>\n house <n>, home\n         Note: building\n"
+              "   Synonyms: {Gebäude}\n",
+              "laufen /ˈlaʊ̯fn̩/ <v>\n1. run\n2. [sport] walk; go\nsee: {gehen}\n"]
+    text, index, off = b"", "", 0
+    for b in bodies:
+        raw = b.encode("utf-8")
+        index += f"{b.split(' ', 1)[0]}\t{enc(off)}\t{enc(len(raw))}\n"
+        text, off = text + raw, off + len(raw)
+    assert entries(index, text) == [("Haus", "house"), ("Haus", "home"), ("laufen", "run"),
+                                    ("laufen", "walk"), ("laufen", "go")]
