@@ -33,21 +33,24 @@ _FORMAT = re.compile(
     r"|\{[\w.:!\-\[\]]*\}"  # {0}, {name}, {}, {x:>3}
     r"|\$\{?\w+\}?"  # $x, ${x}
     r"|@\w+@"  # @PLACEHOLDER@
+    r"|~[a-zA-Z](?!\w)"  # Lisp/Scheme ~a, ~s
 )
 _MARKUP = re.compile(r"<[^<>\s][^<>]*>|&[a-zA-Z]+;|&#\d+;|\[/?[a-z]+[^\]]*\]")
 _URL_PATH = re.compile(
-    r"https?://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:^|\s)~?/[\w.-]+/|\\[\w]|\w+\.(?:txt|conf|cfg|xml|html|py|sh|so|dll|exe)\b")
+    r"https?://|www\.|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:^|\s)~?/[\w.-]+/|~/|\\[\w]|\w+\.(?:txt|conf|cfg|xml|html|py|sh|so|dll|exe)\b")
 _OPTIONS = re.compile(r"(?:^|\s)--?[a-zA-Z0-9][\w-]*|\|\||&&|\b\w+_\w+\b|\w+\(\)")
 # Help-text tables: a line that starts indented or with a dash (option lists, columns).
 _TABLE_LINE = re.compile(r"\n[ \t-]|^[ \t]")
-# Mnemonics: `(_F)` / `(&F)` after CJK labels; `_File`, `&File`; `&&` is a literal ampersand.
-_MNEMONIC_PAREN = re.compile(r"\s*\([_&]\w\)")
-_MNEMONIC = re.compile(r"(?<![\w&])[_&](?=\w)")
+# Mnemonics: `(_F)` / `(&F)` / `(~F)` after CJK labels; `_File`, `&File` (GTK, Qt) and
+# LibreOffice's `~File`, `d~river`; `&&` is a literal ampersand. A tilde before a lone letter
+# (`~a`) is a Scheme format directive instead, caught by _FORMAT before this runs.
+_MNEMONIC_PAREN = re.compile(r"\s*\([_&~]\w\)")
+_MNEMONIC = re.compile(r"(?<![\w&])[_&](?=\w)|~(?=\w)")
 _SPACE = re.compile(r"\s+")
 
 
 def strip_mnemonics(s: str) -> str:
-    s = _MNEMONIC_PAREN.sub("", s)
+    s = _MNEMONIC_PAREN.sub("", s)  # already done by clean_pair; kept for direct callers
     s = _MNEMONIC.sub("", s)
     return s.replace("&&", "&")
 
@@ -90,6 +93,7 @@ def clean_pair(en: str, tgt: str, lang: str, plural: bool = False) -> tuple[str,
         return "empty"
     if plural:
         return "plural"
+    en, tgt = _MNEMONIC_PAREN.sub("", en), _MNEMONIC_PAREN.sub("", tgt)
     if _FORMAT.search(en) or _FORMAT.search(tgt):
         return "format"
     if _MARKUP.search(en) or _MARKUP.search(tgt) or "|||" in en + tgt:

@@ -23,6 +23,7 @@ GERMAN = [
     ("Open the _File menu to continue", "Öffnen Sie das Menü _Datei, um fortzufahren"),
     ("Could not open %s for reading", "%s konnte nicht zum Lesen geöffnet werden"),
     ("Found {count} files in the folder", "{count} Dateien im Ordner gefunden"),
+    ("Balances from ~a to ~a today", "Salden von ~a bis ~a heute"),
     ("Click <b>Apply</b> to save your changes", "Klicken Sie auf <b>Anwenden</b>"),
     ("Quit", "Beenden"),
     ("Show hidden files in this folder", "Verborgene Dateien in diesem Ordner anzeigen"),
@@ -31,6 +32,7 @@ GERMAN = [
     ("Some words were not translated here", "Some words were not translated here"),
     ("One file was deleted from disk\x00Many files were deleted", "Eine Datei\x00Viele Dateien"),
     ("Visit https://example.org for more help", "Besuchen Sie https://example.org"),
+    ("Pictures go to the folder ~/Pictures.", "Bilder kommen in den Ordner ~/Bilder."),
     ("Use the --force option to overwrite", "Verwenden Sie --force zum Überschreiben"),
     ("Columns:\n  -1 hide the lines of the first file", "Spalten:\n  -1 Zeilen der ersten Datei"),
     ("This is a sentence that is long", "Nein"),
@@ -91,12 +93,12 @@ def test_build_on_a_tiny_catalog(tree):
     stats, files = build(tree)
     de = stats["de"]
     assert de["catalogs"] == 1 and de["entries"] == len(GERMAN)
-    assert de["dropped"]["format"] == 2  # %s and {count}
+    assert de["dropped"]["format"] == 3  # %s, {count}, ~a
     assert de["dropped"]["markup"] == 1
     assert de["dropped"]["short"] == 1  # "Quit"
     assert de["dropped"]["plural"] == 1
     assert de["dropped"]["untranslated"] == 1
-    assert de["dropped"]["url_path"] == 1
+    assert de["dropped"]["url_path"] == 2
     assert de["dropped"]["options"] == 2  # an option, an indented help table
     assert de["dropped"]["ratio"] == 1  # "Nein" for seven words
     assert de["duplicates"] == 1  # the context variant, after whitespace normalisation
@@ -140,6 +142,8 @@ def test_mnemonics_are_stripped_not_dropped():
         "Save As another file here", "Speichern unter als andere Datei")
     assert clean_pair("Find &Next match in the text", "&Nächsten Treffer im Text suchen", "de") == (
         "Find Next match in the text", "Nächsten Treffer im Text suchen")
+    assert clean_pair("Make ~manual changes to this d~river", "このドライバーを手動で変更(~M)",
+                      "ja") == ("Make manual changes to this driver", "このドライバーを手動で変更")
     assert clean_pair("Rock && roll all night long", "Rock && Roll die ganze Nacht", "de") == (
         "Rock & roll all night long", "Rock & Roll die ganze Nacht")
 
