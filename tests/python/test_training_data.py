@@ -1,0 +1,198 @@
+"""The training-data build (scripts/training/) on a tiny catalog made here: a .mo file written
+byte by byte, a gold folder of one set, and the steps `build` runs on them. Nothing is
+downloaded."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from training import manifest  # noqa: E402
+from training.build import Language, direction, new_languages  # noqa: E402
+from training.catalogs import CatalogError, language_of, parse_mo, write_mo  # noqa: E402
+from training.clean import clean_pair  # noqa: E402
+from training.gold import GoldFilter, normalise, read_gold_sentences  # noqa: E402
+from training.report import tables  # noqa: E402
+
+GERMAN = [
+    ("Open the _File menu to continue", "Öffnen Sie das Menü _Datei, um fortzufahren"),
+    ("Could not open %s for reading", "%s konnte nicht zum Lesen geöffnet werden"),
+    ("Found {count} files in the folder", "{count} Dateien im Ordner gefunden"),
+    ("Balances from ~a to ~a today", "Salden von ~a bis ~a heute"),
+    ("Click <b>Apply</b> to save your changes", "Klicken Sie auf <b>Anwenden</b>"),
+    ("Quit", "Beenden"),
+    ("Show hidden files in this folder", "Verborgene Dateien in diesem Ordner anzeigen"),
+    ("menu\x04Show hidden files in  this folder", "Verborgene Dateien in diesem Ordner anzeigen"),
+    ("The house is very small today", "Das Haus ist heute sehr klein"),
+    ("Some words were not translated here", "Some words were not translated here"),
+    ("One file was deleted from disk\x00Many files were deleted", "Eine Datei\x00Viele Dateien"),
+    ("Visit https://example.org for more help", "Besuchen Sie https://example.org"),
+    ("Pictures go to the folder ~/Pictures.", "Bilder kommen in den Ordner ~/Bilder."),
+    ("Use the --force option to overwrite", "Verwenden Sie --force zum Überschreiben"),
+    ("Columns:\n  -1 hide the lines of the first file", "Spalten:\n  -1 Zeilen der ersten Datei"),
+    ("This is a sentence that is long", "Nein"),
+]
+CHINESE = [("Open the selected file in a new window", "在新窗口中打开所选文件(_O)")]
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    mo = tmp_path / "usr/share/locale/de/LC_MESSAGES/demo.mo"
+    mo.parent.mkdir(parents=True)
+    mo.write_bytes(write_mo(GERMAN))
+    zh = tmp_path / "usr/share/locale/zh_CN/LC_MESSAGES/demo.mo"
+    zh.parent.mkdir(parents=True)
+    zh.write_bytes(write_mo(CHINESE))
+    gold = tmp_path / "gold/deen"
+    gold.mkdir(parents=True)
+    # Tokenised and lower-cased, as in the gold sets: still the same sentence.
+    (gold / "deen.src").write_text("das haus ist heute sehr klein\n", encoding="utf-8")
+    (gold / "deen.tgt").write_text("the house is very small today .\n", encoding="utf-8")
+    (gold / "deen.gold").write_text("0-0\n", encoding="utf-8")
+    return tmp_path
+
+
+def build(tree):
+    gold = GoldFilter(read_gold_sentences(tree / "gold"))
+    langs = new_languages()
+    for mo in sorted(tree.glob("usr/share/locale/*/LC_MESSAGES/*.mo")):
+        langs[language_of(str(mo.relative_to(tree)))].add_catalog(parse_mo(mo.read_bytes()))
+    out = tree / "out"
+    out.mkdir()
+    stats = {lang: langs[lang].finish(gold) for lang in langs}
+    files = {lang: langs[lang].write(out) for lang in langs}
+    return stats, files
+
+
+def test_parse_mo_reads_contexts_plurals_and_charset():
+    entries = parse_mo(write_mo(GERMAN))
+    assert len(entries) == len(GERMAN)
+    by_id = {e.msgid: e for e in entries}
+    assert "Show hidden files in  this folder" in by_id  # context removed
+    plural = by_id["One file was deleted from disk"]
+    assert plural.plural and plural.msgstr == "Eine Datei"
+    latin1 = parse_mo(write_mo([("Grüße an alle hier", "Salutations à tous")], "ISO-8859-1"))
+    assert latin1[0].msgid == "Grüße an alle hier" and latin1[0].msgstr == "Salutations à tous"
+    with pytest.raises(CatalogError):
+        parse_mo(b"not a catalog at all, not at all")
+
+
+def test_language_of_catalog_paths():
+    assert language_of("usr/share/locale/zh_CN/LC_MESSAGES/x.mo") == "zh"
+    assert language_of("usr/share/locale/zh_TW/LC_MESSAGES/x.mo") is None
+    assert language_of("usr/share/games/w/translations/de/LC_MESSAGES/w.mo") == "de"
+    assert language_of("usr/share/locale/de/LC_MESSAGES/x.po") is None
+
+
+def test_build_on_a_tiny_catalog(tree):
+    stats, files = build(tree)
+    de = stats["de"]
+    assert de["catalogs"] == 1 and de["entries"] == len(GERMAN)
+    assert de["dropped"]["format"] == 3  # %s, {count}, ~a
+    assert de["dropped"]["markup"] == 1
+    assert de["dropped"]["short"] == 1  # "Quit"
+    assert de["dropped"]["plural"] == 1
+    assert de["dropped"]["untranslated"] == 1
+    assert de["dropped"]["url_path"] == 2
+    assert de["dropped"]["options"] == 2  # an option, an indented help table
+    assert de["dropped"]["ratio"] == 1  # "Nein" for seven words
+    assert de["duplicates"] == 1  # the context variant, after whitespace normalisation
+    assert de["gold_overlap"] == 1  # the house, found despite case, tokens and punctuation
+    lines = files["de"].read_text(encoding="utf-8").splitlines()
+    assert files["de"].name == "de-en.txt"  # the German gold set's direction
+    assert lines == [
+        "Öffnen Sie das Menü Datei, um fortzufahren ||| Open the File menu to continue",
+        "Verborgene Dateien in diesem Ordner anzeigen ||| Show hidden files in this folder",
+    ]
+    assert de["pairs"] == 2 and de["words_en"] == 12 and de["words_de"] == 13
+    zh = files["zh"].read_text(encoding="utf-8").splitlines()
+    assert files["zh"].name == "zh-en.txt"
+    assert zh == ["在新窗口中打开所选文件 ||| Open the selected file in a new window"]
+
+
+def test_directions_follow_the_gold_sets():
+    assert direction("de") == ("de", "en") and direction("ja") == ("ja", "en")
+    assert direction("fr") == ("en", "fr") and direction("hi") == ("en", "hi")
+
+
+def test_many_to_one_translations_are_capped():
+    lang = Language("de")
+    lang.pairs = [("Save the file to disk now", f"Datei jetzt speichern, Variante {i}")
+                  for i in range(4)]
+    s = lang.finish(GoldFilter([]))
+    assert s["capped"] == 2 and s["pairs"] == 2
+
+
+def test_gold_substring_and_normalisation():
+    g = GoldFilter(["私 は 大学 の 学生 です 。 今日 は 朝 から ずっと 晴れ です 。", "Das stimmt nicht !"])
+    assert g.hits("私は大学の学生です。今日は朝からずっと晴れです。")
+    assert g.hits("Er sagte: 私は大学の学生です。今日は朝からずっと晴れです。 Und dann?")  # long enough: substring
+    assert g.hits("das stimmt nicht")
+    assert not g.hits("Er sagt, das stimmt nicht immer")  # short gold sentence: exact only
+    assert normalise("Ｆｕｌｌ－width  Text!") == "full-widthtext".replace("-", "")
+
+
+def test_mnemonics_are_stripped_not_dropped():
+    assert clean_pair("Save _As another file here", "Speichern _unter als andere Datei", "de") == (
+        "Save As another file here", "Speichern unter als andere Datei")
+    assert clean_pair("Find &Next match in the text", "&Nächsten Treffer im Text suchen", "de") == (
+        "Find Next match in the text", "Nächsten Treffer im Text suchen")
+    assert clean_pair("Make ~manual changes to this d~river", "このドライバーを手動で変更(~M)",
+                      "ja") == ("Make manual changes to this driver", "このドライバーを手動で変更")
+    assert clean_pair("Rock && roll all night long", "Rock && Roll die ganze Nacht", "de") == (
+        "Rock & roll all night long", "Rock & Roll die ganze Nacht")
+
+
+def test_a_changed_deb_is_refused(tmp_path):
+    cache = tmp_path
+    deb = manifest.deb_path(cache, "demo", "1:1.0-1")
+    deb.parent.mkdir(parents=True)
+    deb.write_bytes(b"some bytes")
+    entry = {"package": "demo", "version": "1:1.0-1", "sha256": manifest.sha256(deb)}
+    assert manifest.fetch(cache, entry) == deb
+    deb.write_bytes(b"other bytes")
+    with pytest.raises(manifest.ManifestError, match="refusing"):
+        manifest.fetch(cache, entry)
+
+
+def test_the_pinned_manifest_is_complete():
+    m = manifest.load(ROOT / "scripts/training/packages.json")
+    for e in m["catalogs"] + m["dictionaries"]:
+        assert e["version"] and len(e["sha256"]) == 64, e["package"]
+
+
+def test_readme_tables_from_stats(tree):
+    stats, _ = build(tree)
+    md = tables({"languages": stats})
+    rows = md.splitlines()
+    assert rows[2].startswith(f"| de–en | 1 | {len(GERMAN)} |") and "**2**" in rows[2]
+    assert rows[3].startswith("| zh–en | 1 | 1 |")
+
+
+def test_freedict_entries():
+    from training.lexicon import entries
+
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    def enc(n):
+        s = ""
+        while True:
+            s, n = b64[n % 64] + s, n // 64
+            if n == 0:
+                return s
+
+    bodies = ["Haus /haʊ̯s/ <neut, n, sg>\n house <n>, home\n         Note: building\n"
+              "   Synonyms: {Gebäude}\n",
+              "laufen /ˈlaʊ̯fn̩/ <v>\n1. run\n2. [sport] walk; go\nsee: {gehen}\n"]
+    text, index, off = b"", "", 0
+    for b in bodies:
+        raw = b.encode("utf-8")
+        index += f"{b.split(' ', 1)[0]}\t{enc(off)}\t{enc(len(raw))}\n"
+        text, off = text + raw, off + len(raw)
+    assert entries(index, text) == [("Haus", "house"), ("Haus", "home"), ("laufen", "run"),
+                                    ("laufen", "walk"), ("laufen", "go")]
