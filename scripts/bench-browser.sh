@@ -20,6 +20,11 @@
 #       alignBatch pairs/s of createAligner's worker pool (its automatic size) against one
 #       worker (workers: 1), and the renderer's peak memory for each, CPU backend (default 200
 #       gold pairs, best of 3, batchSize 8; tests/browser/pool-bench.mjs). Builds pkg/ first.
+#   scripts/bench-browser.sh demo-batch [pairs]
+#       the demo's batch mode with a file of N pairs (default 10,000, one line in a thousand
+#       not a pair) chosen in its file input: time, pairs/s, frame gaps, renderer peak
+#       memory, problems listed, exports (tests/e2e/batch-bench.mjs). Builds dist/ first
+#       (XLALIGN_SKIP_WEB_BUILD=1 reuses it).
 #   scripts/bench-browser.sh bad-input [batchPairs]
 #       each class of bad input through createAligner (CPU backend): the outcome, the time and
 #       the renderer's peak memory (default a 10,000-pair batch; tests/browser/bad-input-bench.mjs).
@@ -43,6 +48,14 @@ if [[ ${1:-} == demo ]]; then
     [[ ${XLALIGN_SKIP_WEB_BUILD:-} == 1 && -f dist/index.html ]] || scripts/build-web.sh
     step "the demo's first picture on a throttled connection, headless Chromium"
     node tests/e2e/first-picture-bench.mjs "$@"
+    exit
+fi
+
+if [[ ${1:-} == demo-batch ]]; then
+    shift
+    [[ ${XLALIGN_SKIP_WEB_BUILD:-} == 1 && -f dist/index.html ]] || scripts/build-web.sh
+    step "the demo's batch mode with a large file, headless Chromium"
+    node tests/e2e/batch-bench.mjs "$@"
     exit
 fi
 

@@ -66,6 +66,21 @@ impl BatchState {
         self.ms = ms;
     }
 
+    /// Every result still missing, from `get` (by pair index): the batch is done.
+    pub fn fill(&mut self, id: u64, get: impl Fn(usize) -> Option<BatchItem>) {
+        if id != self.id {
+            return;
+        }
+        for (i, slot) in self.items.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Some(get(i).unwrap_or_else(|| {
+                    BatchItem::Err("the aligner gave no result for this pair".into())
+                }));
+            }
+        }
+        self.done = self.items.len();
+    }
+
     pub fn finish(&mut self, id: u64, cancelled: bool, ms: f64) {
         if id == self.id {
             self.running = false;
@@ -159,12 +174,15 @@ pub fn BatchPanel() -> impl IntoView {
         let request = bridge::request_id(&call);
         ctx.batch.update(|b| b.request = request);
         leptos::task::spawn_local(async move {
-            let r = bridge::answer::<Vec<BatchItem>>(call).await;
+            let r = bridge::answer_js(call).await;
             drop(on_progress);
             let ms = bridge::now_ms() - t0;
             match r {
-                Ok(items) => ctx.batch.update(|b| {
-                    b.progress(id, 0, items, total, total, ms);
+                // Progress reported every result as it came; the answer repeats them all,
+                // and reading 10,000 of them again would freeze the page for seconds: only
+                // a result progress did not bring is read from it.
+                Ok(all) => ctx.batch.update(|b| {
+                    b.fill(id, |i| bridge::entry::<BatchItem>(&all, i));
                     b.finish(id, false, ms);
                 }),
                 Err(e) if e.cancelled() => ctx.batch.update(|b| b.finish(id, true, ms)),

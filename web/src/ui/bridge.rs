@@ -121,8 +121,18 @@ impl CallError {
 
 /// Awaits a call of the package and reads its answer as `T`.
 pub async fn answer<T: DeserializeOwned>(p: Promise) -> Result<T, CallError> {
-    let v = JsFuture::from(p).await.map_err(CallError::from_js)?;
-    read(v)
+    read(answer_js(p).await?)
+}
+
+/// Awaits a call of the package and keeps its answer as it is (to read parts of it).
+pub async fn answer_js(p: Promise) -> Result<JsValue, CallError> {
+    JsFuture::from(p).await.map_err(CallError::from_js)
+}
+
+/// Entry `i` of a JavaScript array, read as `T`.
+pub fn entry<T: DeserializeOwned>(array: &JsValue, i: usize) -> Option<T> {
+    let v = Reflect::get_u32(array, u32::try_from(i).ok()?).ok()?;
+    read(v).ok()
 }
 
 fn read<T: DeserializeOwned>(v: JsValue) -> Result<T, CallError> {
