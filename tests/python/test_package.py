@@ -139,6 +139,80 @@ def test_encode_once_extract_many(aligner):
         aligner.encode(s, t, method="argmax")
 
 
+def _softmax_links(st: "xlalign.States", temperature: float, threshold: float):
+    """The default method computed in numpy from the states: softmax over dot products by
+    rows and by columns, a row pair linked when both pass the threshold, lifted to words
+    through each row's word(s)."""
+    logits = st.src @ st.tgt.T / np.float32(temperature)
+    fwd = np.exp(logits - logits.max(axis=1, keepdims=True))
+    fwd /= fwd.sum(axis=1, keepdims=True)
+    rev = np.exp(logits - logits.max(axis=0, keepdims=True))
+    rev /= rev.sum(axis=0, keepdims=True)
+
+    def words_of(words, shared):
+        out = [[int(w)] for w in words]
+        for row, w in shared:
+            out[row].append(int(w))
+        return out
+
+    src, tgt = words_of(st.src_words, st.src_shared), words_of(st.tgt_words, st.tgt_shared)
+    rows, cols = np.nonzero(np.minimum(fwd, rev) > np.float32(threshold))
+    return sorted({(a, b) for i, j in zip(rows, cols) for a in src[i] for b in tgt[j]})
+
+
+def test_states_are_what_extraction_sees(aligner):
+    rec = aligner.model["recommendation"]["options"]
+    assert (rec["method"], rec["level"], rec["direction"]) == ("softmax", "subword", "both")
+    pairs = gold("enfr", 15) + gold("roen", 15) + gold("jaen", 15) + gold("zhen", 15)
+    pairs = [(s.split(" "), t.split(" ")) for s, t in pairs]
+    encoded = aligner.encode_batch(pairs, batch_size=8, sentence_cosine=False)
+    shared_rows = 0
+    for (s, t), enc in zip(pairs, encoded):
+        st = enc.states()
+        hidden = aligner.model["hidden"]
+        assert st.src.dtype == np.float32 and st.src.shape[1] == st.tgt.shape[1] == hidden
+        assert st.src_words.shape == (len(st.src),) and st.tgt_words.shape == (len(st.tgt),)
+        assert (st.n_src_words, st.n_tgt_words, st.layer) == (len(s), len(t), enc.layer)
+        for words, shared, n in [
+            (st.src_words, st.src_shared, st.n_src_words),
+            (st.tgt_words, st.tgt_shared, st.n_tgt_words),
+        ]:
+            assert ((0 <= words) & (words < n)).all()
+            # Rows come in text order, so their words never go back.
+            assert (np.diff(words) >= 0).all()
+            assert shared.shape[1] == 2 and (shared >= 0).all()
+            assert (shared[:, 0] < len(words)).all() and (shared[:, 1] < n).all()
+            shared_rows += len(shared)
+        # The default extraction, in numpy from these rows alone, gives the aligner's links.
+        want = sorted(aligner.extract(enc).pairs())
+        assert _softmax_links(st, rec["temperature"], rec["threshold"]) == want
+        assert want == sorted(aligner.align(s, t, sentence_cosine=False).pairs())
+    # The Japanese gold words split the tokenizer's pieces: some rows serve several words.
+    assert shared_rows > 0
+
+
+def test_states_at_word_average_level(aligner):
+    s, t = gold("enfr", 1)[0]
+    enc = aligner.encode(s.split(" "), t.split(" "), layer=6)
+    sub, avg = enc.states(), enc.states("word-average")
+    assert avg.layer == 6
+    # One row per word with subwords: the mean of that word's subword rows.
+    assert list(avg.src_words) == sorted(set(sub.src_words))
+    for row, w in enumerate(avg.src_words):
+        assert np.allclose(avg.src[row], sub.src[sub.src_words == w].mean(axis=0), atol=1e-5)
+    assert avg.src_shared.shape == (0, 2)
+    with pytest.raises(xlalign.InputError, match="level"):
+        enc.states("sentence")
+
+
+def test_encode_batch_keeps_a_bad_pair_in_its_place(aligner):
+    got = aligner.encode_batch([("Hello world", "Hallo Welt"), ("", "leer"), ("Yes", "Ja")], batch_size=2)
+    assert isinstance(got[0], xlalign.Encoded) and isinstance(got[2], xlalign.Encoded)
+    assert isinstance(got[1], xlalign.PairError) and got[1].index == 1
+    assert isinstance(got[1].cause, xlalign.InputError)
+    assert got[2].extract().pharaoh() == aligner.align("Yes", "Ja").pharaoh()
+
+
 def test_embed_and_similarity(aligner):
     e = aligner.embed(["Hello world", "Hallo Welt", "Completely unrelated text about volcanoes."])
     assert e.shape == (3, aligner.model["hidden"]) and e.dtype == np.float32

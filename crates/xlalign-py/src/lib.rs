@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use xlalign_core::align::extract::{side_units, Units};
+use xlalign_core::align::Level;
 use xlalign_core::corpus::{
     add_block, for_each_block, mexa, score_block, MexaOptions, ScoreOptions, MAX_BLOCK,
 };
@@ -189,6 +191,35 @@ impl PyAligner {
             .map_err(|e| py_err(py, &e))
     }
 
+    /// Runs the encoder on pairs in one batch (the encoding part of the options only): one
+    /// `(kind, encoded, message)` per pair, in order — kind `ok` with the pair, or the error's
+    /// class name with its message.
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        pairs: Vec<(String, String)>,
+        options: &str,
+    ) -> PyResult<Vec<(String, Option<PyEncoded>, String)>> {
+        let done = py.detach(|| -> Result<Vec<Result<EncodedPair, Error>>, Error> {
+            let request = request(options)?;
+            request.check_only(Part::Encode)?;
+            let enc = request.encode_options(&self.core.recommendation()?)?;
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(s, t)| (s.as_str(), t.as_str()))
+                .collect();
+            pollster::block_on(self.core.encode_pairs(&refs, &enc))
+        });
+        Ok(done
+            .map_err(|e| py_err(py, &e))?
+            .into_iter()
+            .map(|r| match r {
+                Ok(pair) => ("ok".to_string(), Some(PyEncoded { pair }), String::new()),
+                Err(e) => (format!("{:?}", e.kind()), None, e.to_string()),
+            })
+            .collect())
+    }
+
     /// Links from an encoded pair (the extraction part of the options only), as JSON.
     fn extract(&self, py: Python<'_>, encoded: &PyEncoded, options: &str) -> PyResult<String> {
         let done = py.detach(|| -> Result<String, Error> {
@@ -304,6 +335,55 @@ impl PyEncoded {
     fn layer(&self) -> usize {
         self.pair.layer
     }
+
+    /// The rows extraction works on at `level` (`subword` or `word-average`), per side, from
+    /// the core's own selection ([`side_units`]: specials, prefix and bare `▁` dropped; at
+    /// word-average level each word's mean): `(float32 bytes, rows, columns, first word of each
+    /// row, further (row, word) memberships of rows shared by several CJK words, word count)`.
+    fn states<'py>(
+        &self,
+        py: Python<'py>,
+        level: &str,
+    ) -> PyResult<(StatesSide<'py>, StatesSide<'py>)> {
+        let done = (|| -> Result<(Units, Units), Error> {
+            let level: Level = level.parse()?;
+            let p = &self.pair;
+            Ok((
+                side_units(p.src.states.view(), &p.src.map, level, "source")?,
+                side_units(p.tgt.states.view(), &p.tgt.map, level, "target")?,
+            ))
+        })();
+        let (src, tgt) = done.map_err(|e| py_err(py, &e))?;
+        Ok((
+            states_side(py, src, self.pair.src.map.n_words),
+            states_side(py, tgt, self.pair.tgt.map.n_words),
+        ))
+    }
+}
+
+/// One side of [`PyEncoded::states`].
+type StatesSide<'py> = (
+    Bound<'py, PyBytes>,
+    usize,
+    usize,
+    Vec<usize>,
+    Vec<(usize, usize)>,
+    usize,
+);
+
+fn states_side(py: Python<'_>, units: Units, n_words: usize) -> StatesSide<'_> {
+    let (rows, cols) = units.vectors.dim();
+    let bytes: Vec<u8> = units.vectors.iter().flat_map(|x| x.to_le_bytes()).collect();
+    // Every unit belongs to at least one word (the core keeps no other rows).
+    let mut first = Vec::with_capacity(rows);
+    let mut shared = Vec::new();
+    for (r, ws) in units.words.iter().enumerate() {
+        if let Some((&w, rest)) = ws.split_first() {
+            first.push(w);
+            shared.extend(rest.iter().map(|&o| (r, o)));
+        }
+    }
+    (PyBytes::new(py, &bytes), rows, cols, first, shared, n_words)
 }
 
 /// A `source ||| target` (or `source<TAB>target`) line as the CLI reads it

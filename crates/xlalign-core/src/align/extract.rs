@@ -115,8 +115,10 @@ fn check_side(vectors: ArrayView2<f32>, map: &WordMap, side: &str) -> Result<()>
 }
 
 /// The rows extraction works on, the word(s) of each, and at subword level its token.
-/// The pipeline hands the same units to a backend that extracts on its device.
-pub(crate) struct Units {
+/// The pipeline hands the same units to a backend that extracts on its device, and the
+/// Python package hands them to training code (`Encoded.states`), so both see exactly the
+/// rows extraction sees.
+pub struct Units {
     pub vectors: Array2<f32>,
     pub words: Vec<Vec<usize>>,
     pub token: Vec<usize>,
@@ -148,7 +150,7 @@ pub(crate) fn unit_groups(map: &WordMap, level: Level) -> UnitGroups {
 }
 
 /// One side's units from its hidden states, after checking them against the word map.
-pub(crate) fn side_units(
+pub fn side_units(
     vectors: ArrayView2<f32>,
     map: &WordMap,
     level: Level,

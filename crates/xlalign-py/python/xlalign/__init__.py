@@ -43,10 +43,12 @@ from .types import (
     Link,
     PairScore,
     Scores,
+    States,
     Word,
     _alignment,
     _layer,
     _score,
+    _states,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "Word",
     "Link",
     "Scores",
+    "States",
     "PairScore",
     "LayerAlignment",
     "BackendInfo",
@@ -142,6 +145,12 @@ class Encoded:
 
     def extract(self, **options) -> Alignment:
         return self._aligner.extract(self, **options)
+
+    def states(self, level: str = "subword") -> States:
+        """The rows extraction works on at ``level`` (``subword``, the default method's, or
+        ``word-average``) and the word of each: see :class:`States`. The selection is the
+        core's own, so training code sees exactly what the aligner sees."""
+        return _states(self._native.states(level), self.layer)
 
 
 def _shifted(result, offset: int):
@@ -409,6 +418,33 @@ class Aligner:
         ``pretokenized``, ``sentence_cosine``, ``words``) are taken here."""
         s, t, options = _pair(src, tgt, options)
         return Encoded(self._native.encode(s, t, _options(options)), self)
+
+    def encode_batch(
+        self, pairs: Iterable[Tuple[Text, Text]], *, batch_size: int = 32, **options
+    ) -> List[Union[Encoded, PairError]]:
+        """As :meth:`encode` for many pairs, ``batch_size`` per encoder pass, in input
+        order; a pair that cannot be encoded gets a :class:`PairError` in its place."""
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
+            raise InputError(
+                f"invalid input: batch_size must be a whole number from 1 to 4096, got {batch_size!r}"
+            )
+        out: List[Union[Encoded, PairError]] = []
+        for slots, first in self._batches(pairs, batch_size, options):
+            good = [(k, x) for k, x in enumerate(slots) if not isinstance(x, PairError)]
+            done = (
+                self._native.encode_batch([(s, t) for _, (s, t, _) in good], good[0][1][2])
+                if good
+                else []
+            )
+            results: list = list(slots)
+            for (k, _), (kind, native, message) in zip(good, done):
+                results[k] = (
+                    Encoded(native, self)
+                    if kind == "ok"
+                    else PairError(first + k, _from_kind(kind, message))
+                )
+            out.extend(results)
+        return out
 
     def extract(self, encoded: Encoded, **options) -> Alignment:
         """Links of an encoded pair with these extraction options (no encoder work)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Word:
@@ -71,6 +73,31 @@ class Alignment:
     def pharaoh(self) -> str:
         """The links in Pharaoh format (``0-0 1-2``), as ``xlalign align`` writes them."""
         return " ".join(f"{l.src}-{l.tgt}" for l in self.links)
+
+
+@dataclass(frozen=True, eq=False)
+class States:
+    """What extraction sees of an encoded pair (``Encoded.states``), for training code: the
+    alignment layer's vectors of the rows the core extracts between (specials, the prefix and
+    bare ``▁`` dropped; at ``word-average`` level one row per word with subwords, its mean)
+    and the word of each row. A softmax over ``src @ tgt.T / temperature`` in both
+    directions, thresholded and lifted to words through ``src_words``/``tgt_words`` (and the
+    shared rows), gives the default method's links."""
+
+    #: ``float32 [n_src_rows, hidden]``.
+    src: np.ndarray
+    tgt: np.ndarray
+    #: ``int64 [n_rows]``: the (first) word of each row, an index into the pair's words.
+    src_words: np.ndarray
+    tgt_words: np.ndarray
+    #: ``int64 [k, 2]``: further ``(row, word)`` memberships of rows that span several
+    #: adjacent CJK words (a link of such a row links each of its words); usually empty.
+    src_shared: np.ndarray
+    tgt_shared: np.ndarray
+    #: Word counts (words without any row can never be linked).
+    n_src_words: int
+    n_tgt_words: int
+    layer: int
 
 
 @dataclass(frozen=True)
@@ -141,6 +168,19 @@ def _alignment(d: Any) -> Alignment:
         d["layer"],
         d["method"],
     )
+
+
+def _states_side(side):
+    data, rows, cols, words, shared, n_words = side
+    vectors = np.frombuffer(data, dtype="<f4").reshape(rows, cols)
+    shared = np.asarray(shared, dtype=np.int64).reshape(-1, 2)
+    return vectors, np.asarray(words, dtype=np.int64), shared, n_words
+
+
+def _states(native, layer: int) -> States:
+    src, src_words, src_shared, n_src = _states_side(native[0])
+    tgt, tgt_words, tgt_shared, n_tgt = _states_side(native[1])
+    return States(src, tgt, src_words, tgt_words, src_shared, tgt_shared, n_src, n_tgt, layer)
 
 
 def _score(d: Any) -> PairScore:
