@@ -276,7 +276,11 @@ fn corrupt_models_give_one_line_errors() {
     ];
     // A valid GGUF file (no tensors) whose architecture is not a BERT encoder.
     let mut llama = b"GGUF".to_vec();
-    for n in [3u32.to_le_bytes().as_slice(), &0u64.to_le_bytes(), &1u64.to_le_bytes()] {
+    for n in [
+        3u32.to_le_bytes().as_slice(),
+        &0u64.to_le_bytes(),
+        &1u64.to_le_bytes(),
+    ] {
         llama.extend_from_slice(n);
     }
     for (i, s) in ["general.architecture", "llama"].iter().enumerate() {
