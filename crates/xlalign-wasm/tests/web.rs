@@ -18,14 +18,19 @@ use xlalign_wasm::Aligner;
 // page the test driver talks to (chromedriver gives up on a renderer busy for 30 s).
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
+// Read at build time, so that `cargo check --tests` works without them; a run without them
+// stops with what to do.
 fn model_url() -> &'static str {
-    option_env!("XLALIGN_TEST_MODEL_URL")
-        .expect("XLALIGN_TEST_MODEL_URL was not set at build time: run scripts/test-browser.sh (it serves the model)")
+    let Some(url) = option_env!("XLALIGN_TEST_MODEL_URL") else {
+        panic!("XLALIGN_TEST_MODEL_URL was not set at build time: run scripts/test-browser.sh (it serves the model)")
+    };
+    url
 }
 
 fn data_url(file: &str) -> String {
-    let base = option_env!("XLALIGN_TEST_DATA_URL")
-        .expect("XLALIGN_TEST_DATA_URL was not set at build time: run scripts/test-browser.sh");
+    let Some(base) = option_env!("XLALIGN_TEST_DATA_URL") else {
+        panic!("XLALIGN_TEST_DATA_URL was not set at build time: run scripts/test-browser.sh")
+    };
     format!("{}/{file}", base.trim_end_matches('/'))
 }
 
@@ -533,7 +538,10 @@ async fn aligns_a_known_pair() {
     assert_eq!(get(&r, "method").as_string().as_deref(), Some("argmax"));
 }
 
-fn parse_gold(line: &str) -> (Vec<(u32, u32)>, Vec<(u32, u32)>) {
+/// Links as (source, target) word indices.
+type Links = Vec<(u32, u32)>;
+
+fn parse_gold(line: &str) -> (Links, Links) {
     let (mut sure, mut possible) = (Vec::new(), Vec::new());
     for l in line.split_whitespace() {
         let (sep, is_sure) = if l.contains('-') {
@@ -667,8 +675,7 @@ async fn align_batch_keeps_going_past_a_bad_pair_and_honours_abort() {
     let o = opts(&[("batchSize", 1.into()), ("signal", ctl.signal().into())]);
     let e = JsFuture::from(a.align_batch(pairs.into(), o, cb.as_ref().clone()))
         .await
-        .err()
-        .expect("aborted");
+        .expect_err("aborted");
     assert_js_error(e, "cancelled", "abort");
 }
 
