@@ -45,9 +45,10 @@ pub struct ExtractArgs {
     /// Softmax/entmax temperature (default: the model's recommendation; 1 is awesome-align's).
     #[arg(long)]
     pub temperature: Option<f32>,
-    /// Input words: space-separated tokens (gold-set style) or raw text.
-    #[arg(long, default_value = "pretokenized", value_parser = ["pretokenized", "raw"])]
-    pub words: String,
+    /// Input words: space-separated tokens (gold-set style) or raw text [default:
+    /// pretokenized for align and eval, raw for similarity and score].
+    #[arg(long, value_parser = ["pretokenized", "raw"])]
+    pub words: Option<String>,
     /// Also compute the cosine of the pooled sentence embeddings (`similarity.cosine` in
     /// JSON output; runs the layers past the alignment layer). Off for `align`, always on
     /// for `similarity`.
@@ -60,7 +61,7 @@ impl ExtractArgs {
     pub fn request(&self) -> AlignRequest {
         AlignRequest {
             layer: self.layer,
-            pretokenized: Some(self.words == "pretokenized"),
+            pretokenized: Some(self.words.as_deref().unwrap_or("pretokenized") == "pretokenized"),
             sentence_cosine: Some(self.sentence_cosine),
             words: None,
             method: self.method,

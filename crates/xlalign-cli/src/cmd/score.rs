@@ -62,12 +62,8 @@ struct Row<'a> {
 }
 
 pub fn run(mut args: Args) -> Result<i32> {
-    if args.job.extract.words == "pretokenized"
-        && std::env::args().all(|a| !a.starts_with("--words"))
-    {
-        // Corpora to clean are raw sentences.
-        args.job.extract.words = "raw".into();
-    }
+    // Corpora to clean are raw sentences.
+    args.job.extract.words.get_or_insert_with(|| "raw".into());
     if !(1..=MAX_BLOCK).contains(&args.block) {
         bail!("--block must be between 1 and {MAX_BLOCK}");
     }

@@ -17,12 +17,8 @@ pub struct Args {
 }
 
 pub fn run(mut args: Args) -> Result<i32> {
-    if args.job.extract.words == "pretokenized"
-        && std::env::args().all(|a| !a.starts_with("--words"))
-    {
-        // Similarity is mostly used on raw sentences.
-        args.job.extract.words = "raw".into();
-    }
+    // Similarity is mostly used on raw sentences.
+    args.job.extract.words.get_or_insert_with(|| "raw".into());
     args.job.extract.sentence_cosine = true;
     let PairRun {
         aligner,
