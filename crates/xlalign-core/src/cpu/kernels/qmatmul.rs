@@ -285,14 +285,22 @@ fn run(
     if isa.has_relaxed_simd() {
         const R: usize = RELAXED_R;
         const C: usize = RELAXED_C;
-        // SAFETY: simd128 and relaxed-simd are enabled at compile time; indices are in range.
+        // The activations are prepared for the dot products once per call, not once per
+        // tile of weight rows. SAFETY: simd128 and relaxed-simd are enabled at compile
+        // time; `tiles` passes in-range row indices and tokens within t0..t0+nt.
         return match w.format {
-            QFormat::Q4_0 => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
-                relaxed::q4::<R, C>(w, r, x, t)
-            }),
-            QFormat::Q8_0 => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
-                relaxed::q8::<R, C>(w, r, x, t)
-            }),
+            QFormat::Q4_0 => {
+                let xa = relaxed::prep_q4(x, t0, nt);
+                tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
+                    relaxed::q4::<R, C>(w, r, x, &xa, t.map(|t| t - t0), t0)
+                })
+            }
+            QFormat::Q8_0 => {
+                let xa = relaxed::prep_q8(x, t0, nt);
+                tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
+                    relaxed::q8::<R, C>(w, r, x, &xa, t.map(|t| t - t0), t0)
+                })
+            }
         };
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -800,8 +808,9 @@ mod simd128 {
 /// integer dot product is exact, as in the scalar twin, on any processor.
 ///
 /// - Q4_0: the nibbles (0..15) are `b`, the activations `a`; the −8 offset is `−8·Σq`
-///   (as in the VNNI kernels with `vpdpbusd`), here per lane, in the accumulator `c` starts
-///   from.
+///   (as in the VNNI kernels with `vpdpbusd`), here per lane, added to the lane sums. The
+///   products go through `i16x8.relaxed_dot_i8x16_i7x16_s` (the i16 form of the same
+///   instruction: pair sums), the two halves of the block added in i16.
 /// - Q8_0: both sides are signed, so the activations (within −127..=127) are split into
 ///   their positive and negative parts, each 0..=127 and so fit for `b`, and the weights
 ///   (any int8) are `a`: `w·q = w·max(q, 0) − w·max(−q, 0)`.
@@ -830,28 +839,66 @@ mod relaxed {
         i32x4_relaxed_dot_i8x16_i7x16_add(a, b, c)
     }
 
+    /// Each block of tokens `t0..t0+nt`, as `prep` makes it from the block's two halves.
+    fn prepare<A>(x: &Q8Rows, t0: usize, nt: usize, prep: impl Fn(v128, v128) -> A) -> Vec<A> {
+        x.qs[t0 * x.cols()..(t0 + nt) * x.cols()]
+            .chunks_exact(QK)
+            .map(|b| {
+                // SAFETY: a block is 32 bytes; unaligned loads.
+                let p = b.as_ptr() as *const v128;
+                unsafe { prep(v128_load(p), v128_load(p.add(1))) }
+            })
+            .collect()
+    }
+
+    /// Q4_0's side of the activations: both halves shuffled, and −8 × each lane's sum of
+    /// activations (the nibbles' offset).
+    pub fn prep_q4(x: &Q8Rows, t0: usize, nt: usize) -> Vec<[v128; 3]> {
+        let one = i8x16_splat(1);
+        prepare(x, t0, nt, |lo, hi| {
+            let (lo, hi) = (lanes(lo), lanes(hi));
+            let sums = dot(hi, one, dot(lo, one, i32x4_splat(0)));
+            [lo, hi, i32x4_neg(i32x4_shl(sums, 3))]
+        })
+    }
+
+    /// Q8_0's side: the positive and negative parts of both halves, shuffled.
+    pub fn prep_q8(x: &Q8Rows, t0: usize, nt: usize) -> Vec<[v128; 4]> {
+        let zero = i8x16_splat(0);
+        let parts = |v: v128| {
+            let v = lanes(v);
+            (i8x16_max(v, zero), i8x16_max(i8x16_neg(v), zero))
+        };
+        prepare(x, t0, nt, |lo, hi| {
+            let ((pl, nl), (ph, nh)) = (parts(lo), parts(hi));
+            [pl, nl, ph, nh]
+        })
+    }
+
+    /// `toks` index the prepared blocks `xa` (`nb` per token); `x` gives the scales.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const R: usize, const C: usize, W: Copy, A: Copy>(
         w: &QMatrix,
         rows: [usize; R],
         x: &Q8Rows,
+        xa: &[A],
         toks: [usize; C],
+        t0: usize,
         unpack: impl Fn(*const u8) -> W,
-        prep: impl Fn(v128, v128) -> A,
         sum: impl Fn(W, A) -> v128,
     ) -> [[f32; C]; R] {
         let nb = w.blocks();
         let bb = w.format.block_bytes();
         let wp: [*const u8; R] = rows.map(|r| w.data.as_ptr().add(r * nb * bb + 2));
         let ws: [*const f32; R] = rows.map(|r| w.scales.as_ptr().add(r * nb));
-        let xp: [*const i8; C] = toks.map(|t| x.qs.as_ptr().add(t * nb * QK));
-        let xs: [*const f32; C] = toks.map(|t| x.scales.as_ptr().add(t * nb));
+        let xp: [*const A; C] = toks.map(|t| xa.as_ptr().add(t * nb));
+        let xs: [*const f32; C] = toks.map(|t| x.scales.as_ptr().add((t0 + t) * nb));
         let mut acc = [[f32x4_splat(0.0); C]; R];
         for b in 0..nb {
             let wv: [W; R] = core::array::from_fn(|i| unpack(wp[i].add(b * bb)));
             for j in 0..C {
-                let p = xp[j].add(b * QK) as *const v128;
-                let xv = prep(v128_load(p), v128_load(p.add(1)));
+                let xv = *xp[j].add(b);
                 let xd = *xs[j].add(b);
                 for i in 0..R {
                     let s = sum(wv[i], xv);
@@ -871,18 +918,22 @@ mod relaxed {
         out
     }
 
+    /// `toks`: tokens relative to the `t0` the activations `xa` were prepared from.
     pub unsafe fn q4<const R: usize, const C: usize>(
         w: &QMatrix,
         rows: [usize; R],
         x: &Q8Rows,
+        xa: &[[v128; 3]],
         toks: [usize; C],
+        t0: usize,
     ) -> [[f32; C]; R] {
-        let one = i8x16_splat(1);
         tile(
             w,
             rows,
             x,
+            xa,
             toks,
+            t0,
             |p| {
                 let raw = v128_load(p as *const v128);
                 (
@@ -890,38 +941,40 @@ mod relaxed {
                     lanes(u8x16_shr(raw, 4)),
                 )
             },
-            |lo, hi| {
-                let (lo, hi) = (lanes(lo), lanes(hi));
-                // −8 × each lane's sum of activations: the nibbles' offset.
-                let sums = dot(hi, one, dot(lo, one, i32x4_splat(0)));
-                (lo, hi, i32x4_neg(i32x4_shl(sums, 3)))
+            // The two halves' pair sums (each within ±2·15·127) add up in i16 without
+            // overflow, so one widening per block: `i16x8.relaxed_dot` alone is a single
+            // instruction on x86 (pmaddubsw), where the i32 form adds two more.
+            |(nl, nh), [xl, xh, init]| {
+                let pairs = i16x8_add(
+                    i16x8_relaxed_dot_i8x16_i7x16(xl, nl),
+                    i16x8_relaxed_dot_i8x16_i7x16(xh, nh),
+                );
+                i32x4_add(i32x4_extadd_pairwise_i16x8(pairs), init)
             },
-            |(nl, nh), (xl, xh, init)| dot(xh, nh, dot(xl, nl, init)),
         )
     }
 
+    /// As [`q4`].
     pub unsafe fn q8<const R: usize, const C: usize>(
         w: &QMatrix,
         rows: [usize; R],
         x: &Q8Rows,
+        xa: &[[v128; 4]],
         toks: [usize; C],
+        t0: usize,
     ) -> [[f32; C]; R] {
-        let zero = i8x16_splat(0);
-        let parts = |v: v128| {
-            let v = lanes(v);
-            (i8x16_max(v, zero), i8x16_max(i8x16_neg(v), zero))
-        };
         tile(
             w,
             rows,
             x,
+            xa,
             toks,
+            t0,
             |p| {
                 let p = p as *const v128;
                 (lanes(v128_load(p)), lanes(v128_load(p.add(1))))
             },
-            |lo, hi| (parts(lo), parts(hi)),
-            |(wl, wh), ((pl, nl), (ph, nh))| {
+            |(wl, wh), [pl, nl, ph, nh]| {
                 let z = i32x4_splat(0);
                 i32x4_sub(dot(wh, ph, dot(wl, pl, z)), dot(wh, nh, dot(wl, nl, z)))
             },
@@ -1051,24 +1104,27 @@ mod tests {
             Lowering::Wrapping,
         ];
 
-        fn dot_add(how: Lowering, a: [i8; 16], b: [u8; 16], c: [i32; 4]) -> [i32; 4] {
+        /// `i16x8.relaxed_dot_i8x16_i7x16_s`: the pair sums, as the lowering leaves them (an
+        /// exact lowering keeps them whole, for the i32 form; the i16 form then wraps).
+        fn pairs(how: Lowering, a: [i8; 16], b: [u8; 16]) -> [i32; 8] {
             let bv = |k: usize| match how {
                 Lowering::ExactSigned => b[k] as i8 as i32,
                 _ => b[k] as i32,
             };
-            core::array::from_fn(|l| {
-                let pair = |k: usize| a[k] as i32 * bv(k) + a[k + 1] as i32 * bv(k + 1);
-                let (p0, p1) = (pair(4 * l), pair(4 * l + 2));
-                let (p0, p1) = match how {
-                    Lowering::SaturatingUnsigned => (
-                        p0.clamp(i16::MIN as i32, i16::MAX as i32),
-                        p1.clamp(i16::MIN as i32, i16::MAX as i32),
-                    ),
-                    Lowering::Wrapping => (p0 as i16 as i32, p1 as i16 as i32),
-                    _ => (p0, p1),
-                };
-                c[l].wrapping_add(p0 + p1)
+            core::array::from_fn(|m| {
+                let p = a[2 * m] as i32 * bv(2 * m) + a[2 * m + 1] as i32 * bv(2 * m + 1);
+                match how {
+                    Lowering::SaturatingUnsigned => p.clamp(i16::MIN as i32, i16::MAX as i32),
+                    Lowering::Wrapping => p as i16 as i32,
+                    _ => p,
+                }
             })
+        }
+
+        /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`.
+        fn dot_add(how: Lowering, a: [i8; 16], b: [u8; 16], c: [i32; 4]) -> [i32; 4] {
+            let p = pairs(how, a, b);
+            core::array::from_fn(|l| c[l].wrapping_add(p[2 * l] + p[2 * l + 1]))
         }
 
         /// `relaxed::lanes`.
@@ -1096,7 +1152,11 @@ mod tests {
             let (xl, xh) = (half(xq, 0), half(xq, 1));
             let sums = dot_add(how, xh, [1; 16], dot_add(how, xl, [1; 16], [0; 4]));
             let init = sums.map(|s| -(s << 3));
-            dot_add(how, xh, half(&hi, 0), dot_add(how, xl, half(&lo, 0), init))
+            // i16x8.add of the two halves' i16 pair sums, then i32x4.extadd_pairwise_i16x8_s.
+            let (pl, ph) = (pairs(how, xl, half(&lo, 0)), pairs(how, xh, half(&hi, 0)));
+            let p16: [i32; 8] =
+                core::array::from_fn(|m| (pl[m] as i16).wrapping_add(ph[m] as i16) as i32);
+            core::array::from_fn(|l| init[l] + p16[2 * l] + p16[2 * l + 1])
         }
 
         /// `relaxed::q8`: weights as `a`, the activations' positive and negative parts as `b`.
