@@ -3,7 +3,7 @@
 // tests/browser/bench.mjs) and in the page.
 const params = new URLSearchParams(location.search);
 const modelUrl = params.get("model") ?? new URL("../models/multilingual-e5-small-q4_0.gguf", location.href).href;
-const variants = (params.get("variants") ?? "simd,nosimd,webgpu").split(",").filter(Boolean);
+const variants = (params.get("variants") ?? "simd,relaxed,nosimd,webgpu").split(",").filter(Boolean);
 const repeat = Math.max(1, Number(params.get("repeat") ?? 3));
 const gpuSubset = Math.max(1, Number(params.get("gpuSubset") ?? 32));
 // The relaxed-SIMD build shares pkg/'s glue: a query string makes that glue a module of its

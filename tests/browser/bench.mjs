@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { ROOT, browser, page, server } from "./lib.mjs";
 
-const asked = (process.argv[2] ?? "simd,nosimd,webgpu").split(",");
+const asked = (process.argv[2] ?? "simd,relaxed,nosimd,webgpu").split(",");
 const variants = asked.filter((v) => v !== "native").join(",");
 const repeat = process.argv[3] ?? "3";
 const gpuSubset = process.argv[4] ?? "32";
