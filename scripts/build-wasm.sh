@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package of the browser library into pkg/:
 #   pkg/xlalign_wasm.{js,d.ts} + xlalign_wasm_bg.wasm   wasm-bindgen --target web (ES module, fetches the .wasm itself)
-#   pkg/xlalign_wasm_bg.relaxed.wasm                    the same crate built with +relaxed-simd as well: the
+#   pkg/xlalign_wasm_bg.relaxed.wasm                    the same crate with its feature relaxed-simd: the
 #                                                       int8 products use i32x4.relaxed_dot_i8x16_i7x16_add_s.
 #                                                       Its wasm-bindgen glue must equal the simd128 build's
 #                                                       (checked here), so one xlalign_wasm.js serves both;
@@ -60,9 +60,9 @@ if [[ $opt_level =~ ^[0-3]$ ]]; then opt_toml=$opt_level; else opt_toml="'$opt_l
 
 # A separate target dir: these RUSTFLAGS and profile settings would otherwise force the
 # test and demo builds sharing the wasm32 target to rebuild from scratch each time.
-build() { # build <label> <target dir> <rustflags>
+build() { # build <label> <target dir> <rustflags> [cargo arguments]
     step "cargo build xlalign-wasm (release, wasm32, opt-level $opt_level, $1)"
-    RUSTFLAGS="${RUSTFLAGS:-} $3" timed cargo build -p xlalign-wasm --release --target wasm32-unknown-unknown \
+    RUSTFLAGS="${RUSTFLAGS:-} $3" timed cargo build -p xlalign-wasm --release --target wasm32-unknown-unknown "${@:4}" \
         --target-dir "$2" \
         --config "profile.release.opt-level=$opt_toml" \
         --config 'profile.release.lto="fat"' \
@@ -75,7 +75,9 @@ build "simd128 $([[ $simd == 1 ]] && echo on || echo off)" "$target_dir" "$rustf
 wasm="$target_dir/wasm32-unknown-unknown/release/xlalign_wasm.wasm"
 relaxed=""
 if [[ $simd == 1 ]]; then
-    build "simd128 + relaxed-simd" "$CARGO_TARGET_DIR/wasm-pkg-relaxed" "-C target-feature=+simd128,+relaxed-simd"
+    # The crate feature, not -C target-feature=+relaxed-simd, under which matrixmultiply
+    # would use f32x4.relaxed_madd (fused on some processors only): see crates/xlalign-core/Cargo.toml.
+    build "simd128 + relaxed-simd" "$CARGO_TARGET_DIR/wasm-pkg-relaxed" "-C target-feature=+simd128" --features relaxed-simd
     relaxed="$CARGO_TARGET_DIR/wasm-pkg-relaxed/wasm32-unknown-unknown/release/xlalign_wasm.wasm"
 fi
 

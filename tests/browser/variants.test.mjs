@@ -115,7 +115,7 @@ async function runVariant(wasm, d) {
             device: a.backend.device,
             vectors: vecs.map((v) => Array.from(v)),
             cosines: vecs.map((v, i) => [cos(v, d.reference[i].embedding_passage), cos(v, d.reference[i].embedding_passage_fp32_dequant)]),
-            links: out.map((x) => (x.error ? x.error : x.links.map((l) => [l.src, l.tgt]))),
+            links: out.map((x) => (x.error ? x.error : x.links.map((l) => [l.src, l.tgt, l.score]))),
           };
         } finally {
           await a.dispose();
@@ -177,6 +177,6 @@ test("both builds give the same embeddings and links, the native AER bound and t
   const bits = runs.relaxed.vectors.map((v, i) => i).filter((i) => runs.relaxed.vectors[i].some((x, j) => !Object.is(x, runs.simd128.vectors[i][j])));
   assert.deepEqual(bits, [], "reference sentences whose embeddings differ between the builds");
   const differ = runs.relaxed.links.map((l, i) => i).filter((i) => JSON.stringify(runs.relaxed.links[i]) !== JSON.stringify(runs.simd128.links[i]));
-  assert.deepEqual(differ, [], "pairs whose links differ between the relaxed-SIMD and SIMD128 builds");
+  assert.deepEqual(differ, [], "pairs whose links (or their scores) differ between the relaxed-SIMD and SIMD128 builds");
   assert.deepEqual(runs.auto.links, runs.relaxed.links);
 });

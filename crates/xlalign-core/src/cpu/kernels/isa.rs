@@ -26,11 +26,16 @@ enum Kind {
         allow(dead_code)
     )]
     Simd128,
-    /// `simd128` plus relaxed SIMD (compile-time: `+simd128,+relaxed-simd`): the int8 products
+    /// `simd128` plus relaxed SIMD (compile-time: `+simd128` and the crate feature
+    /// `relaxed-simd`, which compiles only those kernels for relaxed SIMD): the int8 products
     /// use `i32x4.relaxed_dot_i8x16_i7x16_add_s`, with operands chosen so that every processor
     /// gives the same result (see `qmatmul`); every other kernel is the `simd128` one.
     #[cfg_attr(
-        not(all(target_arch = "wasm32", target_feature = "relaxed-simd")),
+        not(all(
+            target_arch = "wasm32",
+            target_feature = "simd128",
+            feature = "relaxed-simd"
+        )),
         allow(dead_code)
     )]
     RelaxedSimd,
@@ -73,7 +78,11 @@ impl Isa {
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         v.push(Isa(Kind::Simd128));
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        #[cfg(all(
+            target_arch = "wasm32",
+            target_feature = "simd128",
+            feature = "relaxed-simd"
+        ))]
         v.push(Isa(Kind::RelaxedSimd));
         v
     }
@@ -122,7 +131,11 @@ impl Isa {
         matches!(self.0, Kind::Simd128 | Kind::RelaxedSimd)
     }
 
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    #[cfg(all(
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        feature = "relaxed-simd"
+    ))]
     pub(crate) fn has_relaxed_simd(self) -> bool {
         self.0 == Kind::RelaxedSimd
     }

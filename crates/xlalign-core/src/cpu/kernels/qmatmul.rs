@@ -201,7 +201,11 @@ fn tile_shape(isa: Isa) -> (usize, usize) {
     if isa.has_avx2() {
         return (AVX2_R, AVX2_C);
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    #[cfg(all(
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        feature = "relaxed-simd"
+    ))]
     if isa.has_relaxed_simd() {
         return (RELAXED_R, RELAXED_C);
     }
@@ -225,9 +229,17 @@ const AVX512_C: usize = 8;
 const WASM_R: usize = 2;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 const WASM_C: usize = 4;
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
 const RELAXED_R: usize = 2;
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
 const RELAXED_C: usize = 4;
 
 /// Computes weight rows `rows` for tokens `t0..t0+nt` into `out`, which holds those
@@ -281,7 +293,11 @@ fn run(
             }),
         };
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    #[cfg(all(
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        feature = "relaxed-simd"
+    ))]
     if isa.has_relaxed_simd() {
         const R: usize = RELAXED_R;
         const C: usize = RELAXED_C;
@@ -821,7 +837,11 @@ mod simd128 {
 /// multiply-add. So the two wasm builds give bit-identical results, and the same links.
 /// `relaxed_lanes` in the tests is this lane arithmetic in plain Rust, checked natively under
 /// every lowering against the scalar block dot and the `simd128` lanes.
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
 mod relaxed {
     use super::*;
     use core::arch::wasm32::*;
@@ -834,12 +854,15 @@ mod relaxed {
         i8x16_shuffle::<0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15>(v, v)
     }
 
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
     fn dot(a: v128, b: v128, c: v128) -> v128 {
         i32x4_relaxed_dot_i8x16_i7x16_add(a, b, c)
     }
 
     /// Each block of tokens `t0..t0+nt`, as `prep` makes it from the block's two halves.
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
     fn prepare<A>(x: &Q8Rows, t0: usize, nt: usize, prep: impl Fn(v128, v128) -> A) -> Vec<A> {
         x.qs[t0 * x.cols()..(t0 + nt) * x.cols()]
             .chunks_exact(QK)
@@ -853,6 +876,7 @@ mod relaxed {
 
     /// Q4_0's side of the activations: both halves shuffled, and −8 × each lane's sum of
     /// activations (the nibbles' offset).
+    #[target_feature(enable = "relaxed-simd")]
     pub fn prep_q4(x: &Q8Rows, t0: usize, nt: usize) -> Vec<[v128; 3]> {
         let one = i8x16_splat(1);
         prepare(x, t0, nt, |lo, hi| {
@@ -863,6 +887,7 @@ mod relaxed {
     }
 
     /// Q8_0's side: the positive and negative parts of both halves, shuffled.
+    #[target_feature(enable = "relaxed-simd")]
     pub fn prep_q8(x: &Q8Rows, t0: usize, nt: usize) -> Vec<[v128; 4]> {
         let zero = i8x16_splat(0);
         let parts = |v: v128| {
@@ -876,7 +901,8 @@ mod relaxed {
     }
 
     /// `toks` index the prepared blocks `xa` (`nb` per token); `x` gives the scales.
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const R: usize, const C: usize, W: Copy, A: Copy>(
         w: &QMatrix,
@@ -919,6 +945,7 @@ mod relaxed {
     }
 
     /// `toks`: tokens relative to the `t0` the activations `xa` were prepared from.
+    #[target_feature(enable = "relaxed-simd")]
     pub unsafe fn q4<const R: usize, const C: usize>(
         w: &QMatrix,
         rows: [usize; R],
@@ -955,6 +982,7 @@ mod relaxed {
     }
 
     /// As [`q4`].
+    #[target_feature(enable = "relaxed-simd")]
     pub unsafe fn q8<const R: usize, const C: usize>(
         w: &QMatrix,
         rows: [usize; R],
