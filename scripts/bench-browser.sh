@@ -2,10 +2,11 @@
 # Browser benchmarks in headless Chromium.
 #
 #   scripts/bench-browser.sh [variants] [repeat] [gpuSubset]
-#       tokens/s and pairs/s for the WebAssembly CPU backend with and without SIMD, and
-#       WebGPU (SwiftShader when there is no GPU), in one run (public/bench/ driven by
-#       tests/browser/bench.mjs; variants default "simd,nosimd,webgpu", best of 3 runs; WebGPU
-#       runs once over the first 32 sentences and pairs).
+#       tokens/s and pairs/s for the WebAssembly CPU backend with SIMD128, relaxed SIMD and
+#       without SIMD, and WebGPU (SwiftShader when there is no GPU), in one run (public/bench/
+#       driven by tests/browser/bench.mjs; variants default "simd,relaxed,nosimd,webgpu", best
+#       of 3 runs; WebGPU runs once over the first 32 sentences and pairs). Add "native" to
+#       the variants for `xlalign bench --backend cpu --threads 1` first, in the same run.
 #       Builds pkg/ and pkg/nosimd/ first.
 #   scripts/bench-browser.sh progressive [mbit] [latency ms] [rounds]
 #       time and bytes until the first alignment is shown, full download versus progressive

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Builds the npm package of the browser library into pkg/:
 #   pkg/xlalign_wasm.{js,d.ts} + xlalign_wasm_bg.wasm   wasm-bindgen --target web (ES module, fetches the .wasm itself)
+#   pkg/xlalign_wasm_bg.relaxed.wasm                    the same crate with its feature relaxed-simd: the
+#                                                       int8 products use i32x4.relaxed_dot_i8x16_i7x16_add_s.
+#                                                       Its wasm-bindgen glue must equal the simd128 build's
+#                                                       (checked here), so one xlalign_wasm.js serves both;
+#                                                       worker.js picks the file by feature detection.
 #   pkg/bundler/                                        wasm-bindgen --target bundler (webpack 5 / vite with a wasm plugin)
 #   pkg/index.{js,d.ts}, client.js, pool.js, worker.js  the Web Worker wrapper (createAligner) and its worker pool
 #   pkg/package.json, README.md
 # Release profile: opt-level 3, fat LTO, one codegen unit, no debug info; then wasm-opt -O3
 # from npm binaryen (node_modules/.bin; Debian's binaryen 108 miscompiles
-# wasm-bindgen 0.2.130 output). The CPU kernels use wasm SIMD (simd128).
+# wasm-bindgen 0.2.130 output). The CPU kernels use wasm SIMD (simd128), and relaxed SIMD in
+# the second variant. The bundler target (pkg/bundler) carries the simd128 build only.
 #
 # Environment:
 #   XLALIGN_WASM_SIMD=0        build without simd128 (for the benchmark's comparison) into pkg/nosimd/
+#                              (one variant only: HAS_RELAXED is false in its variant.js)
 #   XLALIGN_WASM_OPT_LEVEL     rustc opt-level for the whole crate graph (default 3). Measured in
 #                              headless Chromium: "s" is 125 KB smaller gzipped (0.91 vs 1.04 MB, next
 #                              to a 76 MB model) but loads the model 2.5-4x slower (the tokenizer's
@@ -53,16 +60,26 @@ if [[ $opt_level =~ ^[0-3]$ ]]; then opt_toml=$opt_level; else opt_toml="'$opt_l
 
 # A separate target dir: these RUSTFLAGS and profile settings would otherwise force the
 # test and demo builds sharing the wasm32 target to rebuild from scratch each time.
-step "cargo build xlalign-wasm (release, wasm32, opt-level $opt_level, simd128 $([[ $simd == 1 ]] && echo on || echo off))"
-RUSTFLAGS="${RUSTFLAGS:-} $rustflags" timed cargo build -p xlalign-wasm --release --target wasm32-unknown-unknown \
-    --target-dir "$target_dir" \
-    --config "profile.release.opt-level=$opt_toml" \
-    --config 'profile.release.lto="fat"' \
-    --config 'profile.release.codegen-units=1' \
-    --config 'profile.release.debug=false' \
-    --config 'profile.release.strip="debuginfo"'
+build() { # build <label> <target dir> <rustflags> [cargo arguments]
+    step "cargo build xlalign-wasm (release, wasm32, opt-level $opt_level, $1)"
+    RUSTFLAGS="${RUSTFLAGS:-} $3" timed cargo build -p xlalign-wasm --release --target wasm32-unknown-unknown "${@:4}" \
+        --target-dir "$2" \
+        --config "profile.release.opt-level=$opt_toml" \
+        --config 'profile.release.lto="fat"' \
+        --config 'profile.release.codegen-units=1' \
+        --config 'profile.release.debug=false' \
+        --config 'profile.release.strip="debuginfo"'
+    [[ -f $2/wasm32-unknown-unknown/release/xlalign_wasm.wasm ]] || die "no xlalign_wasm.wasm in $2 after the build"
+}
+build "simd128 $([[ $simd == 1 ]] && echo on || echo off)" "$target_dir" "$rustflags"
 wasm="$target_dir/wasm32-unknown-unknown/release/xlalign_wasm.wasm"
-[[ -f $wasm ]] || die "no $wasm after the build"
+relaxed=""
+if [[ $simd == 1 ]]; then
+    # The crate feature, not -C target-feature=+relaxed-simd, under which matrixmultiply
+    # would use f32x4.relaxed_madd (fused on some processors only): see crates/xlalign-core/Cargo.toml.
+    build "simd128 + relaxed-simd" "$CARGO_TARGET_DIR/wasm-pkg-relaxed" "-C target-feature=+simd128" --features relaxed-simd
+    relaxed="$CARGO_TARGET_DIR/wasm-pkg-relaxed/wasm32-unknown-unknown/release/xlalign_wasm.wasm"
+fi
 
 # Clear earlier output, except a comparison build kept inside it (pkg/nosimd).
 mkdir -p "$out"
@@ -71,6 +88,21 @@ mkdir -p "$out/bundler"
 step "wasm-bindgen --target web and --target bundler"
 wasm-bindgen "$wasm" --target web --out-dir "$out" --out-name xlalign_wasm
 wasm-bindgen "$wasm" --target bundler --out-dir "$out/bundler" --out-name xlalign_wasm
+if [[ -n $relaxed ]]; then
+    # One glue for both variants: the JS wasm-bindgen writes depends on the exports and
+    # imports only, which the target features do not change. If it ever differs, a page
+    # would run one variant's .wasm under the other's glue: stop here instead.
+    glue=$(mktemp -d)
+    wasm-bindgen "$relaxed" --target web --out-dir "$glue" --out-name xlalign_wasm
+    for f in xlalign_wasm.js xlalign_wasm.d.ts xlalign_wasm_bg.wasm.d.ts; do
+        cmp -s "$out/$f" "$glue/$f" || {
+            diff "$out/$f" "$glue/$f" | head -20 >&2
+            die "the relaxed-simd build's wasm-bindgen glue ($f) differs from the simd128 build's"
+        }
+    done
+    mv "$glue/xlalign_wasm_bg.wasm" "$out/xlalign_wasm_bg.relaxed.wasm"
+    rm -rf "$glue"
+fi
 
 # The size report reads function names, which wasm-opt drops unless told (-g) to keep them:
 # a copy is optimised with names kept, the same way as the real file otherwise.
@@ -85,19 +117,23 @@ if [[ ${XLALIGN_WASM_OPT:-1} == 1 ]]; then
     step "wasm-opt $flags ($("$WASM_OPT" --version))"
     # The two builds differ only in their import module names; optimise them side by side.
     pids=()
-    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm" $report; do
+    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm" ${relaxed:+"$out/xlalign_wasm_bg.relaxed.wasm"} $report; do
         # Features the module was compiled with (see its target_features section).
-        "$WASM_OPT" $flags $([[ $f == "$report" ]] && echo -g) --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+        "$WASM_OPT" $flags $([[ $f == "$report" ]] && echo -g) $([[ $f == *.relaxed.wasm ]] && echo --enable-relaxed-simd) \
+            --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
             --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
             "$f" -o "$f.opt" &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || die "wasm-opt failed"; done
-    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm" $report; do mv "$f.opt" "$f"; done
+    for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm" ${relaxed:+"$out/xlalign_wasm_bg.relaxed.wasm"} $report; do mv "$f.opt" "$f"; done
 fi
 
 step "package files"
-cp "$js_src/client.js" "$js_src/pool.js" "$js_src/worker.js" "$js_src/index.js" "$js_src/index.d.ts" "$js_src/client.d.ts" "$js_src/README.md" "$out/"
+cp "$js_src/client.js" "$js_src/pool.js" "$js_src/worker.js" "$js_src/variant.js" "$js_src/variant.d.ts" "$js_src/index.js" "$js_src/index.d.ts" "$js_src/client.d.ts" "$js_src/README.md" "$out/"
+# A build without the relaxed variant (pkg/nosimd) must not offer it.
+[[ -n $relaxed ]] || sed -i 's/^const HAS_RELAXED = true;$/const HAS_RELAXED = false;/' "$out/variant.js"
+grep -q "^const HAS_RELAXED = $([[ -n $relaxed ]] && echo true || echo false);$" "$out/variant.js" || die "variant.js: no HAS_RELAXED line to set"
 version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$version\"/" "$js_src/package.json" > "$out/package.json"
 rm -f "$out/.gitignore" "$out/bundler/.gitignore" "$out/bundler/package.json"
@@ -112,6 +148,7 @@ sizes() {
 }
 step "sizes"
 info "$(basename "$out")/xlalign_wasm_bg.wasm (simd128 $([[ $simd == 1 ]] && echo on || echo off)): $(sizes "$out/xlalign_wasm_bg.wasm")"
+[[ -z $relaxed ]] || info "$(basename "$out")/xlalign_wasm_bg.relaxed.wasm (simd128 + relaxed-simd): $(sizes "$out/xlalign_wasm_bg.relaxed.wasm")"
 other="$XLALIGN_ROOT/pkg/nosimd/xlalign_wasm_bg.wasm"
 [[ $simd == 1 ]] || other="$XLALIGN_ROOT/pkg/xlalign_wasm_bg.wasm"
 if [[ -z ${XLALIGN_PKG_DIR:-} && -f $other ]]; then

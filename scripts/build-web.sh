@@ -24,6 +24,11 @@ step "Build the web app (trunk build --release → dist/)"
 timed trunk --config Trunk.toml build --release --skip-version-check --dist "$XLALIGN_ROOT/dist"
 [[ -f dist/index.html && -f dist/pkg/client.js && -f dist/pkg/pool.js && -f dist/pkg/worker.js && -f dist/pkg/xlalign_wasm_bg.wasm && -f dist/sw.js ]] || die "dist/ is incomplete after the build"
 grep -q '^const BUILD = "[0-9a-f]\{16\}";' dist/sw.js || die "dist/sw.js was not stamped with a build id (the Trunk post_build hook web/sw-stamp.py did not run)"
+[[ -f dist/pkg/variant.js && -f dist/pkg/xlalign_wasm_bg.relaxed.wasm ]] || die "dist/pkg lacks variant.js or the relaxed-SIMD .wasm"
+# The service worker keeps its own copy of the relaxed-SIMD probe: it must be the package's.
+probe() { tr -d ' \n' < "$1" | grep -o 'RELAXED_PROBE=\[[0-9,]*' | sed 's/,*$//' ; }
+[[ -n $(probe web/sw.js) && "$(probe web/sw.js)" == "$(probe <(sed 's,//.*,,' crates/xlalign-wasm/js/variant.js))" ]] ||
+    die "web/sw.js's RELAXED_PROBE differs from crates/xlalign-wasm/js/variant.js's"
 
 # The app shell precompressed for scripts/serve-web.sh (and any static host that serves
 # precompressed files): a .br (brotli, quality 11) and a .gz (gzip -9) next to each file, so

@@ -11,6 +11,28 @@
 const BUILD = "__XLALIGN_BUILD__";
 const SHELL = [/*__XLALIGN_SHELL__*/];
 
+// The package carries two builds of its .wasm and the worker downloads one (pkg/variant.js):
+// the install keeps the one this browser's worker picks by default; the other is kept only
+// if a page forces it (network first, below, stores any shell file it serves).
+// A copy of pkg/variant.js's RELAXED_PROBE (scripts/build-web.sh checks they agree).
+// prettier-ignore
+const RELAXED_PROBE = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 19, 1, 17, 0, 65, 1, 253, 15, 65, 2, 253, 15, 65, 3, 253, 17, 253, 147, 2, 11];
+const WASM = { simd128: "pkg/xlalign_wasm_bg.wasm", relaxed: "pkg/xlalign_wasm_bg.relaxed.wasm" };
+
+function relaxedSimd() {
+    try {
+        return WebAssembly.validate(new Uint8Array(RELAXED_PROBE));
+    } catch {
+        return false;
+    }
+}
+
+/** The shell less the .wasm build this browser does not use by default. */
+function installShell() {
+    const unused = SHELL.includes(WASM.relaxed) && relaxedSimd() ? WASM.simd128 : WASM.relaxed;
+    return SHELL.filter((p) => p !== unused).map((p) => new URL(p, self.location).href);
+}
+
 const PREFIX = "xlalign-app-";
 const CACHE = PREFIX + BUILD;
 const STAMPED = !BUILD.startsWith("__");
@@ -23,7 +45,7 @@ self.addEventListener("install", (event) => {
     event.waitUntil(
         caches
             .open(CACHE)
-            .then((c) => c.addAll([PAGE, ...SHELL_URLS]))
+            .then((c) => c.addAll([PAGE, ...installShell()]))
             // The new shell is complete: take over at once instead of after every tab closes.
             .then(() => self.skipWaiting()),
     );

@@ -1,12 +1,19 @@
-// Browser benchmark: tokens/s and pairs/s for the WebAssembly CPU backend (with and
-// without SIMD) and WebGPU, in one page. Results land in window.benchResult (for
+// Browser benchmark: tokens/s and pairs/s for the WebAssembly CPU backend (SIMD128, relaxed
+// SIMD, no SIMD) and WebGPU, in one page. Results land in window.benchResult (for
 // tests/browser/bench.mjs) and in the page.
 const params = new URLSearchParams(location.search);
 const modelUrl = params.get("model") ?? new URL("../models/multilingual-e5-small-q4_0.gguf", location.href).href;
-const variants = (params.get("variants") ?? "simd,nosimd,webgpu").split(",").filter(Boolean);
+const variants = (params.get("variants") ?? "simd,relaxed,nosimd,webgpu").split(",").filter(Boolean);
 const repeat = Math.max(1, Number(params.get("repeat") ?? 3));
 const gpuSubset = Math.max(1, Number(params.get("gpuSubset") ?? 32));
-const PACKAGES = { simd: "../../pkg/index.js", nosimd: "../../pkg/nosimd/index.js", webgpu: "../../pkg/index.js" };
+// The relaxed-SIMD build shares pkg/'s glue: a query string makes that glue a module of its
+// own, initialised with the other .wasm.
+const PACKAGES = {
+  simd: { js: "../../pkg/index.js" },
+  relaxed: { js: "../../pkg/xlalign_wasm.js?relaxed", wasm: "../../pkg/xlalign_wasm_bg.relaxed.wasm" },
+  nosimd: { js: "../../pkg/nosimd/index.js" },
+  webgpu: { js: "../../pkg/index.js" },
+};
 const status = (t) => (document.getElementById("status").textContent = t);
 const now = () => performance.now();
 const pause = () => new Promise((r) => setTimeout(r, 0));
@@ -33,8 +40,10 @@ async function timed(n, f) {
 }
 
 async function run(variant, bytes, allSentences, allPairs) {
-  const xl = await import(PACKAGES[variant]);
-  await xl.default();
+  const pkg = PACKAGES[variant];
+  if (!pkg) throw new Error(`unknown variant ${variant} (${Object.keys(PACKAGES).join(", ")})`);
+  const xl = await import(pkg.js);
+  await xl.default(pkg.wasm ? { module_or_path: new URL(pkg.wasm, location.href) } : undefined);
   // Software WebGPU (SwiftShader) runs at a few tokens per second: one timed run over the
   // first `gpuSubset` sentences and pairs (32: one full batch) keeps the page within minutes.
   const gpu = variant === "webgpu";
@@ -123,16 +132,16 @@ async function main() {
     }
     show(results);
   }
-  const simd = results.find((r) => r.variant === "simd" && !r.error);
-  const nosimd = results.find((r) => r.variant === "nosimd" && !r.error);
+  const found = (v) => results.find((r) => r.variant === v && !r.error);
+  const [simd, nosimd, relaxed] = ["simd", "nosimd", "relaxed"].map(found);
   const summary = { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, results };
-  if (simd && nosimd) {
-    summary.simdGain = {
-      single: simd.singleTokensPerS / nosimd.singleTokensPerS,
-      batch32: simd.batch32TokensPerS / nosimd.batch32TokensPerS,
-      pairs: simd.pairsPerS / nosimd.pairsPerS,
-    };
-  }
+  const gain = (a, b) => ({
+    single: a.singleTokensPerS / b.singleTokensPerS,
+    batch32: a.batch32TokensPerS / b.batch32TokensPerS,
+    pairs: a.pairsPerS / b.pairsPerS,
+  });
+  if (simd && nosimd) summary.simdGain = gain(simd, nosimd);
+  if (relaxed && simd) summary.relaxedGain = gain(relaxed, simd);
   window.benchResult = summary;
   document.getElementById("result").textContent = JSON.stringify(summary, null, 2);
   document.getElementById("status").dataset.state = "done";

@@ -6,6 +6,7 @@ import init, {
   Aligner,
   clearCache,
   createAligner,
+  hasRelaxedSimd,
   version,
   type AlignBatchOptions,
   type AlignOptions,
@@ -159,6 +160,14 @@ export async function inAWorker(url: string): Promise<void> {
   const size: number = remote.poolSize;
   // @ts-expect-error the pool size is a number of workers
   await createAligner(url, { workers: "auto" });
+  const forced = await createAligner(url, { wasm: "relaxed" });
+  const build: "simd128" | "relaxed" = forced.wasm;
+  // @ts-expect-error "auto" is an option, not a build that runs
+  const auto: typeof forced.wasm = "auto";
+  // @ts-expect-error the builds are named simd128 and relaxed
+  await createAligner(url, { wasm: "avx512" });
+  const relaxedHere: boolean = hasRelaxedSimd();
+  console.log(build, auto, relaxedHere);
   const kind: "cpu" | "webgpu" = remote.backend.kind;
   const request = remote.align("a", "b", { method: "match", signal: ctl.signal });
   remote.cancel(request.id);

@@ -525,12 +525,15 @@ try {
         const why = await page.$eval(".backend-why", (e) => e.textContent);
         assert.match(why, /software|no.*adapter|WebGPU/i, `the page should say why the CPU runs: ${why}`);
         // One browser stack: the page runs the JavaScript package (its client, pool, worker
-        // and wasm), and no wasm of its own besides the UI's.
-        for (const f of ["client.js", "pool.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"]) {
+        // and wasm), and no wasm of its own besides the UI's. Of the package's two builds the
+        // worker fetches the relaxed-SIMD one (this Chromium has relaxed SIMD), and only it.
+        assert.match(backend.text, /relaxed-simd/, "the CPU backend should run the relaxed-SIMD build");
+        for (const f of ["client.js", "pool.js", "worker.js", "variant.js", "xlalign_wasm.js", "xlalign_wasm_bg.relaxed.wasm"]) {
             assert.ok(server.requests.includes(`/pkg/${f}`), `the page did not load the package's ${f}: ${server.requests}`);
         }
+        assert.ok(!server.requests.includes("/pkg/xlalign_wasm_bg.wasm"), `the unused SIMD128 build was downloaded: ${server.requests}`);
         const wasm = fs.readdirSync(DIST, { recursive: true }).filter((f) => f.endsWith(".wasm")).sort();
-        assert.equal(wasm.length, 2, `dist/ should hold the page's wasm and the package's: ${wasm}`);
+        assert.equal(wasm.length, 3, `dist/ should hold the page's wasm and the package's two builds: ${wasm}`);
     });
 
     await step("the first picture comes before the whole model was served; a rare-word pair fetches its rows and aligns as the CLI does", async () => {
@@ -1035,7 +1038,9 @@ try {
         const app = stored[`xlalign-app-${build[1]}`];
         assert.ok(app, `no cache for build ${build[1]}: ${Object.keys(stored)}`);
         assert.deepEqual(Object.keys(stored).filter((k) => k.startsWith("xlalign-app-")), [`xlalign-app-${build[1]}`], "old app caches are deleted");
-        assert.ok(app.includes("/") && ["client.js", "pool.js", "worker.js", "xlalign_wasm.js", "xlalign_wasm_bg.wasm"].every((f) => app.includes(`/pkg/${f}`)), `app shell: ${app}`);
+        assert.ok(app.includes("/") && ["client.js", "pool.js", "worker.js", "variant.js", "xlalign_wasm.js", "xlalign_wasm_bg.relaxed.wasm"].every((f) => app.includes(`/pkg/${f}`)), `app shell: ${app}`);
+        // The service worker keeps the build the worker runs here, not the other.
+        assert.ok(!app.includes("/pkg/xlalign_wasm_bg.wasm"), `the unused SIMD128 build is in the app cache: ${app}`);
         assert.ok(!app.some((p) => p.includes("/models/")), "the model must not be stored twice");
         assert.ok((stored["xlalign-models-v1"] || []).some((p) => p.endsWith(".gguf")), "the package caches the model");
 

@@ -163,7 +163,10 @@ test("in Chromium the shell arrives compressed, the service worker keeps it deco
     const page = await b.newPage();
     // The wasm responses as the page and its worker get them (through the service worker or
     // not: it passes the network's headers on), registered before the page asks for them.
-    const wasm = wasmFiles();
+    // Of the package's two builds the worker fetches, and the service worker keeps, only the
+    // one it runs: the relaxed-SIMD build in this Chromium.
+    const wasm = wasmFiles().filter((f) => f !== "pkg/xlalign_wasm_bg.wasm");
+    assert.ok(wasm.includes("pkg/xlalign_wasm_bg.relaxed.wasm"), `no relaxed-SIMD build in ${DIST}: ${wasm}`);
     const responses = wasm.map((f) =>
       page.waitForResponse((r) => r.url() === `${base}/${f}`, { timeout: 240_000 }).then((r) => r.headers()["content-encoding"]),
     );
@@ -187,6 +190,7 @@ test("in Chromium the shell arrives compressed, the service worker keeps it deco
       return out;
     }, `xlalign-app-${build}`);
     for (const f of wasm) assert.ok(cached[`/${f}`], `${f} is not in the service worker's cache: ${Object.keys(cached)}`);
+    assert.ok(!cached["/pkg/xlalign_wasm_bg.wasm"], "the unused SIMD128 build is in the service worker's cache");
     for (const [p, hash] of Object.entries(cached)) {
       const file = path.join(DIST, p === "/" ? "index.html" : p);
       const want = crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");

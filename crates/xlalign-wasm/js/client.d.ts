@@ -18,7 +18,17 @@ export interface CreateAlignerOptions extends Omit<LoadOptions, "onProgress" | "
    * the model given as bytes, or with `worker` and no `workerUrl`.
    */
   workers?: number;
+  /**
+   * Which WebAssembly build the workers run: `"auto"` (default) takes the relaxed-SIMD build
+   * where the browser supports relaxed SIMD, the SIMD128 build otherwise; `"simd128"` or
+   * `"relaxed"` force one (forcing `"relaxed"` where it is missing rejects with code
+   * `backend`). Only the chosen `.wasm` is downloaded. Both give the same links.
+   */
+  wasm?: WasmVariant;
 }
+
+/** A WebAssembly build of the package (see `CreateAlignerOptions.wasm`). */
+export type WasmVariant = "auto" | "simd128" | "relaxed";
 
 /** One worker of the pool (`RemoteAligner.workerStatus`); the first is the main worker. */
 export interface WorkerStatus {
@@ -43,6 +53,8 @@ export interface RemoteEncoded extends EncodedInfo {
 export interface RemoteAligner {
   readonly backend: BackendInfo;
   readonly model: ModelInfo;
+  /** The WebAssembly build the workers run (`"auto"` resolved). */
+  readonly wasm: "simd128" | "relaxed";
   /** The most workers a batch is split over (see `CreateAlignerOptions.workers`); 1: no pool. */
   readonly poolSize: number;
   tokenize(text: string, options?: EmbedOptions & CallOptions): Request<{ ids: Uint32Array; tokens: string[] }>;

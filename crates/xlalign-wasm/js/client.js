@@ -4,6 +4,7 @@
 // embed and alignBatch, between steps while running. Progress events are forwarded.
 // Big batches are split over a pool of workers (pool.js); everything else runs on one.
 import { Pool, checkWorkers, poolSize } from "./pool.js";
+import { checkWasm } from "./variant.js";
 
 function abortError() {
   const e = new Error("the operation was aborted");
@@ -159,6 +160,8 @@ class RemoteAligner {
     this.#pool = pool;
     this.backend = info.backend;
     this.model = info.model;
+    // "simd128" | "relaxed": the WebAssembly build every worker of this aligner runs.
+    this.wasm = info.wasm;
     this.poolSize = pool.size;
     // Progressive loading: the worker starts the deeper layers and the cache fill after the
     // first call; when none comes for idleStartMs, measured here on the page's thread (a
@@ -261,13 +264,14 @@ function startWorker(workerUrl) {
 }
 
 export async function createAligner(source, options = {}) {
-  const { onProgress, signal, workerUrl, worker: given, workers, ...userLoad } = options;
+  const { onProgress, signal, workerUrl, worker: given, workers, wasm, ...userLoad } = options;
   // Progressive loading's idle timer runs here, not in the worker (see RemoteAligner); an
   // invalid idleStartMs goes to the worker as given, which says what is wrong with it.
   const idle = userLoad.idleStartMs ?? 1500; // the package's default (fill.rs, IDLE_START_MS)
   const pageTimer = userLoad.progressive === true && Number.isInteger(idle);
   const loadOptions = pageTimer ? { ...userLoad, idleStartMs: -1 } : userLoad;
   checkWorkers(workers);
+  checkWasm(wasm);
   if (source instanceof URL) source = source.href;
   // A relative URL is relative to the page, as for fetch() there (the worker would resolve
   // it against its own script's URL).
@@ -276,7 +280,7 @@ export async function createAligner(source, options = {}) {
   }
   const rpc = new Rpc(given ?? startWorker(workerUrl));
   try {
-    const info = await rpc.call("load", { source, options: loadOptions }, { signal, onProgress });
+    const info = await rpc.call("load", { source, options: loadOptions, wasm }, { signal, onProgress });
     const size = poolSize({
       workers,
       backend: info.backend.kind,
@@ -292,7 +296,8 @@ export async function createAligner(source, options = {}) {
       size,
       newId: () => rpc.newId(),
       spawn: () => new Rpc(startWorker(workerUrl)),
-      load: (r) => r.call("load", { source: kept, options: extra }),
+      // The pool runs the main worker's build, so every part of a batch gives the same bits.
+      load: (r) => r.call("load", { source: kept, options: extra, wasm: info.wasm }),
     });
     return new RemoteAligner(rpc, info, pool, pageTimer && idle >= 0 ? idle : null);
   } catch (e) {

@@ -2,3 +2,4 @@
 // worker) and createAligner(), which runs it in a Web Worker for you.
 export { default, initSync, Aligner, Encoded, clearCache, version } from "./xlalign_wasm.js";
 export { createAligner } from "./client.js";
+export { hasRelaxedSimd } from "./variant.js";

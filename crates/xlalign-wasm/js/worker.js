@@ -3,12 +3,17 @@
 //   in:  { id, op: "load" | "tokenize" | "embed" | "similarity" | "align" | "alignBatch" | "alignDocument" | "encode"
 //              | "extract" | "disposeEncoded" | "dispose" | "clearCache" | "status", args }
 //        { op: "cancel", target: id }
+//        The first request's args.wasm ("auto" | "simd128" | "relaxed", see variant.js) picks
+//        the .wasm file this worker instantiates; load's result names it (`wasm`).
 //        { id, op: "whenLoaded" | "whenStored" } (answered when the model's blocks / the whole
 //          file have arrived, outside the queue)
 //   out: { id, type: "progress", data } | { id, type: "result", value } | { id, type: "error", error: { message, code, name } }
 import init, { Aligner, clearCache } from "./xlalign_wasm.js";
+import { pickVariant, wasmUrl } from "./variant.js";
 
 let wasmReady = null;
+// "simd128" or "relaxed": the .wasm this worker runs, fixed by its first request.
+let variant = null;
 let aligner = null;
 // Encoded pairs (`encode`), by the handle the client's Encoded proxy names them with.
 const encodings = new Map();
@@ -81,7 +86,10 @@ function need() {
 async function run({ id, op, args }, signal) {
   if (signal.aborted) throw abortError();
   if (broken) throw broken;
-  wasmReady ??= init();
+  if (!wasmReady) {
+    variant = pickVariant(args?.wasm);
+    wasmReady = init({ module_or_path: wasmUrl(variant) });
+  }
   await wasmReady;
   const progress = (data) => post({ id, type: "progress", data });
   switch (op) {
@@ -90,7 +98,7 @@ async function run({ id, op, args }, signal) {
       freeEncodings();
       aligner?.free();
       aligner = next;
-      return { value: { backend: aligner.backend, model: aligner.model } };
+      return { value: { backend: aligner.backend, model: aligner.model, wasm: variant } };
     }
     case "embed": {
       const vecs = await need().embed(args.texts, { ...args.options, signal });

@@ -26,6 +26,19 @@ enum Kind {
         allow(dead_code)
     )]
     Simd128,
+    /// `simd128` plus relaxed SIMD (compile-time: `+simd128` and the crate feature
+    /// `relaxed-simd`, which compiles only those kernels for relaxed SIMD): the int8 products
+    /// use `i32x4.relaxed_dot_i8x16_i7x16_add_s`, with operands chosen so that every processor
+    /// gives the same result (see `qmatmul`); every other kernel is the `simd128` one.
+    #[cfg_attr(
+        not(all(
+            target_arch = "wasm32",
+            target_feature = "simd128",
+            feature = "relaxed-simd"
+        )),
+        allow(dead_code)
+    )]
+    RelaxedSimd,
 }
 
 /// An instruction set the kernels can use on this machine.
@@ -65,11 +78,17 @@ impl Isa {
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         v.push(Isa(Kind::Simd128));
+        #[cfg(all(
+            target_arch = "wasm32",
+            target_feature = "simd128",
+            feature = "relaxed-simd"
+        ))]
+        v.push(Isa(Kind::RelaxedSimd));
         v
     }
 
     /// Looks an instruction set up by name (`scalar`, `avx2`, `avxvnni`, `avx512vnni`,
-    /// `simd128`); `None`
+    /// `simd128`, `relaxed-simd`); `None`
     /// if the name is unknown or this machine lacks it.
     pub fn by_name(name: &str) -> Option<Isa> {
         Isa::available().into_iter().find(|i| i.name() == name)
@@ -82,6 +101,7 @@ impl Isa {
             Kind::AvxVnni => "avxvnni",
             Kind::Avx512Vnni => "avx512vnni",
             Kind::Simd128 => "simd128",
+            Kind::RelaxedSimd => "relaxed-simd",
         }
     }
 
@@ -105,9 +125,19 @@ impl Isa {
         self.0 == Kind::Avx512Vnni
     }
 
+    /// The `simd128` kernels are usable (true for relaxed SIMD too, which adds to them).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     pub(crate) fn has_simd128(self) -> bool {
-        self.0 == Kind::Simd128
+        matches!(self.0, Kind::Simd128 | Kind::RelaxedSimd)
+    }
+
+    #[cfg(all(
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        feature = "relaxed-simd"
+    ))]
+    pub(crate) fn has_relaxed_simd(self) -> bool {
+        self.0 == Kind::RelaxedSimd
     }
 }
 

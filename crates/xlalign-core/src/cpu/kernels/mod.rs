@@ -2,7 +2,8 @@
 //! backends' kernels.
 //!
 //! Every kernel has a scalar version and, where it pays, SIMD versions for x86-64
-//! (AVX2/FMA, plus AVX-VNNI or AVX-512 VNNI for the int8 products) and wasm32 (`simd128`). The instruction set is an explicit
+//! (AVX2/FMA, plus AVX-VNNI or AVX-512 VNNI for the int8 products) and wasm32 (`simd128`, plus
+//! relaxed SIMD for the int8 products with the crate feature `relaxed-simd`). The instruction set is an explicit
 //! [`Isa`] argument on the `*_with` functions (the plain names use [`Isa::best`]); tests
 //! check each SIMD version against the scalar one on random shapes.
 //!

@@ -201,6 +201,14 @@ fn tile_shape(isa: Isa) -> (usize, usize) {
     if isa.has_avx2() {
         return (AVX2_R, AVX2_C);
     }
+    #[cfg(all(
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        feature = "relaxed-simd"
+    ))]
+    if isa.has_relaxed_simd() {
+        return (RELAXED_R, RELAXED_C);
+    }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if isa.has_simd128() {
         return (WASM_R, WASM_C);
@@ -221,6 +229,18 @@ const AVX512_C: usize = 8;
 const WASM_R: usize = 2;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 const WASM_C: usize = 4;
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
+const RELAXED_R: usize = 2;
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
+const RELAXED_C: usize = 4;
 
 /// Computes weight rows `rows` for tokens `t0..t0+nt` into `out`, which holds those
 /// tokens' outputs for exactly those rows (`nt × rows.len()`), picking the kernel for
@@ -271,6 +291,32 @@ fn run(
             (QFormat::Q8_0, true) => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
                 avx2::q8_vnni::<R, C>(w, r, x, t)
             }),
+        };
+    }
+    #[cfg(all(
+        target_arch = "wasm32",
+        target_feature = "simd128",
+        feature = "relaxed-simd"
+    ))]
+    if isa.has_relaxed_simd() {
+        const R: usize = RELAXED_R;
+        const C: usize = RELAXED_C;
+        // The activations are prepared for the dot products once per call, not once per
+        // tile of weight rows. SAFETY: simd128 and relaxed-simd are enabled at compile
+        // time; `tiles` passes in-range row indices and tokens within t0..t0+nt.
+        return match w.format {
+            QFormat::Q4_0 => {
+                let xa = relaxed::prep_q4(x, t0, nt);
+                tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
+                    relaxed::q4::<R, C>(w, r, x, &xa, t.map(|t| t - t0), t0)
+                })
+            }
+            QFormat::Q8_0 => {
+                let xa = relaxed::prep_q8(x, t0, nt);
+                tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
+                    relaxed::q8::<R, C>(w, r, x, &xa, t.map(|t| t - t0), t0)
+                })
+            }
         };
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -769,6 +815,201 @@ mod simd128 {
     }
 }
 
+/// WebAssembly relaxed SIMD: `i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c)` adds to each i32
+/// lane of `c` the products of four signed bytes of `a` with four bytes of `b`. Only bytes
+/// of `b` below 128 give the same answer everywhere: x86 engines (pmaddubsw) read `b` as
+/// unsigned, ARM (sdot) as signed, and the first pairwise sums in i16 may saturate or wrap.
+/// So `b` only ever holds values in 0..=127, where the signed and unsigned readings agree and
+/// a pair of products stays within ±2·128·127 = ±32,512 (no i16 overflow): each block's
+/// integer dot product is exact, as in the scalar twin, on any processor.
+///
+/// - Q4_0: the nibbles (0..15) are `b`, the activations `a`; the −8 offset is `−8·Σq`
+///   (as in the VNNI kernels with `vpdpbusd`), here per lane, added to the lane sums. The
+///   products go through `i16x8.relaxed_dot_i8x16_i7x16_s` (the i16 form of the same
+///   instruction: pair sums), the two halves of the block added in i16.
+/// - Q8_0: both sides are signed, so the activations (within −127..=127) are split into
+///   their positive and negative parts, each 0..=127 and so fit for `b`, and the weights
+///   (any int8) are `a`: `w·q = w·max(q, 0) − w·max(−q, 0)`.
+///
+/// Beyond exact block sums, each i32 lane holds the very products it holds in the `simd128`
+/// kernel (both sides' bytes are first shuffled by [`LANES`]), and the float side (scales,
+/// accumulation, horizontal sum) is that kernel's, with no relaxed (fused or not)
+/// multiply-add. So the two wasm builds give bit-identical results, and the same links.
+/// `relaxed_lanes` in the tests is this lane arithmetic in plain Rust, checked natively under
+/// every lowering against the scalar block dot and the `simd128` lanes.
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
+mod relaxed {
+    use super::*;
+    use core::arch::wasm32::*;
+
+    /// Shuffles 16 values so that the four bytes a relaxed dot product sums into lane `k`
+    /// (`4k..4k+3`) are the four that `i32x4.dot_i16x8_s` on their widened halves sums into
+    /// lane `k` in the `simd128` kernel: `2k, 2k+1` and `8+2k, 9+2k`.
+    #[inline(always)]
+    fn lanes(v: v128) -> v128 {
+        i8x16_shuffle::<0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15>(v, v)
+    }
+
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
+    fn dot(a: v128, b: v128, c: v128) -> v128 {
+        i32x4_relaxed_dot_i8x16_i7x16_add(a, b, c)
+    }
+
+    /// Each block of tokens `t0..t0+nt`, as `prep` makes it from the block's two halves.
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
+    fn prepare<A>(x: &Q8Rows, t0: usize, nt: usize, prep: impl Fn(v128, v128) -> A) -> Vec<A> {
+        x.qs[t0 * x.cols()..(t0 + nt) * x.cols()]
+            .chunks_exact(QK)
+            .map(|b| {
+                // SAFETY: a block is 32 bytes; unaligned loads.
+                let p = b.as_ptr() as *const v128;
+                unsafe { prep(v128_load(p), v128_load(p.add(1))) }
+            })
+            .collect()
+    }
+
+    /// Q4_0's side of the activations: both halves shuffled, and −8 × each lane's sum of
+    /// activations (the nibbles' offset).
+    #[target_feature(enable = "relaxed-simd")]
+    pub fn prep_q4(x: &Q8Rows, t0: usize, nt: usize) -> Vec<[v128; 3]> {
+        let one = i8x16_splat(1);
+        prepare(x, t0, nt, |lo, hi| {
+            let (lo, hi) = (lanes(lo), lanes(hi));
+            let sums = dot(hi, one, dot(lo, one, i32x4_splat(0)));
+            [lo, hi, i32x4_neg(i32x4_shl(sums, 3))]
+        })
+    }
+
+    /// Q8_0's side: the positive and negative parts of both halves, shuffled.
+    #[target_feature(enable = "relaxed-simd")]
+    pub fn prep_q8(x: &Q8Rows, t0: usize, nt: usize) -> Vec<[v128; 4]> {
+        let zero = i8x16_splat(0);
+        let parts = |v: v128| {
+            let v = lanes(v);
+            (i8x16_max(v, zero), i8x16_max(i8x16_neg(v), zero))
+        };
+        prepare(x, t0, nt, |lo, hi| {
+            let ((pl, nl), (ph, nh)) = (parts(lo), parts(hi));
+            [pl, nl, ph, nh]
+        })
+    }
+
+    /// `toks` index the prepared blocks `xa` (`nb` per token); `x` gives the scales.
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize, const C: usize, W: Copy, A: Copy>(
+        w: &QMatrix,
+        rows: [usize; R],
+        x: &Q8Rows,
+        xa: &[A],
+        toks: [usize; C],
+        t0: usize,
+        unpack: impl Fn(*const u8) -> W,
+        sum: impl Fn(W, A) -> v128,
+    ) -> [[f32; C]; R] {
+        let nb = w.blocks();
+        let bb = w.format.block_bytes();
+        let wp: [*const u8; R] = rows.map(|r| w.data.as_ptr().add(r * nb * bb + 2));
+        let ws: [*const f32; R] = rows.map(|r| w.scales.as_ptr().add(r * nb));
+        let xp: [*const A; C] = toks.map(|t| xa.as_ptr().add(t * nb));
+        let xs: [*const f32; C] = toks.map(|t| x.scales.as_ptr().add((t0 + t) * nb));
+        let mut acc = [[f32x4_splat(0.0); C]; R];
+        for b in 0..nb {
+            let wv: [W; R] = core::array::from_fn(|i| unpack(wp[i].add(b * bb)));
+            for j in 0..C {
+                let xv = *xp[j].add(b);
+                let xd = *xs[j].add(b);
+                for i in 0..R {
+                    let s = sum(wv[i], xv);
+                    let scale = f32x4_splat(*ws[i].add(b) * xd);
+                    acc[i][j] = f32x4_add(acc[i][j], f32x4_mul(f32x4_convert_i32x4(s), scale));
+                }
+            }
+        }
+        let mut out = [[0f32; C]; R];
+        for i in 0..R {
+            for j in 0..C {
+                let v = acc[i][j];
+                out[i][j] = (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
+                    + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v));
+            }
+        }
+        out
+    }
+
+    /// `toks`: tokens relative to the `t0` the activations `xa` were prepared from.
+    #[target_feature(enable = "relaxed-simd")]
+    pub unsafe fn q4<const R: usize, const C: usize>(
+        w: &QMatrix,
+        rows: [usize; R],
+        x: &Q8Rows,
+        xa: &[[v128; 3]],
+        toks: [usize; C],
+        t0: usize,
+    ) -> [[f32; C]; R] {
+        tile(
+            w,
+            rows,
+            x,
+            xa,
+            toks,
+            t0,
+            |p| {
+                let raw = v128_load(p as *const v128);
+                (
+                    lanes(v128_and(raw, i8x16_splat(0x0F))),
+                    lanes(u8x16_shr(raw, 4)),
+                )
+            },
+            // The two halves' pair sums (each within ±2·15·127) add up in i16 without
+            // overflow, so one widening per block: `i16x8.relaxed_dot` alone is a single
+            // instruction on x86 (pmaddubsw), where the i32 form adds two more.
+            |(nl, nh), [xl, xh, init]| {
+                let pairs = i16x8_add(
+                    i16x8_relaxed_dot_i8x16_i7x16(xl, nl),
+                    i16x8_relaxed_dot_i8x16_i7x16(xh, nh),
+                );
+                i32x4_add(i32x4_extadd_pairwise_i16x8(pairs), init)
+            },
+        )
+    }
+
+    /// As [`q4`].
+    #[target_feature(enable = "relaxed-simd")]
+    pub unsafe fn q8<const R: usize, const C: usize>(
+        w: &QMatrix,
+        rows: [usize; R],
+        x: &Q8Rows,
+        xa: &[[v128; 4]],
+        toks: [usize; C],
+        t0: usize,
+    ) -> [[f32; C]; R] {
+        tile(
+            w,
+            rows,
+            x,
+            xa,
+            toks,
+            t0,
+            |p| {
+                let p = p as *const v128;
+                (lanes(v128_load(p)), lanes(v128_load(p.add(1))))
+            },
+            |(wl, wh), [pl, nl, ph, nh]| {
+                let z = i32x4_splat(0);
+                i32x4_sub(dot(wh, ph, dot(wl, pl, z)), dot(wh, nh, dot(wl, nl, z)))
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -861,6 +1102,177 @@ mod tests {
                     prop_assert!((g - exact).abs() <= bound + 1e-5 * mag + 1e-6, "[{},{}] {} vs {} (bound {})", ti, o, g, exact, bound);
                 }
             }
+        }
+    }
+
+    /// The relaxed-SIMD kernel's lane arithmetic (module `relaxed`) in plain Rust, under the
+    /// ways engines may lower `i32x4.relaxed_dot_i8x16_i7x16_add_s`, checked against the
+    /// `simd128` kernel's i32 lanes (which must be equal, lane by lane, for the two wasm builds
+    /// to give the same bits) and the scalar twin's exact block dot. Runs natively, so it
+    /// holds whatever processor the browser later runs on; the browser suites run the real
+    /// instruction (tests/browser/variants.test.mjs).
+    mod relaxed_lanes {
+        use super::*;
+
+        #[derive(Clone, Copy, Debug)]
+        enum Lowering {
+            /// x86 without VNNI (pmaddubsw + pmaddwd): `b` unsigned, pair sums saturated to i16.
+            SaturatingUnsigned,
+            /// ARM sdot: `b` signed, exact sums.
+            ExactSigned,
+            /// x86 vpdpbusd: `b` unsigned, exact sums.
+            ExactUnsigned,
+            /// A pairwise i16 sum that wraps instead of saturating.
+            Wrapping,
+        }
+        const ALL: [Lowering; 4] = [
+            Lowering::SaturatingUnsigned,
+            Lowering::ExactSigned,
+            Lowering::ExactUnsigned,
+            Lowering::Wrapping,
+        ];
+
+        /// `i16x8.relaxed_dot_i8x16_i7x16_s`: the pair sums, as the lowering leaves them (an
+        /// exact lowering keeps them whole, for the i32 form; the i16 form then wraps).
+        fn pairs(how: Lowering, a: [i8; 16], b: [u8; 16]) -> [i32; 8] {
+            let bv = |k: usize| match how {
+                Lowering::ExactSigned => b[k] as i8 as i32,
+                _ => b[k] as i32,
+            };
+            core::array::from_fn(|m| {
+                let p = a[2 * m] as i32 * bv(2 * m) + a[2 * m + 1] as i32 * bv(2 * m + 1);
+                match how {
+                    Lowering::SaturatingUnsigned => p.clamp(i16::MIN as i32, i16::MAX as i32),
+                    Lowering::Wrapping => p as i16 as i32,
+                    _ => p,
+                }
+            })
+        }
+
+        /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`.
+        fn dot_add(how: Lowering, a: [i8; 16], b: [u8; 16], c: [i32; 4]) -> [i32; 4] {
+            let p = pairs(how, a, b);
+            core::array::from_fn(|l| c[l].wrapping_add(p[2 * l] + p[2 * l + 1]))
+        }
+
+        /// `relaxed::lanes`.
+        const LANES: [usize; 16] = [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15];
+
+        fn half<T: Copy>(v: &[T], h: usize) -> [T; 16] {
+            core::array::from_fn(|k| v[16 * h + LANES[k]])
+        }
+
+        /// The `simd128` kernel's i32 lanes: lane `k` sums the values at `2k, 2k+1` of each
+        /// eight-value quarter of the block (`i32x4.dot_i16x8_s` on the widened halves).
+        fn simd128_lanes(w: &[i32], x: &[i8]) -> [i32; 4] {
+            core::array::from_fn(|k| {
+                (0..4)
+                    .flat_map(|q| [8 * q + 2 * k, 8 * q + 2 * k + 1])
+                    .map(|e| w[e] * x[e] as i32)
+                    .sum()
+            })
+        }
+
+        /// `relaxed::q4`: nibbles as `b`, activations as `a`, `−8·Σq` of each lane in `c`.
+        fn q4_lanes(how: Lowering, p: &[u8], xq: &[i8]) -> [i32; 4] {
+            let lo: Vec<u8> = p.iter().map(|v| v & 0x0F).collect();
+            let hi: Vec<u8> = p.iter().map(|v| v >> 4).collect();
+            let (xl, xh) = (half(xq, 0), half(xq, 1));
+            let sums = dot_add(how, xh, [1; 16], dot_add(how, xl, [1; 16], [0; 4]));
+            let init = sums.map(|s| -(s << 3));
+            // i16x8.add of the two halves' i16 pair sums, then i32x4.extadd_pairwise_i16x8_s.
+            let (pl, ph) = (pairs(how, xl, half(&lo, 0)), pairs(how, xh, half(&hi, 0)));
+            let p16: [i32; 8] =
+                core::array::from_fn(|m| (pl[m] as i16).wrapping_add(ph[m] as i16) as i32);
+            core::array::from_fn(|l| init[l] + p16[2 * l] + p16[2 * l + 1])
+        }
+
+        /// `relaxed::q8`: weights as `a`, the activations' positive and negative parts as `b`.
+        fn q8_lanes(how: Lowering, p: &[u8], xq: &[i8]) -> [i32; 4] {
+            let w: Vec<i8> = p.iter().map(|&v| v as i8).collect();
+            let pos: Vec<u8> = xq.iter().map(|&v| v.max(0) as u8).collect();
+            let neg: Vec<u8> = xq.iter().map(|&v| v.wrapping_neg().max(0) as u8).collect();
+            let run = |part: &[u8]| {
+                let acc = dot_add(how, half(&w, 0), half(part, 0), [0; 4]);
+                dot_add(how, half(&w, 1), half(part, 1), acc)
+            };
+            let (p, n) = (run(&pos), run(&neg));
+            core::array::from_fn(|l| p[l] - n[l])
+        }
+
+        fn check(p: &[u8], xq: &[i8]) -> std::result::Result<(), TestCaseError> {
+            let w4: Vec<i32> = (0..QK)
+                .map(|e| {
+                    let b = p[e % (QK / 2)];
+                    (if e < QK / 2 { b & 0x0F } else { b >> 4 }) as i32 - 8
+                })
+                .collect();
+            let w8: Vec<i32> = p.iter().map(|&v| v as i8 as i32).collect();
+            let want4 = simd128_lanes(&w4, xq);
+            let want8 = simd128_lanes(&w8, xq);
+            // The scalar twin's block dots.
+            let exact4: i32 = w4.iter().zip(xq).map(|(&w, &x)| w * x as i32).sum();
+            let exact8: i32 = w8.iter().zip(xq).map(|(&w, &x)| w * x as i32).sum();
+            prop_assert_eq!(want4.iter().sum::<i32>(), exact4);
+            prop_assert_eq!(want8.iter().sum::<i32>(), exact8);
+            for how in ALL {
+                prop_assert_eq!(q4_lanes(how, &p[..QK / 2], xq), want4, "q4 {:?}", how);
+                prop_assert_eq!(q8_lanes(how, p, xq), want8, "q8 {:?}", how);
+            }
+            Ok(())
+        }
+
+        /// Bytes biased to the extremes (−128, −127, 0, 127, 0x0F/0xF0 nibbles), where
+        /// saturation or a signed/unsigned reading would show.
+        fn byte() -> impl Strategy<Value = u8> {
+            prop_oneof![
+                any::<u8>(),
+                Just(0x80),
+                Just(0x81),
+                Just(0x7F),
+                Just(0xFF),
+                Just(0x0F),
+                Just(0xF0),
+                Just(0)
+            ]
+        }
+
+        fn act() -> impl Strategy<Value = i8> {
+            prop_oneof![-127i8..=127, Just(-127i8), Just(127i8), Just(0i8)]
+        }
+
+        proptest! {
+            #[test]
+            fn every_lowering_gives_the_simd128_lanes(
+                p in proptest::collection::vec(byte(), QK),
+                xq in proptest::collection::vec(act(), QK),
+            ) {
+                check(&p, &xq)?;
+            }
+        }
+
+        #[test]
+        fn extremes_give_the_simd128_lanes() {
+            for (w, x) in [
+                (0x80u8, -127i8),
+                (0x80, 127),
+                (0x7F, 127),
+                (0x7F, -127),
+                (0xFF, 127),
+                (0x00, -127),
+            ] {
+                check(&[w; QK], &[x; QK]).unwrap();
+            }
+        }
+
+        #[test]
+        fn a_byte_over_127_in_b_would_differ_between_lowerings() {
+            // What the operand rule protects against: with 0x80 in `b` the lowerings disagree.
+            let a = [1i8; 16];
+            let b = [0x80u8; 16];
+            let x86 = dot_add(Lowering::SaturatingUnsigned, a, b, [0; 4]);
+            let arm = dot_add(Lowering::ExactSigned, a, b, [0; 4]);
+            assert_ne!(x86, arm);
         }
     }
 
