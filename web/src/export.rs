@@ -57,7 +57,9 @@ pub fn json(rows: &[(&Pair, &BatchItem)]) -> String {
         s.push_str(if k == 0 { "\n" } else { ",\n" });
         match serde_json::to_string(&row) {
             Ok(j) => s.push_str(&j),
-            Err(e) => s.push_str(&serde_json::json!({ "line": p.line, "error": e.to_string() }).to_string()),
+            Err(e) => s.push_str(
+                &serde_json::json!({ "line": p.line, "error": e.to_string() }).to_string(),
+            ),
         }
     }
     s.push_str("\n]\n");
@@ -236,6 +238,9 @@ mod tests {
         let text = json(&[(&p, &a), (&p, &e)]);
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(text.lines().nth(2).unwrap().starts_with("{\"line\":1,"));
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&json(&[])).unwrap(), serde_json::json!([]));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json(&[])).unwrap(),
+            serde_json::json!([])
+        );
     }
 }
