@@ -772,7 +772,7 @@ pub async fn load(
 
     let pages = table.rows.div_ceil(s.page_rows);
     let mut present = vec![false; pages];
-    let have_rows = (stop - table.offset) / table.row_bytes;
+    let have_rows = layout.prefetched_rows();
     present
         .iter_mut()
         .take(have_rows / s.page_rows)

@@ -107,6 +107,38 @@ impl Layout {
         })
     }
 
+    /// The first bound of those this type promises (see [`Layout`]) that does not hold for a
+    /// file of `file_len` bytes, or `None`: what the tests and the fuzz target check.
+    pub fn broken_bound(&self, file_len: usize) -> Option<&'static str> {
+        let t = self.table;
+        [
+            (
+                t.offset <= self.stop && self.stop <= t.end(),
+                "the first part ends in the table",
+            ),
+            (t.end() <= self.ready_end, "the tail starts after the table"),
+            (self.ready_end <= file_len, "the tail ends in the file"),
+            (
+                self.first_blocks <= self.blocks.len(),
+                "first_blocks counts blocks",
+            ),
+            (
+                self.blocks
+                    .iter()
+                    .all(|b| b.start <= b.end && b.end <= file_len),
+                "every block is in the file",
+            ),
+            (
+                self.blocks[self.first_blocks.min(self.blocks.len())..]
+                    .iter()
+                    .all(|b| b.start >= self.ready_end),
+                "the later blocks come after the tail",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(holds, bound)| (!holds).then_some(bound))
+    }
+
     /// Whole table rows in the first part.
     pub fn prefetched_rows(&self) -> usize {
         (self.stop - self.table.offset) / self.table.row_bytes
@@ -151,36 +183,35 @@ mod tests {
         GgufHeader::parse(&bytes, bytes.len()).unwrap()
     }
 
-    fn holds(l: &Layout, file_len: usize) {
-        let t = l.table;
-        assert!(t.offset <= l.stop && l.stop <= t.end(), "{l:?}");
-        assert!(t.end() <= l.ready_end && l.ready_end <= file_len, "{l:?}");
-        assert!(l.first_blocks <= l.blocks.len(), "{l:?}");
-        assert!(l.blocks.iter().all(|b| b.end <= file_len), "{l:?}");
-        assert!(
-            l.blocks[l.first_blocks..]
-                .iter()
-                .all(|b| b.start >= l.ready_end),
-            "{l:?}"
-        );
-    }
-
     #[test]
     fn deeper_blocks_after_the_table_come_later() {
         let h = header(true, 4, Some(2));
         let l = Layout::plan(&h, 2).unwrap();
-        holds(&l, h.file_len);
+        assert_eq!(l.broken_bound(h.file_len), None, "{l:?}");
         assert_eq!(l.first_blocks, 2);
         assert_eq!(l.prefetched_rows(), 2);
         assert_eq!(l.ready_end, l.blocks[1].end);
         assert_eq!(l.ready_bytes(), l.stop + (l.blocks[1].end - l.table.end()));
+        // A bound that does not hold is named.
+        let mut bad = l.clone();
+        bad.ready_end = h.file_len + 1;
+        assert_eq!(
+            bad.broken_bound(h.file_len),
+            Some("the tail ends in the file")
+        );
+        bad = l.clone();
+        bad.blocks[3].start = l.ready_end - 1;
+        assert_eq!(
+            bad.broken_bound(h.file_len),
+            Some("the later blocks come after the tail")
+        );
     }
 
     #[test]
     fn blocks_before_the_table_all_come_before_ready() {
         let h = header(false, 4, Some(2));
         let l = Layout::plan(&h, 2).unwrap();
-        holds(&l, h.file_len);
+        assert_eq!(l.broken_bound(h.file_len), None, "{l:?}");
         assert_eq!(l.first_blocks, 4);
         assert_eq!(l.ready_end, l.table.end());
         // With every row prefetched nothing is left for later: the file loads whole.
