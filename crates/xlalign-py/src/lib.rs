@@ -15,7 +15,8 @@ use pyo3::types::PyBytes;
 use xlalign_core::align::extract::{side_units, Units};
 use xlalign_core::align::Level;
 use xlalign_core::corpus::{
-    add_block, for_each_block, mexa, score_block, MexaOptions, ScoreOptions, MAX_BLOCK,
+    add_block, check_parallel, for_each_block, mexa, score_block, MexaOptions, ScoreOptions,
+    MAX_BLOCK,
 };
 use xlalign_core::embed::{embed_texts, Prefix};
 use xlalign_core::error::ErrorKind;
@@ -274,13 +275,7 @@ impl PyAligner {
             check_block(block)?;
             let opts: MexaOptions = serde_json::from_str(options)
                 .map_err(|e| Error::Input(format!("mexa options: {e}")))?;
-            if src.len() != tgt.len() {
-                return Err(Error::Input(format!(
-                    "MEXA needs parallel sentences: {} sources, {} targets",
-                    src.len(),
-                    tgt.len()
-                )));
-            }
+            check_parallel(src.len(), tgt.len())?;
             let mut total = Vec::new();
             let pairs = src
                 .iter()

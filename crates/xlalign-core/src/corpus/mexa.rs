@@ -183,6 +183,17 @@ impl Counts {
     }
 }
 
+/// MEXA's input must be parallel: as many targets as sources (checked on a whole corpus
+/// before it is cut into blocks, and by [`mexa`] on each block).
+pub fn check_parallel(sources: usize, targets: usize) -> Result<()> {
+    if sources != targets {
+        return Err(Error::Input(format!(
+            "MEXA needs parallel sentences: {sources} sources, {targets} targets"
+        )));
+    }
+    Ok(())
+}
+
 /// MEXA per layer for parallel sentences `src[i]`, `tgt[i]` (at most [`MAX_BLOCK`] pairs;
 /// score a larger corpus in blocks). Every sentence is encoded once, with the model's
 /// passage prefix, and pooled at every requested layer; `progress` is called with the number
@@ -195,13 +206,7 @@ pub async fn mexa<B: Backend>(
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<LayerAlignment>> {
     let model = &aligner.model;
-    if src.len() != tgt.len() {
-        return Err(Error::Input(format!(
-            "MEXA needs parallel sentences: {} sources, {} targets",
-            src.len(),
-            tgt.len()
-        )));
-    }
+    check_parallel(src.len(), tgt.len())?;
     if src.len() > MAX_BLOCK {
         return Err(Error::Input(format!(
             "{} pairs are over the {MAX_BLOCK}-pair limit of one MEXA block",

@@ -14,7 +14,8 @@ pub mod score;
 pub use blocks::for_each_block;
 pub use margin::{margin_from_cosines, margin_scores};
 pub use mexa::{
-    add_block, mexa, mexa_from_cosines, mexa_from_vectors, LayerAlignment, MexaOptions,
+    add_block, check_parallel, mexa, mexa_from_cosines, mexa_from_vectors, LayerAlignment,
+    MexaOptions,
 };
 pub use score::{
     measure_pairs, score_block, score_measured, PairMeasure, PairScore, ScoreOptions, Thresholds,
