@@ -3,7 +3,7 @@
 package in one process, Dask distributed with 1 and 2 worker processes, and PySpark local
 with 1 and 2 cores. Every run's links are checked against the CLI's.
 
-    python3 scripts/bench-corpus.py [--pairs 2000] [--gold-dir ../shared/data/gold]
+    python3 scripts/bench-corpus.py [--pairs 2000] [--gold-dir DIR]   (default: ../shared/data/gold if present, else tests/data/gold)
 
 The pairs are the gold sets' lines (pre-tokenised, `src ||| tgt`), repeated up to --pairs.
 Needs setup (the package, dask, pyspark) and the model (XLALIGN_MODEL or the default)."""
@@ -44,12 +44,20 @@ def timed(label, n, fn, results):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=2000)
-    ap.add_argument("--gold-dir", default=str(REPO.parent / "shared/data/gold"))
+    ap.add_argument(
+        "--gold-dir",
+        help="gold sets to take pairs from (default: ../shared/data/gold next to the checkout "
+        "when it exists, else the slices in tests/data/gold)",
+    )
     ap.add_argument("--skip-spark", action="store_true")
     args = ap.parse_args()
-    gold = Path(args.gold_dir)
-    if not gold.is_dir():
-        gold = REPO / "tests/data/gold"
+    if args.gold_dir:
+        gold = Path(args.gold_dir)
+        if not gold.is_dir():
+            sys.exit(f"--gold-dir {gold}: not a folder")
+    else:
+        shared = REPO.parent / "shared/data/gold"
+        gold = shared if shared.is_dir() else REPO / "tests/data/gold"
     model = os.environ.get("XLALIGN_MODEL", str(REPO / "public/models/multilingual-e5-small-q4_0.gguf"))
     cli = os.environ.get("XLALIGN_BIN", str(Path.home() / ".cache/xlalign/target/release/xlalign"))
     import pandas as pd
