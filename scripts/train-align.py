@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Fine-tunes the encoder's blocks below the alignment layer for word alignment and writes
+the tuned tensors, re-quantised to the base file's types, as a delta GGUF (README, "Alignment
+tuning"). The objectives are in ``scripts/training/tune.py``.
+
+    python3 scripts/train-align.py --out /tmp/tuned.delta.gguf           # the shipped delta
+    python3 scripts/train-align.py --steps 3 --per-lang 40 --out /tmp/t  # a smoke run
+
+With ``--patched FILE`` it also writes a full model: a copy of the base with the tuned
+tensors' bytes replaced in place (same types and sizes, metadata unchanged), for evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+DEFAULT_LANGS = "de-en,en-fr,ro-en,ja-en,zh-en,en-hi,cs-en,sv-en,es-en,it-en,ru-en,uk-en,pl-en,pt-en,nl-en,ko-en,ar-en"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "public/models/multilingual-e5-small-q4_0.gguf"))
+    ap.add_argument("--tokenizer", default=str(Path.home() / ".cache/xlalign/model-src/tokenizer.json"))
+    ap.add_argument("--data", default=str(Path.home() / ".cache/xlalign/training/data"))
+    ap.add_argument("--langs", default=DEFAULT_LANGS, help="training files <a>-<b>, comma-separated")
+    ap.add_argument("--per-lang", type=int, default=2000, help="pairs per language file")
+    ap.add_argument("--steps", type=int, default=0, help="0: one pass over the pairs")
+    ap.add_argument("--tokens", type=int, default=1024, help="padded tokens per side per step")
+    ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--so", type=float, default=1.0)
+    ap.add_argument("--co", type=float, default=0.0)
+    ap.add_argument("--norm", type=float, default=1.0)
+    ap.add_argument("--distill", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", required=True, help="the delta GGUF to write")
+    ap.add_argument("--patched", help="also write a full model with the tuned tensors")
+    ap.add_argument("--log", help="write the loss curve here (JSON lines)")
+    ap.add_argument("--summary", help="write the held-out losses and settings here (JSON)")
+    args = ap.parse_args()
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from tokenizers import Tokenizer
+
+    from training import encoder as E
+    from training import tune as T
+    from training import delta as D
+
+    rng = random.Random(args.seed)
+    t0 = time.time()
+    weights = E.Weights(Path(args.model))
+    cfg = weights.config
+    layer = min(int(weights.defaults.get("xlalign.align.layer", cfg.layers)), cfg.layers)
+    temperature = float(weights.defaults.get("xlalign.align.temperature", 1.0))
+    threshold = float(weights.defaults.get("xlalign.align.threshold", 1e-3))
+    prefix = str(weights.defaults.get("xlalign.prefix.passage", ""))
+    tok = Tokenizer.from_file(args.tokenizer)
+    print(f"model read in {time.time() - t0:.1f} s: layer {layer}, temperature {temperature}, threshold {threshold}", flush=True)
+
+    pairs = []
+    for name in args.langs.split(","):
+        path = Path(args.data) / f"{name}.txt"
+        if not path.is_file():
+            print(f"error: no training file {path} (scripts/training-data.py build makes them)", file=sys.stderr)
+            return 2
+        got = T.read_pairs(path, args.per_lang, rng)
+        pairs += [(T.side(tok, prefix, s), T.side(tok, prefix, t)) for s, t in got]
+    rng.shuffle(pairs)
+    held = pairs[: max(1, len(pairs) // 20)]
+    train = pairs[len(held) :]
+    train_batches = T.batches(train, args.tokens, rng)
+    held_batches = T.batches(held, args.tokens, rng)
+    print(f"{len(train)} training pairs in {len(train_batches)} batches, {len(held)} held out", flush=True)
+
+    emb = {k: jnp.asarray(v) for k, v in E.embedding_tables(weights).items()}
+    base = [{k: jnp.asarray(v) for k, v in weights.block(i).items()} for i in range(cfg.layers)]
+    params = base[:layer]
+    frozen_top = base[layer:]
+    base_norm = T.mean_sq_norm(cfg, emb, params, held_batches[:8])
+    settings = T.Settings(layer, temperature, threshold, args.so, args.co, args.norm, args.distill, args.lr)
+    steps = args.steps or len(train_batches)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, max(1, steps // 20), steps, args.lr * 0.1)
+    optimizer = optax.adamw(schedule, weight_decay=0.0)
+    opt_state = optimizer.init(params)
+    step, evaluate, links_of = T.make_step(cfg, emb, frozen_top, settings, base_norm, optimizer)
+    teach = jax.jit(lambda ids, att: T.teacher_embeddings(cfg, emb, base, ids, att))
+
+    # Held-out pairs are scored against the base model's links, fixed, so that the losses
+    # before and after training measure the same thing.
+    held = []
+    for length, group in held_batches:
+        ids, att, rows = T.arrays(length, group)
+        teacher = teach(ids, att) if args.distill > 0 else jnp.zeros(())
+        held.append((ids, att, rows, teacher, links_of(params, ids, att, rows)))
+
+    def held_loss(p):
+        tot, parts_tot, n = 0.0, {}, 0
+        for ids, att, rows, teacher, links in held:
+            loss, parts = evaluate(p, ids, att, rows, teacher, links)
+            tot += float(loss)
+            for k, v in parts.items():
+                parts_tot[k] = parts_tot.get(k, 0.0) + float(v)
+            n += 1
+        return tot / n, {k: v / n for k, v in parts_tot.items()}
+
+    log = open(args.log, "w") if args.log else None
+    first, first_parts = held_loss(params)
+    print(f"held-out loss before: {first:.4f} {fmt(first_parts)}", flush=True)
+    start = time.time()
+    done_pairs = 0
+    for k in range(steps):
+        length, group = train_batches[k % len(train_batches)]
+        ids, att, rows = T.arrays(length, group)
+        teacher = teach(ids, att) if args.distill > 0 else jnp.zeros(())
+        params, opt_state, loss, parts = step(params, opt_state, ids, att, rows, teacher)
+        done_pairs += len(group)
+        if log:
+            log.write(json.dumps({"step": k, "loss": float(loss), **{a: float(b) for a, b in parts.items()}}) + "\n")
+        if k % 20 == 0 or k == steps - 1:
+            el = time.time() - start
+            rate = done_pairs / el if el > 0 else 0.0
+            eta = (steps - k - 1) * el / (k + 1)
+            print(f"step {k + 1}/{steps}  loss {float(loss):.4f} {fmt(parts)}  {rate:.1f} pairs/s  eta {eta / 60:.1f} min", flush=True)
+    last, last_parts = held_loss(params)
+    print(f"held-out loss after: {last:.4f} {fmt(last_parts)} (before {first:.4f}); {time.time() - start:.0f} s", flush=True)
+
+    if args.summary:
+        summary = {"held_out_before": first, "held_out_after": last, "parts_before": first_parts,
+                   "parts_after": last_parts, "steps": steps, "pairs": len(train), "seconds": time.time() - start,
+                   "layer": layer, "base_mean_sq_norm": base_norm, "args": vars(args)}
+        Path(args.summary).write_text(json.dumps(summary, indent=1))
+    tuned = {}
+    for i, p in enumerate(params):
+        for name, value in p.items():
+            tuned[f"blk.{i}.{name}"] = np.asarray(value)
+    D.write_delta(weights, tuned, Path(args.out), {"general.name": "multilingual-e5-small-align"})
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes)")
+    if args.patched:
+        D.write_patched(weights, tuned, Path(args.patched))
+        print(f"wrote {args.patched}")
+    return 0
+
+
+def fmt(parts) -> str:
+    return " ".join(f"{k} {float(v):.4f}" for k, v in parts.items())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Fine-tuning the blocks up to the alignment layer for word alignment, awesome-align style
+(Dou & Neubig 2021), on the parallel text of ``scripts/training-data.py``.
+
+Objectives, per pair, on the alignment layer's rows (the rows the core extracts between:
+specials, the passage prefix and bare ``▁`` left out):
+
+- **self-training** (``so``): the model's own links at this step — both softmax directions
+  over ``S·Tᵀ / temperature`` above the threshold, the default method's rule — are the
+  targets; the loss is their mean negative log-probability in both directions;
+- **consistency** (``co``): ``−Σ P_fwd ⊙ P_rev / min(n, m)``, the two directions agreeing;
+- **norm** (``norm``): the mean squared row norm kept at the base model's, so that the
+  temperature the model file recommends keeps its meaning (self-training alone rewards
+  sharper distributions, which a growing norm gives without better links);
+- **distillation** (``distill``, optional): the pooled, normalised sentence embedding (last
+  layer, mean over tokens) kept at the base model's, so sentence similarity is kept. It runs
+  all blocks, the tuned ones and the rest, which makes a step about twice as slow.
+
+Only the blocks below the alignment layer are trained; embeddings stay frozen.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from . import encoder as E
+
+PREFIX_TOKENS_DROPPED = (0, 1, 2, 3)  # <s> <pad> </s> <unk>
+BARE_SPACE = 6  # "▁"
+BUCKETS = (16, 24, 32, 48, 64)
+
+
+@dataclass
+class Side:
+    ids: list[int]
+    rows: list[int]  # positions the core extracts between
+
+
+def side(tokenizer, prefix: str, text: str) -> Side:
+    enc = tokenizer.encode(prefix + text)
+    rows = [
+        i
+        for i, (t, (a, b)) in enumerate(zip(enc.ids, enc.offsets))
+        if b > len(prefix) and b > a and t not in PREFIX_TOKENS_DROPPED and t != BARE_SPACE
+    ]
+    return Side(enc.ids, rows)
+
+
+def read_pairs(path: Path, limit: int, rng: random.Random) -> list[tuple[str, str]]:
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if " ||| " not in line:
+                continue
+            s, t = line.rstrip("\n").split(" ||| ", 1)
+            if s.strip() and t.strip():
+                pairs.append((s, t))
+    rng.shuffle(pairs)
+    return pairs[:limit]
+
+
+def batches(items, tokens_per_batch: int, rng: random.Random):
+    """Pairs grouped by padded length (one compiled shape per bucket): `(length, [pairs])`."""
+    by_bucket: dict[int, list] = {}
+    for src, tgt in items:
+        longest = max(len(src.ids), len(tgt.ids))
+        bucket = next((b for b in BUCKETS if b >= longest), None)
+        if bucket is not None and src.rows and tgt.rows:
+            by_bucket.setdefault(bucket, []).append((src, tgt))
+    out = []
+    for length, group in by_bucket.items():
+        size = max(1, tokens_per_batch // length)
+        rng.shuffle(group)
+        for k in range(0, len(group), size):
+            out.append((length, group[k : k + size]))
+    rng.shuffle(out)
+    return out
+
+
+def arrays(length: int, group):
+    n = len(group)
+    ids = np.zeros((2, n, length), np.int32)
+    att = np.zeros((2, n, length), np.float32)
+    rows = np.zeros((2, n, length), np.float32)
+    for j, pair in enumerate(group):
+        for s, sd in enumerate(pair):
+            ids[s, j, : len(sd.ids)] = sd.ids
+            ids[s, j, len(sd.ids) :] = 1
+            att[s, j, : len(sd.ids)] = 1
+            rows[s, j, sd.rows] = 1
+    return ids, att, rows
+
+
+def link_probs(hs, ht, ms, mt, temperature):
+    """Both softmax directions over the masked dot products: `[B, n, m]` each."""
+    sim = jnp.einsum("bih,bjh->bij", hs, ht) / temperature
+    valid = (ms[:, :, None] * mt[:, None, :]) > 0
+    neg = -1e9
+    fwd = jax.nn.softmax(jnp.where(valid, sim, neg), axis=2)
+    rev = jax.nn.softmax(jnp.where(valid, sim, neg), axis=1)
+    logf = jax.nn.log_softmax(jnp.where(valid, sim, neg), axis=2)
+    logr = jax.nn.log_softmax(jnp.where(valid, sim, neg), axis=1)
+    return fwd, rev, logf, logr, valid
+
+
+@dataclass
+class Settings:
+    layer: int = 7
+    temperature: float = 3.0
+    threshold: float = 0.3
+    so: float = 1.0
+    co: float = 0.0
+    norm: float = 1.0
+    distill: float = 0.0
+    lr: float = 2e-5
+
+
+def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: float, optimizer):
+    def pooled(states, att):
+        m = att[..., None]
+        v = (states * m).sum(1) / m.sum(1)
+        return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+
+    def alignment_states(params, ids, att):
+        x = E.embed(emb, ids.reshape(-1, ids.shape[-1]), cfg, 0)
+        a = att.reshape(-1, att.shape[-1])
+        return E.forward(params, x, a, cfg)[-1], a
+
+    def own_links(fwd, rev, valid):
+        return jax.lax.stop_gradient(
+            ((fwd > settings.threshold) & (rev > settings.threshold) & valid).astype(jnp.float32)
+        )
+
+    def loss_fn(params, ids, att, rows, teacher, links=None):
+        """The objective; `links` given: scored against those instead of the model's own
+        (how held-out loss is compared before and after training)."""
+        top, a = alignment_states(params, ids, att)
+        b = ids.shape[1]
+        ms, mt = rows[0], rows[1]
+        fwd, rev, logf, logr, valid = link_probs(top[:b], top[b:], ms, mt, settings.temperature)
+        if links is None:
+            links = own_links(fwd, rev, valid)
+        count = jnp.maximum(links.sum(), 1.0)
+        so = -(links * (logf + logr)).sum() / (2.0 * count)
+        co = -((fwd * rev * valid).sum((1, 2)) / jnp.minimum(ms.sum(1), mt.sum(1))).mean()
+        keep = jnp.concatenate([ms, mt])
+        mean_sq = ((top**2).sum(-1) * keep).sum() / keep.sum()
+        norm = (mean_sq / base_norm - 1.0) ** 2
+        loss = settings.so * so + settings.co * co + settings.norm * norm
+        distill = jnp.float32(0.0)
+        if settings.distill > 0:
+            y = top
+            for p in frozen_top:
+                y = E.block_forward(p, y, a, cfg)
+            distill = (1.0 - (pooled(y, a) * teacher).sum(-1)).mean()
+            loss = loss + settings.distill * distill
+        return loss, {"so": so, "co": co, "norm": norm, "distill": distill, "links": links.sum() / b}
+
+    @jax.jit
+    def step(params, opt_state, ids, att, rows, teacher):
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, ids, att, rows, teacher
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, loss, parts
+
+    @jax.jit
+    def links_of(params, ids, att, rows):
+        top, _ = alignment_states(params, ids, att)
+        b = ids.shape[1]
+        fwd, rev, _, _, valid = link_probs(top[:b], top[b:], rows[0], rows[1], settings.temperature)
+        return own_links(fwd, rev, valid)
+
+    @jax.jit
+    def evaluate(params, ids, att, rows, teacher, links):
+        return loss_fn(params, ids, att, rows, teacher, links)
+
+    return step, evaluate, links_of
+
+
+def teacher_embeddings(cfg, emb, blocks, ids, att):
+    """The base model's pooled, normalised embedding of both sides: `[2B, H]`."""
+    x = E.embed(emb, ids.reshape(-1, ids.shape[-1]), cfg, 0)
+    a = att.reshape(-1, att.shape[-1])
+    y = E.forward(blocks, x, a, cfg)[-1]
+    m = a[..., None]
+    v = (y * m).sum(1) / m.sum(1)
+    return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def mean_sq_norm(cfg, emb, blocks, data) -> float:
+    """The base model's mean squared row norm at the alignment layer over `data`."""
+    total, count = 0.0, 0.0
+    for length, group in data:
+        ids, att, rows = arrays(length, group)
+        x = E.embed(emb, jnp.asarray(ids.reshape(-1, length)), cfg, 0)
+        y = E.forward(blocks, x, jnp.asarray(att.reshape(-1, length)), cfg)[-1]
+        keep = rows.reshape(-1, length)
+        total += float(((np.asarray(y) ** 2).sum(-1) * keep).sum())
+        count += float(keep.sum())
+    return total / count
