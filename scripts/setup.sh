@@ -19,7 +19,8 @@ WASM_BINDGEN_VERSION="0.2.130"
 TRUNK_VERSION="0.21.14"
 # maturin builds the Python package; dask/distributed and pyspark (with pandas and pyarrow,
 # and a Java runtime from apt) run its corpus recipes in tests/python/test_distributed.py.
-# pandas 2: PySpark 4.3 does not support pandas 3 yet.
+# pandas 2: PySpark 4.3 does not support pandas 3 yet. jax/jaxlib (CPU wheel, 85 MB) and optax run
+# the alignment fine-tuning (scripts/train-align.py) and its test (tests/python/test_training.py).
 PY_PINS=(numpy==2.4.6 safetensors==0.8.0 gguf==0.19.0 pytest==9.2.0 tokenizers==0.23.3 zstandard==0.25.0
     maturin==1.16.0 dask==2026.8.0 distributed==2026.8.0 pandas==2.3.3 pyarrow==26.0.1 pyspark==4.3.0
     jax==0.10.2 jaxlib==0.10.2 optax==0.2.8)
