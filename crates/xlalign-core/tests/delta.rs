@@ -15,7 +15,7 @@ use targets::{tiny_model, TinyTokenizer};
 use xlalign_core::gguf::delta::{
     apply_delta, make_delta, BASE_WEIGHTS_SHA256, RESULT_WEIGHTS_SHA256,
 };
-use xlalign_core::gguf::{GgufFile, GgufWriter, Value, WeightsDigest};
+use xlalign_core::gguf::{sha256_hex, GgufFile, GgufWriter, Value, WeightsDigest};
 use xlalign_core::model::keys;
 use xlalign_core::tensor::DType;
 use xlalign_core::{Error, Model};
@@ -466,13 +466,7 @@ fn shipped_deltas_rebuild_their_models() {
             continue;
         }
         let delta_bytes = std::fs::read(dir.join(format!("{name}.delta.gguf"))).unwrap();
-        let sha = {
-            use sha2::Digest;
-            sha2::Sha256::digest(&delta_bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let sha = sha256_hex(&delta_bytes);
         assert_eq!(sha, field("delta_sha256"), "{name}: the delta's sha256");
         let delta = parse(delta_bytes);
         let result = parse(apply_delta(&base, &delta).unwrap().to_bytes().unwrap());

@@ -72,6 +72,11 @@ impl fmt::Debug for WeightsDigest {
     }
 }
 
+/// The sha256 of `bytes` as 64 lowercase hex digits (a whole file's, as a manifest records it).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    WeightsDigest(Sha256::digest(bytes).into()).hex()
+}
+
 impl GgufFile {
     /// Every tensor in file order, sharing the file's bytes.
     pub fn all_tensors(&self) -> Result<Vec<Tensor>> {

@@ -14,7 +14,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-pub use digest::WeightsDigest;
+pub use digest::{sha256_hex, WeightsDigest};
 pub use read::{GgufFile, GgufHeader, TensorInfo};
 pub use write::GgufWriter;
 
