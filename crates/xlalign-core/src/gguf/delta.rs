@@ -17,10 +17,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{GgufFile, GgufWriter, Value, KEY_ALIGNMENT};
+use super::{GgufFile, GgufWriter, Value, WeightsDigest, KEY_ALIGNMENT};
 use crate::error::{Error, Result};
-
-pub use super::digest::WeightsDigest;
 
 /// Keys under this prefix are the delta's bookkeeping, not model metadata.
 pub const DELTA_PREFIX: &str = "xlalign.delta.";
