@@ -215,6 +215,68 @@ convert_model() {
     "$XLALIGN_BIN" info "$XLALIGN_DEFAULT_MODEL" || die "the converted model does not load"
 }
 
+# The weights sha256 `xlalign info` prints for a model (empty when it does not load).
+weights_sha256_of() {
+    "$XLALIGN_BIN" info "$1" 2>/dev/null | awk '$1 == "weights:" { print $3 }' || true
+}
+
+# Tuned models ship as deltas on the default model (models/README.md): for each manifest
+# models/<name>.json, check the delta's sha256, rebuild public/models/<result> from the base
+# and the delta unless it is already there (newer than both, with the manifest's weights), and
+# check the result's weights digest.
+tuned_models() {
+    step "Tuned models (models/*.json)"
+    local manifests=() m fields name base base_sha delta_sha result result_sha delta out base_path
+    shopt -s nullglob
+    manifests=(models/*.json)
+    shopt -u nullglob
+    if ((${#manifests[@]} == 0)); then
+        skip "none shipped"
+        return 0
+    fi
+    for m in "${manifests[@]}"; do
+        fields=$(python3 - "$m" <<'EOF2'
+import json, re, sys, os
+path = sys.argv[1]
+try:
+    m = json.load(open(path))
+    keys = ["name", "base", "base_weights_sha256", "delta_sha256", "result", "result_weights_sha256"]
+    vals = [m[k] for k in keys]
+except (OSError, ValueError, KeyError, TypeError) as e:
+    sys.exit(f"{path}: not a manifest with {', '.join(keys)} ({e!r})")
+for k, v in zip(keys, vals):
+    ok = isinstance(v, str) and (re.fullmatch(r"[0-9a-f]{64}", v) if k.endswith("sha256")
+                                 else re.fullmatch(r"[A-Za-z0-9._-]+", v))
+    if not ok:
+        sys.exit(f"{path}: `{k}` = {v!r} is not {'64 lowercase hex digits' if k.endswith('sha256') else 'a plain file name'}")
+if os.path.basename(path) != vals[0] + ".json":
+    sys.exit(f"{path}: its name is {vals[0]!r}; the manifest must be models/{vals[0]}.json")
+print(" ".join(vals))
+EOF2
+        ) || die "bad manifest $m"
+        read -r name base base_sha delta_sha result result_sha <<<"$fields"
+        delta="models/$name.delta.gguf"
+        out="public/models/$result"
+        base_path="public/models/$base"
+        [[ -f $base_path ]] || die "$name: its base model $base_path is missing"
+        [[ -f $delta ]] || die "$name: $delta is missing"
+        [[ $(sha256_of "$delta") == "$delta_sha" ]] ||
+            die "$name: $delta has sha256 $(sha256_of "$delta"), the manifest says $delta_sha (a partial checkout or an edited delta?)"
+        if [[ -f $out && $out -nt $delta && $out -nt $base_path && $(weights_sha256_of "$out") == "$result_sha" ]]; then
+            skip "$result present, weights sha256 verified"
+            continue
+        fi
+        [[ $(weights_sha256_of "$base_path") == "$base_sha" ]] ||
+            die "$name: the delta applies to a base with weights sha256 $base_sha; $base_path has $(weights_sha256_of "$base_path")"
+        info "building $out from $base_path and $delta"
+        timed "$XLALIGN_BIN" delta apply --base "$base_path" --delta "$delta" -o "$out" \
+            --expect-weights-sha256 "$result_sha"
+        [[ $(weights_sha256_of "$out") == "$result_sha" ]] ||
+            die "$name: $out does not have the manifest's weights sha256 $result_sha"
+        "$XLALIGN_BIN" info "$out" || die "$name: $out does not load"
+    done
+}
+
 setup_apt
 setup_rust
 setup_npm
@@ -222,5 +284,6 @@ setup_python
 setup_model_sources
 build_cli
 convert_model
+tuned_models
 build_python_package
 step "setup complete in $(elapsed)"

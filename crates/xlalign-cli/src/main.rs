@@ -27,6 +27,9 @@ enum Command {
     Convert(cmd::convert::Args),
     /// Print a model file's architecture, tensor types and size.
     Info(cmd::info::Args),
+    /// Make or apply a model delta: the tensors and metadata a fine-tune changed, stored apart
+    /// from the base model they apply to.
+    Delta(cmd::delta::Args),
     /// Embed sentences (one per line) and print JSON lines.
     Embed(cmd::embed::Args),
     /// Word-align sentence pairs (Pharaoh or JSON output).
@@ -56,6 +59,7 @@ fn main() {
     let result = match cli.command {
         Command::Convert(a) => cmd::convert::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Delta(a) => cmd::delta::run(a),
         Command::Embed(a) => cmd::embed::run(a),
         Command::Align(a) => cmd::align::run(a),
         Command::Eval(a) => cmd::eval::run(a),

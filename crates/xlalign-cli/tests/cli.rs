@@ -5,28 +5,9 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{model, repo, text, tmp, xlalign};
-
-/// Asserts a failure with a one-line `error: …` message containing `needle` and no panic.
-fn assert_clean_error(out: &Output, needle: &str) {
-    let err = text(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success; stderr: {err}"
-    );
-    assert!(
-        !err.contains("panicked"),
-        "panic instead of an error: {err}"
-    );
-    let last = err.lines().last().unwrap_or("");
-    assert!(last.starts_with("error: "), "no error line: {err}");
-    assert!(
-        err.to_lowercase().contains(&needle.to_lowercase()),
-        "error does not mention `{needle}`: {err}"
-    );
-}
+use common::{assert_clean_error, model, repo, text, tmp, xlalign};
 
 /// AER of the default settings on the 60-pair slices must stay close to what the model
 /// reaches (measured: enfr 7.3, roen 35.8, zhen 18.9, jaen 52.1). A broken tokenisation, a

@@ -106,6 +106,11 @@ pub fn run(args: Args) -> Result<i32> {
         types.join("; ")
     );
     println!("load time:     {load_ms:.1} ms (parse + validate + tokenizer)");
+    // After the load time, which it is not part of: it reads every tensor byte.
+    println!(
+        "weights:       sha256 {} (of the tensors alone; metadata may differ)",
+        file.weights_digest()?
+    );
     if args.verbose {
         for (k, v) in &file.metadata {
             println!("  meta {k} = {}", v.display_short());

@@ -49,3 +49,22 @@ pub fn tmp(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
+
+/// Asserts a failure with a one-line `error: …` message containing `needle` and no panic.
+pub fn assert_clean_error(out: &Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: "), "no error line: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "error does not mention `{needle}`: {err}"
+    );
+}

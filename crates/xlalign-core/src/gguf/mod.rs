@@ -5,6 +5,8 @@
 //! innermost first (`ne[0]` = row length); [`crate::tensor::Tensor`] keeps the usual
 //! outermost-first order, so the reader and writer reverse them.
 
+pub mod delta;
+mod digest;
 mod read;
 mod write;
 
@@ -12,6 +14,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
+pub use digest::{sha256_hex, WeightsDigest};
 pub use read::{GgufFile, GgufHeader, TensorInfo};
 pub use write::GgufWriter;
 
