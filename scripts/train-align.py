@@ -6,14 +6,17 @@ tuning"). The objectives are in ``scripts/training/tune.py``.
     python3 scripts/train-align.py --out /tmp/tuned.delta.gguf           # the shipped delta
     python3 scripts/train-align.py --steps 3 --per-lang 40 --out /tmp/t  # a smoke run
 
-With ``--patched FILE`` it also writes a full model: a copy of the base with the tuned
-tensors' bytes replaced in place (same types and sizes, metadata unchanged), for evaluation.
+With ``--full FILE`` it also builds the full tuned model (``xlalign delta apply``), for
+evaluation. The delta carries ``general.name`` and, with ``--temperature``, the softmax
+temperature the tuned model recommends.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import random
 import sys
 import time
@@ -43,7 +46,10 @@ def main() -> int:
     ap.add_argument("--distill", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", required=True, help="the delta GGUF to write")
-    ap.add_argument("--patched", help="also write a full model with the tuned tensors")
+    ap.add_argument("--full", help="also build the full tuned model here")
+    ap.add_argument("--name", default="multilingual-e5-small-align", help="general.name of the tuned model")
+    ap.add_argument("--temperature", type=float, help="recommended temperature (default: the base's)")
+    ap.add_argument("--bin", default=os.environ.get("XLALIGN_BIN", str(Path.home() / ".cache/xlalign/target/release/xlalign")))
     ap.add_argument("--log", help="write the loss curve here (JSON lines)")
     ap.add_argument("--summary", help="write the held-out losses and settings here (JSON)")
     args = ap.parse_args()
@@ -144,11 +150,15 @@ def main() -> int:
     for i, p in enumerate(params):
         for name, value in p.items():
             tuned[f"blk.{i}.{name}"] = np.asarray(value)
-    D.write_delta(weights, tuned, Path(args.out), {"general.name": "multilingual-e5-small-align"})
-    print(f"wrote {args.out} ({Path(args.out).stat().st_size:,} bytes)")
-    if args.patched:
-        D.write_patched(weights, tuned, Path(args.patched))
-        print(f"wrote {args.patched}")
+    keys = {"general.name": args.name}
+    if args.temperature:
+        keys["xlalign.align.temperature"] = args.temperature
+    base_sha = D.base_weights_sha256(args.bin, Path(args.model))
+    count = D.write_delta(weights, tuned, Path(args.out), keys, base_sha)
+    print(f"wrote {args.out}: {count} tensors, {Path(args.out).stat().st_size:,} bytes", flush=True)
+    if args.full:
+        subprocess.run([args.bin, "delta", "apply", "--base", args.model, "--delta", args.out, "-o", args.full], check=True)
+        print(f"wrote {args.full}")
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Tuned tensors to files: a delta GGUF holding only them (what the repository stores and
-``xlalign delta apply`` builds the full model from), or a patched copy of the base model.
+"""Tuned tensors to a delta GGUF holding only them, from which ``xlalign delta apply``
+builds the full model (and ``xlalign delta make`` the stored delta with its manifest).
 
 Tensors are re-quantised to the base file's type for each (Q4_0 weights, f32 biases and
 norms), so what is written is what users will run.
@@ -7,8 +7,7 @@ norms), so what is written is what users will run.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -32,32 +31,34 @@ def changed(weights: Weights, tuned: dict[str, np.ndarray]) -> dict[str, np.ndar
     return out
 
 
-def write_delta(weights: Weights, tuned: dict[str, np.ndarray], path: Path, keys: dict[str, str]):
+def base_weights_sha256(binary: str, model: Path) -> str:
+    """The base's weights digest, as the core computes it (`xlalign info`)."""
+    out = subprocess.run([binary, "info", str(model)], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("weights:"):
+            return line.split()[2]
+    raise RuntimeError(f"`xlalign info {model}` printed no weights digest")
+
+
+def write_delta(weights: Weights, tuned: dict[str, np.ndarray], path: Path, keys: dict, base_sha256: str):
+    """The changed tensors and `keys` (str or float values) as a delta `xlalign delta apply`
+    reads (u8 rows of Q4_0 blocks: gguf-py takes their last dimension as bytes)."""
     data = changed(weights, tuned)
     writer = gguf.GGUFWriter(str(path), arch="bert")
+    writer.add_string("xlalign.delta.base_weights_sha256", base_sha256)
     for k, v in keys.items():
-        writer.add_string(k, v)
+        if isinstance(v, str):
+            writer.add_string(k, v)
+        else:
+            writer.add_float32(k, float(v))
     for name, arr in data.items():
         kind = weights.types[name]
         if kind == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, arr.astype(np.float32))
         else:
-            writer.add_tensor(name, arr, raw_shape=arr.shape, raw_dtype=kind)
+            writer.add_tensor(name, arr, raw_dtype=kind)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-
-
-def write_patched(weights: Weights, tuned: dict[str, np.ndarray], path: Path):
-    """A copy of the base with the tuned tensors' bytes replaced (same sizes)."""
-    shutil.copyfile(weights.path, path)
-    reader = gguf.GGUFReader(str(weights.path))
-    where = {t.name: (t.data_offset, t.n_bytes) for t in reader.tensors}
-    with open(path, "r+b") as f:
-        for name, arr in changed(weights, tuned).items():
-            offset, size = where[name]
-            raw = np.ascontiguousarray(arr).tobytes()
-            assert len(raw) == size, (name, len(raw), size)
-            f.seek(offset)
-            f.write(raw)
+    return len(data)

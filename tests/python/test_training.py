@@ -1,6 +1,6 @@
 """The alignment fine-tuning (`scripts/train-align.py`) end to end on a tiny model: a few
 steps lower the held-out loss, the delta holds only re-quantised tensors of the blocks below
-the alignment layer, and the patched model loads and aligns in the CLI.
+the alignment layer, and the model `xlalign delta apply` builds from it loads and aligns.
 
 Needs jax and optax (setup installs them); the binary is found as in test_hf_convert.py.
 """
@@ -44,12 +44,13 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_delta(xlalign, tmp_path
     data = tmp_path / "data"
     data.mkdir()
     (data / "xx-en.txt").write_text("\n".join(_pairs(random.Random(3), 400)) + "\n", encoding="utf-8")
-    delta, patched, summary = tmp_path / "d.gguf", tmp_path / "tuned.gguf", tmp_path / "s.json"
+    delta, full, summary = tmp_path / "d.gguf", tmp_path / "tuned.gguf", tmp_path / "s.json"
     p = subprocess.run(
         [sys.executable, str(ROOT / "scripts/train-align.py"), "--model", str(base),
          "--tokenizer", str(tmp_path / "hf/tokenizer.json"), "--data", str(data), "--langs", "xx-en",
          "--per-lang", "400", "--steps", "40", "--tokens", "256", "--lr", "1e-4", "--norm", "0",
-         "--out", str(delta), "--patched", str(patched), "--summary", str(summary)],
+         "--out", str(delta), "--full", str(full), "--summary", str(summary),
+         "--bin", str(xlalign)],
         capture_output=True, text=True, timeout=600,
     )
     assert p.returncode == 0, p.stderr[-3000:]
@@ -66,12 +67,14 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_delta(xlalign, tmp_path
         assert int(t.name.split(".")[1]) < layer, t.name
         assert t.tensor_type == types[t.name], t.name
 
-    # The patched copy differs from the base exactly in the delta's tensors, and runs.
-    tuned_r = gguf.GGUFReader(str(patched))
+    # The full model `xlalign delta apply` built differs from the base exactly in the
+    # delta's tensors, is named, and runs.
+    tuned_r = gguf.GGUFReader(str(full))
+    assert tuned_r.fields["general.name"].contents() == "multilingual-e5-small-align"
     for a, b in zip(base_r.tensors, tuned_r.tensors):
         same = np.asarray(a.data).tobytes() == np.asarray(b.data).tobytes()
         assert same == (a.name not in names), a.name
-    run(xlalign, "info", str(patched))
-    out = run(xlalign, "align", "--model", str(patched), stdin="the small cat ||| cat small the\n")
+    run(xlalign, "info", str(full))
+    out = run(xlalign, "align", "--model", str(full), stdin="the small cat ||| cat small the\n")
     links = out.stdout.split()
     assert links and all(len(link.split("-")) == 2 for link in links), out.stdout
