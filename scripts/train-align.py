@@ -42,8 +42,10 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--so", type=float, default=1.0)
     ap.add_argument("--co", type=float, default=0.0)
+    ap.add_argument("--target-threshold", type=float, help="threshold of the self-training targets (default: the model's)")
     ap.add_argument("--norm", type=float, default=1.0)
     ap.add_argument("--distill", type=float, default=0.0)
+    ap.add_argument("--anchors", action="store_true", help="dictionary anchors join the targets (data/lexicon/<pair>.tsv)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", required=True, help="the delta GGUF to write")
     ap.add_argument("--full", help="also build the full tuned model here")
@@ -61,6 +63,7 @@ def main() -> int:
 
     from training import encoder as E
     from training import tune as T
+    from training import anchors as A
     from training import delta as D
 
     rng = random.Random(args.seed)
@@ -81,7 +84,14 @@ def main() -> int:
             print(f"error: no training file {path} (scripts/training-data.py build makes them)", file=sys.stderr)
             return 2
         got = T.read_pairs(path, args.per_lang, rng)
-        pairs += [(T.side(tok, prefix, s), T.side(tok, prefix, t)) for s, t in got]
+        lexicon = None
+        lex_path = Path(args.data) / "lexicon" / f"{name}.tsv"
+        if args.anchors and lex_path.is_file():
+            lexicon = A.Lexicon(lex_path, swap=False)
+        made = [T.pair(tok, prefix, s, t, lexicon) for s, t in got]
+        if lexicon is not None:
+            print(f"{name}: {sum(len(p.anchors) for p in made) / max(1, len(made)):.1f} anchor links per pair", flush=True)
+        pairs += made
     rng.shuffle(pairs)
     held = pairs[: max(1, len(pairs) // 20)]
     train = pairs[len(held) :]
@@ -94,7 +104,10 @@ def main() -> int:
     params = base[:layer]
     frozen_top = base[layer:]
     base_norm = T.mean_sq_norm(cfg, emb, params, held_batches[:8])
-    settings = T.Settings(layer, temperature, threshold, args.so, args.co, args.norm, args.distill, args.lr)
+    settings = T.Settings(
+        layer, temperature, threshold, args.target_threshold or threshold, args.so, args.co, args.norm, args.distill, args.lr,
+        args.anchors,
+    )
     steps = args.steps or len(train_batches)
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, max(1, steps // 20), steps, args.lr * 0.1)
     optimizer = optax.adamw(schedule, weight_decay=0.0)
@@ -106,7 +119,7 @@ def main() -> int:
     # before and after training measure the same thing.
     held = []
     for length, group in held_batches:
-        ids, att, rows = T.arrays(length, group)
+        ids, att, rows, _ = T.arrays(length, group)
         teacher = teach(ids, att) if args.distill > 0 else jnp.zeros(())
         held.append((ids, att, rows, teacher, links_of(params, ids, att, rows)))
 
@@ -127,9 +140,9 @@ def main() -> int:
     done_pairs = 0
     for k in range(steps):
         length, group = train_batches[k % len(train_batches)]
-        ids, att, rows = T.arrays(length, group)
+        ids, att, rows, anchors = T.arrays(length, group)
         teacher = teach(ids, att) if args.distill > 0 else jnp.zeros(())
-        params, opt_state, loss, parts = step(params, opt_state, ids, att, rows, teacher)
+        params, opt_state, loss, parts = step(params, opt_state, ids, att, rows, anchors, teacher)
         done_pairs += len(group)
         if log:
             log.write(json.dumps({"step": k, "loss": float(loss), **{a: float(b) for a, b in parts.items()}}) + "\n")

@@ -5,8 +5,9 @@ Objectives, per pair, on the alignment layer's rows (the rows the core extracts 
 specials, the passage prefix and bare ``▁`` left out):
 
 - **self-training** (``so``): the model's own links at this step — both softmax directions
-  over ``S·Tᵀ / temperature`` above the threshold, the default method's rule — are the
-  targets; the loss is their mean negative log-probability in both directions;
+  over ``S·Tᵀ / temperature`` above a threshold, the default method's rule (its threshold, or
+  a lower one: ``target_threshold``) — are the targets; the loss is their mean negative
+  log-probability in both directions;
 - **consistency** (``co``): ``−Σ P_fwd ⊙ P_rev / min(n, m)``, the two directions agreeing;
 - **norm** (``norm``): the mean squared row norm kept at the base model's, so that the
   temperature the model file recommends keeps its meaning (self-training alone rewards
@@ -43,16 +44,39 @@ BUCKETS = (16, 24, 32, 48, 64)
 class Side:
     ids: list[int]
     rows: list[int]  # positions the core extracts between
+    spans: list[tuple[int, int]]  # each row's characters in the text (prefix not counted)
+
+    def covering(self, start: int, end: int) -> list[int]:
+        """Positions of the rows that overlap characters `start..end`."""
+        return [r for r, (a, b) in zip(self.rows, self.spans) if a < end and b > start]
+
+
+@dataclass
+class Pair:
+    src: Side
+    tgt: Side
+    anchors: list[tuple[int, int]]  # (source position, target position) given as links
 
 
 def side(tokenizer, prefix: str, text: str) -> Side:
     enc = tokenizer.encode(prefix + text)
-    rows = [
-        i
+    keep = [
+        (i, (max(a, len(prefix)) - len(prefix), b - len(prefix)))
         for i, (t, (a, b)) in enumerate(zip(enc.ids, enc.offsets))
         if b > len(prefix) and b > a and t not in PREFIX_TOKENS_DROPPED and t != BARE_SPACE
     ]
-    return Side(enc.ids, rows)
+    return Side(enc.ids, [i for i, _ in keep], [sp for _, sp in keep])
+
+
+def pair(tokenizer, prefix: str, src: str, tgt: str, lexicon=None) -> Pair:
+    s, t = side(tokenizer, prefix, src), side(tokenizer, prefix, tgt)
+    links = []
+    if lexicon is not None:
+        from .anchors import anchors
+
+        for (s0, s1), (t0, t1) in anchors(lexicon, src, tgt):
+            links += [(i, j) for i in s.covering(s0, s1) for j in t.covering(t0, t1)]
+    return Pair(s, t, links)
 
 
 def read_pairs(path: Path, limit: int, rng: random.Random) -> list[tuple[str, str]]:
@@ -71,11 +95,11 @@ def read_pairs(path: Path, limit: int, rng: random.Random) -> list[tuple[str, st
 def batches(items, tokens_per_batch: int, rng: random.Random):
     """Pairs grouped by padded length (one compiled shape per bucket): `(length, [pairs])`."""
     by_bucket: dict[int, list] = {}
-    for src, tgt in items:
-        longest = max(len(src.ids), len(tgt.ids))
+    for p in items:
+        longest = max(len(p.src.ids), len(p.tgt.ids))
         bucket = next((b for b in BUCKETS if b >= longest), None)
-        if bucket is not None and src.rows and tgt.rows:
-            by_bucket.setdefault(bucket, []).append((src, tgt))
+        if bucket is not None and p.src.rows and p.tgt.rows:
+            by_bucket.setdefault(bucket, []).append(p)
     out = []
     for length, group in by_bucket.items():
         size = max(1, tokens_per_batch // length)
@@ -91,13 +115,16 @@ def arrays(length: int, group):
     ids = np.zeros((2, n, length), np.int32)
     att = np.zeros((2, n, length), np.float32)
     rows = np.zeros((2, n, length), np.float32)
-    for j, pair in enumerate(group):
-        for s, sd in enumerate(pair):
+    anchors = np.zeros((n, length, length), np.float32)
+    for j, p in enumerate(group):
+        for s, sd in enumerate((p.src, p.tgt)):
             ids[s, j, : len(sd.ids)] = sd.ids
             ids[s, j, len(sd.ids) :] = 1
             att[s, j, : len(sd.ids)] = 1
             rows[s, j, sd.rows] = 1
-    return ids, att, rows
+        for a, b in p.anchors:
+            anchors[j, a, b] = 1
+    return ids, att, rows, anchors
 
 
 def link_probs(hs, ht, ms, mt, temperature):
@@ -117,11 +144,16 @@ class Settings:
     layer: int = 7
     temperature: float = 3.0
     threshold: float = 0.3
+    # Targets: links whose both probabilities pass this (the default method's threshold when
+    # equal; lower takes in links the model is not yet sure of, as awesome-align's 10⁻³).
+    target_threshold: float = 0.3
     so: float = 1.0
     co: float = 0.0
     norm: float = 1.0
     distill: float = 0.0
     lr: float = 2e-5
+    # Dictionary anchors (anchors.py) join the self-training targets.
+    anchors: bool = False
 
 
 def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: float, optimizer):
@@ -137,10 +169,12 @@ def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: flo
 
     def own_links(fwd, rev, valid):
         return jax.lax.stop_gradient(
-            ((fwd > settings.threshold) & (rev > settings.threshold) & valid).astype(jnp.float32)
+            ((fwd > settings.target_threshold) & (rev > settings.target_threshold) & valid).astype(
+                jnp.float32
+            )
         )
 
-    def loss_fn(params, ids, att, rows, teacher, links=None):
+    def loss_fn(params, ids, att, rows, anchors, teacher, links=None):
         """The objective; `links` given: scored against those instead of the model's own
         (how held-out loss is compared before and after training)."""
         top, a = alignment_states(params, ids, att)
@@ -149,6 +183,8 @@ def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: flo
         fwd, rev, logf, logr, valid = link_probs(top[:b], top[b:], ms, mt, settings.temperature)
         if links is None:
             links = own_links(fwd, rev, valid)
+            if settings.anchors:
+                links = jnp.maximum(links, anchors * valid)
         count = jnp.maximum(links.sum(), 1.0)
         so = -(links * (logf + logr)).sum() / (2.0 * count)
         co = -((fwd * rev * valid).sum((1, 2)) / jnp.minimum(ms.sum(1), mt.sum(1))).mean()
@@ -166,9 +202,9 @@ def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: flo
         return loss, {"so": so, "co": co, "norm": norm, "distill": distill, "links": links.sum() / b}
 
     @jax.jit
-    def step(params, opt_state, ids, att, rows, teacher):
+    def step(params, opt_state, ids, att, rows, anchors, teacher):
         (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, ids, att, rows, teacher
+            params, ids, att, rows, anchors, teacher
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -183,7 +219,7 @@ def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: flo
 
     @jax.jit
     def evaluate(params, ids, att, rows, teacher, links):
-        return loss_fn(params, ids, att, rows, teacher, links)
+        return loss_fn(params, ids, att, rows, None, teacher, links)
 
     return step, evaluate, links_of
 
@@ -202,7 +238,7 @@ def mean_sq_norm(cfg, emb, blocks, data) -> float:
     """The base model's mean squared row norm at the alignment layer over `data`."""
     total, count = 0.0, 0.0
     for length, group in data:
-        ids, att, rows = arrays(length, group)
+        ids, att, rows, _ = arrays(length, group)
         x = E.embed(emb, jnp.asarray(ids.reshape(-1, length)), cfg, 0)
         y = E.forward(blocks, x, jnp.asarray(att.reshape(-1, length)), cfg)[-1]
         keep = rows.reshape(-1, length)

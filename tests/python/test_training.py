@@ -25,6 +25,7 @@ import make_tiny_model as tiny  # noqa: E402
 from test_hf_convert import run, xlalign  # noqa: E402,F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def _pairs(rng: random.Random, n: int) -> list[str]:
@@ -78,3 +79,44 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_delta(xlalign, tmp_path
     out = run(xlalign, "align", "--model", str(full), stdin="the small cat ||| cat small the\n")
     links = out.stdout.split()
     assert links and all(len(link.split("-")) == 2 for link in links), out.stdout
+
+
+def _lexicon(tmp_path, lines):
+    from training.anchors import Lexicon
+
+    path = tmp_path / "lex.tsv"
+    path.write_text("".join(f"{a}\t{b}\n" for a, b in lines), encoding="utf-8")
+    return Lexicon(path, swap=False)
+
+
+def test_anchors_are_the_unambiguous_dictionary_pairs(tmp_path):
+    from training.anchors import anchors
+
+    lex = _lexicon(tmp_path, [("haus", "house"), ("klein", "small"), ("das", "the"), ("die", "the"), ("猫", "cat"), ("小猫", "kitten")])
+
+    def pairs(src, tgt):
+        return sorted((src[a:b], tgt[c:d]) for (a, b), (c, d) in anchors(lex, src, tgt))
+
+    assert pairs("Das Haus ist klein.", "The house is small.") == [("Das", "The"), ("Haus", "house"), ("klein", "small")]
+    # "the" has two dictionary partners in the source, "Haus" occurs twice: neither anchors.
+    assert pairs("Das Haus, die Haus klein", "the house small") == [("klein", "small")]
+    # A side without spaces: dictionary substrings of two or more characters are words.
+    assert pairs("我的小猫很可爱", "my kitten is cute") == [("小猫", "kitten")]
+
+
+def test_anchor_links_reach_the_subword_rows(tmp_path):
+    from tokenizers import Tokenizer
+
+    from training import tune
+
+    tiny.make_xlmr(tmp_path / "hf")
+    tok = Tokenizer.from_file(str(tmp_path / "hf/tokenizer.json"))
+    lex = _lexicon(tmp_path, [("cat", "cat"), ("rivers", "rivers")])
+    p = tune.pair(tok, "", "the cat sees rivers", "rivers see the cat", lex)
+    src = tok.encode("the cat sees rivers")
+    tgt = tok.encode("rivers see the cat")
+    got = sorted((src.tokens[i], tgt.tokens[j]) for i, j in p.anchors)
+    # "rivers" splits into sub-words: every pair of their rows is linked, once.
+    assert src.tokens[-3:-1] == ["▁river", "s"] and tgt.tokens[1:3] == ["▁river", "s"]
+    river = [(a, b) for a in ("▁river", "s") for b in ("▁river", "s")]
+    assert got == sorted([("▁cat", "▁cat")] + river)
