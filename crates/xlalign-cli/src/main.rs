@@ -54,7 +54,18 @@ enum Command {
     Bench(cmd::bench::Args),
 }
 
+/// A closed pipe on stdout (`xlalign eval … | head`) ends the process quietly, as it does
+/// any Unix filter, instead of Rust's default: `println!` panicking on the write error.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(a) => cmd::convert::run(a),

@@ -463,3 +463,29 @@ fn libc_sigbus() -> i32 {
         10
     }
 }
+
+/// Output into a pipe whose reader has gone (`xlalign … | head`) ends the program quietly,
+/// by SIGPIPE as any Unix filter, not with a panic and a backtrace.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let m = model();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xlalign"))
+        .args(["info", m.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader closes before the program has read the model, so its first write fails.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "status {:?}, stderr: {err}",
+        out.status
+    );
+}
