@@ -99,11 +99,11 @@ def main() -> int:
     held_batches = T.batches(held, args.tokens, rng)
     print(f"{len(train)} training pairs in {len(train_batches)} batches, {len(held)} held out", flush=True)
 
-    emb = {k: jnp.asarray(v) for k, v in E.embedding_tables(weights).items()}
+    emb = E.embedding_tables(weights)
     base = [{k: jnp.asarray(v) for k, v in weights.block(i).items()} for i in range(cfg.layers)]
     params = base[:layer]
     frozen_top = base[layer:]
-    base_norm = T.mean_sq_norm(cfg, emb, params, held_batches[:8])
+    base_norm = T.mean_sq_norm(cfg, emb, params, held_batches[:8], weights.position_offset)
     settings = T.Settings(
         layer, temperature, threshold, args.target_threshold or threshold, args.so, args.co, args.norm, args.distill, args.lr,
         args.anchors,
@@ -112,21 +112,21 @@ def main() -> int:
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, max(1, steps // 20), steps, args.lr * 0.1)
     optimizer = optax.adamw(schedule, weight_decay=0.0)
     opt_state = optimizer.init(params)
-    step, evaluate, links_of = T.make_step(cfg, emb, frozen_top, settings, base_norm, optimizer)
-    teach = jax.jit(lambda ids, att: T.teacher_embeddings(cfg, emb, base, ids, att))
+    step, evaluate, links_of, teach = T.make_step(cfg, settings, base_norm, optimizer)
 
     # Held-out pairs are scored against the base model's links, fixed, so that the losses
     # before and after training measure the same thing.
     held = []
     for length, group in held_batches:
         ids, att, rows, _ = T.arrays(length, group)
-        teacher = teach(ids, att) if args.distill > 0 else jnp.zeros(())
-        held.append((ids, att, rows, teacher, links_of(params, ids, att, rows)))
+        x0 = T.layer0(emb, ids, cfg, weights.position_offset)
+        teacher = teach(base, x0, att) if args.distill > 0 else jnp.zeros(())
+        held.append((x0, att, rows, teacher, links_of(params, x0, att, rows)))
 
     def held_loss(p):
         tot, parts_tot, n = 0.0, {}, 0
-        for ids, att, rows, teacher, links in held:
-            loss, parts = evaluate(p, ids, att, rows, teacher, links)
+        for x0, att, rows, teacher, links in held:
+            loss, parts = evaluate(p, frozen_top, x0, att, rows, teacher, links)
             tot += float(loss)
             for k, v in parts.items():
                 parts_tot[k] = parts_tot.get(k, 0.0) + float(v)
@@ -141,8 +141,9 @@ def main() -> int:
     for k in range(steps):
         length, group = train_batches[k % len(train_batches)]
         ids, att, rows, anchors = T.arrays(length, group)
-        teacher = teach(ids, att) if args.distill > 0 else jnp.zeros(())
-        params, opt_state, loss, parts = step(params, opt_state, ids, att, rows, anchors, teacher)
+        x0 = T.layer0(emb, ids, cfg, weights.position_offset)
+        teacher = teach(base, x0, att) if args.distill > 0 else jnp.zeros(())
+        params, opt_state, loss, parts = step(params, opt_state, frozen_top, x0, att, rows, anchors, teacher)
         done_pairs += len(group)
         if log:
             log.write(json.dumps({"step": k, "loss": float(loss), **{a: float(b) for a, b in parts.items()}}) + "\n")

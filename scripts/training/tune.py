@@ -156,16 +156,29 @@ class Settings:
     anchors: bool = False
 
 
-def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: float, optimizer):
+def layer0(emb, ids: np.ndarray, cfg: E.Config, position_offset: int = 0) -> np.ndarray:
+    """The frozen embeddings' output for `[2, B, L]` ids, in numpy: `[2B, L, H]`. Computed
+    outside the compiled steps, so the 250k-row table is never a constant of one of them
+    (each compiled shape would hold a copy)."""
+    flat = ids.reshape(-1, ids.shape[-1])
+    positions = emb["pos"][position_offset : position_offset + flat.shape[1]]
+    x = emb["word"][flat] + positions[None] + emb["type"][0]
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return ((x - mu) / np.sqrt(var + cfg.eps) * emb["norm_w"] + emb["norm_b"]).astype(np.float32)
+
+
+def make_step(cfg: E.Config, settings: Settings, base_norm: float, optimizer):
+    """Compiled functions of the training step; model parts are arguments, never constants:
+    `frozen` the blocks above the tuned ones (for distillation), `x0` the layer-0 states."""
     def pooled(states, att):
         m = att[..., None]
         v = (states * m).sum(1) / m.sum(1)
         return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
 
-    def alignment_states(params, ids, att):
-        x = E.embed(emb, ids.reshape(-1, ids.shape[-1]), cfg, 0)
+    def alignment_states(params, x0, att):
         a = att.reshape(-1, att.shape[-1])
-        return E.forward(params, x, a, cfg)[-1], a
+        return E.forward(params, x0, a, cfg)[-1], a
 
     def own_links(fwd, rev, valid):
         return jax.lax.stop_gradient(
@@ -174,11 +187,11 @@ def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: flo
             )
         )
 
-    def loss_fn(params, ids, att, rows, anchors, teacher, links=None):
+    def loss_fn(params, frozen, x0, att, rows, anchors, teacher, links=None):
         """The objective; `links` given: scored against those instead of the model's own
         (how held-out loss is compared before and after training)."""
-        top, a = alignment_states(params, ids, att)
-        b = ids.shape[1]
+        top, a = alignment_states(params, x0, att)
+        b = att.shape[1]
         ms, mt = rows[0], rows[1]
         fwd, rev, logf, logr, valid = link_probs(top[:b], top[b:], ms, mt, settings.temperature)
         if links is None:
@@ -195,52 +208,48 @@ def make_step(cfg: E.Config, emb, frozen_top, settings: Settings, base_norm: flo
         distill = jnp.float32(0.0)
         if settings.distill > 0:
             y = top
-            for p in frozen_top:
+            for p in frozen:
                 y = E.block_forward(p, y, a, cfg)
             distill = (1.0 - (pooled(y, a) * teacher).sum(-1)).mean()
             loss = loss + settings.distill * distill
         return loss, {"so": so, "co": co, "norm": norm, "distill": distill, "links": links.sum() / b}
 
     @jax.jit
-    def step(params, opt_state, ids, att, rows, anchors, teacher):
+    def step(params, opt_state, frozen, x0, att, rows, anchors, teacher):
         (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, ids, att, rows, anchors, teacher
+            params, frozen, x0, att, rows, anchors, teacher
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return params, opt_state, loss, parts
 
     @jax.jit
-    def links_of(params, ids, att, rows):
-        top, _ = alignment_states(params, ids, att)
-        b = ids.shape[1]
+    def links_of(params, x0, att, rows):
+        top, _ = alignment_states(params, x0, att)
+        b = att.shape[1]
         fwd, rev, _, _, valid = link_probs(top[:b], top[b:], rows[0], rows[1], settings.temperature)
         return own_links(fwd, rev, valid)
 
     @jax.jit
-    def evaluate(params, ids, att, rows, teacher, links):
-        return loss_fn(params, ids, att, rows, None, teacher, links)
+    def evaluate(params, frozen, x0, att, rows, teacher, links):
+        return loss_fn(params, frozen, x0, att, rows, None, teacher, links)
 
-    return step, evaluate, links_of
+    @jax.jit
+    def teacher(blocks, x0, att):
+        """The base model's pooled, normalised embedding of both sides: `[2B, H]`."""
+        a = att.reshape(-1, att.shape[-1])
+        return pooled(E.forward(blocks, x0, a, cfg)[-1], a)
 
-
-def teacher_embeddings(cfg, emb, blocks, ids, att):
-    """The base model's pooled, normalised embedding of both sides: `[2B, H]`."""
-    x = E.embed(emb, ids.reshape(-1, ids.shape[-1]), cfg, 0)
-    a = att.reshape(-1, att.shape[-1])
-    y = E.forward(blocks, x, a, cfg)[-1]
-    m = a[..., None]
-    v = (y * m).sum(1) / m.sum(1)
-    return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+    return step, evaluate, links_of, teacher
 
 
-def mean_sq_norm(cfg, emb, blocks, data) -> float:
+def mean_sq_norm(cfg, emb, blocks, data, position_offset: int = 0) -> float:
     """The base model's mean squared row norm at the alignment layer over `data`."""
     total, count = 0.0, 0.0
     for length, group in data:
         ids, att, rows, _ = arrays(length, group)
-        x = E.embed(emb, jnp.asarray(ids.reshape(-1, length)), cfg, 0)
-        y = E.forward(blocks, x, jnp.asarray(att.reshape(-1, length)), cfg)[-1]
+        x0 = layer0(emb, ids, cfg, position_offset)
+        y = E.forward(blocks, jnp.asarray(x0), jnp.asarray(att.reshape(-1, length)), cfg)[-1]
         keep = rows.reshape(-1, length)
         total += float(((np.asarray(y) ** 2).sum(-1) * keep).sum())
         count += float(keep.sum())
