@@ -83,8 +83,9 @@ def cmd_build(args) -> int:
     for lang in sorted(langs):
         stats["languages"][lang] = langs[lang].finish(gold)
         stats["files"][lang] = langs[lang].write(args.out).name
-    if m.get("dictionaries"):
-        stats["lexicon"] = lexicon.build(args.cache, m["dictionaries"], args.out / "lexicon", gold)
+    if m.get("dictionaries") or m.get("wheel_dictionaries"):
+        stats["lexicon"] = lexicon.build(args.cache, m.get("dictionaries", []), args.out / "lexicon",
+                                         gold, m.get("wheel_dictionaries", []))
     stats["seconds"] = round(time.time() - t0, 1)
     write_stats(args.out / "stats.json", stats)
     for lang, s in stats["languages"].items():

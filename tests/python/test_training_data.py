@@ -196,3 +196,27 @@ def test_freedict_entries():
         text, off = text + raw, off + len(raw)
     assert entries(index, text) == [("Haus", "house"), ("Haus", "home"), ("laufen", "run"),
                                     ("laufen", "walk"), ("laufen", "go")]
+
+
+def test_cedict_glosses_become_word_pairs():
+    from training.lexicon import cedict_entries
+
+    text = "\n".join([
+        "# CC-CEDICT",
+        "字符 字符 [zi4 fu2] /character (computing)/",
+        "輸入 输入 [shu1 ru4] /to input/to enter/",
+        "個 个 [ge4] /individual/CL:個|个[ge4]/",
+        "隻 只 [zhi1] /variant of 只[zhi3]/single/",
+        "王 王 [Wang2] /surname Wang/",
+        "broken line without brackets",
+    ])
+    assert cedict_entries(text) == [
+        ("字符", "character"), ("输入", "input"), ("输入", "enter"), ("个", "individual"),
+        ("只", "single"),
+    ]
+
+
+def test_wheel_dictionaries_are_pinned():
+    m = manifest.load(ROOT / "scripts" / "training" / "packages.json")
+    for e in m.get("wheel_dictionaries", []):
+        assert len(e["sha256"]) == 64 and e["version"] and e["member"] and e["format"] == "cedict"
