@@ -13,7 +13,9 @@ cd "$XLALIGN_ROOT"
 
 have trunk || die "trunk is not installed: cargo install --locked trunk --version 0.21.14 (scripts/setup.sh does)"
 [[ -x node_modules/.bin/wasm-opt ]] || die "node_modules/.bin/wasm-opt (binaryen 132) is missing: run npm install (scripts/setup.sh does)"
-[[ -f public/models/$(basename "$XLALIGN_DEFAULT_MODEL") ]] || die "public/models/ has no model: run scripts/setup.sh"
+for m in "$XLALIGN_DEFAULT_MODEL" "$XLALIGN_ALIGN_MODEL"; do
+    [[ -f public/models/$(basename "$m") ]] || die "public/models/ has no $(basename "$m"): run scripts/setup.sh"
+done
 
 # The page is a client of the JavaScript package: its worker and wasm come from pkg/ (built
 # with wasm SIMD, LTO and wasm-opt -O3 there).

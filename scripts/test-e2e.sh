@@ -6,7 +6,8 @@
 # docs/screenshot.png.
 #
 # env: XLALIGN_SKIP_WEB_BUILD=1  reuse dist/ if it exists (no trunk build)
-#      XLALIGN_MODEL             model file for the CLI (default public/models/…)
+#      XLALIGN_DEMO_MODEL        the model file the demo loads, for the CLI to compare with
+#                                (default: the alignment-tuned model, public/models/…-align-…)
 #      XLALIGN_E2E_WEBGPU=0      skip the WebGPU (SwiftShader) step
 #      XLALIGN_E2E_PORT          serve on this port instead of a free one
 #      XLALIGN_SERVE_PORT        the port of the demo server's test (default: a free one)
@@ -16,8 +17,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$XLALIGN_ROOT"
 
-MODEL="${XLALIGN_MODEL:-$XLALIGN_DEFAULT_MODEL}"
-[[ -f $MODEL ]] || die "model not found at $MODEL: run scripts/setup.sh first (or set XLALIGN_MODEL)"
+# Not XLALIGN_MODEL: test.sh sets that to the base model for the other suites.
+MODEL="${XLALIGN_DEMO_MODEL:-$XLALIGN_ALIGN_MODEL}"
+[[ -f $MODEL ]] || die "model not found at $MODEL: run scripts/setup.sh first (or set XLALIGN_DEMO_MODEL)"
 have chromium || die "chromium is not installed (scripts/setup.sh installs it)"
 if [[ ! -d node_modules/puppeteer-core || ! -x node_modules/.bin/wasm-opt || ! -x node_modules/.bin/http-server ]]; then
     step "npm install (puppeteer-core, binaryen, http-server)"
@@ -31,7 +33,7 @@ else
     bash scripts/build-web.sh
 fi
 [[ -f dist/index.html && -f dist/pkg/worker.js && -f dist/sw.js ]] || die "dist/ is incomplete: run scripts/build-web.sh"
-[[ -f dist/models/$(basename "$XLALIGN_DEFAULT_MODEL") ]] || die "dist/models/ has no model: is public/models/ filled (scripts/setup.sh)?"
+[[ -f dist/models/$(basename "$MODEL") ]] || die "dist/models/ has no model: is public/models/ filled (scripts/setup.sh)?"
 
 if [[ ! -x $XLALIGN_BIN ]]; then
     step "Build the CLI (the test compares the page with it)"

@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--norm", type=float, default=1.0)
     ap.add_argument("--distill", type=float, default=0.0)
     ap.add_argument("--anchors", action="store_true", help="dictionary anchors join the targets (data/lexicon/<pair>.tsv)")
+    ap.add_argument("--anchor-langs", help="with --anchors: only these training files get anchors (default: every one with a lexicon)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", required=True, help="the delta GGUF to write")
     ap.add_argument("--full", help="also build the full tuned model here")
@@ -86,7 +87,8 @@ def main() -> int:
         got = T.read_pairs(path, args.per_lang, rng)
         lexicon = None
         lex_path = Path(args.data) / "lexicon" / f"{name}.tsv"
-        if args.anchors and lex_path.is_file():
+        wanted = args.anchor_langs is None or name in args.anchor_langs.split(",")
+        if args.anchors and wanted and lex_path.is_file():
             lexicon = A.Lexicon(lex_path, swap=False)
         made = [T.pair(tok, prefix, s, t, lexicon) for s, t in got]
         if lexicon is not None:

@@ -4,7 +4,7 @@ import { createAligner } from "../../pkg/index.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 // ?model=URL and ?backend=cpu|webgpu|auto override the defaults.
-const modelUrl = params.get("model") ?? new URL("../models/multilingual-e5-small-q4_0.gguf", location.href).href;
+const modelUrl = params.get("model") ?? new URL("../models/multilingual-e5-small-align-q4_0.gguf", location.href).href;
 const backend = params.get("backend") ?? "auto";
 
 function setStatus(state, text) {

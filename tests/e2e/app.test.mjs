@@ -30,7 +30,8 @@ import puppeteer from "puppeteer-core";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const DIST = path.resolve(process.env.XLALIGN_E2E_DIST || path.join(ROOT, "dist"));
 const BIN = process.env.XLALIGN_BIN || path.join(ROOT, "target/release/xlalign");
-const MODEL = process.env.XLALIGN_MODEL || path.join(ROOT, "public/models/multilingual-e5-small-q4_0.gguf");
+// The model the demo loads (web/src/ui/mod.rs MODEL_URL): the alignment-tuned one.
+const MODEL = process.env.XLALIGN_MODEL || path.join(ROOT, "public/models/multilingual-e5-small-align-q4_0.gguf");
 const SCREENSHOT = process.env.XLALIGN_SCREENSHOT || path.join(ROOT, "docs/screenshot.png");
 // The long pair's picture: next to the screenshot unless XLALIGN_SCREENSHOT_LONG says where, so
 // a run that writes its screenshot elsewhere leaves docs/ alone.

@@ -23,6 +23,17 @@ fn info_digest(path: &str) -> String {
     line.split_whitespace().nth(2).unwrap().to_string()
 }
 
+/// `xlalign delta apply --base BASE --delta DELTA -o OUT [--expect-weights-sha256 HEX]`.
+fn apply(base: &str, delta: &str, out: &str, expect: Option<&str>) -> std::process::Output {
+    let mut args = vec![
+        "delta", "apply", "--base", base, "--delta", delta, "-o", out,
+    ];
+    if let Some(hex) = expect {
+        args.extend(["--expect-weights-sha256", hex]);
+    }
+    xlalign(&args, b"")
+}
+
 #[test]
 fn make_and_apply_round_trip_on_the_default_model() {
     let base_path = model();
@@ -81,20 +92,11 @@ fn make_and_apply_round_trip_on_the_default_model() {
     );
 
     let result = tmp("result.gguf");
-    let out = xlalign(
-        &[
-            "delta",
-            "apply",
-            "--base",
-            base_s,
-            "--delta",
-            delta.to_str().unwrap(),
-            "-o",
-            result.to_str().unwrap(),
-            "--expect-weights-sha256",
-            &tuned_digest,
-        ],
-        b"",
+    let out = apply(
+        base_s,
+        delta.to_str().unwrap(),
+        result.to_str().unwrap(),
+        Some(&tuned_digest),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
@@ -107,55 +109,27 @@ fn make_and_apply_round_trip_on_the_default_model() {
 
     // The tuned model is not the delta's base.
     let elsewhere = tmp("elsewhere.gguf");
-    let out = xlalign(
-        &[
-            "delta",
-            "apply",
-            "--base",
-            tuned_s,
-            "--delta",
-            delta.to_str().unwrap(),
-            "-o",
-            elsewhere.to_str().unwrap(),
-        ],
-        b"",
+    let out = apply(
+        tuned_s,
+        delta.to_str().unwrap(),
+        elsewhere.to_str().unwrap(),
+        None,
     );
     assert_clean_error(&out, &base_digest);
     assert!(!elsewhere.exists());
 
     // A result other than the one expected is not written.
-    let out = xlalign(
-        &[
-            "delta",
-            "apply",
-            "--base",
-            base_s,
-            "--delta",
-            delta.to_str().unwrap(),
-            "-o",
-            elsewhere.to_str().unwrap(),
-            "--expect-weights-sha256",
-            &base_digest,
-        ],
-        b"",
+    let out = apply(
+        base_s,
+        delta.to_str().unwrap(),
+        elsewhere.to_str().unwrap(),
+        Some(&base_digest),
     );
     assert_clean_error(&out, "nothing written");
     assert!(!elsewhere.exists());
 
     // A model is not a delta.
-    let out = xlalign(
-        &[
-            "delta",
-            "apply",
-            "--base",
-            base_s,
-            "--delta",
-            tuned_s,
-            "-o",
-            elsewhere.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = apply(base_s, tuned_s, elsewhere.to_str().unwrap(), None);
     assert_clean_error(&out, "not a model delta");
     for p in [tuned, delta, manifest, result] {
         std::fs::remove_file(p).ok();

@@ -9,8 +9,11 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::model::Model;
 
-/// Where setup puts the default model, relative to the repository root.
-pub const DEFAULT_MODEL_REL: &str = "public/models/multilingual-e5-small-q4_0.gguf";
+/// Where setup puts the default model, relative to the repository root: the alignment-tuned
+/// model it builds from the base and `models/multilingual-e5-small-align-q4_0.delta.gguf`
+/// (README, "Alignment tuning"). The base, `multilingual-e5-small-q4_0.gguf`, stays next to
+/// it (`--model`).
+pub const DEFAULT_MODEL_REL: &str = "public/models/multilingual-e5-small-align-q4_0.gguf";
 
 /// The default model: `$XLALIGN_MODEL`, else `public/models/…` under the current directory or
 /// any parent (so a command works from anywhere inside a checkout), else in the checkout the

@@ -29,7 +29,8 @@ use xlalign_web::settings::Settings;
 use xlalign_web::share;
 
 /// Where the default model is served from (Trunk copies `public/models/` to `models/`).
-pub const MODEL_URL: &str = "models/multilingual-e5-small-q4_0.gguf";
+/// The alignment-tuned model (README, "Alignment tuning"); the base model is served beside it.
+pub const MODEL_URL: &str = "models/multilingual-e5-small-align-q4_0.gguf";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -257,7 +258,7 @@ fn App() -> impl IntoView {
         </main>
         <footer class="foot">
             <p>
-                "Model: multilingual-e5-small (4-bit), run by xlalign in WebAssembly or WebGPU. Alignment methods after SimAlign (argmax, itermax, match) and awesome-align (softmax, entmax)."
+                "Model: multilingual-e5-small (4-bit) with its first seven blocks fine-tuned for word alignment, run by xlalign in WebAssembly or WebGPU. Alignment methods after SimAlign (argmax, itermax, match) and awesome-align (softmax, entmax)."
             </p>
         </footer>
     }
