@@ -61,8 +61,9 @@ const LONG_SRC =
 const LONG_TGT =
     "After a long and heated debate, the committee agreed to double the amount of money for the expansion of the cycle paths in the small towns and villages of the country, because more and more people are now riding their own bicycles to work every single day.";
 // Not near any of the long pair's link probabilities on the CPU paths the CLI may take
-// (scalar, AVX2, AVX-512 VNNI: `xlalign align --isa`), which the borderline check confirms.
-const LONG_THRESHOLD = "0.32";
+// (scalar, AVX2, AVX-512 VNNI: `xlalign align --isa`), with the tuned model and the base
+// (0.47 to 0.51 give the same links on all six), which the borderline check confirms.
+const LONG_THRESHOLD = "0.49";
 // Words whose rows are far down the frequency-ordered table (fetched on demand).
 const RARE = [
     "Die Ornithologin zählte Kiebitze, Brachvögel und Uferschnepfen im Wattenmeer.",
@@ -82,8 +83,9 @@ const MODEL_CAP = 12_000_000;
 // closes it the server goes on sending (a CI run under load saw more than 2 MB at 40 MB/s).
 const MODEL_RATE = 40e6;
 const MODEL_RATE_CAPPED = 5e6;
-// A threshold that adds a link for SRC/TGT at layer 9 and is not near any link's probability.
-const THRESHOLD = 0.1; // index in BATCH of the pair that is not a translation
+// A threshold that adds a link for SRC/TGT at layer 10 and is not near any link's probability,
+// with the tuned model (12 → 13 links) and the base (12 → 14) alike.
+const THRESHOLD = 0.2;
 
 let failures = 0;
 async function step(name, fn) {
@@ -628,16 +630,18 @@ try {
     });
 
     await step("changing the method redraws without running the encoder, as the CLI does", async () => {
+        // Itermax: its second round links words the default method leaves (for this pair,
+        // with the base model and the tuned one alike), so the picture must change.
         const before = await resultId(page);
-        await select(page, "#method", "argmax");
+        await select(page, "#method", "itermax");
         await waitResult(page, before);
         const method = await page.$eval("#alignment", (e) => e.dataset.method);
-        assert.equal(method, "argmax");
+        assert.equal(method, "itermax");
         const status = await page.$eval("#align-status", (e) => e.textContent);
         assert.match(status, /extraction only/, `method change must not re-encode: ${status}`);
         const links = await drawnLinks(page);
         const [cli] = cliAlign([[SRC, TGT]], await pageFlags(page));
-        sameLinks(links, cli, "argmax");
+        sameLinks(links, cli, "itermax");
         const scores = (ls) => ls.map((l) => `${key(l)}:${l.score.toFixed(3)}`).join(" ");
         assert.notEqual(scores(links), scores(first), "the picture should change with the method");
     });
@@ -646,25 +650,25 @@ try {
         let before = await resultId(page);
         await select(page, "#method", "softmax");
         before = await waitResult(page, before);
-        await setRange(page, "#layer", 9);
+        await setRange(page, "#layer", 10);
         before = await waitResult(page, before);
         assert.match(await page.$eval("#align-status", (e) => e.textContent), /encoder/);
-        assert.equal(await page.$eval("#alignment", (e) => e.dataset.layer), "9");
+        assert.equal(await page.$eval("#alignment", (e) => e.dataset.layer), "10");
         let flags = await pageFlags(page);
-        const layer9 = await drawnLinks(page);
-        sameLinks(layer9, cliAlign([[SRC, TGT]], flags)[0], "softmax, layer 9");
-        // At layer 9 a lower threshold admits another link for this pair (checked below), so
+        const layer10 = await drawnLinks(page);
+        sameLinks(layer10, cliAlign([[SRC, TGT]], flags)[0], "softmax, layer 10");
+        // At layer 10 a lower threshold admits more links for this pair (checked below), so
         // the picture must change without a new encoder pass.
         await setRange(page, "#threshold", THRESHOLD);
         await waitResult(page, before);
         assert.match(await page.$eval("#align-status", (e) => e.textContent), /extraction only/);
         flags = await pageFlags(page);
-        assert.match(flags.join(" "), /--layer 9 .*--threshold 0\.10?\b/);
+        assert.match(flags.join(" "), /--layer 10 .*--threshold 0\.20?\b/);
         const cli = cliAlign([[SRC, TGT]], flags)[0];
         assertNotBorderline(flags, cli);
         const lowered = await drawnLinks(page);
-        sameLinks(lowered, cli, `softmax, layer 9, threshold ${THRESHOLD}`);
-        assert.ok(lowered.length > layer9.length, `threshold ${THRESHOLD} should add links: ${lowered.length} vs ${layer9.length}`);
+        sameLinks(lowered, cli, `softmax, layer 10, threshold ${THRESHOLD}`);
+        assert.ok(lowered.length > layer10.length, `threshold ${THRESHOLD} should add links: ${lowered.length} vs ${layer10.length}`);
         before = await resultId(page);
         await page.click("#reset");
         await waitResult(page, before);
