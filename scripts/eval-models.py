@@ -35,10 +35,7 @@ def aer(binary: str, model: str, gold_dir: str, sets: list[str], threads: int | 
     return {r["set"]: 100.0 * r["metrics"]["aer"] for r in rows}
 
 
-def retrieval(model: str, gold_dir: Path, name: str, threads: int | None) -> float:
-    import xlalign
-
-    aligner = xlalign.Aligner(model, threads=threads)
+def retrieval(aligner, gold_dir: Path, name: str) -> float:
     src = (gold_dir / name / f"{name}.src").read_text(encoding="utf-8").splitlines()
     tgt = (gold_dir / name / f"{name}.tgt").read_text(encoding="utf-8").splitlines()
     a = aligner.embed(src)
@@ -78,8 +75,11 @@ def main() -> int:
     print("\nRetrieval top-1 % (mean of both directions)\n")
     print(head)
     print(rule)
+    import xlalign
+
     for m in args.models:
-        vals = [retrieval(m, gold, s, args.threads) for s in sets]
+        aligner = xlalign.Aligner(m, threads=args.threads)
+        vals = [retrieval(aligner, gold, s) for s in sets]
         print(f"| {Path(m).name} | " + " | ".join(f"{v:.1f}" for v in vals) + f" | {np.mean(vals):.1f} |", flush=True)
     return 0
 

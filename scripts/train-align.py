@@ -107,8 +107,8 @@ def main() -> int:
     frozen_top = base[layer:]
     base_norm = T.mean_sq_norm(cfg, emb, params, held_batches[:8], weights.position_offset)
     settings = T.Settings(
-        layer, temperature, threshold, args.target_threshold or threshold, args.so, args.co, args.norm, args.distill, args.lr,
-        args.anchors,
+        temperature=temperature, threshold=threshold, target_threshold=args.target_threshold or threshold,
+        so=args.so, co=args.co, norm=args.norm, distill=args.distill, anchors=args.anchors,
     )
     steps = args.steps or len(train_batches)
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, max(1, steps // 20), steps, args.lr * 0.1)
@@ -121,7 +121,7 @@ def main() -> int:
     held = []
     for length, group in held_batches:
         ids, att, rows, _ = T.arrays(length, group)
-        x0 = T.layer0(emb, ids, cfg, weights.position_offset)
+        x0 = E.embed(emb, ids, cfg, weights.position_offset)
         teacher = teach(base, x0, att) if args.distill > 0 else jnp.zeros(())
         held.append((x0, att, rows, teacher, links_of(params, x0, att, rows)))
 
@@ -143,7 +143,7 @@ def main() -> int:
     for k in range(steps):
         length, group = train_batches[k % len(train_batches)]
         ids, att, rows, anchors = T.arrays(length, group)
-        x0 = T.layer0(emb, ids, cfg, weights.position_offset)
+        x0 = E.embed(emb, ids, cfg, weights.position_offset)
         teacher = teach(base, x0, att) if args.distill > 0 else jnp.zeros(())
         params, opt_state, loss, parts = step(params, opt_state, frozen_top, x0, att, rows, anchors, teacher)
         done_pairs += len(group)

@@ -21,12 +21,10 @@ from .encoder import Weights
 
 def changed(weights: Weights, tuned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The tensors whose stored form differs from the base's, in the stored form."""
-    reader = gguf.GGUFReader(str(weights.path))
-    stored = {t.name: np.asarray(t.data) for t in reader.tensors}
     out = {}
     for name, value in tuned.items():
         data = weights.encode_tensor(name, value)
-        if data.tobytes() != stored[name].tobytes():
+        if data.tobytes() != weights.stored[name].tobytes():
             out[name] = data
     return out
 

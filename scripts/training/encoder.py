@@ -64,9 +64,11 @@ class Weights:
         }
         self.types: dict[str, gguf.GGMLQuantizationType] = {}
         self.arrays: dict[str, np.ndarray] = {}
+        self.stored: dict[str, np.ndarray] = {}  # each tensor as the file stores it
         for t in reader.tensors:
             self.types[t.name] = t.tensor_type
             data = np.asarray(t.data)
+            self.stored[t.name] = data
             if t.tensor_type == gguf.GGMLQuantizationType.F32:
                 arr = data.astype(np.float32).reshape([int(d) for d in reversed(t.shape)])
             else:
@@ -128,11 +130,17 @@ def block_forward(p, x, mask, cfg: Config):
     return layer_norm(x + ff, p["layer_output_norm.weight"], p["layer_output_norm.bias"], cfg.eps)
 
 
-def embed(emb, ids, cfg: Config, position_offset: int):
-    """Layer 0: word + position + token type 0, normalised. `emb` holds the f32 tables."""
-    l = ids.shape[1]
-    x = emb["word"][ids] + emb["pos"][position_offset : position_offset + l][None] + emb["type"][0]
-    return layer_norm(x, emb["norm_w"], emb["norm_b"], cfg.eps)
+def embed(emb, ids: np.ndarray, cfg: Config, position_offset: int = 0) -> np.ndarray:
+    """Layer 0 for `[..., L]` ids, in numpy: word + position + token type 0, normalised, as
+    `[N, L, H]` (leading axes flattened). Computed outside the compiled steps, so the 250k-row
+    table (`emb`, from `embedding_tables`) is never a constant of one of them: each compiled
+    shape would hold a copy."""
+    flat = ids.reshape(-1, ids.shape[-1])
+    positions = emb["pos"][position_offset : position_offset + flat.shape[1]]
+    x = emb["word"][flat] + positions[None] + emb["type"][0]
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return ((x - mu) / np.sqrt(var + cfg.eps) * emb["norm_w"] + emb["norm_b"]).astype(np.float32)
 
 
 def forward(blocks, x, mask, cfg: Config):

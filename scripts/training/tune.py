@@ -21,10 +21,8 @@ Only the blocks below the alignment layer are trained; embeddings stay frozen.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -131,17 +129,14 @@ def link_probs(hs, ht, ms, mt, temperature):
     """Both softmax directions over the masked dot products: `[B, n, m]` each."""
     sim = jnp.einsum("bih,bjh->bij", hs, ht) / temperature
     valid = (ms[:, :, None] * mt[:, None, :]) > 0
-    neg = -1e9
-    fwd = jax.nn.softmax(jnp.where(valid, sim, neg), axis=2)
-    rev = jax.nn.softmax(jnp.where(valid, sim, neg), axis=1)
-    logf = jax.nn.log_softmax(jnp.where(valid, sim, neg), axis=2)
-    logr = jax.nn.log_softmax(jnp.where(valid, sim, neg), axis=1)
-    return fwd, rev, logf, logr, valid
+    masked = jnp.where(valid, sim, -1e9)
+    logf = jax.nn.log_softmax(masked, axis=2)
+    logr = jax.nn.log_softmax(masked, axis=1)
+    return jnp.exp(logf), jnp.exp(logr), logf, logr, valid
 
 
 @dataclass
 class Settings:
-    layer: int = 7
     temperature: float = 3.0
     threshold: float = 0.3
     # Targets: links whose both probabilities pass this (the default method's threshold when
@@ -151,21 +146,8 @@ class Settings:
     co: float = 0.0
     norm: float = 1.0
     distill: float = 0.0
-    lr: float = 2e-5
     # Dictionary anchors (anchors.py) join the self-training targets.
     anchors: bool = False
-
-
-def layer0(emb, ids: np.ndarray, cfg: E.Config, position_offset: int = 0) -> np.ndarray:
-    """The frozen embeddings' output for `[2, B, L]` ids, in numpy: `[2B, L, H]`. Computed
-    outside the compiled steps, so the 250k-row table is never a constant of one of them
-    (each compiled shape would hold a copy)."""
-    flat = ids.reshape(-1, ids.shape[-1])
-    positions = emb["pos"][position_offset : position_offset + flat.shape[1]]
-    x = emb["word"][flat] + positions[None] + emb["type"][0]
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return ((x - mu) / np.sqrt(var + cfg.eps) * emb["norm_w"] + emb["norm_b"]).astype(np.float32)
 
 
 def make_step(cfg: E.Config, settings: Settings, base_norm: float, optimizer):
@@ -248,7 +230,7 @@ def mean_sq_norm(cfg, emb, blocks, data, position_offset: int = 0) -> float:
     total, count = 0.0, 0.0
     for length, group in data:
         ids, att, rows, _ = arrays(length, group)
-        x0 = layer0(emb, ids, cfg, position_offset)
+        x0 = E.embed(emb, ids, cfg, position_offset)
         y = E.forward(blocks, jnp.asarray(x0), jnp.asarray(att.reshape(-1, length)), cfg)[-1]
         keep = rows.reshape(-1, length)
         total += float(((np.asarray(y) ** 2).sum(-1) * keep).sum())
