@@ -162,6 +162,18 @@ fn pairs_of(links: &[WordLink]) -> Vec<(usize, usize)> {
 
 /// Same links, link scores/probabilities and word cosines within `tol`.
 fn assert_same(got: &PairAlignment, want: &PairAlignment, tol: f32, what: &str) {
+    assert_same_but(got, want, tol, what, |_, _| false)
+}
+
+/// [`assert_same`], except that a link's scores may differ where `other_units(got, want)`
+/// says the two links stand on different unit pairs of the same two words.
+fn assert_same_but(
+    got: &PairAlignment,
+    want: &PairAlignment,
+    tol: f32,
+    what: &str,
+    other_units: impl Fn(&WordLink, &WordLink) -> bool,
+) {
     assert_eq!(
         pairs_of(&got.links),
         pairs_of(&want.links),
@@ -169,7 +181,7 @@ fn assert_same(got: &PairAlignment, want: &PairAlignment, tol: f32, what: &str) 
     );
     for (g, w) in got.links.iter().zip(&want.links) {
         assert!(
-            (g.score - w.score).abs() <= tol,
+            (g.score - w.score).abs() <= tol || other_units(g, w),
             "{what}: cosine of {:?}: {} vs {}",
             (g.src, g.tgt),
             g.score,
@@ -245,6 +257,29 @@ fn near_tie(l: &WordLink, cpu: &EncodedPair, opts: &AlignOptions) -> bool {
     })
 }
 
+/// Whether the scores of `got` and `want` (links between the same two words) are, within
+/// `tol`, the cosines (on the CPU's states) of two different subword pairs of those words.
+fn on_other_subwords(cpu: &EncodedPair, got: &WordLink, want: &WordLink, tol: f32) -> bool {
+    let (src, src_words) = units(&cpu.src, Level::Subword);
+    let (tgt, tgt_words) = units(&cpu.tgt, Level::Subword);
+    let cos = cosine_matrix(src.view(), tgt.view());
+    let cells: Vec<(usize, usize)> = cos
+        .indexed_iter()
+        .filter(|((r, c), _)| {
+            src_words[*r].contains(&want.src) && tgt_words[*c].contains(&want.tgt)
+        })
+        .map(|(cell, _)| cell)
+        .collect();
+    let nearest = |score: f32| {
+        cells
+            .iter()
+            .copied()
+            .min_by(|a, b| (cos[*a] - score).abs().total_cmp(&(cos[*b] - score).abs()))
+            .filter(|cell| (cos[*cell] - score).abs() <= tol)
+    };
+    matches!((nearest(got.score), nearest(want.score)), (Some(a), Some(b)) if a != b)
+}
+
 /// The rows extraction runs on (as `align::align_words` selects them) and their words.
 fn units(side: &EncodedSide, level: Level) -> (Array2<f32>, Vec<Vec<usize>>) {
     match level {
@@ -309,8 +344,12 @@ fn the_gpu_pipeline_gives_the_cpu_pipelines_links() {
             };
             if pairs_of(&g.links) == pairs_of(&w.links) {
                 // Scores differ by the encoders' rounding (most by < 1e-3, low cosines of
-                // unrelated words by up to ~5e-3).
-                assert_same(&g, &w, 1e-2, &what);
+                // unrelated words by up to ~5e-3), or, at subword level, where the two
+                // pipelines linked different subword pairs of the same two words (a link's
+                // score is the largest cosine among its linked subword pairs).
+                assert_same_but(&g, &w, 1e-2, &what, |gl, wl| {
+                    opts.level == Level::Subword && on_other_subwords(cpu, gl, wl, 1e-2)
+                });
                 pairs_identical += 1;
             }
             let gl = pairs_of(&g.links);

@@ -5,8 +5,14 @@
 //! work on register tiles of R weight rows × C tokens, so a weight block, once unpacked, is
 //! reused for C tokens and an activation block for R rows. Threads (feature `parallel`)
 //! take disjoint groups of tokens, so each writes its own rows of `out`.
+//!
+//! On x86-64, Q4_0 runs on a copy of the matrix regrouped sixteen rows wide (`grouped`,
+//! made on first use), where vector lanes are weight rows (`grouped_x86`); Q8_0, the wasm
+//! builds and the scalar twin read the stored blocks.
 
 use std::ops::Range;
+#[cfg(target_arch = "x86_64")]
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use half::f16;
@@ -45,6 +51,10 @@ pub struct QMatrix {
     cols: usize,
     data: Bytes,
     scales: Vec<f32>,
+    /// Q4_0 weights regrouped for the kernels whose lanes are rows, made on first use (and
+    /// shared by clones): the scalar path and Q8_0 never pay for the copy.
+    #[cfg(target_arch = "x86_64")]
+    grouped: Arc<OnceLock<grouped::Q4Grouped>>,
 }
 
 impl QMatrix {
@@ -84,7 +94,15 @@ impl QMatrix {
             cols,
             data: t.data.clone(),
             scales,
+            #[cfg(target_arch = "x86_64")]
+            grouped: Arc::default(),
         })
+    }
+
+    /// The regrouped copy (Q4_0 only), made once.
+    #[cfg(target_arch = "x86_64")]
+    fn grouped(&self) -> &grouped::Q4Grouped {
+        self.grouped.get_or_init(|| grouped::Q4Grouped::new(self))
     }
 
     pub fn format(&self) -> QFormat {
@@ -161,7 +179,12 @@ pub fn qmatmul_with(isa: Isa, w: &QMatrix, x: &Q8Rows, bias: Option<&[f32]>, out
     if n == 0 || t == 0 {
         return;
     }
-    let (tr, tc) = tile_shape(isa);
+    let (tr, tc) = tile_shape(isa, w.format);
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() && w.format == QFormat::Q4_0 {
+        // Regrouped here, before the work is split, so no thread waits for another's copy.
+        w.grouped();
+    }
     let threads = par::threads();
     if threads > 1 && t.div_ceil(tc) < 2 * threads {
         // Too few tokens to keep every thread busy: split the weight rows instead. Each
@@ -191,12 +214,19 @@ pub fn qmatmul_with(isa: Isa, w: &QMatrix, x: &Q8Rows, bias: Option<&[f32]>, out
 /// unpacking a weight block over many tokens and loading an activation block over many
 /// rows. Measured on a 1536×384 Q4_0 matrix with 32 tokens (Zen 4): AVX2 4×2 32, 4×4 45,
 /// 8×8 50 GMAC/s (the 64 accumulators partly live in L1, which costs less than reloading);
-/// wasm simd128 in V8 2×2 20, 2×4 23, 4×4 19 GMAC/s.
-fn tile_shape(isa: Isa) -> (usize, usize) {
+/// wasm simd128 in V8 2×2 20, 2×4 23, 4×4 19 GMAC/s. Q4_0 on x86-64 runs the regrouped
+/// kernels ([`grouped_x86`]): rows are split in whole groups of 16, tokens in tiles of 8
+/// (AVX-512) or 4 (AVX2).
+fn tile_shape(isa: Isa, format: QFormat) -> (usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() && format == QFormat::Q4_0 {
+        return (grouped::ROWS, if isa.has_avx512vnni() { 8 } else { 4 });
+    }
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx512vnni() {
         return (AVX512_R, AVX512_C);
     }
+    let _ = format;
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         return (AVX2_R, AVX2_C);
@@ -263,9 +293,11 @@ fn run(
         // SAFETY: an `Isa` with AVX-512 VNNI exists only when the CPU has it (and AVX2, FMA,
         // AVX512F/BW/VL); `tiles` passes in-range row and token indices.
         return match w.format {
-            QFormat::Q4_0 => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
-                avx512::q4::<R, C>(w, r, x, t)
-            }),
+            // SAFETY: as above; `rows` starts at a multiple of the group's 16 rows (the
+            // callers split rows in multiples of `tile_shape`).
+            QFormat::Q4_0 => unsafe {
+                grouped_x86::run_avx512(w.grouped(), x, bias, rows, t0, nt, out)
+            },
             QFormat::Q8_0 => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
                 avx512::q8::<R, C>(w, r, x, t)
             }),
@@ -276,15 +308,14 @@ fn run(
         const R: usize = AVX2_R;
         const C: usize = AVX2_C;
         let vnni = isa.has_avxvnni();
-        // SAFETY (all four): an `Isa` with AVX2/AVX-VNNI exists only when the CPU has them;
+        // SAFETY (all three): an `Isa` with AVX2/AVX-VNNI exists only when the CPU has them;
         // `tiles` passes in-range row and token indices.
         return match (w.format, vnni) {
-            (QFormat::Q4_0, false) => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
-                avx2::q4::<R, C>(w, r, x, t)
-            }),
-            (QFormat::Q4_0, true) => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
-                avx2::q4_vnni::<R, C>(w, r, x, t)
-            }),
+            // AVX-VNNI processors run the AVX2 kernel on Q4_0 (see `grouped_x86`). SAFETY: as
+            // for AVX-512 above.
+            (QFormat::Q4_0, _) => unsafe {
+                grouped_x86::run_avx2(w.grouped(), x, bias, rows, t0, nt, out)
+            },
             (QFormat::Q8_0, false) => tiles::<R, C>(bias, rows, t0, nt, out, |r, t| unsafe {
                 avx2::q8::<R, C>(w, r, x, t)
             }),
@@ -403,6 +434,7 @@ pub(crate) mod scalar {
     }
 }
 
+/// AVX2 (and AVX-VNNI) for Q8_0 weights (Q4_0 runs `grouped_x86`).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::*;
@@ -460,58 +492,6 @@ mod avx2 {
         out
     }
 
-    #[inline(always)]
-    pub(super) unsafe fn unpack_q4(p: *const u8) -> __m256i {
-        let raw = _mm_loadu_si128(p as *const __m128i);
-        let m = _mm_set1_epi8(0x0F);
-        _mm256_set_m128i(
-            _mm_and_si128(_mm_srli_epi16(raw, 4), m),
-            _mm_and_si128(raw, m),
-        )
-    }
-
-    /// Q4_0: maddubs takes the nibbles (0..15) as unsigned, the activations as signed; the
-    /// −8 offset is `−8·Σq`, spread as −Σq over the eight lanes.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn q4<const R: usize, const C: usize>(
-        w: &QMatrix,
-        rows: [usize; R],
-        x: &Q8Rows,
-        toks: [usize; C],
-    ) -> [[f32; C]; R] {
-        let ones = _mm256_set1_epi16(1);
-        tile(
-            w,
-            rows,
-            x,
-            toks,
-            |p| unpack_q4(p),
-            |wv, xv, s| {
-                _mm256_sub_epi32(
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), ones),
-                    _mm256_set1_epi32(s),
-                )
-            },
-        )
-    }
-
-    #[target_feature(enable = "avx2,fma,avxvnni")]
-    pub unsafe fn q4_vnni<const R: usize, const C: usize>(
-        w: &QMatrix,
-        rows: [usize; R],
-        x: &Q8Rows,
-        toks: [usize; C],
-    ) -> [[f32; C]; R] {
-        tile(
-            w,
-            rows,
-            x,
-            toks,
-            |p| unpack_q4(p),
-            |wv, xv, s| _mm256_dpbusd_avx_epi32(_mm256_set1_epi32(-s), wv, xv),
-        )
-    }
-
     /// Q8_0: both sides signed, so the sign moves onto the activations (`sign_epi8`) and
     /// maddubs multiplies |w| (≤ 128, fits u8) by ±q.
     #[inline(always)]
@@ -560,12 +540,13 @@ mod avx2 {
     }
 }
 
-/// AVX-512 VNNI: `vpdpbusd` on 512-bit registers, two weight blocks at a time (the lower half
-/// of each register holds block `b`, the upper half block `b + 1`; the scales are per half).
+/// AVX-512 VNNI for Q8_0 weights (Q4_0 runs `grouped_x86`): `vpdpbusd` on 512-bit
+/// registers, two weight blocks at a time (the lower half of each register holds block `b`,
+/// the upper half block `b + 1`; the scales are per half).
 /// An odd last block goes through the 256-bit EVEX form of the same instruction.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::avx2::{hsum, unpack_q4, unpack_q8};
+    use super::avx2::{hsum, unpack_q8};
     use super::*;
     use std::arch::x86_64::*;
 
@@ -662,33 +643,6 @@ mod avx512 {
         out
     }
 
-    /// Q4_0: the nibbles (0..15) are the unsigned side; the −8 offset is `−8·Σq` per block,
-    /// spread as −Σq over its eight lanes of the accumulator `vpdpbusd` starts from.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub unsafe fn q4<const R: usize, const C: usize>(
-        w: &QMatrix,
-        rows: [usize; R],
-        x: &Q8Rows,
-        toks: [usize; C],
-    ) -> [[f32; C]; R] {
-        tile(
-            w,
-            rows,
-            x,
-            toks,
-            |p| unpack_q4(p),
-            |a, b| {
-                let v = pair(a, b);
-                (v, v)
-            },
-            |(wv, _), xv, s0, s1| {
-                let init = pair(_mm256_set1_epi32(-s0), _mm256_set1_epi32(-s1));
-                _mm512_dpbusd_epi32(init, wv, xv)
-            },
-            |wv, xv, s| _mm256_dpbusd_epi32(_mm256_set1_epi32(-s), wv, xv),
-        )
-    }
-
     /// Q8_0: both sides signed, so the sign moves onto the activations and `vpdpbusd`
     /// multiplies |w| (≤ 128, fits u8) by ±q.
     #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -718,6 +672,11 @@ mod avx512 {
         )
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod grouped;
+#[cfg(target_arch = "x86_64")]
+mod grouped_x86;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
@@ -1036,7 +995,7 @@ mod tests {
     }
 
     fn case() -> impl Strategy<Value = (usize, usize, usize, u64, Vec<f32>)> {
-        (1usize..21, 1usize..4, 1usize..20, any::<u64>()).prop_flat_map(|(n, blocks, t, seed)| {
+        (1usize..41, 1usize..4, 1usize..40, any::<u64>()).prop_flat_map(|(n, blocks, t, seed)| {
             let cols = blocks * QK;
             (
                 Just(n),
