@@ -220,7 +220,12 @@ pub fn qmatmul_with(isa: Isa, w: &QMatrix, x: &Q8Rows, bias: Option<&[f32]>, out
 fn tile_shape(isa: Isa, format: QFormat) -> (usize, usize) {
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() && format == QFormat::Q4_0 {
-        return (grouped::ROWS, if isa.has_avx512vnni() { 8 } else { 4 });
+        let toks = if isa.has_avx512vnni() {
+            grouped_x86::TOKS_512
+        } else {
+            grouped_x86::TOKS_256
+        };
+        return (grouped::ROWS, toks);
     }
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx512vnni() {

@@ -21,10 +21,10 @@ use crate::cpu::kernels::quant::Q8Rows;
 use crate::tensor::QK;
 
 /// Tokens per AVX-512 tile.
-const TOKS_512: usize = 8;
+pub(super) const TOKS_512: usize = 8;
 /// Weight rows and tokens per AVX2 tile.
 const ROWS_256: usize = 8;
-const TOKS_256: usize = 4;
+pub(super) const TOKS_256: usize = 4;
 
 /// Rows `rows` (starting at a multiple of [`ROWS`]) for tokens `t0..t0+nt` into `out`
 /// (`nt` rows of `rows.len()` values), plus `bias`, on AVX-512 VNNI.
