@@ -237,9 +237,7 @@ fn near_tie(l: &WordLink, cpu: &EncodedPair, opts: &AlignOptions) -> bool {
     if let Some(p) = l.prob {
         return (p - opts.effective_threshold()).abs() < PROB_TIE;
     }
-    let (src, src_words) = units(&cpu.src, opts.level);
-    let (tgt, tgt_words) = units(&cpu.tgt, opts.level);
-    let cos = cosine_matrix(src.view(), tgt.view());
+    let (cos, src_words, tgt_words) = unit_cosines(cpu, opts.level);
     let row_best: Vec<f32> = cos
         .rows()
         .into_iter()
@@ -260,9 +258,7 @@ fn near_tie(l: &WordLink, cpu: &EncodedPair, opts: &AlignOptions) -> bool {
 /// Whether the scores of `got` and `want` (links between the same two words) are, within
 /// `tol`, the cosines (on the CPU's states) of two different subword pairs of those words.
 fn on_other_subwords(cpu: &EncodedPair, got: &WordLink, want: &WordLink, tol: f32) -> bool {
-    let (src, src_words) = units(&cpu.src, Level::Subword);
-    let (tgt, tgt_words) = units(&cpu.tgt, Level::Subword);
-    let cos = cosine_matrix(src.view(), tgt.view());
+    let (cos, src_words, tgt_words) = unit_cosines(cpu, Level::Subword);
     let cells: Vec<(usize, usize)> = cos
         .indexed_iter()
         .filter(|((r, c), _)| {
@@ -278,6 +274,17 @@ fn on_other_subwords(cpu: &EncodedPair, got: &WordLink, want: &WordLink, tol: f3
             .filter(|cell| (cos[*cell] - score).abs() <= tol)
     };
     matches!((nearest(got.score), nearest(want.score)), (Some(a), Some(b)) if a != b)
+}
+
+/// The cosines (on the CPU's states) between the units extraction runs on at `level`, and
+/// each side's words of those units.
+fn unit_cosines(
+    cpu: &EncodedPair,
+    level: Level,
+) -> (Array2<f32>, Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let (src, src_words) = units(&cpu.src, level);
+    let (tgt, tgt_words) = units(&cpu.tgt, level);
+    (cosine_matrix(src.view(), tgt.view()), src_words, tgt_words)
 }
 
 /// The rows extraction runs on (as `align::align_words` selects them) and their words.
