@@ -16,6 +16,10 @@ XLALIGN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 XLALIGN_CACHE="${XLALIGN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xlalign}"
 export XLALIGN_ROOT XLALIGN_CACHE
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$XLALIGN_CACHE/target}"
+# wasm tests (wasm-bindgen-test-runner) run what the package ships: the SIMD128 kernels. Every
+# wasm test build gets the same flags, so they share one build of the dependencies
+# (scripts/build-wasm.sh sets its own RUSTFLAGS, which take precedence).
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C target-feature=+simd128}"
 CARGO_BIN_DIR="${CARGO_HOME:-$HOME/.cargo}/bin"
 case ":$PATH:" in *":$CARGO_BIN_DIR:"*) ;; *) export PATH="$CARGO_BIN_DIR:$PATH" ;; esac
 # node_modules/.bin first: its wasm-opt (binaryen 132) must win over any older system one,

@@ -45,6 +45,11 @@ if [[ $which == all || $which == wasm ]]; then
     CHROMEDRIVER="$(command -v chromedriver)" \
     WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}" \
         timed cargo test -p xlalign-wasm --target wasm32-unknown-unknown
+    step "wasm kernels against the scalar kernel, relaxed-SIMD build"
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    CHROMEDRIVER="$(command -v chromedriver)" \
+    WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}" \
+        timed cargo test -p xlalign-wasm --target wasm32-unknown-unknown --features relaxed-simd --test kernels
 fi
 
 if [[ $which == all || $which == js ]]; then

@@ -109,6 +109,12 @@ impl Isa {
         self.0 == Kind::Scalar
     }
 
+    /// Runs the Q4_0 kernels whose vector lanes are weight rows (on x86-64 and in the wasm
+    /// builds: `qmatmul`'s regrouped copy).
+    pub(crate) fn has_row_kernels(self) -> bool {
+        !self.is_scalar()
+    }
+
     /// AVX2 + FMA are usable (true for the VNNI levels too).
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn has_avx2(self) -> bool {

@@ -1,5 +1,5 @@
 //! Q4_0 weights regrouped sixteen rows wide, for the kernels whose vector lanes are weight
-//! rows (`grouped_x86`: AVX-512 VNNI and AVX2).
+//! rows (`grouped_x86`: AVX-512 VNNI and AVX2; `grouped_wasm`: SIMD128 and relaxed SIMD).
 //!
 //! The block-major kernels give each (row, token) its own vector accumulator whose lanes
 //! are parts of one block, and pay, per block and per (row, token), a conversion, a scale
@@ -8,11 +8,22 @@
 //! activation bytes are broadcast, and an integer multiply-add over four bytes per lane
 //! (`vpdpbusd`; `vpmaddubsw` then `vpmaddwd`) gives several rows at once: the float work is
 //! paid once per block for all the register's rows, and no horizontal sum is left.
+// Built everywhere, read only by the SIMD kernels.
+#![cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )),
+    allow(dead_code)
+)]
+
+use std::ops::Range;
 
 use super::{QFormat, QMatrix};
 use crate::tensor::{Q4_0_BLOCK_BYTES, QK};
 
-/// Weight rows per group: the i32 lanes of a 512-bit register (two 256-bit halves of 8).
+/// Weight rows per group: the i32 lanes of a 512-bit register (two 256-bit halves of 8,
+/// four 128-bit quarters of 4).
 pub(super) const ROWS: usize = 16;
 /// Bytes of one block of one group: 16 rows × 16 bytes of nibbles.
 pub(super) const GROUP_BLOCK_BYTES: usize = ROWS * QK / 2;
@@ -60,6 +71,40 @@ impl Q4Grouped {
             blocks: nb,
             nibbles,
             scales,
+        }
+    }
+}
+
+/// Walks `rows` in tiles of `R` rows × `C` tokens; `tile(r0, nr, toks, outs)` computes rows
+/// `r0..r0+nr` for the tokens `toks` (the last valid one repeated past the end) and stores
+/// them at `outs`, one pointer per valid token.
+///
+/// # Safety
+/// `out` must hold `nt` rows of `rows.len()` values; `tile` gets pointers into it.
+#[inline(always)]
+pub(super) unsafe fn walk<const R: usize, const C: usize>(
+    rows: Range<usize>,
+    t0: usize,
+    nt: usize,
+    out: &mut [f32],
+    tile: impl Fn(usize, usize, [usize; C], &[*mut f32]),
+) {
+    debug_assert!(rows.start.is_multiple_of(ROWS));
+    debug_assert_eq!(out.len(), nt * rows.len());
+    if nt == 0 || rows.is_empty() {
+        return;
+    }
+    let ld = rows.len();
+    let base = out.as_mut_ptr();
+    for r0 in rows.clone().step_by(R) {
+        let nr = R.min(rows.end - r0);
+        let col = r0 - rows.start;
+        for c0 in (0..nt).step_by(C) {
+            let toks: [usize; C] = core::array::from_fn(|j| t0 + (c0 + j).min(nt - 1));
+            let valid = C.min(nt - c0);
+            let outs: [*mut f32; C] =
+                core::array::from_fn(|j| base.add((c0 + j.min(valid - 1)) * ld + col));
+            tile(r0, nr, toks, &outs[..valid]);
         }
     }
 }

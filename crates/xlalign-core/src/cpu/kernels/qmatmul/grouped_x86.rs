@@ -16,7 +16,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::grouped::{Q4Grouped, GROUP_BLOCK_BYTES, ROWS};
+use super::grouped::{walk, Q4Grouped, GROUP_BLOCK_BYTES, ROWS};
 use crate::cpu::kernels::quant::Q8Rows;
 use crate::tensor::QK;
 
@@ -81,37 +81,6 @@ pub(super) unsafe fn run_avx2(
             _mm256_maskstore_ps(*o, mask, _mm256_add_ps(*a, bias));
         }
     })
-}
-
-/// Walks `rows` in tiles of `R` rows × `C` tokens; `tile(r0, nr, toks, outs)` computes rows
-/// `r0..r0+nr` for the tokens `toks` (the last valid one repeated past the end) and stores
-/// them at `outs`, one pointer per valid token.
-#[inline(always)]
-unsafe fn walk<const R: usize, const C: usize>(
-    rows: Range<usize>,
-    t0: usize,
-    nt: usize,
-    out: &mut [f32],
-    tile: impl Fn(usize, usize, [usize; C], &[*mut f32]),
-) {
-    debug_assert!(rows.start.is_multiple_of(ROWS));
-    debug_assert_eq!(out.len(), nt * rows.len());
-    if nt == 0 || rows.is_empty() {
-        return;
-    }
-    let ld = rows.len();
-    let base = out.as_mut_ptr();
-    for r0 in rows.clone().step_by(R) {
-        let nr = R.min(rows.end - r0);
-        let col = r0 - rows.start;
-        for c0 in (0..nt).step_by(C) {
-            let toks: [usize; C] = core::array::from_fn(|j| t0 + (c0 + j).min(nt - 1));
-            let valid = C.min(nt - c0);
-            let outs: [*mut f32; C] =
-                core::array::from_fn(|j| base.add((c0 + j.min(valid - 1)) * ld + col));
-            tile(r0, nr, toks, &outs[..valid]);
-        }
-    }
 }
 
 /// Group `g`'s 16 rows × the tokens `toks`: one vector of 16 row results per token.
