@@ -27,7 +27,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$XLALIGN_ROOT"
 
-WASM_BINDGEN_VERSION=0.2.130
 simd="${XLALIGN_WASM_SIMD:-1}"
 opt_level="${XLALIGN_WASM_OPT_LEVEL:-3}"
 if [[ $simd == 1 ]]; then

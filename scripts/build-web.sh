@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Builds the web app (web/) into dist/ with Trunk: the one build command that scripts/demo.sh
-# and scripts/test-e2e.sh both run, so a test run and a demo share one cargo build. Then writes
-# a brotli and a gzip copy of each app-shell file next to it, for scripts/serve-web.sh.
+# Builds the web app (web/) into dist/: the one build command that scripts/demo.sh and
+# scripts/test-e2e.sh both run, so a test run and a demo share one cargo build. Steps: the
+# package (scripts/build-wasm.sh → pkg/), the page's wasm (cargo, wasm-bindgen --target web,
+# wasm-opt -Oz), then web/assemble.py puts the page, its files, the package's browser files
+# and the models into a staging folder and stamps the service worker; the staging folder
+# replaces dist/ only when it is complete. Then writes a brotli and a gzip copy of each
+# app-shell file next to it, for scripts/serve-web.sh.
 #
-# Nothing is downloaded: Trunk.toml pins wasm-bindgen 0.2.130 and wasm-opt version_132, which
-# must be the ones on PATH (~/.cargo/bin and node_modules/.bin, set by lib.sh; scripts/setup.sh
-# installs both), and builds offline.
+# Nothing is downloaded but crates cargo lacks: wasm-bindgen is the
+# 0.2.130 CLI setup installs (it must equal the crate web/Cargo.toml pins) and wasm-opt is
+# binaryen 132 from npm (node_modules/.bin). Debian's wasm-opt 108 miscompiles current
+# wasm-bindgen output.
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$XLALIGN_ROOT"
 
-have trunk || die "trunk is not installed: cargo install --locked trunk --version 0.21.14 (scripts/setup.sh does)"
-[[ -x node_modules/.bin/wasm-opt ]] || die "node_modules/.bin/wasm-opt (binaryen 132) is missing: run npm install (scripts/setup.sh does)"
+have wasm-bindgen || die "wasm-bindgen is not installed: cargo install wasm-bindgen-cli --version $WASM_BINDGEN_VERSION (scripts/setup.sh does)"
+WASM_OPT="$XLALIGN_ROOT/node_modules/.bin/wasm-opt"
+[[ -x $WASM_OPT ]] || die "node_modules/.bin/wasm-opt (binaryen 132) is missing: run npm install (scripts/setup.sh does)"
 for m in "$XLALIGN_DEFAULT_MODEL" "$XLALIGN_ALIGN_MODEL"; do
     [[ -f public/models/$(basename "$m") ]] || die "public/models/ has no $(basename "$m"): run scripts/setup.sh"
 done
@@ -21,11 +27,28 @@ done
 # with wasm SIMD, LTO and wasm-opt -O3 there).
 "$XLALIGN_ROOT/scripts/build-wasm.sh"
 
-step "Build the web app (trunk build --release → dist/)"
-# --skip-version-check: the version check would go to the network.
-timed trunk --config Trunk.toml build --release --skip-version-check --dist "$XLALIGN_ROOT/dist"
+step "Build the page (cargo build xlalign-web, release, wasm32)"
+timed cargo build -p xlalign-web --bin xlalign-web --release --target wasm32-unknown-unknown
+page_wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/xlalign-web.wasm"
+[[ -f $page_wasm ]] || die "no xlalign-web.wasm after the build"
+
+stage="$XLALIGN_ROOT/.dist-staging"
+bindgen="$stage.bindgen"
+rm -rf "$stage" "$bindgen"
+step "wasm-bindgen --target web, wasm-opt -Oz"
+wasm-bindgen "$page_wasm" --target web --no-typescript --out-dir "$bindgen" --out-name xlalign-web
+# The features current rustc and wasm-bindgen emit (the same list as scripts/build-wasm.sh).
+timed "$WASM_OPT" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "$bindgen/xlalign-web_bg.wasm" -o "$bindgen/xlalign-web_bg.wasm"
+
+step "Assemble the app (web/assemble.py → dist/)"
+python3 web/assemble.py --out "$stage" --app-js "$bindgen/xlalign-web.js" --app-wasm "$bindgen/xlalign-web_bg.wasm" ||
+    die "web/assemble.py failed"
+rm -rf "$bindgen" "$XLALIGN_ROOT/dist"
+mv "$stage" "$XLALIGN_ROOT/dist"
 [[ -f dist/index.html && -f dist/pkg/client.js && -f dist/pkg/pool.js && -f dist/pkg/worker.js && -f dist/pkg/xlalign_wasm_bg.wasm && -f dist/sw.js ]] || die "dist/ is incomplete after the build"
-grep -q '^const BUILD = "[0-9a-f]\{16\}";' dist/sw.js || die "dist/sw.js was not stamped with a build id (the Trunk post_build hook web/sw-stamp.py did not run)"
+grep -q '^const BUILD = "[0-9a-f]\{16\}";' dist/sw.js || die "dist/sw.js was not stamped with a build id (web/sw_stamp.py)"
 [[ -f dist/pkg/variant.js && -f dist/pkg/xlalign_wasm_bg.relaxed.wasm ]] || die "dist/pkg lacks variant.js or the relaxed-SIMD .wasm"
 # The service worker keeps its own copy of the relaxed-SIMD probe: it must be the package's.
 probe() { tr -d ' \n' < "$1" | grep -o 'RELAXED_PROBE=\[[0-9,]*' | sed 's/,*$//' ; }

@@ -32,6 +32,8 @@ XLALIGN_DEFAULT_MODEL="$XLALIGN_ROOT/public/models/multilingual-e5-small-q4_0.gg
 # the CLI, the Python package and the demo (README, "Alignment tuning").
 XLALIGN_ALIGN_MODEL="$XLALIGN_ROOT/public/models/multilingual-e5-small-align-q4_0.gguf"
 XLALIGN_BIN="$CARGO_TARGET_DIR/release/xlalign"
+# The wasm-bindgen CLI setup installs: must equal the wasm-bindgen crate the wasm crates pin.
+WASM_BINDGEN_VERSION="0.2.130"
 
 # Pinned inputs. The sha256 sums are those of the files inside the PyPI wheels; a mismatch
 # means a different model than the one the reference numbers were made with.

@@ -4,7 +4,7 @@
 # takes seconds. Works without a TTY (CI).
 #
 # Switches (environment):
-#   XLALIGN_SETUP_WEB=0    skip the browser/web tooling (Chromium, wasm-bindgen-cli, trunk, npm);
+#   XLALIGN_SETUP_WEB=0    skip the browser/web tooling (Chromium, wasm-bindgen-cli, npm);
 #                          enough for the CLI and the native tests only.
 #   XLALIGN_SETUP_APT=0    never call apt-get (e.g. no root); missing packages become a warning.
 #   XLALIGN_RECONVERT=1    convert the model again even if a working one is present.
@@ -15,8 +15,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$XLALIGN_ROOT"
 
 WEB="${XLALIGN_SETUP_WEB:-1}"
-WASM_BINDGEN_VERSION="0.2.130"
-TRUNK_VERSION="0.21.14"
 # maturin builds the Python package; dask/distributed and pyspark (with pandas and pyarrow,
 # and a Java runtime from apt) run its corpus recipes in tests/python/test_distributed.py.
 # pandas 2: PySpark 4.3 does not support pandas 3 yet. jax/jaxlib (CPU wheel, 85 MB) and optax run
@@ -77,13 +75,6 @@ setup_rust() {
         # Not --locked: its lock file pins a webpki-roots release some registry mirrors lack;
         # the resolver picks a compatible one instead.
         timed env -u CARGO_TARGET_DIR cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
-    fi
-    if [[ $("$CARGO_BIN_DIR/trunk" --version 2>/dev/null) == "trunk $TRUNK_VERSION" ]]; then
-        skip "trunk $TRUNK_VERSION"
-    else
-        # 0.21.x: newer trunk releases need a newer rustc than current stable here.
-        info "cargo install trunk $TRUNK_VERSION (about 8 min on 2 cores)"
-        timed env -u CARGO_TARGET_DIR cargo install --locked trunk --version "$TRUNK_VERSION" --force
     fi
 }
 

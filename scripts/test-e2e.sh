@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end test of the demo app: builds it (scripts/build-web.sh, the same build as
-# scripts/demo.sh: trunk build --release into dist/), builds the CLI if it is missing, checks
+# scripts/demo.sh, into dist/), builds the CLI if it is missing, checks
 # the demo's server over it (tests/e2e/serve.test.mjs), and runs tests/e2e/app.test.mjs, which
 # serves dist/ on a local port and drives headless Chromium (puppeteer-core). Writes
 # docs/screenshot.png.
 #
-# env: XLALIGN_SKIP_WEB_BUILD=1  reuse dist/ if it exists (no trunk build)
+# env: XLALIGN_SKIP_WEB_BUILD=1  reuse dist/ if it exists (no web build)
 #      XLALIGN_DEMO_MODEL        the model file the demo loads, for the CLI to compare with
 #                                (default: the alignment-tuned model, public/models/…-align-…)
 #      XLALIGN_E2E_WEBGPU=0      skip the WebGPU (SwiftShader) step

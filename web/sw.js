@@ -5,9 +5,9 @@
 // ("xlalign-models-v1", checked by size and SHA-256, revalidated with a HEAD request), so
 // requests under models/ pass straight through.
 //
-// BUILD and SHELL are filled in by web/sw-stamp.py (a Trunk post-build hook): BUILD is a hash
+// BUILD and SHELL are filled in by web/sw_stamp.py (called by web/assemble.py): BUILD is a hash
 // of the built files, so every new build has a new cache, and the old one is deleted when
-// the new worker activates. Left unstamped (a build without the hook), nothing is cached.
+// the new worker activates. Left unstamped (a build that skipped it), nothing is cached.
 const BUILD = "__XLALIGN_BUILD__";
 const SHELL = [/*__XLALIGN_SHELL__*/];
 

@@ -484,8 +484,8 @@ try {
     const cdp = await browser.target().createCDPSession();
     await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads, eventsEnabled: true });
 
-    await step("the service worker's cache name follows the build, not the model (web/sw-stamp.py)", async () => {
-        // Stamps a copy of web/sw.js in a made-up staging folder, as Trunk's hook does.
+    await step("the service worker's cache name follows the build, not the model (web/sw_stamp.py)", async () => {
+        // Stamps a copy of web/sw.js in a made-up staging folder, as web/assemble.py does.
         const stamp = (files) => {
             const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xlalign-e2e-stage-"));
             try {
@@ -494,7 +494,7 @@ try {
                     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
                     fs.writeFileSync(path.join(dir, name), text);
                 }
-                execFileSync("python3", [path.join(ROOT, "web/sw-stamp.py")], { env: { ...process.env, TRUNK_STAGING_DIR: dir }, stdio: "pipe" });
+                execFileSync("python3", [path.join(ROOT, "web/sw_stamp.py"), dir], { stdio: "pipe" });
                 const sw = fs.readFileSync(path.join(dir, "sw.js"), "utf8");
                 return { build: sw.match(/const BUILD = "([0-9a-f]{16})";/)?.[1], shell: JSON.parse(sw.match(/const SHELL = (\[.*\]);/)[1]) };
             } finally {
@@ -1031,7 +1031,7 @@ try {
         await waitResult(page, 0);
         const online = await drawnLinks(page);
         await page.waitForFunction(() => navigator.serviceWorker?.controller, { timeout: 30_000 });
-        // The app cache is named after this build (the hash web/sw-stamp.py wrote into
+        // The app cache is named after this build (the hash web/sw_stamp.py wrote into
         // sw.js) and holds the shell but not the model, which only the model cache holds.
         const build = fs.readFileSync(path.join(DIST, "sw.js"), "utf8").match(/const BUILD = "([0-9a-f]{16})"/);
         assert.ok(build, "dist/sw.js is not stamped with a build id");

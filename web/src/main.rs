@@ -1,5 +1,6 @@
-//! The xlalign demo page (Leptos, client-side rendering). Built for the browser by Trunk from
-//! web/index.html together with the worker binary (src/bin/worker/), which runs the model.
+//! The xlalign demo page (Leptos, client-side rendering). Built for the browser by
+//! scripts/build-web.sh (web/index.html, web/assemble.py); the model runs in the xlalign
+//! JavaScript package's worker, which the page starts (ui::bridge).
 
 // Only the browser build mounts the UI; natively it is still type-checked, not used.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -9,5 +10,5 @@ fn main() {
     #[cfg(target_arch = "wasm32")]
     ui::mount();
     #[cfg(not(target_arch = "wasm32"))]
-    eprintln!("this is the xlalign web app; build and serve it with trunk (see web/README.md)");
+    eprintln!("this is the xlalign web app; build it with scripts/build-web.sh and serve it with scripts/serve-web.sh (see web/README.md)");
 }

@@ -1,8 +1,8 @@
 //! The page's side of the model: the demo is a client of the xlalign JavaScript package, the
 //! same `createAligner` web developers import (`pkg/client.js`, copied into the app by
-//! Trunk). The package starts its worker, loads, caches and revalidates the model, picks the
-//! backend and runs every request; this module calls its API and turns the answers into
-//! signal updates.
+//! scripts/build-web.sh). The package starts its worker, loads, caches and revalidates the
+//! model, picks the backend and runs every request; this module calls its API and turns the
+//! answers into signal updates.
 //!
 //! The pair on screen is encoded once (`aligner.encode`) and every change of method,
 //! threshold, direction or level is an `extract` on that encoding; a few recent encodings are

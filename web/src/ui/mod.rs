@@ -28,7 +28,7 @@ use xlalign_web::results::{BackendView, ModelSummary, Timing};
 use xlalign_web::settings::Settings;
 use xlalign_web::share;
 
-/// Where the default model is served from (Trunk copies `public/models/` to `models/`).
+/// Where the default model is served from (the build copies `public/models/` to `models/`).
 /// The alignment-tuned model (README, "Alignment tuning"); the base model is served beside it.
 pub const MODEL_URL: &str = "models/multilingual-e5-small-align-q4_0.gguf";
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Trunk post-build hook: stamps the service worker (sw.js) in the staging folder with a build
-id and the list of files that make up the app shell.
+"""Stamps the service worker (sw.js) of a built app folder with a build id and the list of
+files that make up the app shell (web/assemble.py calls it last; `web/sw_stamp.py DIR` alone).
 
 The build id is a hash of every built file (names and bytes), so it changes exactly when the
 build changes; the service worker names its cache after it. The model (models/) is left out of
@@ -28,11 +28,11 @@ def shell_files(stage: Path) -> list[str]:
     return sorted(files)
 
 
-def main() -> int:
-    stage = Path(os.environ.get("TRUNK_STAGING_DIR") or (sys.argv[1] if len(sys.argv) > 1 else ""))
+def stamp(stage: Path) -> int:
+    """Stamps `stage`/sw.js in place; 0 when done, 1 (with a message) when it cannot."""
     sw = stage / SW
     if not stage.is_dir() or not sw.is_file():
-        print(f"sw-stamp: no {SW} in the staging folder {stage!s}", file=sys.stderr)
+        print(f"sw-stamp: no {SW} in {stage!s}", file=sys.stderr)
         return 1
     files = shell_files(stage)
     digest = hashlib.sha256()
@@ -52,6 +52,13 @@ def main() -> int:
     sw.write_text(text, encoding="utf-8")
     print(f"sw-stamp: build {build}, {len(shell) + 1} shell files")
     return 0
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print("usage: web/sw_stamp.py DIR", file=sys.stderr)
+        return 2
+    return stamp(Path(sys.argv[1]))
 
 
 if __name__ == "__main__":
