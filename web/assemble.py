@@ -80,11 +80,15 @@ def hashed(out: Path, src: Path) -> tuple[str, str]:
 
 def expand(link: dict[str, str], web: Path, out: Path, app_js: Path, app_wasm: Path) -> str:
     rel = link.get("rel", "")
-    href = link.get("href")
-    if rel in ("css", "icon"):
-        if not href:
+
+    def source() -> Path:
+        """The file or folder `href` names, relative to `web`."""
+        if not link.get("href"):
             raise BuildError(f'<link data-build rel="{rel}"> has no href')
-        name, digest = hashed(out, web / href)
+        return (web / link["href"]).resolve()
+
+    if rel in ("css", "icon"):
+        name, digest = hashed(out, source())
         kind = "stylesheet" if rel == "css" else "icon"
         return f'<link rel="{kind}" href="./{name}" integrity="{digest}" />'
     if rel == "app":
@@ -101,17 +105,13 @@ def expand(link: dict[str, str], web: Path, out: Path, app_js: Path, app_wasm: P
             ]
         )
     if rel == "copy-file":
-        if not href:
-            raise BuildError('<link data-build rel="copy-file"> has no href')
-        src = (web / href).resolve()
+        src = source()
         if not src.is_file():
             raise BuildError(f"{src} is missing")
         copy_file(src, out / link.get("data-target-path", "") / src.name)
         return ""
     if rel == "copy-dir":
-        if not href:
-            raise BuildError('<link data-build rel="copy-dir"> has no href')
-        src = (web / href).resolve()
+        src = source()
         if not src.is_dir():
             raise BuildError(f"{src} is not a folder")
         for f in sorted(src.rglob("*")):
