@@ -37,6 +37,8 @@ def main() -> int:
     ap.add_argument("--data", default=str(Path.home() / ".cache/xlalign/training/data"))
     ap.add_argument("--langs", default=DEFAULT_LANGS, help="training files <a>-<b>, comma-separated")
     ap.add_argument("--per-lang", type=int, default=2000, help="pairs per language file")
+    ap.add_argument("--docs-share", type=float, default=0.0,
+                    help="share of each language's pairs drawn from the manuals (DATA/docs/), where it has them")
     ap.add_argument("--steps", type=int, default=0, help="0: one pass over the pairs")
     ap.add_argument("--tokens", type=int, default=1024, help="padded tokens per side per step")
     ap.add_argument("--lr", type=float, default=2e-5)
@@ -84,7 +86,12 @@ def main() -> int:
         if not path.is_file():
             print(f"error: no training file {path} (scripts/training-data.py build makes them)", file=sys.stderr)
             return 2
-        got = T.read_pairs(path, args.per_lang, rng)
+        docs_path = Path(args.data) / "docs" / f"{name}.txt"
+        from_docs = T.read_pairs(docs_path, round(args.docs_share * args.per_lang), rng) \
+            if args.docs_share > 0 and docs_path.is_file() else []
+        got = from_docs + T.read_pairs(path, args.per_lang - len(from_docs), rng)
+        if from_docs:
+            print(f"{name}: {len(from_docs)} of {len(got)} pairs from the manuals", flush=True)
         lexicon = None
         lex_path = Path(args.data) / "lexicon" / f"{name}.tsv"
         wanted = args.anchor_langs is None or name in args.anchor_langs.split(",")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Builds parallel training text from the gettext catalogs of pinned Debian packages.
+"""Builds parallel training text from the gettext catalogs and translated manuals of pinned
+Debian packages.
 
     python3 scripts/training-data.py build [--gold DIR] [--out DIR]
     python3 scripts/training-data.py pin [--update] [PACKAGE…]
@@ -10,7 +11,8 @@ name=version`, no installation) into $XLALIGN_CACHE/training/debs, refuses a .de
 sha256 differs from the manifest, reads every catalog of a known language
 (`…/<lang>/LC_MESSAGES/*.mo`), cleans the entries, dedupes, removes every pair that shares
 a sentence with a gold set, and writes `<src>-<tgt>.txt` (`source ||| target` lines, the
-gold sets' direction) and stats.json. `pin` records version and sha256 of entries that lack
+gold sets' direction), the manuals' sentence pairs (`docs.py`) likewise into docs/, and
+stats.json. `pin` records version and sha256 of entries that lack
 them (or, with --update, of the current apt candidates). `tables` prints README's tables
 from a build's stats.json.
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from training import lexicon, manifest, report  # noqa: E402
+from training import docs, lexicon, manifest, report  # noqa: E402
 from training.build import new_languages, write_stats  # noqa: E402
 from training.catalogs import CatalogError, language_of, parse_mo  # noqa: E402
 from training.gold import GoldFilter, read_gold_sentences  # noqa: E402
@@ -43,7 +45,7 @@ def default_gold() -> Path:
 
 def cmd_pin(args) -> int:
     m = manifest.load(args.manifest)
-    for e in m["catalogs"] + m.get("dictionaries", []):
+    for e in m["catalogs"] + m.get("documents", []) + m.get("dictionaries", []):
         if args.packages and e["package"] not in args.packages:
             continue
         if manifest.pin(args.cache, e, args.update):
@@ -83,6 +85,8 @@ def cmd_build(args) -> int:
     for lang in sorted(langs):
         stats["languages"][lang] = langs[lang].finish(gold)
         stats["files"][lang] = langs[lang].write(args.out).name
+    if m.get("documents"):
+        stats["documents"] = build_documents(args, m["documents"], gold)
     if m.get("dictionaries") or m.get("wheel_dictionaries"):
         stats["lexicon"] = lexicon.build(args.cache, m.get("dictionaries", []), args.out / "lexicon",
                                          gold, m.get("wheel_dictionaries", []))
@@ -91,8 +95,29 @@ def cmd_build(args) -> int:
     for lang, s in stats["languages"].items():
         print(f"{lang}: {s['catalogs']} catalogs, {s['entries']} entries, {s['pairs']} pairs "
               f"({s['gold_overlap']} removed as gold overlap)")
+    for lang, s in stats.get("documents", {}).get("languages", {}).items():
+        print(f"{lang} (manuals): {s['pages']} pages, {s['entries']} sentences, {s['pairs']} pairs "
+              f"({s['gold_overlap']} removed as gold overlap)")
     print(f"wrote {args.out} in {stats['seconds']} s")
     return 0
+
+
+def build_documents(args, entries: list[dict], gold: GoldFilter) -> dict:
+    """The manuals' sentence pairs, cleaned and filtered like the catalogs' but kept apart in
+    OUT/docs/ (prose, unlike UI strings: training chooses the share of each)."""
+    by_lang, per_package = docs.read_manuals(args.cache, entries,
+                                             lambda line: print(line, file=sys.stderr))
+    langs = new_languages()
+    for lang, pages in by_lang.items():
+        for pairs in pages:
+            langs[lang].add_page(pairs)
+    out = args.out / "docs"
+    out.mkdir(parents=True, exist_ok=True)
+    stats = {"pages_per_package": per_package, "languages": {}, "files": {}}
+    for lang in sorted(langs):
+        stats["languages"][lang] = langs[lang].finish(gold)
+        stats["files"][lang] = "docs/" + langs[lang].write(out).name
+    return stats
 
 
 def cmd_tables(args) -> int:

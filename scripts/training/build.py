@@ -35,6 +35,7 @@ class Language:
     def __init__(self, lang: str):
         self.lang = lang
         self.catalogs = 0
+        self.pages = 0
         self.entries = 0
         self.dropped: Counter[str] = Counter()
         self.pairs: list[tuple[str, str]] = []
@@ -42,12 +43,21 @@ class Language:
     def add_catalog(self, entries: Iterable[Entry]) -> None:
         self.catalogs += 1
         for e in entries:
-            self.entries += 1
-            r = clean_pair(e.msgid, e.msgstr, self.lang, e.plural)
-            if isinstance(r, str):
-                self.dropped[r] += 1
-            else:
-                self.pairs.append(r)
+            self._add(e.msgid, e.msgstr, e.plural)
+
+    def add_page(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """The (English, translation) sentence pairs of one manual page (`docs.pair_pages`)."""
+        self.pages += 1
+        for en, tgt in pairs:
+            self._add(en, tgt, False)
+
+    def _add(self, en: str, tgt: str, plural: bool) -> None:
+        self.entries += 1
+        r = clean_pair(en, tgt, self.lang, plural)
+        if isinstance(r, str):
+            self.dropped[r] += 1
+        else:
+            self.pairs.append(r)
 
     def finish(self, gold: GoldFilter) -> dict:
         """Dedupe, cap, remove gold overlap; returns the stats and keeps the final pairs."""
@@ -80,6 +90,7 @@ class Language:
             after[r] = left
         return {
             "catalogs": self.catalogs,
+            **({"pages": self.pages} if self.pages else {}),
             "entries": self.entries,
             "dropped": {r: self.dropped[r] for r in REASONS},
             "after_filter": after,

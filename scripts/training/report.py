@@ -17,10 +17,9 @@ def _n(x: int) -> str:
     return f"{x:,}"
 
 
-def tables(stats: dict) -> str:
-    langs = stats["languages"]
+def _pair_table(langs: dict, unit: str) -> str:
     order = [l for l in ORDER if l in langs] + sorted(l for l in langs if l not in ORDER)
-    rows = ["| pair | catalogs | entries | − code and markup | − under 4 / over 80 words "
+    rows = [f"| pair | {unit} | entries | − code and markup | − under 4 / over 80 words "
             "| − untranslated, ratio | − duplicates, cap | − gold overlap | pairs "
             "| words (English / other) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -29,12 +28,19 @@ def tables(stats: dict) -> str:
         d = s["dropped"]
         other = s[f"words_{l}"]
         rows.append("| " + " | ".join([
-            "–".join(direction(l)), _n(s["catalogs"]), _n(s["entries"]),
+            "–".join(direction(l)), _n(s[unit]), _n(s["entries"]),
             _n(sum(d[r] for r in CODE)), _n(d["short"] + d["long"]),
             _n(d["untranslated"] + d["ratio"]), _n(s["duplicates"] + s["capped"]),
             _n(s["gold_overlap"]), f"**{_n(s['pairs'])}**",
             f"{_n(s['words_en'])} / {_n(other)}"]) + " |")
-    out = "\n".join(rows)
+    return "\n".join(rows)
+
+
+def tables(stats: dict) -> str:
+    """The catalogs' table, the manuals' (sentences in place of entries) and the lexicon's."""
+    out = _pair_table(stats["languages"], "catalogs")
+    if stats.get("documents"):
+        out += "\n\n" + _pair_table(stats["documents"]["languages"], "pages")
     lex = stats.get("lexicon")
     if lex:
         lrows = ["| pair | dictionaries | entries | − over 3 words | − gold overlap | word pairs |",

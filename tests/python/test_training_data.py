@@ -162,8 +162,11 @@ def test_a_changed_deb_is_refused(tmp_path):
 
 def test_the_pinned_manifest_is_complete():
     m = manifest.load(ROOT / "scripts/training/packages.json")
-    for e in m["catalogs"] + m["dictionaries"]:
+    for e in m["catalogs"] + m["documents"] + m["dictionaries"]:
         assert e["version"] and len(e["sha256"]) == 64, e["package"]
+    manuals = {e["manual"] for e in m["documents"]}
+    for manual in manuals:  # every manual has its English original, or nothing would pair
+        assert any(e["manual"] == manual and e["lang"] in ("en", None) for e in m["documents"])
 
 
 def test_readme_tables_from_stats(tree):
@@ -220,3 +223,80 @@ def test_wheel_dictionaries_are_pinned():
     m = manifest.load(ROOT / "scripts" / "training" / "packages.json")
     for e in m.get("wheel_dictionaries", []):
         assert len(e["sha256"]) == 64 and e["version"] and e["member"] and e["format"] == "cedict"
+
+
+EN_PAGE = b"""<html><head><title>Chapter 2. Packages</title><style>p {}</style></head><body>
+<h2>2.1. Installing packages</h2>
+<p>The <code>apt</code> tool installs packages. It also removes them, e.g. old ones.</p>
+<pre>apt install hello</pre>
+<ul><li><p>Use the mirror nearest to you for faster downloads.</p></li><li>Keep the system small and tidy</li></ul>
+<p>This paragraph is not in the translation at all, the translator skipped it.</p>
+<dl><dt>Debian archive keys</dt></dl>
+<p>Packages are signed by the archive key, which apt checks before it installs anything. Two sentences here.</p>
+</body></html>"""
+DE_PAGE = """<html><head><title>Kapitel 2. Pakete</title></head><body>
+<h2>2.1. Pakete installieren</h2>
+<p>Das Werkzeug <code>apt</code> installiert Pakete. Es entfernt sie auch, z.B. alte.</p>
+<pre>apt install hallo</pre>
+<ul><li><p>Verwenden Sie den nächstgelegenen Spiegel für schnellere Downloads.</p></li><li>Halten Sie das System klein und ordentlich</li></ul>
+<dl><dt>Schlüssel des Debian-Archivs</dt></dl>
+<p>Pakete werden mit dem Archivschlüssel signiert, den apt vor jeder Installation prüft.</p>
+</body></html>""".encode()
+
+
+def test_manual_pages_become_sentence_pairs():
+    from training.docs import blocks, pair_pages
+
+    en, de = blocks(EN_PAGE), blocks(DE_PAGE)
+    assert ("p", "The apt tool installs packages. It also removes them, e.g. old ones.") in en
+    assert not any("apt install" in text for _, text in en)  # <pre> is code, not prose
+    assert en[0] == ("title", "Chapter 2. Packages")
+    pairs = pair_pages(en, de, "de")
+    assert ("The apt tool installs packages.", "Das Werkzeug apt installiert Pakete.") in pairs
+    # "e.g." and "z.B." end no sentence: two sentences a side, paired in order
+    assert ("It also removes them, e.g. old ones.", "Es entfernt sie auch, z.B. alte.") in pairs
+    assert ("Keep the system small and tidy", "Halten Sie das System klein und ordentlich") in pairs
+    assert ("Debian archive keys", "Schlüssel des Debian-Archivs") in pairs
+    # the paragraph the translation lacks shifts nothing: it pairs with nothing
+    assert not any("skipped" in a for a, _ in pairs)
+    # two English sentences against one German: the blocks stay whole
+    assert (en[-1][1], de[-1][1]) in pairs
+    assert all(len(p) == 2 and p[0] and p[1] for p in pairs)
+
+
+def test_sentences_of_chinese_and_english():
+    from training.docs import sentences
+
+    assert sentences("安装软件包。然后重启！「好吗？」最后", "zh") == ["安装软件包。", "然后重启！", "「好吗？」", "最后"]
+    assert sentences('It works, cf. the manual. "Really?" Yes. 4 of them.', "en") == [
+        "It works, cf. the manual.", '"Really?"', "Yes. 4 of them."]
+    assert sentences("6.3.6. Installing software", "de") == ["6.3.6.", "Installing software"]
+
+
+def test_manual_page_names_and_languages():
+    from training.docs import page
+
+    assert page("usr/share/debian-reference/ch02.zh-cn.html", "zh") == ("zh", "ch02")
+    assert page("usr/share/debian-reference/ch02.en.html", "en") == ("en", "ch02")
+    assert page("usr/share/doc/debian/FAQ/zh-cn/kernel.zh-cn.html.gz", "zh") == ("zh", "kernel")
+    assert page("usr/share/doc/installation-guide-amd64/zh_CN/ch01s02.html", None) == ("zh", "ch01s02")
+    assert page("usr/share/doc/installation-guide-amd64/en/apa.html", None) == ("en", "apa")
+    assert page("usr/share/doc/installation-guide-amd64/zh_TW/apa.html", None) is None
+    assert page("usr/share/doc/installation-guide-amd64/xx/apa.html", None) is None
+    assert page("usr/share/doc/maint-guide/images/next.png", "en") is None
+
+
+def test_manual_pairs_are_cleaned_and_kept_from_gold(tree):
+    from training.docs import blocks, pair_pages
+
+    lang = Language("de")
+    lang.add_page(pair_pages(blocks(EN_PAGE), blocks(DE_PAGE), "de"))
+    lang.add_page([("The house is very small today", "Das Haus ist heute sehr klein")])
+    s = lang.finish(GoldFilter(read_gold_sentences(tree / "gold")))
+    assert s["pages"] == 2 and s["catalogs"] == 0
+    assert s["gold_overlap"] == 1
+    assert s["dropped"]["short"] >= 2  # the headings and the title are under four words
+    assert s["pairs"] == len(lang.pairs) >= 4
+    assert ("Keep the system small and tidy", "Halten Sie das System klein und ordentlich") in lang.pairs
+    md = tables({"languages": {}, "documents": {"languages": {"de": s}}})
+    assert "| pair | pages |" in md and md.splitlines()[-1].startswith("| de–en | 2 |")
