@@ -47,6 +47,7 @@ def main() -> int:
     ap.add_argument("--target-threshold", type=float, help="threshold of the self-training targets (default: the model's)")
     ap.add_argument("--norm", type=float, default=1.0)
     ap.add_argument("--distill", type=float, default=0.0)
+    ap.add_argument("--psi", type=float, default=0.0, help="weight of the parallel-sentence (contrastive) term")
     ap.add_argument("--anchors", action="store_true", help="dictionary anchors join the targets (data/lexicon/<pair>.tsv)")
     ap.add_argument("--anchor-langs", help="with --anchors: only these training files get anchors (default: every one with a lexicon)")
     ap.add_argument("--seed", type=int, default=1)
@@ -115,7 +116,7 @@ def main() -> int:
     base_norm = T.mean_sq_norm(cfg, emb, params, held_batches[:8], weights.position_offset)
     settings = T.Settings(
         temperature=temperature, threshold=threshold, target_threshold=args.target_threshold or threshold,
-        so=args.so, co=args.co, norm=args.norm, distill=args.distill, anchors=args.anchors,
+        so=args.so, co=args.co, norm=args.norm, distill=args.distill, psi=args.psi, anchors=args.anchors,
     )
     steps = args.steps or len(train_batches)
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, max(1, steps // 20), steps, args.lr * 0.1)

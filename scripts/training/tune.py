@@ -14,7 +14,12 @@ specials, the passage prefix and bare ``▁`` left out):
   sharper distributions, which a growing norm gives without better links);
 - **distillation** (``distill``, optional): the pooled, normalised sentence embedding (last
   layer, mean over tokens) kept at the base model's, so sentence similarity is kept. It runs
-  all blocks, the tuned ones and the rest, which makes a step about twice as slow.
+  all blocks, the tuned ones and the rest, which makes a step about twice as slow;
+- **parallel sentence identification** (``psi``, optional; awesome-align's PSI as a
+  contrastive loss): each source's pooled embedding must pick its own translation among
+  the batch's targets, and the other way round (InfoNCE at temperature ``psi_temperature``,
+  both directions). It asks for what retrieval needs, relative to the other sentences, not
+  for the base model's exact vectors as distillation does. Runs all blocks, like distillation.
 
 Only the blocks below the alignment layer are trained; embeddings stay frozen.
 """
@@ -146,6 +151,8 @@ class Settings:
     co: float = 0.0
     norm: float = 1.0
     distill: float = 0.0
+    psi: float = 0.0
+    psi_temperature: float = 0.05
     # Dictionary anchors (anchors.py) join the self-training targets.
     anchors: bool = False
 
@@ -187,14 +194,22 @@ def make_step(cfg: E.Config, settings: Settings, base_norm: float, optimizer):
         mean_sq = ((top**2).sum(-1) * keep).sum() / keep.sum()
         norm = (mean_sq / base_norm - 1.0) ** 2
         loss = settings.so * so + settings.co * co + settings.norm * norm
-        distill = jnp.float32(0.0)
-        if settings.distill > 0:
+        distill = psi = jnp.float32(0.0)
+        if settings.distill > 0 or settings.psi > 0:
             y = top
             for p in frozen:
                 y = E.block_forward(p, y, a, cfg)
-            distill = (1.0 - (pooled(y, a) * teacher).sum(-1)).mean()
-            loss = loss + settings.distill * distill
-        return loss, {"so": so, "co": co, "norm": norm, "distill": distill, "links": links.sum() / b}
+            z = pooled(y, a)
+            if settings.distill > 0:
+                distill = (1.0 - (z * teacher).sum(-1)).mean()
+                loss = loss + settings.distill * distill
+            if settings.psi > 0:
+                sim = z[:b] @ z[b:].T / settings.psi_temperature
+                psi = -(jnp.diagonal(jax.nn.log_softmax(sim, axis=1))
+                        + jnp.diagonal(jax.nn.log_softmax(sim, axis=0))).mean() / 2.0
+                loss = loss + settings.psi * psi
+        return loss, {"so": so, "co": co, "norm": norm, "distill": distill, "psi": psi,
+                      "links": links.sum() / b}
 
     @jax.jit
     def step(params, opt_state, frozen, x0, att, rows, anchors, teacher):

@@ -120,3 +120,27 @@ def test_anchor_links_reach_the_subword_rows(tmp_path):
     assert src.tokens[-3:-1] == ["▁river", "s"] and tgt.tokens[1:3] == ["▁river", "s"]
     river = [(a, b) for a in ("▁river", "s") for b in ("▁river", "s")]
     assert got == sorted([("▁cat", "▁cat")] + river)
+
+
+def test_the_parallel_sentence_term_trains_the_pooled_embeddings(xlalign, tmp_path):  # noqa: F811
+    """`--psi` alone (no self-training, no norm term): its contrastive loss on the held-out
+    batches falls, so the gradient reaches the tuned blocks through the frozen ones above."""
+    tiny.make_xlmr(tmp_path / "hf")
+    base = tmp_path / "tiny-q4_0.gguf"
+    run(xlalign, "convert", "hf", str(tmp_path / "hf"), "--type", "q4_0", "-o", str(base))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "xx-en.txt").write_text("\n".join(_pairs(random.Random(5), 400)) + "\n", encoding="utf-8")
+    summary = tmp_path / "s.json"
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/train-align.py"), "--model", str(base),
+         "--tokenizer", str(tmp_path / "hf/tokenizer.json"), "--data", str(data), "--langs", "xx-en",
+         "--per-lang", "400", "--steps", "30", "--tokens", "256", "--lr", "3e-4", "--so", "0",
+         "--norm", "0", "--psi", "1", "--out", str(tmp_path / "d.gguf"), "--summary", str(summary),
+         "--bin", str(xlalign)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = json.loads(summary.read_text())
+    before, after = s["parts_before"]["psi"], s["parts_after"]["psi"]
+    assert before > 0 and after < before * 0.9, (before, after)
