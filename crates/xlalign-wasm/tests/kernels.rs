@@ -46,6 +46,29 @@ fn this_build_runs_its_simd_kernels() {
 }
 
 #[wasm_bindgen_test]
+fn activation_quantisation_matches_the_scalar_kernel() {
+    let isa = Isa::best();
+    for (k, cols) in [32usize, 64, 384, 1536].into_iter().enumerate() {
+        let mut x: Vec<f32> = values(3 * cols, 100 + k as u64)
+            .iter()
+            .map(|v| v * 40.0)
+            .collect();
+        // A block of zeros, one whose largest magnitude is negative, and one in the last lane.
+        x[..QK].fill(0.0);
+        x[QK + 8] = -90.0;
+        let last = x.len() - 1;
+        x[last] = 75.5;
+        let got = Q8Rows::quantize_with(isa, &x, cols).dequantize();
+        let want = Q8Rows::quantize_with(Isa::scalar(), &x, cols).dequantize();
+        let (g, w): (Vec<u32>, Vec<u32>) = (
+            got.iter().map(|v| v.to_bits()).collect(),
+            want.iter().map(|v| v.to_bits()).collect(),
+        );
+        assert_eq!(g, w, "{} quantisation of rows of {cols}", isa.name());
+    }
+}
+
+#[wasm_bindgen_test]
 fn simd_kernels_match_the_scalar_kernel() {
     let isa = Isa::best();
     let mut seed = 1u64;

@@ -217,9 +217,12 @@ mod simd128 {
             for vi in &v[1..] {
                 a = f32x4_max(a, f32x4_abs(*vi));
             }
-            let amax = f32x4_extract_lane::<0>(a)
-                .max(f32x4_extract_lane::<1>(a))
-                .max(f32x4_extract_lane::<2>(a).max(f32x4_extract_lane::<3>(a)));
+            // The horizontal max in registers: scalar `f32::max` on the lanes compiles to
+            // calls of `fmaxf` in wasm (it must ignore NaN; `f32x4.max` need not, and these
+            // are absolute values of finite activations).
+            let a = f32x4_max(a, i32x4_shuffle::<2, 3, 0, 1>(a, a));
+            let a = f32x4_max(a, i32x4_shuffle::<1, 0, 3, 2>(a, a));
+            let amax = f32x4_extract_lane::<0>(a);
             let scale = amax / 127.0;
             let inv = f32x4_splat(if scale != 0.0 { 1.0 / scale } else { 0.0 });
             let q = v.map(|vi| {
