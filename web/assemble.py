@@ -126,16 +126,19 @@ def assemble(out: Path, app_js: Path, app_wasm: Path, web: Path = WEB) -> int:
     page = (web / "index.html").read_text(encoding="utf-8")
     out.mkdir(parents=True, exist_ok=True)
 
+    rels: list[str] = []
+
     def replace(m: re.Match) -> str:
         attrs = {k: html.unescape(v) for k, v in ATTR.findall(m.group("attrs"))}
+        rels.append(attrs.get("rel", ""))
         text = expand(attrs, web, out, app_js, app_wasm)
         return "".join(m.group("indent") + line + "\n" for line in text.splitlines())
 
-    page, n = LINK.subn(replace, page)
+    page = LINK.sub(replace, page)
     if "<link data-build" in page:
         raise BuildError("web/index.html has a data-build link this assembler did not read")
-    if n == 0 or 'type="module"' not in page:
-        raise BuildError('web/index.html has no <link data-build rel="app" />')
+    if rels.count("app") != 1:
+        raise BuildError(f'web/index.html needs one <link data-build rel="app" />, has {rels.count("app")}')
     (out / "index.html").write_text(page, encoding="utf-8")
     return sw_stamp.stamp(out)
 

@@ -114,5 +114,9 @@ def test_an_unknown_directive_is_an_error(site):
 def test_a_page_without_the_app_is_an_error(site):
     page = PAGE.replace('    <link data-build rel="app" />\n', "")
     (site["web"] / "index.html").write_text(page)
-    with pytest.raises(assemble.BuildError, match='rel="app"'):
+    with pytest.raises(assemble.BuildError, match='rel="app" />, has 0'):
         assemble.assemble(site["out"], site["js"], site["wasm"], web=site["web"])
+    twice = PAGE.replace('    <link data-build rel="app" />\n', '    <link data-build rel="app" />\n' * 2)
+    (site["web"] / "index.html").write_text(twice)
+    with pytest.raises(assemble.BuildError, match="has 2"):
+        assemble.assemble(site["out"].with_name("dist2"), site["js"], site["wasm"], web=site["web"])
