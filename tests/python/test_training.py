@@ -38,13 +38,19 @@ def _pairs(rng: random.Random, n: int) -> list[str]:
     return lines
 
 
-def test_a_few_steps_lower_the_loss_and_write_a_loadable_delta(xlalign, tmp_path):  # noqa: F811
+def _tiny_model_and_pairs(xlalign, tmp_path: Path, seed: int) -> tuple[Path, Path]:  # noqa: F811
+    """A tiny Q4_0 model and a data folder of 400 pairs over its vocabulary (`xx-en.txt`)."""
     tiny.make_xlmr(tmp_path / "hf")
     base = tmp_path / "tiny-q4_0.gguf"
     run(xlalign, "convert", "hf", str(tmp_path / "hf"), "--type", "q4_0", "-o", str(base))
     data = tmp_path / "data"
     data.mkdir()
-    (data / "xx-en.txt").write_text("\n".join(_pairs(random.Random(3), 400)) + "\n", encoding="utf-8")
+    (data / "xx-en.txt").write_text("\n".join(_pairs(random.Random(seed), 400)) + "\n", encoding="utf-8")
+    return base, data
+
+
+def test_a_few_steps_lower_the_loss_and_write_a_loadable_delta(xlalign, tmp_path):  # noqa: F811
+    base, data = _tiny_model_and_pairs(xlalign, tmp_path, seed=3)
     delta, full, summary = tmp_path / "d.gguf", tmp_path / "tuned.gguf", tmp_path / "s.json"
     p = subprocess.run(
         [sys.executable, str(ROOT / "scripts/train-align.py"), "--model", str(base),
@@ -125,12 +131,7 @@ def test_anchor_links_reach_the_subword_rows(tmp_path):
 def test_the_parallel_sentence_term_trains_the_pooled_embeddings(xlalign, tmp_path):  # noqa: F811
     """`--psi` alone (no self-training, no norm term): its contrastive loss on the held-out
     batches falls, so the gradient reaches the tuned blocks through the frozen ones above."""
-    tiny.make_xlmr(tmp_path / "hf")
-    base = tmp_path / "tiny-q4_0.gguf"
-    run(xlalign, "convert", "hf", str(tmp_path / "hf"), "--type", "q4_0", "-o", str(base))
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "xx-en.txt").write_text("\n".join(_pairs(random.Random(5), 400)) + "\n", encoding="utf-8")
+    base, data = _tiny_model_and_pairs(xlalign, tmp_path, seed=5)
     summary = tmp_path / "s.json"
     p = subprocess.run(
         [sys.executable, str(ROOT / "scripts/train-align.py"), "--model", str(base),
