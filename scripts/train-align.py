@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--data", default=str(Path.home() / ".cache/xlalign/training/data"))
     ap.add_argument("--langs", default=DEFAULT_LANGS, help="training files <a>-<b>, comma-separated")
     ap.add_argument("--per-lang", type=int, default=2000, help="pairs per language file")
-    ap.add_argument("--docs-share", type=float, default=0.0,
+    ap.add_argument("--docs-share", type=share, default=0.0,
                     help="share of each language's pairs drawn from the manuals (DATA/docs/), where it has them")
     ap.add_argument("--steps", type=int, default=0, help="0: one pass over the pairs")
     ap.add_argument("--tokens", type=int, default=1024, help="padded tokens per side per step")
@@ -184,6 +184,14 @@ def main() -> int:
         subprocess.run([args.bin, "delta", "apply", "--base", args.model, "--delta", args.out, "-o", args.full], check=True)
         print(f"wrote {args.full}")
     return 0
+
+
+def share(text: str) -> float:
+    """A fraction in 0..1 (argparse type): more than 1 would ask the catalogs for a negative count."""
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return v
 
 
 def fmt(parts) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from training import docs, lexicon, manifest, report  # noqa: E402
-from training.build import new_languages, write_stats  # noqa: E402
+from training.build import finish_all, new_languages, write_stats  # noqa: E402
 from training.catalogs import CatalogError, language_of, parse_mo  # noqa: E402
 from training.gold import GoldFilter, read_gold_sentences  # noqa: E402
 
@@ -77,14 +77,11 @@ def cmd_build(args) -> int:
             n += 1
         per_package[f"{e['package']}={e['version']}"] = n
         print(f"{e['package']}={e['version']}: {n} catalogs", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
     stats = {"manifest": str(args.manifest.relative_to(ROOT)) if args.manifest.is_relative_to(ROOT)
              else str(args.manifest),
              "gold_dir": str(args.gold), "gold_sentences": len(gold_sentences),
-             "catalogs_per_package": per_package, "languages": {}, "files": {}}
-    for lang in sorted(langs):
-        stats["languages"][lang] = langs[lang].finish(gold)
-        stats["files"][lang] = langs[lang].write(args.out).name
+             "catalogs_per_package": per_package}
+    stats["languages"], stats["files"] = finish_all(langs, gold, args.out)
     if m.get("documents"):
         stats["documents"] = build_documents(args, m["documents"], gold)
     if m.get("dictionaries") or m.get("wheel_dictionaries"):
@@ -111,13 +108,9 @@ def build_documents(args, entries: list[dict], gold: GoldFilter) -> dict:
     for lang, pages in by_lang.items():
         for pairs in pages:
             langs[lang].add_page(pairs)
-    out = args.out / "docs"
-    out.mkdir(parents=True, exist_ok=True)
-    stats = {"pages_per_package": per_package, "languages": {}, "files": {}}
-    for lang in sorted(langs):
-        stats["languages"][lang] = langs[lang].finish(gold)
-        stats["files"][lang] = "docs/" + langs[lang].write(out).name
-    return stats
+    stats, files = finish_all(langs, gold, args.out / "docs")
+    return {"pages_per_package": per_package, "languages": stats,
+            "files": {lang: f"docs/{name}" for lang, name in files.items()}}
 
 
 def cmd_tables(args) -> int:

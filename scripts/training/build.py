@@ -111,6 +111,16 @@ class Language:
         return path
 
 
+def finish_all(langs: dict[str, Language], gold: GoldFilter, out_dir: Path) -> tuple[dict, dict]:
+    """Finishes and writes every language into `out_dir`: (stats by language, file names)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats, files = {}, {}
+    for lang in sorted(langs):
+        stats[lang] = langs[lang].finish(gold)
+        files[lang] = langs[lang].write(out_dir).name
+    return stats, files
+
+
 def write_stats(path: Path, stats: dict) -> None:
     path.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -26,6 +26,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
 
+from . import manifest
 from .catalogs import LOCALES
 
 BLOCK_TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "dt", "li", "td", "th", "title"}
@@ -146,8 +147,6 @@ def read_manuals(cache, entries: list[dict], log=print) -> tuple[dict[str, list]
     from the manifest's `documents` entries; and the pages read per package. Each entry
     names its `manual` (pages pair only within one), and its `lang`, or null when the
     package holds every language in folders (the installation guide)."""
-    from . import manifest
-
     pages: dict[tuple[str, str], dict[str, list[tuple[str, str]]]] = {}
     per_package: dict[str, int] = {}
     for e in entries:

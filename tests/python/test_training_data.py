@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from training import manifest  # noqa: E402
-from training.build import Language, direction, new_languages  # noqa: E402
+from training.build import Language, direction, finish_all, new_languages  # noqa: E402
 from training.catalogs import CatalogError, language_of, parse_mo, write_mo  # noqa: E402
 from training.clean import clean_pair  # noqa: E402
 from training.gold import GoldFilter, normalise, read_gold_sentences  # noqa: E402
@@ -63,10 +63,8 @@ def build(tree):
     for mo in sorted(tree.glob("usr/share/locale/*/LC_MESSAGES/*.mo")):
         langs[language_of(str(mo.relative_to(tree)))].add_catalog(parse_mo(mo.read_bytes()))
     out = tree / "out"
-    out.mkdir()
-    stats = {lang: langs[lang].finish(gold) for lang in langs}
-    files = {lang: langs[lang].write(out) for lang in langs}
-    return stats, files
+    stats, names = finish_all(langs, gold, out)
+    return stats, {lang: out / name for lang, name in names.items()}
 
 
 def test_parse_mo_reads_contexts_plurals_and_charset():
@@ -300,3 +298,11 @@ def test_manual_pairs_are_cleaned_and_kept_from_gold(tree):
     assert ("Keep the system small and tidy", "Halten Sie das System klein und ordentlich") in lang.pairs
     md = tables({"languages": {}, "documents": {"languages": {"de": s}}})
     assert "| pair | pages |" in md and md.splitlines()[-1].startswith("| de–en | 2 |")
+
+
+def test_a_docs_share_outside_0_to_1_is_refused():
+    # Above 1 the catalogs would be asked for a negative number of pairs (a slice that keeps
+    # nearly all of them); refused by the argument parser, before any model is read.
+    p = subprocess.run([sys.executable, str(ROOT / "scripts/train-align.py"), "--docs-share", "1.5",
+                        "--out", "/nonexistent/d.gguf"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "not a share between 0 and 1" in p.stderr, p.stderr
